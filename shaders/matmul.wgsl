@@ -1,0 +1,247 @@
+// Batched matmul with transposed operands and a fused epilogue:
+//
+//   C[b] = act(op(A[b]) · op(B[b]) + bias)        op ∈ {identity, transpose}
+//
+// Shapes as stored (row-major): A is M×K, or K×M when TRANS_A; B is K×N, or
+// N×K when TRANS_B; C is M×N; bias has N elements. Every operand is a window
+// into a bound buffer: `*_offset` is its first element and `*_batch_stride`
+// the distance between batches (0 broadcasts one matrix over the batch).
+// Weights follow nn.Linear (out×in), so a layer's forward is NT, its input
+// gradient NN and its weight gradient TN.
+//
+// Three versions, numbered as in llm.c; each is validated against the CPU
+// twin (src/cpu/matmul.rs) by tests/matmul.rs:
+//   v1 matmul_naive    one output per thread; the reference, easy to read.
+//   v2 matmul_blocked  4×4 outputs per thread from registers, no workgroup
+//                      memory and no barriers: best on lavapipe, where a
+//                      barrier is expensive and a thread runs as SIMD lanes.
+//   v3 matmul_tiled    64×64 tiles staged through workgroup memory, 16 k per
+//                      stage, 4×4 outputs per thread: the shape real GPUs like.
+// Accumulation runs over k in increasing order in every version.
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    a_offset: u32,
+    b_offset: u32,
+    c_offset: u32,
+    bias_offset: u32,
+    a_batch_stride: u32,
+    b_batch_stride: u32,
+    c_batch_stride: u32,
+    _pad: u32,
+}
+
+// Specialisation constants: the launcher builds one pipeline per combination
+// it needs, and the branches below fold away at pipeline creation.
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+override HAS_BIAS: bool = false;
+override ACTIVATION: u32 = 0u; // 0 identity, 1 sigmoid, 2 ReLU
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+
+// Element (row, kk) of op(A) is at a_base + row * a_rs + kk * a_ks.
+fn a_row_stride() -> u32 { return select(p.k, 1u, TRANS_A); }
+fn a_k_stride() -> u32 { return select(1u, p.m, TRANS_A); }
+// Element (kk, col) of op(B) is at b_base + kk * b_ks + col * b_cs.
+fn b_k_stride() -> u32 { return select(p.n, 1u, TRANS_B); }
+fn b_col_stride() -> u32 { return select(1u, p.k, TRANS_B); }
+
+// Split so that both branches are exact: exp never sees a large positive
+// argument, so ±1e3 gives 0 or 1 rather than inf/inf.
+fn sigmoid(x: f32) -> f32 {
+    if (x >= 0.0) {
+        return 1.0 / (1.0 + exp(-x));
+    }
+    let e = exp(x);
+    return e / (1.0 + e);
+}
+
+fn epilogue(acc: f32, col: u32) -> f32 {
+    var x = acc;
+    if (HAS_BIAS) {
+        x = x + bias[p.bias_offset + col];
+    }
+    if (ACTIVATION == 1u) {
+        x = sigmoid(x);
+    } else if (ACTIVATION == 2u) {
+        x = select(0.0, x, x > 0.0);
+    }
+    return x;
+}
+
+fn store(bz: u32, row: u32, col: u32, acc: f32) {
+    c[p.c_offset + bz * p.c_batch_stride + row * p.n + col] = epilogue(acc, col);
+}
+
+// ---------------------------------------------------------------- v1: naive
+@compute @workgroup_size(16, 16, 1)
+fn matmul_naive(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let col = gid.x;
+    let row = gid.y;
+    let bz = gid.z;
+    if (row >= p.m || col >= p.n || bz >= p.batch) {
+        return;
+    }
+    let a_base = p.a_offset + bz * p.a_batch_stride + row * a_row_stride();
+    let b_base = p.b_offset + bz * p.b_batch_stride + col * b_col_stride();
+    let aks = a_k_stride();
+    let bks = b_k_stride();
+    var acc = 0.0;
+    for (var kk = 0u; kk < p.k; kk = kk + 1u) {
+        acc = acc + a[a_base + kk * aks] * b[b_base + kk * bks];
+    }
+    store(bz, row, col, acc);
+}
+
+// ------------------------------------------------- v2: register-blocked 4×4
+// Each thread owns a 4×4 block of C. Rows and columns past the edge are
+// clamped for loading (always in bounds, no branch in the k loop) and skipped
+// when storing.
+@compute @workgroup_size(8, 8, 1)
+fn matmul_blocked(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let row0 = gid.y * 4u;
+    let col0 = gid.x * 4u;
+    let bz = gid.z;
+    if (row0 >= p.m || col0 >= p.n || bz >= p.batch) {
+        return;
+    }
+    let rows = min(vec4<u32>(row0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.m - 1u));
+    let cols = min(vec4<u32>(col0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n - 1u));
+    let a_base = p.a_offset + bz * p.a_batch_stride + rows * a_row_stride();
+    let b_base = p.b_offset + bz * p.b_batch_stride + cols * b_col_stride();
+    let aks = a_k_stride();
+    let bks = b_k_stride();
+
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var kk = 0u; kk < p.k; kk = kk + 1u) {
+        let ai = a_base + kk * aks;
+        let bi = b_base + kk * bks;
+        let av = vec4<f32>(a[ai.x], a[ai.y], a[ai.z], a[ai.w]);
+        let bv = vec4<f32>(b[bi.x], b[bi.y], b[bi.z], b[bi.w]);
+        acc0 = acc0 + av.x * bv;
+        acc1 = acc1 + av.y * bv;
+        acc2 = acc2 + av.z * bv;
+        acc3 = acc3 + av.w * bv;
+    }
+    let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    for (var i = 0u; i < 4u; i = i + 1u) {
+        let row = row0 + i;
+        if (row < p.m) {
+            for (var j = 0u; j < 4u; j = j + 1u) {
+                if (col0 + j < p.n) {
+                    store(bz, row, col0 + j, accs[i][j]);
+                }
+            }
+        }
+    }
+}
+
+// ------------------------------------------- v3: workgroup-memory tiles 64×64
+const BM: u32 = 64u;
+const BN: u32 = 64u;
+const BK: u32 = 16u;
+const THREADS: u32 = 256u; // 16×16, each computing 4×4 of the 64×64 tile
+
+// Tiles are stored k-major, so the inner loop reads 4 consecutive rows of A
+// and 4 consecutive columns of B for one k.
+var<workgroup> a_tile: array<f32, 1024>; // BK × BM
+var<workgroup> b_tile: array<f32, 1024>; // BK × BN
+
+@compute @workgroup_size(16, 16, 1)
+fn matmul_tiled(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    let tid = lid.y * 16u + lid.x;
+    let tile_row = wid.y * BM;
+    let tile_col = wid.x * BN;
+    let bz = wid.z;
+    let a_base = p.a_offset + bz * p.a_batch_stride;
+    let b_base = p.b_offset + bz * p.b_batch_stride;
+    let ars = a_row_stride();
+    let aks = a_k_stride();
+    let bks = b_k_stride();
+    let bcs = b_col_stride();
+
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    // Uniform trip count: every thread reaches every barrier.
+    let stages = (p.k + BK - 1u) / BK;
+    for (var s = 0u; s < stages; s = s + 1u) {
+        let k0 = s * BK;
+        for (var i = 0u; i < 4u; i = i + 1u) {
+            let e = tid + i * THREADS;
+            // Walk memory in its contiguous direction so neighbouring threads
+            // read neighbouring addresses.
+            var r = e / BK;
+            var kk = e % BK;
+            if (TRANS_A) {
+                r = e % BM;
+                kk = e / BM;
+            }
+            let gr = tile_row + r;
+            let gk = k0 + kk;
+            var v = 0.0;
+            if (gr < p.m && gk < p.k) {
+                v = a[a_base + gr * ars + gk * aks];
+            }
+            a_tile[kk * BM + r] = v;
+        }
+        for (var i = 0u; i < 4u; i = i + 1u) {
+            let e = tid + i * THREADS;
+            var col = e % BN;
+            var kk = e / BN;
+            if (TRANS_B) {
+                col = e / BK;
+                kk = e % BK;
+            }
+            let gc = tile_col + col;
+            let gk = k0 + kk;
+            var v = 0.0;
+            if (gc < p.n && gk < p.k) {
+                v = b[b_base + gk * bks + gc * bcs];
+            }
+            b_tile[kk * BN + col] = v;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk = kk + 1u) {
+            let ar = kk * BM + lid.y * 4u;
+            let bc = kk * BN + lid.x * 4u;
+            let av = vec4<f32>(a_tile[ar], a_tile[ar + 1u], a_tile[ar + 2u], a_tile[ar + 3u]);
+            let bv = vec4<f32>(b_tile[bc], b_tile[bc + 1u], b_tile[bc + 2u], b_tile[bc + 3u]);
+            acc0 = acc0 + av.x * bv;
+            acc1 = acc1 + av.y * bv;
+            acc2 = acc2 + av.z * bv;
+            acc3 = acc3 + av.w * bv;
+        }
+        workgroupBarrier();
+    }
+    if (bz >= p.batch) {
+        return;
+    }
+    let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    let row0 = tile_row + lid.y * 4u;
+    let col0 = tile_col + lid.x * 4u;
+    for (var i = 0u; i < 4u; i = i + 1u) {
+        if (row0 + i < p.m) {
+            for (var j = 0u; j < 4u; j = j + 1u) {
+                if (col0 + j < p.n) {
+                    store(bz, row0 + i, col0 + j, accs[i][j]);
+                }
+            }
+        }
+    }
+}

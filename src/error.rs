@@ -1,0 +1,94 @@
+//! One error type for the whole crate.
+//!
+//! Every failure a caller can cause — a bad shape, a buffer past the device's
+//! limits, a missing adapter, a wgpu validation error — comes back as an
+//! [`Error`] with a message that says what to change. Nothing on those paths
+//! panics.
+
+use std::fmt;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in `wgpu_train`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No wgpu adapter matched the request. The message says how to get one.
+    #[error("{0}")]
+    NoAdapter(String),
+
+    /// The adapter refused to create a device.
+    #[error("the adapter '{adapter}' refused to create a device: {source}")]
+    RequestDevice {
+        adapter: String,
+        #[source]
+        source: wgpu::RequestDeviceError,
+    },
+
+    /// Operands whose shapes do not fit together, or an invalid shape.
+    #[error("shape error in {op}: {msg}")]
+    Shape { op: &'static str, msg: String },
+
+    /// A buffer, binding or dispatch larger than the device allows.
+    #[error("{what} needs {needed} but the device allows at most {limit} ({limit_name})")]
+    TooLarge {
+        what: String,
+        needed: String,
+        limit: String,
+        limit_name: &'static str,
+    },
+
+    /// An invalid argument (hyperparameter, option) named by `name`.
+    #[error("invalid {name}: {msg}")]
+    InvalidArgument { name: &'static str, msg: String },
+
+    /// wgpu reported a validation error (a bug in how wgpu was called).
+    #[error("GPU validation error during {during}: {description}")]
+    GpuValidation { during: String, description: String },
+
+    /// The device ran out of memory.
+    #[error("GPU out of memory during {during}")]
+    GpuOutOfMemory { during: String },
+
+    /// An internal error from the driver or wgpu.
+    #[error("GPU internal error during {during}: {description}")]
+    GpuInternal { during: String, description: String },
+
+    /// Waiting for the device or mapping a buffer failed (device lost, timeout).
+    #[error("GPU readback or wait failed: {0}")]
+    Device(String),
+}
+
+impl Error {
+    pub(crate) fn shape(op: &'static str, msg: impl fmt::Display) -> Self {
+        Error::Shape {
+            op,
+            msg: msg.to_string(),
+        }
+    }
+
+    pub(crate) fn from_wgpu(during: &str, err: wgpu::Error) -> Self {
+        let during = during.to_string();
+        match err {
+            wgpu::Error::OutOfMemory { .. } => Error::GpuOutOfMemory { during },
+            wgpu::Error::Validation { description, .. } => Error::GpuValidation {
+                during,
+                description,
+            },
+            wgpu::Error::Internal { description, .. } => Error::GpuInternal {
+                during,
+                description,
+            },
+        }
+    }
+}
+
+/// Formats a byte count the way people read them ("129.0 MiB (135266304 bytes)").
+pub(crate) fn bytes(n: u64) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
+    if n >= 1 << 20 {
+        format!("{:.1} MiB ({n} bytes)", n as f64 / MIB)
+    } else {
+        format!("{n} bytes")
+    }
+}

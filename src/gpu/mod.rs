@@ -1,0 +1,345 @@
+//! The GPU context: adapter choice, device limits, error scopes.
+//!
+//! A [`Gpu`] is built once and shared (it is `Send + Sync`); every kernel
+//! launcher takes `&Gpu`. It owns the pipeline cache, so shaders compile once
+//! per process however many launchers are built.
+
+mod buffer;
+mod pipeline;
+
+pub use buffer::{Element, GpuTensor};
+pub use pipeline::{Binding, KernelPipeline, PipelineKey};
+
+use crate::error::{Error, Result};
+use std::sync::{Arc, Mutex};
+
+/// How to pick an adapter. `GpuOptions::default()` honours the usual wgpu
+/// environment variables: `WGPU_BACKEND` (e.g. `vulkan`, `metal`, `dx12`),
+/// `WGPU_POWER_PREF` (`low`/`high`) and `WGPU_ADAPTER_NAME` (a substring of
+/// the adapter's name, case-insensitive).
+#[derive(Clone, Debug)]
+pub struct GpuOptions {
+    /// Backends to consider. `None` reads `WGPU_BACKEND`, else all primary backends.
+    pub backends: Option<wgpu::Backends>,
+    /// Power preference when more than one adapter fits.
+    pub power_preference: wgpu::PowerPreference,
+    /// Only accept a software ("fallback") adapter such as lavapipe.
+    pub force_fallback_adapter: bool,
+    /// Only accept an adapter whose name contains this (case-insensitive).
+    pub adapter_name: Option<String>,
+    /// Lower some device limits below the adapter's, for tests that must
+    /// exercise limit handling (e.g. a 1 MiB storage binding). `None` requests
+    /// the adapter's real limits.
+    pub max_storage_buffer_binding_size: Option<u64>,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        GpuOptions {
+            backends: None,
+            power_preference: wgpu::PowerPreference::from_env()
+                .unwrap_or(wgpu::PowerPreference::HighPerformance),
+            force_fallback_adapter: false,
+            adapter_name: std::env::var("WGPU_ADAPTER_NAME")
+                .ok()
+                .filter(|s| !s.is_empty()),
+            max_storage_buffer_binding_size: None,
+        }
+    }
+}
+
+/// What the chosen adapter is, for logs and benchmark tables.
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: wgpu::Backend,
+    pub device_type: wgpu::DeviceType,
+    pub driver: String,
+    pub driver_info: String,
+}
+
+impl std::fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({:?}, {:?}, driver {} {})",
+            self.name, self.backend, self.device_type, self.driver, self.driver_info
+        )
+    }
+}
+
+/// The device, its queue and everything built once per process.
+pub struct Gpu {
+    adapter: wgpu::Adapter,
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    summary: AdapterSummary,
+    limits: wgpu::Limits,
+    pipelines: pipeline::PipelineCache,
+    /// Bound where a kernel's optional input is absent (e.g. no bias).
+    placeholder: wgpu::Buffer,
+    /// Errors raised outside any error scope. wgpu's default handler panics;
+    /// ours keeps them so the next scoped call can return them.
+    uncaptured: Arc<Mutex<Vec<String>>>,
+}
+
+const NO_ADAPTER_HELP: &str = "\
+no GPU adapter found. wgpu-train needs a Vulkan, Metal or DX12 driver:
+  - with a GPU: install its vendor driver (NVIDIA, AMD, Intel) with Vulkan support;
+  - without one (CI, servers), use Mesa's software Vulkan driver, lavapipe:
+      Debian/Ubuntu:  sudo apt-get install mesa-vulkan-drivers libvulkan1
+      Fedora:         sudo dnf install mesa-vulkan-drivers vulkan-loader
+  Check with `vulkaninfo --summary` (package vulkan-tools), then run
+  `cargo run --example gpu_info`. WGPU_BACKEND and WGPU_ADAPTER_NAME restrict the choice.";
+
+impl Gpu {
+    /// Builds a context with [`GpuOptions::default()`] (honouring `WGPU_BACKEND`).
+    pub fn new() -> Result<Self> {
+        Self::with_options(GpuOptions::default())
+    }
+
+    /// Builds a context with explicit options, blocking on the async setup.
+    pub fn with_options(options: GpuOptions) -> Result<Self> {
+        pollster::block_on(Self::new_async(options))
+    }
+
+    /// Builds a context asynchronously (the only way on WebGPU).
+    pub async fn new_async(options: GpuOptions) -> Result<Self> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
+        if let Some(backends) = options.backends {
+            desc.backends = backends;
+        }
+        let backends = desc.backends;
+        let instance = wgpu::Instance::new(desc);
+        let adapter = Self::pick_adapter(&instance, backends, &options).await?;
+        let info = adapter.get_info();
+        let summary = AdapterSummary {
+            name: info.name.clone(),
+            backend: info.backend,
+            device_type: info.device_type,
+            driver: info.driver.clone(),
+            driver_info: info.driver_info.clone(),
+        };
+
+        // The adapter's real limits, not wgpu's conservative defaults (128 MiB
+        // bindings): MNIST and CIFAR need more.
+        let mut limits = adapter.limits();
+        if let Some(max) = options.max_storage_buffer_binding_size {
+            limits.max_storage_buffer_binding_size =
+                limits.max_storage_buffer_binding_size.min(max);
+        }
+        // Timestamps are optional: benchmarks use them where the adapter has them.
+        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("wgpu-train"),
+                required_features: features,
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|source| Error::RequestDevice {
+                adapter: summary.name.clone(),
+                source,
+            })?;
+
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&uncaptured);
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        let placeholder = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("placeholder"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        Ok(Gpu {
+            adapter,
+            device,
+            queue,
+            summary,
+            limits,
+            pipelines: pipeline::PipelineCache::default(),
+            placeholder,
+            uncaptured,
+        })
+    }
+
+    async fn pick_adapter(
+        instance: &wgpu::Instance,
+        backends: wgpu::Backends,
+        options: &GpuOptions,
+    ) -> Result<wgpu::Adapter> {
+        let wanted = |a: &wgpu::Adapter| {
+            let info = a.get_info();
+            let name_ok = options
+                .adapter_name
+                .as_ref()
+                .is_none_or(|n| info.name.to_lowercase().contains(&n.to_lowercase()));
+            let fallback_ok =
+                !options.force_fallback_adapter || info.device_type == wgpu::DeviceType::Cpu;
+            name_ok && fallback_ok
+        };
+        let all = instance.enumerate_adapters(backends).await;
+        if options.adapter_name.is_some() {
+            let names: Vec<String> = all.iter().map(|a| a.get_info().name).collect();
+            return all.into_iter().find(wanted).ok_or_else(|| {
+                Error::NoAdapter(format!(
+                    "no adapter's name contains {:?}; adapters found: {:?}\n{NO_ADAPTER_HELP}",
+                    options.adapter_name.as_deref().unwrap_or(""),
+                    names
+                ))
+            });
+        }
+        let requested = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: options.power_preference,
+                force_fallback_adapter: options.force_fallback_adapter,
+                compatible_surface: None,
+                apply_limit_buckets: false,
+            })
+            .await;
+        match requested {
+            Ok(a) if wanted(&a) => Ok(a),
+            _ => all.into_iter().find(wanted).ok_or_else(|| {
+                Error::NoAdapter(format!(
+                    "{NO_ADAPTER_HELP}\n(backends searched: {backends:?})"
+                ))
+            }),
+        }
+    }
+
+    /// The wgpu device, for callers who record their own work.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    /// The queue that every submission goes through.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
+    /// The adapter the device came from.
+    pub fn adapter(&self) -> &wgpu::Adapter {
+        &self.adapter
+    }
+
+    /// Name, backend and device type of the adapter.
+    pub fn summary(&self) -> &AdapterSummary {
+        &self.summary
+    }
+
+    /// The limits the device was created with (the adapter's own).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    /// True for software adapters (lavapipe/llvmpipe, SwiftShader, WARP),
+    /// which favour different kernel shapes than real GPUs.
+    pub fn is_software(&self) -> bool {
+        self.summary.device_type == wgpu::DeviceType::Cpu
+    }
+
+    pub(crate) fn placeholder(&self) -> &wgpu::Buffer {
+        &self.placeholder
+    }
+
+    /// Runs `f` inside wgpu error scopes (validation, out-of-memory, internal)
+    /// and turns any error raised by the wgpu calls it makes into an [`Err`].
+    /// `during` names the work for the message.
+    pub fn scoped<R>(&self, during: &str, f: impl FnOnce() -> R) -> Result<R> {
+        let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let value = f();
+        // Pop in reverse order of pushing; report the first error found.
+        let errors = [
+            pollster::block_on(validation.pop()),
+            pollster::block_on(oom.pop()),
+            pollster::block_on(internal.pop()),
+        ];
+        if let Some(e) = errors.into_iter().flatten().next() {
+            return Err(Error::from_wgpu(during, e));
+        }
+        self.check_uncaptured(during)?;
+        Ok(value)
+    }
+
+    /// Returns (and clears) errors that wgpu raised outside any scope.
+    fn check_uncaptured(&self, during: &str) -> Result<()> {
+        let mut errors = match self.uncaptured.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let description = errors.join("\n");
+        errors.clear();
+        Err(Error::GpuValidation {
+            during: during.to_string(),
+            description,
+        })
+    }
+
+    /// A command encoder for recording many dispatches before one submit.
+    pub fn encoder(&self, label: &str) -> wgpu::CommandEncoder {
+        self.device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
+    }
+
+    /// Finishes and submits `encoder`; errors in what it recorded come back here.
+    pub fn submit(&self, encoder: wgpu::CommandEncoder) -> Result<wgpu::SubmissionIndex> {
+        self.scoped("submit", || self.queue.submit([encoder.finish()]))
+    }
+
+    /// Blocks until all submitted work has finished (native only; on WebGPU
+    /// await a readback instead).
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Device(e.to_string()))
+    }
+
+    /// Checks that a buffer of `bytes` may be created and bound as storage.
+    pub(crate) fn check_storage_binding(&self, what: &str, bytes: u64) -> Result<()> {
+        let limit = self.limits.max_storage_buffer_binding_size;
+        if bytes > limit {
+            return Err(Error::TooLarge {
+                what: format!("binding {what} as a storage buffer"),
+                needed: crate::error::bytes(bytes),
+                limit: crate::error::bytes(limit),
+                limit_name: "max_storage_buffer_binding_size",
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks a dispatch's workgroup counts against the per-dimension limit.
+    pub(crate) fn check_dispatch(&self, what: &str, groups: [u32; 3]) -> Result<()> {
+        let limit = self.limits.max_compute_workgroups_per_dimension;
+        if let Some(&g) = groups.iter().find(|&&g| g > limit) {
+            return Err(Error::TooLarge {
+                what: format!("dispatching {what} ({groups:?} workgroups)"),
+                needed: format!("{g} workgroups in one dimension"),
+                limit: limit.to_string(),
+                limit_name: "max_compute_workgroups_per_dimension",
+            });
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpu")
+            .field("adapter", &self.summary)
+            .finish()
+    }
+}

@@ -1,0 +1,167 @@
+//! Compute pipelines built once per (shader, entry point, constants) and cached.
+//!
+//! Every entry point of one shader file shares one bind-group layout, declared
+//! beside the shader in [`crate::shaders`], so launchers can swap kernel
+//! versions without rebuilding bind groups.
+
+use super::Gpu;
+use crate::error::Result;
+use crate::shaders::Shader;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// How a shader binding is used; the order in [`Shader::bindings`] is the
+/// binding index in group 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binding {
+    Uniform,
+    StorageRead,
+    StorageReadWrite,
+}
+
+/// One specialisation of a kernel: the shader, its entry point and the values
+/// of its `override` constants. Tests validate every key a launcher can build.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PipelineKey {
+    pub shader: &'static Shader,
+    pub entry: &'static str,
+    pub constants: Vec<(&'static str, f64)>,
+}
+
+impl PipelineKey {
+    fn cache_key(&self) -> String {
+        let mut k = format!("{}::{}", self.shader.name, self.entry);
+        for (name, value) in &self.constants {
+            k.push_str(&format!(" {name}={value}"));
+        }
+        k
+    }
+}
+
+/// A compiled pipeline and the layout its bind groups must follow.
+pub struct KernelPipeline {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+#[derive(Default)]
+pub(crate) struct PipelineCache {
+    modules: Mutex<HashMap<&'static str, (wgpu::ShaderModule, wgpu::BindGroupLayout)>>,
+    pipelines: Mutex<HashMap<String, Arc<KernelPipeline>>>,
+}
+
+fn layout_entries(bindings: &[Binding]) -> Vec<wgpu::BindGroupLayoutEntry> {
+    bindings
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupLayoutEntry {
+            binding: i as u32,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: match b {
+                Binding::Uniform => wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                Binding::StorageRead | Binding::StorageReadWrite => wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage {
+                        read_only: *b == Binding::StorageRead,
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+            },
+            count: None,
+        })
+        .collect()
+}
+
+impl Gpu {
+    /// The pipeline for `key`, compiled on first use and cached afterwards.
+    pub fn pipeline(&self, key: &PipelineKey) -> Result<Arc<KernelPipeline>> {
+        let cache_key = key.cache_key();
+        let cache = &self.pipelines;
+        if let Some(p) = lock(&cache.pipelines).get(&cache_key) {
+            return Ok(Arc::clone(p));
+        }
+        let (module, layout) = {
+            let mut modules = lock(&cache.modules);
+            match modules.get(key.shader.name) {
+                Some(m) => m.clone(),
+                None => {
+                    let built =
+                        self.scoped(&format!("compiling {}.wgsl", key.shader.name), || {
+                            let module =
+                                self.device()
+                                    .create_shader_module(wgpu::ShaderModuleDescriptor {
+                                        label: Some(key.shader.name),
+                                        source: wgpu::ShaderSource::Wgsl(key.shader.source.into()),
+                                    });
+                            let layout = self.device().create_bind_group_layout(
+                                &wgpu::BindGroupLayoutDescriptor {
+                                    label: Some(key.shader.name),
+                                    entries: &layout_entries(key.shader.bindings),
+                                },
+                            );
+                            (module, layout)
+                        })?;
+                    modules.insert(key.shader.name, built.clone());
+                    built
+                }
+            }
+        };
+        let pipeline = self.scoped(&format!("building pipeline {cache_key}"), || {
+            let pl = self
+                .device()
+                .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: Some(key.shader.name),
+                    bind_group_layouts: &[Some(&layout)],
+                    immediate_size: 0,
+                });
+            self.device()
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(&cache_key),
+                    layout: Some(&pl),
+                    module: &module,
+                    entry_point: Some(key.entry),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants: &key.constants,
+                        zero_initialize_workgroup_memory: true,
+                    },
+                    cache: None,
+                })
+        })?;
+        let kp = Arc::new(KernelPipeline { pipeline, layout });
+        lock(&cache.pipelines).insert(cache_key, Arc::clone(&kp));
+        Ok(kp)
+    }
+
+    /// Binds `buffers` (whole) in order, matching the shader's binding list.
+    pub fn bind_group(
+        &self,
+        kp: &KernelPipeline,
+        buffers: &[&wgpu::Buffer],
+    ) -> Result<wgpu::BindGroup> {
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        self.scoped("creating a bind group", || {
+            self.device().create_bind_group(&wgpu::BindGroupDescriptor {
+                label: None,
+                layout: &kp.layout,
+                entries: &entries,
+            })
+        })
+    }
+}
+
+/// A poisoned cache only means another thread panicked mid-insert; the map
+/// itself is still consistent, so keep going.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,309 @@
+//! Launcher for `shaders/matmul.wgsl`: `C = act(op(A)·op(B) + bias)`, batched.
+//!
+//! ```no_run
+//! # use wgpu_train::{Gpu, GpuTensor, MatmulOptions, kernels::matmul};
+//! # fn main() -> wgpu_train::Result<()> {
+//! let gpu = Gpu::new()?;
+//! let x = GpuTensor::from_slice(&gpu, &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])?;
+//! let w = GpuTensor::from_slice(&gpu, &[1, 3], &[1.0, 0.0, -1.0])?; // out×in
+//! let y = matmul(&gpu, &x, &w, None, MatmulOptions::nt())?;        // x·wᵀ, 2×1
+//! assert_eq!(y.read(&gpu)?, vec![-2.0, -2.0]);
+//! # Ok(()) }
+//! ```
+
+use super::groups;
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, GpuTensor, KernelPipeline, PipelineKey};
+use crate::ops::{Activation, MatmulOptions, MatmulShape};
+use crate::shaders::MATMUL;
+use std::sync::Arc;
+use wgpu::util::DeviceExt;
+
+/// Which version of the kernel to run. All versions compute the same thing
+/// and are all validated; they differ in speed by shape and adapter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MatmulKernel {
+    /// Pick by adapter and shape (see [`MatmulKernel::choose`]).
+    #[default]
+    Auto,
+    /// v1: one output per thread, the readable reference.
+    V1Naive,
+    /// v2: 4×4 outputs per thread from registers, no workgroup memory.
+    V2Blocked,
+    /// v3: 64×64 tiles staged through workgroup memory.
+    V3Tiled,
+}
+
+impl MatmulKernel {
+    /// Every concrete version, for tests and benchmarks.
+    pub const ALL: [MatmulKernel; 3] = [
+        MatmulKernel::V1Naive,
+        MatmulKernel::V2Blocked,
+        MatmulKernel::V3Tiled,
+    ];
+
+    /// Short name for tables ("v2_blocked").
+    pub fn name(self) -> &'static str {
+        match self {
+            MatmulKernel::Auto => "auto",
+            MatmulKernel::V1Naive => "v1_naive",
+            MatmulKernel::V2Blocked => "v2_blocked",
+            MatmulKernel::V3Tiled => "v3_tiled",
+        }
+    }
+
+    fn entry(self) -> &'static str {
+        match self {
+            MatmulKernel::Auto | MatmulKernel::V2Blocked => "matmul_blocked",
+            MatmulKernel::V1Naive => "matmul_naive",
+            MatmulKernel::V3Tiled => "matmul_tiled",
+        }
+    }
+
+    /// Outputs per workgroup along (columns, rows).
+    fn tile(self) -> (usize, usize) {
+        match self {
+            MatmulKernel::V1Naive => (16, 16),
+            MatmulKernel::Auto | MatmulKernel::V2Blocked => (32, 32),
+            MatmulKernel::V3Tiled => (64, 64),
+        }
+    }
+
+    /// The version `Auto` runs for `shape` on `gpu`.
+    ///
+    /// Software adapters (lavapipe) run workgroups as SIMD lanes on CPU cores,
+    /// where barriers are costly: v2 wins at every shape we measured there
+    /// (BENCHMARKS.md). On hardware GPUs, v3's shared-memory tiles pay off
+    /// once there are enough 64×64 tiles to occupy the machine; small model
+    /// shapes (a 128×128 output is only 4 such tiles) stay on v2's 32×32.
+    pub fn choose(gpu: &Gpu, shape: &MatmulShape) -> MatmulKernel {
+        if gpu.is_software() {
+            return MatmulKernel::V2Blocked;
+        }
+        let tiles = shape.m.div_ceil(64) * shape.n.div_ceil(64) * shape.batch;
+        if tiles >= 64 {
+            MatmulKernel::V3Tiled
+        } else {
+            MatmulKernel::V2Blocked
+        }
+    }
+}
+
+/// The uniform block of `matmul.wgsl` (48 bytes, a multiple of 16).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    a_offset: u32,
+    b_offset: u32,
+    c_offset: u32,
+    bias_offset: u32,
+    a_batch_stride: u32,
+    b_batch_stride: u32,
+    c_batch_stride: u32,
+    _pad: u32,
+}
+
+fn key(kernel: MatmulKernel, opts: &MatmulOptions, has_bias: bool) -> PipelineKey {
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    PipelineKey {
+        shader: &MATMUL,
+        entry: kernel.entry(),
+        constants: vec![
+            ("TRANS_A", flag(opts.trans_a)),
+            ("TRANS_B", flag(opts.trans_b)),
+            ("HAS_BIAS", flag(has_bias)),
+            ("ACTIVATION", opts.activation.shader_code()),
+        ],
+    }
+}
+
+/// Every pipeline this launcher can build (validated by `tests/shaders.rs`).
+pub fn specialisations() -> Vec<PipelineKey> {
+    let mut keys = Vec::new();
+    for kernel in MatmulKernel::ALL {
+        for trans_a in [false, true] {
+            for trans_b in [false, true] {
+                for has_bias in [false, true] {
+                    for activation in [Activation::Identity, Activation::Sigmoid, Activation::Relu]
+                    {
+                        let opts = MatmulOptions {
+                            trans_a,
+                            trans_b,
+                            activation,
+                        };
+                        keys.push(key(kernel, &opts, has_bias));
+                    }
+                }
+            }
+        }
+    }
+    keys
+}
+
+/// One matmul, ready to record: pipeline and bind group are built once, so
+/// recording it into every training step costs one dispatch and nothing else.
+pub struct Matmul {
+    pipeline: Arc<KernelPipeline>,
+    bind_group: wgpu::BindGroup,
+    workgroups: [u32; 3],
+    shape: MatmulShape,
+    kernel: MatmulKernel,
+}
+
+impl Matmul {
+    /// Checks shapes and limits and prepares `c = act(op(a)·op(b) + bias)`.
+    /// `c` must have shape `[M, N]` (unbatched) or `[batch, M, N]` and must
+    /// not share a buffer with an input.
+    pub fn new(
+        gpu: &Gpu,
+        a: &GpuTensor<f32>,
+        b: &GpuTensor<f32>,
+        bias: Option<&GpuTensor<f32>>,
+        c: &GpuTensor<f32>,
+        opts: MatmulOptions,
+        kernel: MatmulKernel,
+    ) -> Result<Self> {
+        let shape = MatmulShape::resolve(a.shape(), b.shape(), bias.map(|t| t.shape()), &opts)?;
+        let want = shape.output_shape();
+        let c_ok = c.shape() == want.as_slice()
+            || (shape.batch == 1 && c.shape() == [1, shape.m, shape.n]);
+        if !c_ok {
+            return Err(Error::shape(
+                "matmul",
+                format!("output C must have shape {want:?}, got {:?}", c.shape()),
+            ));
+        }
+        let inputs = [Some(a), Some(b), bias];
+        if inputs.iter().flatten().any(|t| t.buffer() == c.buffer()) {
+            return Err(Error::shape(
+                "matmul",
+                "output C shares a buffer with an input; WebGPU forbids writing a buffer that is also bound for reading",
+            ));
+        }
+        for (name, t) in [
+            ("A", Some(a)),
+            ("B", Some(b)),
+            ("bias", bias),
+            ("C", Some(c)),
+        ] {
+            if let Some(t) = t {
+                gpu.check_storage_binding(&format!("matmul operand {name}"), t.buffer().size())?;
+            }
+        }
+        let kernel = match kernel {
+            MatmulKernel::Auto => MatmulKernel::choose(gpu, &shape),
+            k => k,
+        };
+        let (tile_n, tile_m) = kernel.tile();
+        let workgroups = [
+            groups(shape.n, tile_n),
+            groups(shape.m, tile_m),
+            shape.batch as u32,
+        ];
+        gpu.check_dispatch("matmul", workgroups)?;
+
+        // Tensors are at most u32::MAX elements (GpuTensor::zeros checks), so
+        // offsets and strides fit in u32.
+        let params = Params {
+            m: shape.m as u32,
+            n: shape.n as u32,
+            k: shape.k as u32,
+            batch: shape.batch as u32,
+            a_offset: a.offset() as u32,
+            b_offset: b.offset() as u32,
+            c_offset: c.offset() as u32,
+            bias_offset: bias.map_or(0, |t| t.offset() as u32),
+            a_batch_stride: shape.a_batch_stride as u32,
+            b_batch_stride: shape.b_batch_stride as u32,
+            c_batch_stride: (shape.m * shape.n) as u32,
+            _pad: 0,
+        };
+        let pipeline = gpu.pipeline(&key(kernel, &opts, bias.is_some()))?;
+        let uniform = gpu.scoped("creating matmul uniforms", || {
+            gpu.device()
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("matmul params"),
+                    contents: bytemuck::bytes_of(&params),
+                    usage: wgpu::BufferUsages::UNIFORM,
+                })
+        })?;
+        let bias_buffer = bias.map_or(gpu.placeholder(), |t| t.buffer());
+        let bind_group = gpu.bind_group(
+            &pipeline,
+            &[&uniform, a.buffer(), b.buffer(), bias_buffer, c.buffer()],
+        )?;
+        Ok(Matmul {
+            pipeline,
+            bind_group,
+            workgroups,
+            shape,
+            kernel,
+        })
+    }
+
+    /// Records the dispatch into an open compute pass.
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        let [x, y, z] = self.workgroups;
+        pass.dispatch_workgroups(x, y, z);
+    }
+
+    /// Records `repeats` dispatches in one pass of a new encoder and submits
+    /// it (no wait, no readback).
+    pub fn run(&self, gpu: &Gpu, repeats: usize) -> Result<()> {
+        let mut encoder = gpu.encoder("matmul");
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("matmul"),
+                timestamp_writes: None,
+            });
+            for _ in 0..repeats {
+                self.record(&mut pass);
+            }
+        }
+        gpu.submit(encoder)?;
+        Ok(())
+    }
+
+    /// The resolved sizes.
+    pub fn shape(&self) -> MatmulShape {
+        self.shape
+    }
+
+    /// The version that runs (never `Auto`).
+    pub fn kernel(&self) -> MatmulKernel {
+        self.kernel
+    }
+}
+
+/// `act(op(a)·op(b) + bias)` into a new tensor, with the automatic kernel
+/// choice. The GPU twin of [`crate::cpu::matmul`].
+pub fn matmul(
+    gpu: &Gpu,
+    a: &GpuTensor<f32>,
+    b: &GpuTensor<f32>,
+    bias: Option<&GpuTensor<f32>>,
+    opts: MatmulOptions,
+) -> Result<GpuTensor<f32>> {
+    matmul_with(gpu, a, b, bias, opts, MatmulKernel::Auto)
+}
+
+/// [`matmul`] with an explicit kernel version.
+pub fn matmul_with(
+    gpu: &Gpu,
+    a: &GpuTensor<f32>,
+    b: &GpuTensor<f32>,
+    bias: Option<&GpuTensor<f32>>,
+    opts: MatmulOptions,
+    kernel: MatmulKernel,
+) -> Result<GpuTensor<f32>> {
+    let shape = MatmulShape::resolve(a.shape(), b.shape(), bias.map(|t| t.shape()), &opts)?;
+    let c = GpuTensor::zeros(gpu, &shape.output_shape())?;
+    Matmul::new(gpu, a, b, bias, &c, opts, kernel)?.run(gpu, 1)?;
+    Ok(c)
+}

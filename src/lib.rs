@@ -1,0 +1,30 @@
+//! # wgpu-train
+//!
+//! Train small neural networks with WGSL compute shaders on any GPU that wgpu
+//! reaches — Vulkan, Metal, DX12, or Mesa's software Vulkan (lavapipe) where
+//! there is no GPU — with every kernel verified against an ndarray CPU twin.
+//!
+//! The pieces:
+//! - [`Gpu`]: the context (adapter, device, limits, error scopes, pipeline
+//!   cache), built once and shared.
+//! - [`GpuTensor`]: typed storage buffers with a shape; uploads, readbacks.
+//! - [`kernels`]: one launcher per shader in `shaders/`, e.g.
+//!   [`kernels::matmul`].
+//! - [`cpu`]: the ndarray twin of every kernel, with the same names, and the
+//!   tolerance check the tests use.
+//! - [`ops`]: options shared by both sides ([`MatmulOptions`], [`Activation`]).
+//!
+//! Errors are values: bad shapes, oversized buffers, missing adapters and
+//! wgpu validation errors all come back as [`Error`].
+
+pub mod cpu;
+pub mod error;
+pub mod gpu;
+pub mod kernels;
+pub mod ops;
+pub mod shaders;
+
+pub use error::{Error, Result};
+pub use gpu::{AdapterSummary, Gpu, GpuOptions, GpuTensor};
+pub use kernels::MatmulKernel;
+pub use ops::{Activation, MatmulOptions, MatmulShape};

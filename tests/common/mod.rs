@@ -1,0 +1,34 @@
+//! Shared by the integration tests: one GPU context per test binary, seeded
+//! random inputs, and the tolerance helper from `wgpu_train::cpu`.
+#![allow(dead_code)]
+
+use ndarray::{ArrayD, IxDyn};
+use rand::{RngExt, SeedableRng, rngs::StdRng};
+use std::sync::OnceLock;
+use wgpu_train::Gpu;
+
+/// The GPU every test uses. There is no skip: a machine without an adapter
+/// fails here, with the message that says how to install one.
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| match Gpu::new() {
+        Ok(g) => {
+            eprintln!("GPU tests run on: {}", g.summary());
+            g
+        }
+        Err(e) => panic!("GPU tests need an adapter: {e}"),
+    })
+}
+
+/// Uniform values in [-1, 1), never all zeros, from a fixed seed per call site.
+pub fn random(shape: &[usize], seed: u64) -> ArrayD<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let n = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    ArrayD::from_shape_vec(IxDyn(shape), v).expect("shape matches")
+}
+
+/// Uniform values in [-scale, scale).
+pub fn random_scaled(shape: &[usize], seed: u64, scale: f32) -> ArrayD<f32> {
+    random(shape, seed).mapv(|x| x * scale)
+}

@@ -1,0 +1,63 @@
+//! Validates every WGSL file, and every specialisation the launchers can
+//! build, with naga — no GPU needed, so a broken shader fails here first.
+
+use naga::back::PipelineConstants;
+use naga::back::pipeline_constants::process_overrides;
+use naga::valid::{Capabilities, ValidationFlags, Validator};
+use wgpu_train::shaders;
+
+fn parse(shader: &shaders::Shader) -> (naga::Module, naga::valid::ModuleInfo) {
+    let module = naga::front::wgsl::parse_str(shader.source)
+        .unwrap_or_else(|e| panic!("{}.wgsl: {}", shader.name, e.emit_to_string(shader.source)));
+    let info = Validator::new(ValidationFlags::all(), Capabilities::empty())
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{}.wgsl: {}", shader.name, e.emit_to_string(shader.source)));
+    (module, info)
+}
+
+#[test]
+fn every_shader_parses_and_validates() {
+    for shader in shaders::all() {
+        let (module, _) = parse(shader);
+        // The declared binding list must match the shader's globals.
+        let mut bound: Vec<u32> = module
+            .global_variables
+            .iter()
+            .filter_map(|(_, v)| v.binding.as_ref().map(|b| b.binding))
+            .collect();
+        bound.sort();
+        let declared: Vec<u32> = (0..shader.bindings.len() as u32).collect();
+        assert_eq!(bound, declared, "{}.wgsl bindings", shader.name);
+    }
+}
+
+#[test]
+fn every_specialisation_validates() {
+    let keys = shaders::specialisations();
+    assert!(!keys.is_empty());
+    for key in &keys {
+        let (module, info) = parse(key.shader);
+        assert!(
+            module.entry_points.iter().any(|e| e.name == key.entry),
+            "{}.wgsl has no entry point {}",
+            key.shader.name,
+            key.entry
+        );
+        let constants: PipelineConstants = key
+            .constants
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        let (resolved, _) = process_overrides(
+            &module,
+            &info,
+            Some((naga::ShaderStage::Compute, key.entry)),
+            &constants,
+        )
+        .unwrap_or_else(|e| panic!("{key:?}: {e}"));
+        Validator::new(ValidationFlags::all(), Capabilities::empty())
+            .validate(&resolved)
+            .unwrap_or_else(|e| panic!("{key:?} after overrides: {e:?}"));
+    }
+    eprintln!("validated {} specialisations", keys.len());
+}
