@@ -1,1 +1,261 @@
-fn main() {}
+//! GFLOP/s of every GPU matmul version and of the CPU twin, side by side.
+//!
+//! `cargo bench --bench matmul` runs criterion (names `gpu/<version>` and
+//! `cpu/ndarray` per shape; criterion's "elem/s" is FLOP/s, 2·M·N·K per
+//! product) and then prints one table: the median seconds per product over
+//! criterion's samples, as GFLOP/s, and the best GPU version over the CPU.
+//!
+//! GPU timing: the product is recorded `iters` times into compute passes
+//! (256 per submit) and timed from the first submit until the device is idle,
+//! so per-dispatch overhead is included, as in a training step.
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use wgpu_train::kernels::Matmul;
+use wgpu_train::{Activation, Gpu, GpuTensor, MatmulKernel, MatmulOptions, MatmulShape, cpu};
+
+struct Case {
+    name: &'static str,
+    m: usize,
+    n: usize,
+    k: usize,
+    opts: MatmulOptions,
+    bias: bool,
+}
+
+fn cases() -> Vec<Case> {
+    let c = |name, m, n, k, opts, bias| Case {
+        name,
+        m,
+        n,
+        k,
+        opts,
+        bias,
+    };
+    let sig = MatmulOptions::nt().with_activation(Activation::Sigmoid);
+    vec![
+        c("mlp_l1_fwd_nt_128x128x784", 128, 128, 784, sig, true),
+        c(
+            "mlp_l1_dw_tn_128x784x128",
+            128,
+            784,
+            128,
+            MatmulOptions::tn(),
+            false,
+        ),
+        c("mlp_l2_fwd_nt_128x128x128", 128, 128, 128, sig, true),
+        c(
+            "mlp_l2_dx_nn_128x128x10",
+            128,
+            128,
+            10,
+            MatmulOptions::nn(),
+            false,
+        ),
+        c(
+            "mlp_l3_fwd_nt_128x10x128",
+            128,
+            10,
+            128,
+            MatmulOptions::nt(),
+            true,
+        ),
+        c(
+            "linear_fwd_nt_256x10x3073",
+            256,
+            10,
+            3073,
+            MatmulOptions::nt(),
+            false,
+        ),
+        c(
+            "linear_dw_tn_10x3073x256",
+            10,
+            3073,
+            256,
+            MatmulOptions::tn(),
+            false,
+        ),
+        c("square_nn_512", 512, 512, 512, MatmulOptions::nn(), false),
+        c(
+            "square_nn_1024",
+            1024,
+            1024,
+            1024,
+            MatmulOptions::nn(),
+            false,
+        ),
+    ]
+}
+
+/// Seconds per product, per (case, implementation), from every timed sample.
+static SAMPLES: Mutex<BTreeMap<(usize, String), Vec<f64>>> = Mutex::new(BTreeMap::new());
+
+fn record(case: usize, who: &str, total: Duration, iters: u64) {
+    let mut s = SAMPLES.lock().unwrap();
+    s.entry((case, who.to_string()))
+        .or_default()
+        .push(total.as_secs_f64() / iters as f64);
+}
+
+fn input(shape: &[usize], seed: u32) -> ndarray::ArrayD<f32> {
+    // A cheap deterministic pattern in [-1, 1); values do not affect speed.
+    let n: usize = shape.iter().product();
+    let v = (0..n)
+        .map(|i| {
+            ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32
+                / (1u32 << 23) as f32
+                - 1.0
+        })
+        .collect();
+    ndarray::ArrayD::from_shape_vec(shape, v).unwrap()
+}
+
+fn bench(c: &mut Criterion, gpu: &Gpu) {
+    for (ci, case) in cases().iter().enumerate() {
+        let sa = if case.opts.trans_a {
+            [case.k, case.m]
+        } else {
+            [case.m, case.k]
+        };
+        let sb = if case.opts.trans_b {
+            [case.n, case.k]
+        } else {
+            [case.k, case.n]
+        };
+        let (a, b, bias) = (input(&sa, 1), input(&sb, 2), input(&[case.n], 3));
+        let shape =
+            MatmulShape::resolve(&sa, &sb, case.bias.then_some(&[case.n][..]), &case.opts).unwrap();
+        let mut group = c.benchmark_group(case.name);
+        group.throughput(Throughput::Elements(shape.flops()));
+        if shape.flops() > 200_000_000 {
+            group
+                .sample_size(10)
+                .warm_up_time(Duration::from_millis(500));
+        }
+
+        let (ga, gb, gbias) = (
+            GpuTensor::from_array(gpu, &a).unwrap(),
+            GpuTensor::from_array(gpu, &b).unwrap(),
+            GpuTensor::from_array(gpu, &bias).unwrap(),
+        );
+        let out = GpuTensor::<f32>::zeros(gpu, &shape.output_shape()).unwrap();
+        for kernel in MatmulKernel::ALL {
+            let mm = Matmul::new(
+                gpu,
+                &ga,
+                &gb,
+                case.bias.then_some(&gbias),
+                &out,
+                case.opts,
+                kernel,
+            )
+            .unwrap();
+            let who = format!("gpu/{}", kernel.name());
+            group.bench_function(BenchmarkId::new(&who, ""), |bch| {
+                bch.iter_custom(|iters| {
+                    let start = Instant::now();
+                    let mut left = iters as usize;
+                    while left > 0 {
+                        let now = left.min(256);
+                        mm.run(gpu, now).unwrap();
+                        left -= now;
+                    }
+                    gpu.wait().unwrap();
+                    let t = start.elapsed();
+                    record(ci, &who, t, iters);
+                    t
+                })
+            });
+        }
+        let bias_view = bias.view().into_dimensionality::<ndarray::Ix1>().unwrap();
+        group.bench_function(BenchmarkId::new("cpu/ndarray", ""), |bch| {
+            bch.iter_custom(|iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let y = cpu::matmul(&a, &b, case.bias.then_some(bias_view), case.opts).unwrap();
+                    std::hint::black_box(y);
+                }
+                let t = start.elapsed();
+                record(ci, "cpu/ndarray", t, iters);
+                t
+            })
+        });
+        group.finish();
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn print_table(gpu: &Gpu) {
+    let samples = SAMPLES.lock().unwrap();
+    let cases = cases();
+    let mut who: Vec<String> = MatmulKernel::ALL
+        .iter()
+        .map(|k| format!("gpu/{}", k.name()))
+        .collect();
+    who.push("cpu/ndarray".into());
+    println!(
+        "\nmatmul GFLOP/s (median over criterion samples); GPU: {}",
+        gpu.summary()
+    );
+    println!(
+        "CPU: ndarray/matrixmultiply, {} threads available",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    print!("{:<28} {:>12}", "shape", "MFLOP");
+    for w in &who {
+        print!(" {w:>14}");
+    }
+    println!(" {:>10}", "best GPU/CPU");
+    for (ci, case) in cases.iter().enumerate() {
+        if !who.iter().any(|w| samples.contains_key(&(ci, w.clone()))) {
+            continue; // filtered out on the command line
+        }
+        let flops = 2.0 * (case.m * case.n * case.k) as f64;
+        print!("{:<28} {:>12.1}", case.name, flops / 1e6);
+        let mut rates = Vec::new();
+        for w in &who {
+            match samples.get(&(ci, w.clone())) {
+                Some(v) if !v.is_empty() => {
+                    let rate = flops / median(&mut v.clone()) / 1e9;
+                    rates.push(rate);
+                    print!(" {rate:>14.2}");
+                }
+                _ => {
+                    rates.push(f64::NAN);
+                    print!(" {:>14}", "-");
+                }
+            }
+        }
+        let cpu = rates[rates.len() - 1];
+        let best_gpu = rates[..rates.len() - 1]
+            .iter()
+            .cloned()
+            .fold(f64::NAN, f64::max);
+        println!(" {:>10.2}x", best_gpu / cpu);
+    }
+}
+
+fn main() {
+    let gpu = match Gpu::new() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    eprintln!("adapter: {}", gpu.summary());
+    let mut c = Criterion::default()
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500))
+        .configure_from_args();
+    bench(&mut c, &gpu);
+    c.final_summary();
+    print_table(&gpu);
+}

@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex};
 /// the adapter's name, case-insensitive).
 #[derive(Clone, Debug)]
 pub struct GpuOptions {
-    /// Backends to consider. `None` reads `WGPU_BACKEND`, else all primary backends.
+    /// Backends to consider. `None` reads `WGPU_BACKEND`, else the primary
+    /// backends (Vulkan, Metal, DX12, WebGPU).
     pub backends: Option<wgpu::Backends>,
     /// Power preference when more than one adapter fits.
     pub power_preference: wgpu::PowerPreference,
@@ -105,7 +106,11 @@ impl Gpu {
 
     /// Builds a context asynchronously (the only way on WebGPU).
     pub async fn new_async(options: GpuOptions) -> Result<Self> {
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
+        // Vulkan, Metal, DX12 (and WebGPU in a browser) unless WGPU_BACKEND
+        // or the caller says otherwise: compute needs no GL.
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = wgpu::Backends::PRIMARY;
+        let mut desc = desc.with_env();
         if let Some(backends) = options.backends {
             desc.backends = backends;
         }
