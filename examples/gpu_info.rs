@@ -1,0 +1,74 @@
+//! Prints the adapter wgpu-train would use, every adapter wgpu can see, and
+//! the limits and features that matter for training.
+//!
+//! `cargo run --example gpu_info` (honours WGPU_BACKEND and WGPU_ADAPTER_NAME)
+
+use wgpu_train::Gpu;
+
+fn main() {
+    let gpu = match Gpu::new() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
+    println!("adapter:  {}", gpu.summary());
+    println!("software: {}", gpu.is_software());
+
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let all = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    println!("\nall adapters wgpu can see ({}):", all.len());
+    for a in &all {
+        let i = a.get_info();
+        println!("  - {} ({:?}, {:?})", i.name, i.backend, i.device_type);
+    }
+
+    let l = gpu.limits();
+    let mib = |b: u64| format!("{:.0} MiB", b as f64 / (1024.0 * 1024.0));
+    println!("\nlimits the device was created with:");
+    println!(
+        "  max_buffer_size                      {}",
+        mib(l.max_buffer_size)
+    );
+    println!(
+        "  max_storage_buffer_binding_size      {}",
+        mib(l.max_storage_buffer_binding_size as u64)
+    );
+    println!(
+        "  max_storage_buffers_per_shader_stage {}",
+        l.max_storage_buffers_per_shader_stage
+    );
+    println!(
+        "  max_compute_workgroup_storage_size   {} bytes",
+        l.max_compute_workgroup_storage_size
+    );
+    println!(
+        "  max_compute_invocations_per_workgroup {}",
+        l.max_compute_invocations_per_workgroup
+    );
+    println!(
+        "  max_compute_workgroup_size           {} × {} × {}",
+        l.max_compute_workgroup_size_x,
+        l.max_compute_workgroup_size_y,
+        l.max_compute_workgroup_size_z
+    );
+    println!(
+        "  max_compute_workgroups_per_dimension {}",
+        l.max_compute_workgroups_per_dimension
+    );
+
+    let f = gpu.adapter().features();
+    println!("\nadapter features relevant here:");
+    for (name, flag) in [
+        ("TIMESTAMP_QUERY", wgpu::Features::TIMESTAMP_QUERY),
+        ("SHADER_F16", wgpu::Features::SHADER_F16),
+        ("SUBGROUP", wgpu::Features::SUBGROUP),
+        ("IMMEDIATES", wgpu::Features::IMMEDIATES),
+    ] {
+        println!(
+            "  {name:<16} {}",
+            if f.contains(flag) { "yes" } else { "no" }
+        );
+    }
+}

@@ -1,0 +1,48 @@
+# Sourced by the other scripts: installs what wgpu-train needs when it is
+# missing, so that each top-level command works on a fresh Debian machine.
+
+# Root installs directly; anyone else through sudo.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_install() {
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "error: please install: $* (this script only knows apt-get)" >&2
+        return 1
+    fi
+    if [ -z "${APT_UPDATED:-}" ]; then
+        as_root apt-get update -qq
+        APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+# A Vulkan loader plus at least one driver (ICD). With a GPU, its vendor
+# driver provides one; without, Mesa's lavapipe runs the shaders on the CPU.
+ensure_vulkan() {
+    case "$(uname -s)" in
+        Darwin | MINGW* | MSYS* | CYGWIN*) return 0 ;; # Metal / DX12
+    esac
+    local loader=0 icd=0
+    if ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'; then loader=1; fi
+    if ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1 \
+        || [ -n "${VK_DRIVER_FILES:-}${VK_ICD_FILENAMES:-}" ]; then icd=1; fi
+    if [ "$loader" = 1 ] && [ "$icd" = 1 ]; then return 0; fi
+    echo "setup: no Vulkan driver found; installing mesa-vulkan-drivers (lavapipe) and the Vulkan loader"
+    apt_install mesa-vulkan-drivers libvulkan1
+}
+
+# Mesa's window-system code warns on every device when XDG_RUNTIME_DIR is
+# unset (as under CI or sudo); give it a private directory.
+ensure_runtime_dir() {
+    if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "$XDG_RUNTIME_DIR" ]; then
+        export XDG_RUNTIME_DIR="${TMPDIR:-/tmp}/wgpu-train-runtime-$(id -u)"
+        mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+    fi
+}
+
+ensure_all() {
+    ensure_vulkan
+    ensure_runtime_dir
+}
