@@ -60,12 +60,24 @@ impl MatmulKernel {
         }
     }
 
-    /// Outputs per workgroup along (columns, rows).
-    fn tile(self) -> (usize, usize) {
+    /// Threads per workgroup along (columns, rows). v2's shape follows N:
+    /// 64 threads, but no wider than C has 4-column blocks, so that N = 10
+    /// runs 4×16 threads instead of leaving 5 of 8 columns of lanes idle.
+    fn workgroup(self, n: usize) -> (usize, usize) {
         match self {
-            MatmulKernel::V1Naive => (16, 16),
-            MatmulKernel::Auto | MatmulKernel::V2Blocked => (32, 32),
-            MatmulKernel::V3Tiled => (64, 64),
+            MatmulKernel::V1Naive | MatmulKernel::V3Tiled => (16, 16),
+            MatmulKernel::Auto | MatmulKernel::V2Blocked => {
+                let x = n.div_ceil(4).next_power_of_two().min(8);
+                (x, 64 / x)
+            }
+        }
+    }
+
+    /// Outputs per thread along (columns, rows).
+    fn per_thread(self) -> usize {
+        match self {
+            MatmulKernel::V1Naive => 1,
+            _ => 4,
         }
     }
 
@@ -107,17 +119,23 @@ struct Params {
     _pad: u32,
 }
 
-fn key(kernel: MatmulKernel, opts: &MatmulOptions, has_bias: bool) -> PipelineKey {
+fn key(kernel: MatmulKernel, opts: &MatmulOptions, has_bias: bool, n: usize) -> PipelineKey {
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    let mut constants = vec![
+        ("TRANS_A", flag(opts.trans_a)),
+        ("TRANS_B", flag(opts.trans_b)),
+        ("HAS_BIAS", flag(has_bias)),
+        ("ACTIVATION", opts.activation.shader_code()),
+    ];
+    if kernel.entry() == "matmul_blocked" {
+        let (x, y) = kernel.workgroup(n);
+        constants.push(("WG_X", x as f64));
+        constants.push(("WG_Y", y as f64));
+    }
     PipelineKey {
         shader: &MATMUL,
         entry: kernel.entry(),
-        constants: vec![
-            ("TRANS_A", flag(opts.trans_a)),
-            ("TRANS_B", flag(opts.trans_b)),
-            ("HAS_BIAS", flag(has_bias)),
-            ("ACTIVATION", opts.activation.shader_code()),
-        ],
+        constants,
     }
 }
 
@@ -135,7 +153,13 @@ pub fn specialisations() -> Vec<PipelineKey> {
                             trans_b,
                             activation,
                         };
-                        keys.push(key(kernel, &opts, has_bias));
+                        // N = 4, 8, 16, 32 give every v2 workgroup width.
+                        for n in [4, 8, 16, 32] {
+                            let k = key(kernel, &opts, has_bias, n);
+                            if !keys.contains(&k) {
+                                keys.push(k);
+                            }
+                        }
                     }
                 }
             }
@@ -198,10 +222,11 @@ impl Matmul {
             MatmulKernel::Auto => MatmulKernel::choose(gpu, &shape),
             k => k,
         };
-        let (tile_n, tile_m) = kernel.tile();
+        let (wg_x, wg_y) = kernel.workgroup(shape.n);
+        let per = kernel.per_thread();
         let workgroups = [
-            groups(shape.n, tile_n),
-            groups(shape.m, tile_m),
+            groups(shape.n, wg_x * per),
+            groups(shape.m, wg_y * per),
             shape.batch as u32,
         ];
         gpu.check_dispatch("matmul", workgroups)?;
@@ -222,7 +247,7 @@ impl Matmul {
             c_batch_stride: (shape.m * shape.n) as u32,
             _pad: 0,
         };
-        let pipeline = gpu.pipeline(&key(kernel, &opts, bias.is_some()))?;
+        let pipeline = gpu.pipeline(&key(kernel, &opts, bias.is_some(), shape.n))?;
         let uniform = gpu.scoped("creating matmul uniforms", || {
             gpu.device()
                 .create_buffer_init(&wgpu::util::BufferInitDescriptor {
