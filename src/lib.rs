@@ -18,12 +18,14 @@
 //! wgpu validation errors all come back as [`Error`].
 
 pub mod cpu;
+pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
 pub mod ops;
 pub mod shaders;
 
+pub use data::Dataset;
 pub use error::{Error, Result};
 pub use gpu::{AdapterSummary, Gpu, GpuOptions, GpuTensor};
 pub use kernels::MatmulKernel;
