@@ -27,12 +27,27 @@ pub static MATMUL: Shader = Shader {
     ],
 };
 
+pub static DATA: Shader = Shader {
+    name: "data",
+    source: include_str!("../shaders/data.wgsl"),
+    bindings: &[
+        Binding::UniformSlot(crate::kernels::data::PARAMS_SIZE), // per-step params
+        Binding::StorageRead,                                    // order
+        Binding::StorageRead,                                    // images (one chunk)
+        Binding::StorageRead,                                    // labels
+        Binding::StorageReadWrite,                               // x
+        Binding::StorageReadWrite,                               // y
+    ],
+};
+
 /// Every shader file.
 pub fn all() -> Vec<&'static Shader> {
-    vec![&MATMUL]
+    vec![&MATMUL, &DATA]
 }
 
 /// Every pipeline specialisation the launchers can ask for.
 pub fn specialisations() -> Vec<PipelineKey> {
-    crate::kernels::matmul::specialisations()
+    let mut keys = crate::kernels::matmul::specialisations();
+    keys.extend(crate::kernels::data::specialisations());
+    keys
 }

@@ -4,8 +4,10 @@
 //! products go through matrixmultiply with its threading enabled, so this is
 //! a multi-threaded baseline, not a strawman.
 
+pub mod data;
 pub mod matmul;
 pub mod tolerance;
 
+pub use data::gather;
 pub use matmul::matmul;
 pub use tolerance::{Mismatch, Tolerance, assert_close, compare};

@@ -46,7 +46,11 @@ impl Dataset {
                 ),
             ));
         }
-        if let Some((i, &l)) = labels.iter().enumerate().find(|&(_, &l)| l as usize >= classes) {
+        if let Some((i, &l)) = labels
+            .iter()
+            .enumerate()
+            .find(|&(_, &l)| l as usize >= classes)
+        {
             return Err(Error::InvalidArgument {
                 name: "label",
                 msg: format!("example {i} has label {l}, but there are only {classes} classes"),

@@ -15,6 +15,10 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Binding {
     Uniform,
+    /// A uniform read at a per-dispatch dynamic offset: one slot per step,
+    /// all written once, so recorded steps need no CPU round trip. The value
+    /// is the slot's size in bytes.
+    UniformSlot(u64),
     StorageRead,
     StorageReadWrite,
 }
@@ -62,6 +66,11 @@ fn layout_entries(bindings: &[Binding]) -> Vec<wgpu::BindGroupLayoutEntry> {
                     ty: wgpu::BufferBindingType::Uniform,
                     has_dynamic_offset: false,
                     min_binding_size: None,
+                },
+                Binding::UniformSlot(size) => wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: true,
+                    min_binding_size: wgpu::BufferSize::new(*size),
                 },
                 Binding::StorageRead | Binding::StorageReadWrite => wgpu::BindingType::Buffer {
                     ty: wgpu::BufferBindingType::Storage {
@@ -142,12 +151,22 @@ impl Gpu {
         kp: &KernelPipeline,
         buffers: &[&wgpu::Buffer],
     ) -> Result<wgpu::BindGroup> {
-        let entries: Vec<wgpu::BindGroupEntry> = buffers
-            .iter()
+        let resources: Vec<_> = buffers.iter().map(|b| b.as_entire_binding()).collect();
+        self.bind_group_with(kp, resources)
+    }
+
+    /// Binds arbitrary resources in order (e.g. a uniform slot of a given size).
+    pub fn bind_group_with(
+        &self,
+        kp: &KernelPipeline,
+        resources: Vec<wgpu::BindingResource<'_>>,
+    ) -> Result<wgpu::BindGroup> {
+        let entries: Vec<wgpu::BindGroupEntry> = resources
+            .into_iter()
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
+            .map(|(i, resource)| wgpu::BindGroupEntry {
                 binding: i as u32,
-                resource: b.as_entire_binding(),
+                resource,
             })
             .collect();
         self.scoped("creating a bind group", || {
