@@ -27,12 +27,28 @@ pub static MATMUL: Shader = Shader {
     ],
 };
 
+pub static OPTIM: Shader = Shader {
+    name: "optim",
+    source: include_str!("../shaders/optim.wgsl"),
+    bindings: &[
+        Binding::Uniform,          // h: hyperparameters
+        Binding::StorageReadWrite, // st: step scalars (t, scheduled lr, ...)
+        Binding::StorageReadWrite, // params
+        Binding::StorageRead,      // grads
+        Binding::StorageReadWrite, // s1: first state buffer
+        Binding::StorageReadWrite, // s2
+        Binding::StorageReadWrite, // s3
+    ],
+};
+
 /// Every shader file.
 pub fn all() -> Vec<&'static Shader> {
-    vec![&MATMUL]
+    vec![&MATMUL, &OPTIM]
 }
 
 /// Every pipeline specialisation the launchers can ask for.
 pub fn specialisations() -> Vec<PipelineKey> {
-    crate::kernels::matmul::specialisations()
+    let mut keys = crate::kernels::matmul::specialisations();
+    keys.extend(crate::kernels::optim::specialisations());
+    keys
 }

@@ -5,7 +5,9 @@
 //! a multi-threaded baseline, not a strawman.
 
 pub mod matmul;
+pub mod optim;
 pub mod tolerance;
 
 pub use matmul::matmul;
+pub use optim::CpuOptimizer;
 pub use tolerance::{Mismatch, Tolerance, assert_close, compare};

@@ -3,8 +3,10 @@
 //! and then records dispatches into any number of encoders.
 
 pub mod matmul;
+pub mod optim;
 
 pub use matmul::{Matmul, MatmulKernel, matmul, matmul_with};
+pub use optim::GpuOptimizer;
 
 /// Workgroups needed to cover `n` items with `per_group` items per workgroup.
 pub(crate) fn groups(n: usize, per_group: usize) -> u32 {
