@@ -30,13 +30,17 @@ struct Hyper {
     momentum: f32,      // SGD / RMSprop μ
     dampening: f32,     // SGD τ
     beta1: f32,         // Adam β₁
-    beta2: f32,         // Adam β₂, RMSprop α
+    beta2: f32,         // Adam β₂
     eps: f32,
     lr_decay: f32,      // Adagrad
     step_size: u32,     // step-decay schedule: updates per decay
     gamma: f32,         // step-decay schedule: factor
     t_max: u32,         // cosine schedule: updates to reach eta_min
     eta_min: f32,       // cosine schedule: final rate
+    alpha: f32,         // RMSprop α
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 // The layout of wgpu_train::optim::StepScalars.
@@ -183,7 +187,7 @@ fn rmsprop(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let pi = h.param_offset + i;
     let p = params[pi];
-    let alpha = h.beta2;
+    let alpha = h.alpha;
     let g = grads[h.grad_offset + i] + h.weight_decay * p;
     let v = alpha * s1[i] + (1.0 - alpha) * (g * g);
     s1[i] = v;

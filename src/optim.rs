@@ -370,32 +370,27 @@ impl OptimizerConfig {
     /// The names of the per-parameter state buffers, torch's names, in the
     /// order both optimizers store them.
     pub fn state_names(&self) -> Vec<&'static str> {
-        let mut v = Vec::new();
+        self.state_slots().into_iter().flatten().collect()
+    }
+
+    /// The state buffer bound to each of the shader's slots `s1`, `s2`,
+    /// `s3` (None: unused by this configuration).
+    pub fn state_slots(&self) -> [Option<&'static str>; 3] {
+        let some = |b: bool, name| if b { Some(name) } else { None };
         match self.rule {
-            Rule::Sgd(s) => {
-                if s.momentum > 0.0 {
-                    v.push("momentum_buffer");
-                }
-            }
-            Rule::Adagrad(_) => v.push("sum"),
-            Rule::RmsProp(r) => {
-                v.push("square_avg");
-                if r.centered {
-                    v.push("grad_avg");
-                }
-                if r.momentum > 0.0 {
-                    v.push("momentum_buffer");
-                }
-            }
-            Rule::Adam(a) => {
-                v.push("exp_avg");
-                v.push("exp_avg_sq");
-                if a.amsgrad {
-                    v.push("max_exp_avg_sq");
-                }
-            }
+            Rule::Sgd(s) => [some(s.momentum > 0.0, "momentum_buffer"), None, None],
+            Rule::Adagrad(_) => [Some("sum"), None, None],
+            Rule::RmsProp(r) => [
+                Some("square_avg"),
+                some(r.centered, "grad_avg"),
+                some(r.momentum > 0.0, "momentum_buffer"),
+            ],
+            Rule::Adam(a) => [
+                Some("exp_avg"),
+                Some("exp_avg_sq"),
+                some(a.amsgrad, "max_exp_avg_sq"),
+            ],
         }
-        v
     }
 
     /// The value every state buffer starts from (Adagrad's initial

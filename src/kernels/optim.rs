@@ -23,8 +23,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor, KernelPipeline, PipelineKey};
 use crate::optim::{
-    AdamVariant, OptimizerConfig, Plateau, RmsPropVariant, Rule, ScalarHyper, Schedule,
-    StepScalars,
+    AdamVariant, OptimizerConfig, Plateau, RmsPropVariant, Rule, ScalarHyper, Schedule, StepScalars,
 };
 use crate::shaders::OPTIM;
 use std::sync::Arc;
@@ -33,7 +32,7 @@ use wgpu::util::DeviceExt;
 /// Threads per workgroup of the update kernels (`@workgroup_size(256)`).
 const WORKGROUP: usize = 256;
 
-/// The uniform block of `optim.wgsl` (64 bytes).
+/// The uniform block of `optim.wgsl` (80 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 struct Hyper {
@@ -53,16 +52,25 @@ struct Hyper {
     gamma: f32,
     t_max: u32,
     eta_min: f32,
+    alpha: f32,
+    _pad: [u32; 3],
 }
 
 impl Hyper {
-    fn new(cfg: &OptimizerConfig, lr: f32, n: usize, row: u32, params: usize, grads: usize) -> Self {
+    fn new(
+        cfg: &OptimizerConfig,
+        lr: f32,
+        n: usize,
+        row: u32,
+        params: usize,
+        grads: usize,
+    ) -> Self {
         let s = ScalarHyper::of(cfg, lr);
-        let (momentum, dampening, alpha_or_beta2, eps) = match cfg.rule {
+        let (momentum, dampening, alpha, eps) = match cfg.rule {
             Rule::Sgd(r) => (r.momentum, r.dampening, 0.0, 0.0),
             Rule::Adagrad(r) => (0.0, 0.0, 0.0, r.eps),
             Rule::RmsProp(r) => (r.momentum, 0.0, r.alpha, r.eps),
-            Rule::Adam(r) => (0.0, 0.0, r.beta2, r.eps),
+            Rule::Adam(r) => (0.0, 0.0, 0.0, r.eps),
         };
         // Tensors hold at most u32::MAX elements (GpuTensor::zeros checks).
         Hyper {
@@ -75,13 +83,15 @@ impl Hyper {
             momentum,
             dampening,
             beta1: s.beta1,
-            beta2: alpha_or_beta2,
+            beta2: s.beta2,
             eps,
             lr_decay: s.lr_decay,
             step_size: s.step_size,
             gamma: s.gamma,
             t_max: s.t_max,
             eta_min: s.eta_min,
+            alpha,
+            _pad: [0; 3],
         }
     }
 }
@@ -254,19 +264,27 @@ impl GpuOptimizer {
         gpu.check_storage_binding("the optimizer's parameters", params.buffer().size())?;
         gpu.check_storage_binding("the optimizer's gradients", grads.buffer().size())?;
         gpu.check_storage_binding("an optimizer state buffer", n as u64 * 4)?;
-        let (workgroups, row) = grid(n, WORKGROUP, gpu.limits().max_compute_workgroups_per_dimension);
+        let (workgroups, row) = grid(
+            n,
+            WORKGROUP,
+            gpu.limits().max_compute_workgroups_per_dimension,
+        );
         gpu.check_dispatch(&format!("the {} update", config.name()), workgroups)?;
 
-        let state = config
-            .state_names()
-            .iter()
-            .map(|_| {
-                let t = GpuTensor::<f32>::zeros(gpu, &[n])?;
-                if config.initial_state() != 0.0 {
-                    t.fill(gpu, config.initial_state())?;
-                }
-                Ok(t)
+        // Each state buffer goes to its fixed slot s1/s2/s3 of the shader.
+        let slots = config
+            .state_slots()
+            .map(|name| {
+                name.map(|_| {
+                    let t = GpuTensor::<f32>::zeros(gpu, &[n])?;
+                    if config.initial_state() != 0.0 {
+                        t.fill(gpu, config.initial_state())?;
+                    }
+                    Ok(t)
+                })
+                .transpose()
             })
+            .into_iter()
             .collect::<Result<Vec<_>>>()?;
         let step = GpuTensor::<u32>::from_slice(
             gpu,
@@ -284,7 +302,7 @@ impl GpuOptimizer {
         })?;
         let advance = gpu.pipeline(&advance_key(&config.schedule))?;
         let update = gpu.pipeline(&update_key(&config.rule))?;
-        let slot = |k: usize| state.get(k).map_or(gpu.placeholder(), |t| t.buffer());
+        let slot = |k: usize| slots[k].as_ref().map_or(gpu.placeholder(), |t| t.buffer());
         let bind_group = gpu.bind_group(
             &update,
             &[
@@ -297,6 +315,7 @@ impl GpuOptimizer {
                 slot(2),
             ],
         )?;
+        let state = slots.into_iter().flatten().collect();
         Ok(GpuOptimizer {
             config,
             n,
@@ -412,6 +431,16 @@ impl GpuOptimizer {
     pub const DISPATCHES_PER_STEP: usize = 2;
 }
 
+impl std::fmt::Debug for GpuOptimizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuOptimizer")
+            .field("rule", &self.config.name())
+            .field("params", &self.n)
+            .field("workgroups", &self.workgroups)
+            .finish()
+    }
+}
+
 /// 32-bit words of [`StepScalars`].
 const STEP_WORDS: usize = std::mem::size_of::<StepScalars>() / 4;
 
@@ -429,7 +458,12 @@ mod tests {
 
     #[test]
     fn grid_folds_into_rows_past_the_limit() {
-        for (n, max) in [(10_000_000, 1000), (65536 * 256, 65535), (1001, 1), (5 * 256 + 1, 2)] {
+        for (n, max) in [
+            (10_000_000, 1000),
+            (65536 * 256, 65535),
+            (1001, 1),
+            (5 * 256 + 1, 2),
+        ] {
             let ([x, y, z], row) = grid(n, 256, max);
             assert!(x <= max && y <= max && z == 1, "{n} {max}: {x}×{y}");
             assert_eq!(row as usize, x as usize * 256);
@@ -442,6 +476,6 @@ mod tests {
     #[test]
     fn step_scalars_is_twelve_words() {
         assert_eq!(STEP_WORDS, 12);
-        assert_eq!(std::mem::size_of::<Hyper>(), 64);
+        assert_eq!(std::mem::size_of::<Hyper>(), 80);
     }
 }
