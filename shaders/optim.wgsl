@@ -16,9 +16,13 @@
 // formula is written beside its kernel; src/optim.rs documents them all and
 // src/cpu/optim.rs is the CPU twin (same formulas, same order, f32).
 //
-// The update kernels run on a 2-D grid (65,535 workgroups per dimension is
-// not enough for 10 M parameters on some adapters): element
-// i = gid.y · h.row + gid.x, where h.row is the number of threads per grid row.
+// Each update kernel is a grid-stride loop: thread k of the grid's h.threads
+// updates elements k, k + h.threads, k + 2·h.threads, … (neighbouring threads
+// touch neighbouring elements, as GPUs like). The launcher sizes the grid for
+// about 4 elements per thread: on lavapipe that ran ~2× faster than one
+// element per thread (fewer workgroups to schedule); 1 per thread is the
+// same code with a bigger grid. Past 65,535 workgroups the grid folds into
+// 2-D: thread k = gid.y · h.row + gid.x, h.row being threads per grid row.
 
 struct Hyper {
     n: u32,             // parameters to update
@@ -38,9 +42,9 @@ struct Hyper {
     t_max: u32,         // cosine schedule: updates to reach eta_min
     eta_min: f32,       // cosine schedule: final rate
     alpha: f32,         // RMSprop α
+    threads: u32,       // threads in the grid: the stride of each thread's loop
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 // The layout of wgpu_train::optim::StepScalars.
@@ -115,7 +119,7 @@ fn advance() {
     st = s;
 }
 
-fn index(gid: vec3<u32>) -> u32 {
+fn first(gid: vec3<u32>) -> u32 {
     return gid.y * h.row + gid.x;
 }
 
@@ -125,12 +129,7 @@ fn index(gid: vec3<u32>) -> u32 {
 //   MOMENTUM: b ← g at t = 1, else b ← μ·b + (1 − τ)·g
 //             NESTEROV: g ← g + μ·b   otherwise: g ← b
 //   p ← p − lr·g
-@compute @workgroup_size(256)
-fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = index(gid);
-    if (i >= h.n) {
-        return;
-    }
+fn sgd_at(i: u32) {
     let pi = h.param_offset + i;
     let p = params[pi];
     var g = grads[h.grad_offset + i] + h.weight_decay * p;
@@ -149,24 +148,33 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
     params[pi] = p - st.lr * g;
 }
 
+@compute @workgroup_size(256)
+fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
+    for (var i = first(gid); i < h.n; i = i + h.threads) {
+        sgd_at(i);
+    }
+}
+
 // ----------------------------------------------------------------- Adagrad
 // torch.optim.Adagrad. State s1 = sum s (starts at initial_accumulator_value).
 //   g ← g + wd·p
 //   clr = lr / (1 + (t − 1)·lr_decay)          (st.adagrad_lr)
 //   s ← s + g²
 //   p ← p − clr·g / (√s + eps)
-@compute @workgroup_size(256)
-fn adagrad(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = index(gid);
-    if (i >= h.n) {
-        return;
-    }
+fn adagrad_at(i: u32) {
     let pi = h.param_offset + i;
     let p = params[pi];
     let g = grads[h.grad_offset + i] + h.weight_decay * p;
     let s = s1[i] + g * g;
     s1[i] = s;
     params[pi] = p - st.adagrad_lr * (g / (sqrt(s) + h.eps));
+}
+
+@compute @workgroup_size(256)
+fn adagrad(@builtin(global_invocation_id) gid: vec3<u32>) {
+    for (var i = first(gid); i < h.n; i = i + h.threads) {
+        adagrad_at(i);
+    }
 }
 
 // ----------------------------------------------------------------- RMSprop
@@ -179,12 +187,7 @@ fn adagrad(@builtin(global_invocation_id) gid: vec3<u32>) {
 //          MOMENTUM: b ← μ·b + g/d; p ← p − lr·b      else p ← p − lr·g/d
 //   KERAS: d = √(v' + eps)
 //          MOMENTUM: b ← μ·b + lr·g/d; p ← p − b      else p ← p − lr·g/d
-@compute @workgroup_size(256)
-fn rmsprop(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = index(gid);
-    if (i >= h.n) {
-        return;
-    }
+fn rmsprop_at(i: u32) {
     let pi = h.param_offset + i;
     let p = params[pi];
     let alpha = h.alpha;
@@ -220,6 +223,13 @@ fn rmsprop(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
+@compute @workgroup_size(256)
+fn rmsprop(@builtin(global_invocation_id) gid: vec3<u32>) {
+    for (var i = first(gid); i < h.n; i = i + h.threads) {
+        rmsprop_at(i);
+    }
+}
+
 // -------------------------------------------------------------------- Adam
 // torch.optim.Adam / AdamW. State s1 = exp_avg m, s2 = exp_avg_sq v,
 // s3 = max_exp_avg_sq v̂ (AMSGRAD).
@@ -229,12 +239,7 @@ fn rmsprop(@builtin(global_invocation_id) gid: vec3<u32>) {
 //   AMSGRAD: v̂ ← max(v̂, v) and v̂ replaces v below
 //   torch:  p ← p − (lr / (1 − β₁ᵗ))·m / (√v / √(1 − β₂ᵗ) + eps)
 //   KERAS:  p ← p − (lr·√(1 − β₂ᵗ) / (1 − β₁ᵗ))·m / (√v + eps)
-@compute @workgroup_size(256)
-fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = index(gid);
-    if (i >= h.n) {
-        return;
-    }
+fn adam_at(i: u32) {
     let pi = h.param_offset + i;
     var p = params[pi];
     var g = grads[h.grad_offset + i];
@@ -257,5 +262,12 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
     } else {
         let denom = sqrt(vv) / st.bias_correction2_sqrt + h.eps;
         params[pi] = p - st.step_size * (m / denom);
+    }
+}
+
+@compute @workgroup_size(256)
+fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
+    for (var i = first(gid); i < h.n; i = i + h.threads) {
+        adam_at(i);
     }
 }

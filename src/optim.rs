@@ -393,6 +393,13 @@ impl OptimizerConfig {
         }
     }
 
+    /// Bytes one update moves per parameter, at minimum: the parameter read
+    /// and written, the gradient read, each state buffer read and written
+    /// (12 + 8·state buffers). Benchmarks report GB/s from this.
+    pub fn bytes_per_param(&self) -> u64 {
+        12 + 8 * self.state_names().len() as u64
+    }
+
     /// The value every state buffer starts from (Adagrad's initial
     /// accumulator; 0 elsewhere).
     pub fn initial_state(&self) -> f32 {

@@ -761,16 +761,19 @@ fn fused_update_equals_per_tensor_updates_over_views() {
     assert!(a.iter().zip(&p0).all(|(x, y)| x != y));
 }
 
-/// Past 65,535 × 256 parameters the update folds into a 2-D grid.
+/// With one element per thread, past 65,535 × 256 parameters the update
+/// folds into a 2-D grid (at the default 4 per thread that takes 67 M
+/// parameters, more than lavapipe's 128 MiB bindings hold).
 #[test]
-fn sgd_over_16_8m_params_folds_the_grid_into_2d() {
+fn sgd_over_16_8m_params_one_per_thread_folds_the_grid_into_2d() {
     let g = gpu();
     let n = 65_535 * 256 + 1000;
     let p0: Vec<f32> = (0..n).map(|i| (i % 1000) as f32).collect();
     let g0: Vec<f32> = (0..n).map(|i| (i % 7) as f32 - 3.0).collect();
     let params = GpuTensor::from_slice(g, &[n], &p0).unwrap();
     let grads = GpuTensor::from_slice(g, &[n], &g0).unwrap();
-    let opt = GpuOptimizer::new(g, OptimizerConfig::sgd(0.5), &params, &grads).unwrap();
+    let opt = GpuOptimizer::with_elems_per_thread(g, OptimizerConfig::sgd(0.5), &params, &grads, 1)
+        .unwrap();
     let [x, y, _] = opt.workgroups();
     let limit = g.limits().max_compute_workgroups_per_dimension;
     assert!(x <= limit && y <= limit);
@@ -785,6 +788,47 @@ fn sgd_over_16_8m_params_folds_the_grid_into_2d() {
         .take(5)
         .collect::<Vec<_>>();
     assert!(bad.is_empty(), "wrong at {bad:?}");
+}
+
+/// The grid-stride loop gives the same bits whatever the grid's size.
+#[test]
+fn elements_per_thread_do_not_change_the_result() {
+    let g = gpu();
+    let n = 1031;
+    let p0 = random(&[n], 21).into_raw_vec_and_offset().0;
+    let grads = GpuTensor::from_array(g, &random(&[n], 22)).unwrap();
+    let cfg = OptimizerConfig::new(
+        0.01,
+        Adam {
+            amsgrad: true,
+            ..Adam::default()
+        },
+    );
+    let run = |per_thread| {
+        let p = GpuTensor::from_slice(g, &[n], &p0).unwrap();
+        let opt = GpuOptimizer::with_elems_per_thread(g, cfg, &p, &grads, per_thread).unwrap();
+        opt.run(g, 10).unwrap();
+        (opt.workgroups(), p.read(g).unwrap())
+    };
+    let (groups1, one) = run(1);
+    assert_eq!(groups1, [5, 1, 1]);
+    for per_thread in [4, 7, 2000] {
+        let (_, other) = run(per_thread);
+        assert!(
+            one.iter()
+                .zip(&other)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{per_thread} per thread differs from 1 per thread"
+        );
+    }
+    let p = GpuTensor::<f32>::zeros(g, &[n]).unwrap();
+    assert!(matches!(
+        GpuOptimizer::with_elems_per_thread(g, cfg, &p, &grads, 0),
+        Err(Error::InvalidArgument {
+            name: "elems_per_thread",
+            ..
+        })
+    ));
 }
 
 #[test]

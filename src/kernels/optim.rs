@@ -32,6 +32,11 @@ use wgpu::util::DeviceExt;
 /// Threads per workgroup of the update kernels (`@workgroup_size(256)`).
 const WORKGROUP: usize = 256;
 
+/// Elements each thread of the update's grid-stride loop handles, by
+/// default. On lavapipe 4 ran about twice as fast as 1 (fewer workgroups);
+/// see BENCHMARKS.md.
+pub const DEFAULT_ELEMS_PER_THREAD: u32 = 4;
+
 /// The uniform block of `optim.wgsl` (80 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -53,7 +58,8 @@ struct Hyper {
     t_max: u32,
     eta_min: f32,
     alpha: f32,
-    _pad: [u32; 3],
+    threads: u32,
+    _pad: [u32; 2],
 }
 
 impl Hyper {
@@ -61,7 +67,7 @@ impl Hyper {
         cfg: &OptimizerConfig,
         lr: f32,
         n: usize,
-        row: u32,
+        (row, threads): (u32, u32),
         params: usize,
         grads: usize,
     ) -> Self {
@@ -91,7 +97,8 @@ impl Hyper {
             t_max: s.t_max,
             eta_min: s.eta_min,
             alpha,
-            _pad: [0; 3],
+            threads,
+            _pad: [0; 2],
         }
     }
 }
@@ -244,7 +251,26 @@ impl GpuOptimizer {
         params: &GpuTensor<f32>,
         grads: &GpuTensor<f32>,
     ) -> Result<Self> {
+        Self::with_elems_per_thread(gpu, config, params, grads, DEFAULT_ELEMS_PER_THREAD)
+    }
+
+    /// [`GpuOptimizer::new`] with a grid sized for about `elems_per_thread`
+    /// elements per thread (≥ 1; 1 is one element per thread). Every size
+    /// computes the same bits; only the speed differs.
+    pub fn with_elems_per_thread(
+        gpu: &Gpu,
+        config: OptimizerConfig,
+        params: &GpuTensor<f32>,
+        grads: &GpuTensor<f32>,
+        elems_per_thread: u32,
+    ) -> Result<Self> {
         config.validate()?;
+        if elems_per_thread == 0 {
+            return Err(Error::InvalidArgument {
+                name: "elems_per_thread",
+                msg: "must be at least 1, got 0".into(),
+            });
+        }
         let n = params.len();
         if grads.len() != n {
             return Err(Error::shape(
@@ -265,7 +291,7 @@ impl GpuOptimizer {
         gpu.check_storage_binding("the optimizer's gradients", grads.buffer().size())?;
         gpu.check_storage_binding("an optimizer state buffer", n as u64 * 4)?;
         let (workgroups, row) = grid(
-            n,
+            n.div_ceil(elems_per_thread as usize),
             WORKGROUP,
             gpu.limits().max_compute_workgroups_per_dimension,
         );
@@ -291,7 +317,16 @@ impl GpuOptimizer {
             &[STEP_WORDS],
             bytemuck::cast_slice(&[StepScalars::initial()]),
         )?;
-        let hyper = Hyper::new(&config, config.lr, n, row, params.offset(), grads.offset());
+        // At most n + 256·65,535 threads, which fits u32 for any n we accept.
+        let threads = row.saturating_mul(workgroups[1]);
+        let hyper = Hyper::new(
+            &config,
+            config.lr,
+            n,
+            (row, threads),
+            params.offset(),
+            grads.offset(),
+        );
         let uniform = gpu.scoped("creating optimizer uniforms", || {
             gpu.device()
                 .create_buffer_init(&wgpu::util::BufferInitDescriptor {
