@@ -594,7 +594,7 @@ impl StepScalars {
         self.t = self.t.wrapping_add(1);
         let t = self.t;
         // Schedule.
-        if h.schedule == 1 && t > 1 && (t - 1) % h.step_size == 0 {
+        if h.schedule == 1 && t > 1 && (t - 1).is_multiple_of(h.step_size) {
             self.decay_factor *= h.gamma;
         }
         self.lr = match h.schedule {

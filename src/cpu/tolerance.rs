@@ -75,6 +75,8 @@ fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
 }
 
 /// Compares element by element; `Ok` when every element passes.
+// The report is only built on failure, in tests: its size does not matter.
+#[allow(clippy::result_large_err)]
 pub fn compare<S1, S2, D1, D2>(
     actual: &ArrayBase<S1, D1>,
     expected: &ArrayBase<S2, D2>,

@@ -496,8 +496,8 @@ mod tests {
         for (n, max) in [
             (10_000_000, 1000),
             (65536 * 256, 65535),
-            (1001, 1),
-            (5 * 256 + 1, 2),
+            (1001, 2),
+            (3 * 256 + 1, 2),
         ] {
             let ([x, y, z], row) = grid(n, 256, max);
             assert!(x <= max && y <= max && z == 1, "{n} {max}: {x}×{y}");
@@ -506,6 +506,9 @@ mod tests {
             assert!(row as usize * y as usize >= n);
             assert!(row as usize * (y as usize - 1) < n);
         }
+        // Past max² workgroups y exceeds the limit too: check_dispatch refuses it.
+        let ([_, y, _], _) = grid(5 * 256, 256, 2);
+        assert_eq!(y, 3);
     }
 
     #[test]
