@@ -278,7 +278,9 @@ pub enum Schedule {
     /// caller reports a metric (lower is better, e.g. the validation loss)
     /// and when it did not improve on the best so far the learning rate is
     /// multiplied by `factor` (0.95: "reduce the step by 5%"). Acts between
-    /// epochs, from the host (`end_epoch` on either optimizer).
+    /// epochs, from the host (`end_epoch` on either optimizer). This is
+    /// torch's `ReduceLROnPlateau(mode="min", patience=0, threshold=0)`;
+    /// torch's defaults differ (patience 10, relative threshold 1e-4).
     ReduceOnPlateau { factor: f32 },
 }
 
