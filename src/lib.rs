@@ -13,6 +13,11 @@
 //! - [`cpu`]: the ndarray twin of every kernel, with the same names, and the
 //!   tolerance check the tests use.
 //! - [`ops`]: options shared by both sides ([`MatmulOptions`], [`Activation`]).
+//! - [`optim`]: optimizer rules (SGD, momentum, Nesterov, Adagrad, RMSprop,
+//!   Adam, AdamW, with torch.optim's semantics and Keras variants), their
+//!   formulas, schedules and validation; run by
+//!   [`kernels::optim::GpuOptimizer`] (one fused dispatch per step) and
+//!   [`cpu::optim::CpuOptimizer`].
 //!
 //! Errors are values: bad shapes, oversized buffers, missing adapters and
 //! wgpu validation errors all come back as [`Error`].
@@ -23,10 +28,12 @@ pub mod error;
 pub mod gpu;
 pub mod kernels;
 pub mod ops;
+pub mod optim;
 pub mod shaders;
 
 pub use data::Dataset;
 pub use error::{Error, Result};
 pub use gpu::{AdapterSummary, Gpu, GpuOptions, GpuTensor};
-pub use kernels::MatmulKernel;
+pub use kernels::{GpuOptimizer, MatmulKernel};
 pub use ops::{Activation, MatmulOptions, MatmulShape};
+pub use optim::{OptimizerConfig, Schedule};

@@ -40,14 +40,29 @@ pub static DATA: Shader = Shader {
     ],
 };
 
+pub static OPTIM: Shader = Shader {
+    name: "optim",
+    source: include_str!("../shaders/optim.wgsl"),
+    bindings: &[
+        Binding::Uniform,          // h: hyperparameters
+        Binding::StorageReadWrite, // st: step scalars (t, scheduled lr, ...)
+        Binding::StorageReadWrite, // params
+        Binding::StorageRead,      // grads
+        Binding::StorageReadWrite, // s1: first state buffer
+        Binding::StorageReadWrite, // s2
+        Binding::StorageReadWrite, // s3
+    ],
+};
+
 /// Every shader file.
 pub fn all() -> Vec<&'static Shader> {
-    vec![&MATMUL, &DATA]
+    vec![&MATMUL, &DATA, &OPTIM]
 }
 
 /// Every pipeline specialisation the launchers can ask for.
 pub fn specialisations() -> Vec<PipelineKey> {
     let mut keys = crate::kernels::matmul::specialisations();
     keys.extend(crate::kernels::data::specialisations());
+    keys.extend(crate::kernels::optim::specialisations());
     keys
 }

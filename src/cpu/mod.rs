@@ -6,8 +6,10 @@
 
 pub mod data;
 pub mod matmul;
+pub mod optim;
 pub mod tolerance;
 
 pub use data::gather;
 pub use matmul::matmul;
+pub use optim::CpuOptimizer;
 pub use tolerance::{Mismatch, Tolerance, assert_close, compare};

@@ -4,9 +4,11 @@
 
 pub mod data;
 pub mod matmul;
+pub mod optim;
 
 pub use data::{Gather, GatherOptions, GpuDataset};
 pub use matmul::{Matmul, MatmulKernel, matmul, matmul_with};
+pub use optim::GpuOptimizer;
 
 /// Workgroups needed to cover `n` items with `per_group` items per workgroup.
 pub(crate) fn groups(n: usize, per_group: usize) -> u32 {
