@@ -5,9 +5,11 @@
 //! per process however many launchers are built.
 
 mod buffer;
+mod labels;
 mod pipeline;
 
 pub use buffer::{Element, GpuTensor};
+pub use labels::GpuLabels;
 pub use pipeline::{Binding, KernelPipeline, PipelineKey};
 
 use crate::error::{Error, Result};
@@ -78,6 +80,7 @@ pub struct Gpu {
     pipelines: pipeline::PipelineCache,
     /// Bound where a kernel's optional input is absent (e.g. no bias).
     placeholder: wgpu::Buffer,
+
     /// Errors raised outside any error scope. wgpu's default handler panics;
     /// ours keeps them so the next scoped call can return them.
     uncaptured: Arc<Mutex<Vec<String>>>,
@@ -158,6 +161,7 @@ impl Gpu {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
+
         Ok(Gpu {
             adapter,
             device,
