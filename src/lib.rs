@@ -8,10 +8,14 @@
 //! - [`Gpu`]: the context (adapter, device, limits, error scopes, pipeline
 //!   cache), built once and shared.
 //! - [`GpuTensor`]: typed storage buffers with a shape; uploads, readbacks.
+//! - [`GpuLabels`]: class labels, checked against the class count on the
+//!   CPU whenever they are written.
 //! - [`kernels`]: one launcher per shader in `shaders/`, e.g.
-//!   [`kernels::matmul`].
-//! - [`cpu`]: the ndarray twin of every kernel, with the same names, and the
-//!   tolerance check the tests use.
+//!   [`kernels::matmul`], [`kernels::softmax_xent`],
+//!   [`kernels::activation_bias_backward`], [`kernels::column_sum`].
+//! - [`cpu`]: the ndarray twin of every kernel, with the same names, the
+//!   tolerance check the tests use, and the f64 finite-difference
+//!   [`cpu::gradcheck`].
 //! - [`ops`]: options shared by both sides ([`MatmulOptions`], [`Activation`]).
 //!
 //! Errors are values: bad shapes, oversized buffers, missing adapters and
@@ -25,6 +29,6 @@ pub mod ops;
 pub mod shaders;
 
 pub use error::{Error, Result};
-pub use gpu::{AdapterSummary, Gpu, GpuOptions, GpuTensor};
-pub use kernels::MatmulKernel;
-pub use ops::{Activation, MatmulOptions, MatmulShape};
+pub use gpu::{AdapterSummary, Gpu, GpuLabels, GpuOptions, GpuTensor};
+pub use kernels::{MatmulKernel, SoftmaxXentKernel};
+pub use ops::{Activation, MatmulOptions, MatmulShape, SoftmaxXentShape};

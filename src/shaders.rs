@@ -27,12 +27,54 @@ pub static MATMUL: Shader = Shader {
     ],
 };
 
+pub static SOFTMAX_XENT: Shader = Shader {
+    name: "softmax_xent",
+    source: include_str!("../shaders/softmax_xent.wgsl"),
+    bindings: &[
+        Binding::Uniform,          // params
+        Binding::StorageRead,      // logits
+        Binding::StorageRead,      // labels
+        Binding::StorageReadWrite, // loss
+        Binding::StorageReadWrite, // correct
+        Binding::StorageReadWrite, // dlogits
+    ],
+};
+
+pub static ACTIVATION: Shader = Shader {
+    name: "activation",
+    source: include_str!("../shaders/activation.wgsl"),
+    bindings: &[
+        Binding::Uniform,          // params
+        Binding::StorageRead,      // dh
+        Binding::StorageRead,      // h
+        Binding::StorageReadWrite, // dz
+    ],
+};
+
+pub static REDUCE: Shader = Shader {
+    name: "reduce",
+    source: include_str!("../shaders/reduce.wgsl"),
+    bindings: &[
+        Binding::Uniform,          // params
+        Binding::StorageRead,      // x
+        Binding::StorageRead,      // h
+        Binding::StorageReadWrite, // dz
+        Binding::StorageReadWrite, // sums
+        Binding::StorageRead,      // flags
+        Binding::StorageReadWrite, // count
+    ],
+};
+
 /// Every shader file.
 pub fn all() -> Vec<&'static Shader> {
-    vec![&MATMUL]
+    vec![&MATMUL, &SOFTMAX_XENT, &ACTIVATION, &REDUCE]
 }
 
 /// Every pipeline specialisation the launchers can ask for.
 pub fn specialisations() -> Vec<PipelineKey> {
-    crate::kernels::matmul::specialisations()
+    let mut keys = crate::kernels::matmul::specialisations();
+    keys.extend(crate::kernels::softmax_xent::specialisations());
+    keys.extend(crate::kernels::activation::specialisations());
+    keys.extend(crate::kernels::reduce::specialisations());
+    keys
 }
