@@ -6,9 +6,10 @@
 //!
 //! The twins other than `matmul` are generic over [`Real`] (`f32`, `f64`):
 //! in `f32` they are what the GPU is compared with, in `f64` they are what
-//! the finite-difference gradient check proves right.
+//! the finite-difference [`gradcheck`] proves right.
 
 pub mod activation;
+pub mod gradcheck;
 pub mod matmul;
 pub mod real;
 pub mod reduce;
