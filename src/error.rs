@@ -38,6 +38,19 @@ pub enum Error {
         limit_name: &'static str,
     },
 
+    /// A class label that is not a valid index into the logits' columns: at
+    /// least the class count, or not representable as a `u32` (e.g. negative).
+    /// Raised on the CPU before anything is dispatched, so a bad label can
+    /// never become an out-of-bounds read on the GPU.
+    #[error(
+        "label {label} at row {row} is not a class index: labels must be integers in 0..{classes}"
+    )]
+    Label {
+        row: usize,
+        label: String,
+        classes: usize,
+    },
+
     /// An invalid argument (hyperparameter, option) named by `name`.
     #[error("invalid {name}: {msg}")]
     InvalidArgument { name: &'static str, msg: String },

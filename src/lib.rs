@@ -8,10 +8,14 @@
 //! - [`Gpu`]: the context (adapter, device, limits, error scopes, pipeline
 //!   cache), built once and shared.
 //! - [`GpuTensor`]: typed storage buffers with a shape; uploads, readbacks.
+//! - [`GpuLabels`]: class labels, checked against the class count on the
+//!   CPU whenever they are written.
 //! - [`kernels`]: one launcher per shader in `shaders/`, e.g.
-//!   [`kernels::matmul`].
-//! - [`cpu`]: the ndarray twin of every kernel, with the same names, and the
-//!   tolerance check the tests use.
+//!   [`kernels::matmul`], [`kernels::softmax_xent`],
+//!   [`kernels::activation_bias_backward`], [`kernels::column_sum`].
+//! - [`cpu`]: the ndarray twin of every kernel, with the same names, the
+//!   tolerance check the tests use, and the f64 finite-difference
+//!   [`cpu::gradcheck`].
 //! - [`ops`]: options shared by both sides ([`MatmulOptions`], [`Activation`]).
 //! - [`optim`]: optimizer rules (SGD, momentum, Nesterov, Adagrad, RMSprop,
 //!   Adam, AdamW, with torch.optim's semantics and Keras variants), their
@@ -33,7 +37,7 @@ pub mod shaders;
 
 pub use data::Dataset;
 pub use error::{Error, Result};
-pub use gpu::{AdapterSummary, Gpu, GpuOptions, GpuTensor};
-pub use kernels::{GpuOptimizer, MatmulKernel};
-pub use ops::{Activation, MatmulOptions, MatmulShape};
+pub use gpu::{AdapterSummary, Gpu, GpuLabels, GpuOptions, GpuTensor};
+pub use kernels::{GpuOptimizer, MatmulKernel, SoftmaxXentKernel};
+pub use ops::{Activation, MatmulOptions, MatmulShape, SoftmaxXentShape};
 pub use optim::{OptimizerConfig, Schedule};

@@ -3,6 +3,7 @@
 //! the same errors.
 
 use crate::error::{Error, Result};
+use std::fmt;
 
 /// Elementwise activation fused into a matmul epilogue.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -184,5 +185,113 @@ impl MatmulShape {
     /// Floating-point operations: 2·batch·M·N·K (a multiply and an add each).
     pub fn flops(&self) -> u64 {
         2 * (self.batch * self.m * self.n * self.k) as u64
+    }
+}
+
+/// The sizes of one softmax cross-entropy: logits N×C (rows are examples),
+/// one label per row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SoftmaxXentShape {
+    pub n: usize,
+    pub c: usize,
+}
+
+impl SoftmaxXentShape {
+    /// Checks that `logits` is N×C and `labels` holds N values.
+    pub fn resolve(logits: &[usize], labels: &[usize]) -> Result<Self> {
+        let [n, c] = *logits else {
+            return Err(Error::shape(
+                "softmax_xent",
+                format!("logits must be 2-D (rows, classes), got shape {logits:?}"),
+            ));
+        };
+        if n == 0 || c == 0 {
+            return Err(Error::shape(
+                "softmax_xent",
+                format!("logits need at least one row and one class, got shape {logits:?}"),
+            ));
+        }
+        if labels != [n] {
+            return Err(Error::shape(
+                "softmax_xent",
+                format!("labels must have shape [{n}] (one per row of logits), got {labels:?}"),
+            ));
+        }
+        Ok(SoftmaxXentShape { n, c })
+    }
+
+    /// Bytes the fused kernel moves through memory: logits and labels in;
+    /// per-row loss and correct flag out; with the gradient, dlogits out too.
+    pub fn bytes(&self, with_grad: bool) -> u64 {
+        let (n, c) = (self.n as u64, self.c as u64);
+        let base = 4 * (n * c + n) + 8 * n;
+        if with_grad { base + 4 * n * c } else { base }
+    }
+}
+
+/// Checks that every label is a class index below `classes`; the error names
+/// the first bad row and its value.
+pub fn check_labels(labels: &[u32], classes: usize) -> Result<()> {
+    match labels.iter().position(|&l| l as usize >= classes) {
+        None => Ok(()),
+        Some(row) => Err(Error::Label {
+            row,
+            label: labels[row].to_string(),
+            classes,
+        }),
+    }
+}
+
+/// Converts labels of any integer type (datasets store them as `u8`) to the
+/// `u32` the kernels read, checking each is a class index below `classes`.
+/// Negative values and values past `u32::MAX` are errors, not wrapped.
+pub fn class_labels<L>(labels: &[L], classes: usize) -> Result<Vec<u32>>
+where
+    L: Copy + TryInto<u32> + fmt::Display,
+{
+    labels
+        .iter()
+        .enumerate()
+        .map(|(row, &l)| match l.try_into() {
+            Ok(v) if (v as usize) < classes => Ok(v),
+            _ => Err(Error::Label {
+                row,
+                label: l.to_string(),
+                classes,
+            }),
+        })
+        .collect()
+}
+
+/// Checks that a backward operand has the shape of the activations it pairs
+/// with (elementwise ops: dH and h must match exactly).
+pub(crate) fn check_same_shape(
+    op: &'static str,
+    a_name: &str,
+    a: &[usize],
+    b_name: &str,
+    b: &[usize],
+) -> Result<()> {
+    if a != b {
+        return Err(Error::shape(
+            op,
+            format!("{a_name} has shape {a:?} but {b_name} has shape {b:?}; they must match"),
+        ));
+    }
+    Ok(())
+}
+
+/// The rows × columns of a 2-D operand, as the column reductions read it.
+pub(crate) fn matrix_shape(
+    op: &'static str,
+    name: &str,
+    shape: &[usize],
+) -> Result<(usize, usize)> {
+    match *shape {
+        [r, c] if r > 0 && c > 0 => Ok((r, c)),
+        _ => Err(Error::shape(
+            op,
+            format!("{name} must be a non-empty 2-D matrix (rows, columns), got shape {shape:?}"),
+        )),
     }
 }

@@ -54,9 +54,47 @@ pub static OPTIM: Shader = Shader {
     ],
 };
 
+pub static SOFTMAX_XENT: Shader = Shader {
+    name: "softmax_xent",
+    source: include_str!("../shaders/softmax_xent.wgsl"),
+    bindings: &[
+        Binding::Uniform,          // params
+        Binding::StorageRead,      // logits
+        Binding::StorageRead,      // labels
+        Binding::StorageReadWrite, // loss
+        Binding::StorageReadWrite, // correct
+        Binding::StorageReadWrite, // dlogits
+    ],
+};
+
+pub static ACTIVATION: Shader = Shader {
+    name: "activation",
+    source: include_str!("../shaders/activation.wgsl"),
+    bindings: &[
+        Binding::Uniform,          // params
+        Binding::StorageRead,      // dh
+        Binding::StorageRead,      // h
+        Binding::StorageReadWrite, // dz
+    ],
+};
+
+pub static REDUCE: Shader = Shader {
+    name: "reduce",
+    source: include_str!("../shaders/reduce.wgsl"),
+    bindings: &[
+        Binding::Uniform,          // params
+        Binding::StorageRead,      // x
+        Binding::StorageRead,      // h
+        Binding::StorageReadWrite, // dz
+        Binding::StorageReadWrite, // sums
+        Binding::StorageRead,      // flags
+        Binding::StorageReadWrite, // count
+    ],
+};
+
 /// Every shader file.
 pub fn all() -> Vec<&'static Shader> {
-    vec![&MATMUL, &DATA, &OPTIM]
+    vec![&MATMUL, &DATA, &OPTIM, &SOFTMAX_XENT, &ACTIVATION, &REDUCE]
 }
 
 /// Every pipeline specialisation the launchers can ask for.
@@ -64,5 +102,8 @@ pub fn specialisations() -> Vec<PipelineKey> {
     let mut keys = crate::kernels::matmul::specialisations();
     keys.extend(crate::kernels::data::specialisations());
     keys.extend(crate::kernels::optim::specialisations());
+    keys.extend(crate::kernels::softmax_xent::specialisations());
+    keys.extend(crate::kernels::activation::specialisations());
+    keys.extend(crate::kernels::reduce::specialisations());
     keys
 }

@@ -5,9 +5,11 @@
 //! per process however many launchers are built.
 
 mod buffer;
+mod labels;
 mod pipeline;
 
 pub use buffer::{Element, GpuTensor};
+pub use labels::GpuLabels;
 pub use pipeline::{Binding, KernelPipeline, PipelineKey};
 
 use crate::error::{Error, Result};
@@ -79,6 +81,10 @@ pub struct Gpu {
     pipelines: pipeline::PipelineCache,
     /// Bound where a kernel's optional input is absent (e.g. no bias).
     placeholder: wgpu::Buffer,
+    /// The same for read-write bindings an entry point does not use. A buffer
+    /// may not be bound read-only and read-write in one dispatch, so one
+    /// placeholder cannot fill both kinds of slot.
+    placeholder_rw: wgpu::Buffer,
     /// Errors raised outside any error scope. wgpu's default handler panics;
     /// ours keeps them so the next scoped call can return them.
     uncaptured: Arc<Mutex<Vec<String>>>,
@@ -163,6 +169,12 @@ impl Gpu {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
+        let placeholder_rw = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("placeholder (read-write)"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
         Ok(Gpu {
             adapter,
             device,
@@ -171,6 +183,7 @@ impl Gpu {
             limits,
             pipelines: pipeline::PipelineCache::default(),
             placeholder,
+            placeholder_rw,
             uncaptured,
         })
     }
@@ -252,6 +265,10 @@ impl Gpu {
 
     pub(crate) fn placeholder(&self) -> &wgpu::Buffer {
         &self.placeholder
+    }
+
+    pub(crate) fn placeholder_rw(&self) -> &wgpu::Buffer {
+        &self.placeholder_rw
     }
 
     /// Runs `f` inside wgpu error scopes (validation, out-of-memory, internal)

@@ -2,13 +2,29 @@
 //! limits on the CPU side, builds its pipeline (cached) and bind group once,
 //! and then records dispatches into any number of encoders.
 
+pub mod activation;
 pub mod data;
 pub mod matmul;
 pub mod optim;
+pub mod reduce;
+pub mod softmax_xent;
 
+pub use activation::{ActivationBackward, activation_backward};
 pub use data::{Gather, GatherOptions, GpuDataset};
 pub use matmul::{Matmul, MatmulKernel, matmul, matmul_with};
 pub use optim::GpuOptimizer;
+pub use reduce::{
+    ColumnSum, LossCorrectSum, activation_bias_backward, column_sum, loss_correct_sum,
+};
+pub use softmax_xent::{
+    SoftmaxXent, SoftmaxXentKernel, SoftmaxXentOutput, softmax_xent, softmax_xent_eval,
+    softmax_xent_with,
+};
+
+use crate::error::{Error, Result};
+use crate::gpu::{Element, Gpu, GpuTensor};
+use std::ops::Range;
+use wgpu::util::DeviceExt;
 
 /// Workgroups needed to cover `n` items with `per_group` items per workgroup.
 pub(crate) fn groups(n: usize, per_group: usize) -> u32 {
@@ -31,4 +47,113 @@ pub(crate) fn fold(gpu: &crate::Gpu, what: &str, groups: u64) -> crate::Result<[
     ];
     gpu.check_dispatch(what, grid)?;
     Ok(grid)
+}
+
+/// A uniform buffer holding `params`.
+pub(crate) fn uniform<P: bytemuck::Pod>(
+    gpu: &Gpu,
+    label: &str,
+    params: &P,
+) -> Result<wgpu::Buffer> {
+    gpu.scoped(&format!("creating {label}"), || {
+        gpu.device()
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::bytes_of(params),
+                usage: wgpu::BufferUsages::UNIFORM,
+            })
+    })
+}
+
+/// A tensor as one binding of a dispatch: its name for messages, its buffer
+/// and the elements it covers.
+pub(crate) struct Operand<'a> {
+    name: &'a str,
+    buffer: &'a wgpu::Buffer,
+    range: Range<usize>,
+}
+
+impl<'a> Operand<'a> {
+    pub(crate) fn of<T: Element>(name: &'a str, t: &'a GpuTensor<T>) -> Self {
+        Operand {
+            name,
+            buffer: t.buffer(),
+            range: t.offset()..t.offset() + t.len(),
+        }
+    }
+}
+
+/// Checks the operands of one dispatch: each buffer fits a storage binding;
+/// no output shares a buffer with an input (WebGPU forbids binding a buffer
+/// for reading and writing in one dispatch); outputs that share a buffer (views
+/// into one gradient buffer) do not overlap.
+pub(crate) fn check_operands(
+    gpu: &Gpu,
+    op: &'static str,
+    reads: &[Operand<'_>],
+    writes: &[Operand<'_>],
+) -> Result<()> {
+    for o in reads.iter().chain(writes) {
+        gpu.check_storage_binding(&format!("{op} operand {}", o.name), o.buffer.size())?;
+    }
+    for w in writes {
+        if let Some(r) = reads.iter().find(|r| r.buffer == w.buffer) {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "output {} shares a buffer with input {}; WebGPU forbids writing a buffer that is also bound for reading",
+                    w.name, r.name
+                ),
+            ));
+        }
+    }
+    for (i, a) in writes.iter().enumerate() {
+        for b in &writes[i + 1..] {
+            if a.buffer == b.buffer && a.range.start < b.range.end && b.range.start < a.range.end {
+                return Err(Error::shape(
+                    op,
+                    format!("outputs {} and {} overlap in one buffer", a.name, b.name),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that a tensor has the shape an operation needs.
+pub(crate) fn check_shape<T: Element>(
+    op: &'static str,
+    name: &str,
+    t: &GpuTensor<T>,
+    want: &[usize],
+) -> Result<()> {
+    if t.shape() != want {
+        return Err(Error::shape(
+            op,
+            format!("{name} must have shape {want:?}, got {:?}", t.shape()),
+        ));
+    }
+    Ok(())
+}
+
+/// Records `repeats` copies of one launcher's dispatch in one pass of a new
+/// encoder and submits it (no wait, no readback).
+pub(crate) fn run_repeated(
+    gpu: &Gpu,
+    label: &str,
+    repeats: usize,
+    record: impl Fn(&mut wgpu::ComputePass<'_>),
+) -> Result<()> {
+    let mut encoder = gpu.encoder(label);
+    {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(label),
+            timestamp_writes: None,
+        });
+        for _ in 0..repeats {
+            record(&mut pass);
+        }
+    }
+    gpu.submit(encoder)?;
+    Ok(())
 }

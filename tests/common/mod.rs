@@ -32,3 +32,11 @@ pub fn random(shape: &[usize], seed: u64) -> ArrayD<f32> {
 pub fn random_scaled(shape: &[usize], seed: u64, scale: f32) -> ArrayD<f32> {
     random(shape, seed).mapv(|x| x * scale)
 }
+
+/// Uniform class labels in 0..classes, from a fixed seed.
+pub fn random_labels(n: usize, classes: usize, seed: u64) -> Vec<u32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| rng.random_range(0..classes as u32))
+        .collect()
+}

@@ -1,0 +1,120 @@
+//! Launcher for `shaders/activation.wgsl`: `dZ = dH ⊙ act'(z)` from the
+//! stored activations. When the layer has a bias, prefer
+//! [`super::activation_bias_backward`], which also sums the bias gradient in
+//! the same pass.
+
+use super::{Operand, check_operands, check_shape, fold, run_repeated, uniform};
+use crate::error::Result;
+use crate::gpu::{Gpu, GpuTensor, KernelPipeline, PipelineKey};
+use crate::ops::{Activation, check_same_shape};
+use crate::shaders::ACTIVATION;
+use std::sync::Arc;
+
+const PER_GROUP: usize = 256;
+
+/// The uniform block of `activation.wgsl` (16 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    len: u32,
+    dh_offset: u32,
+    h_offset: u32,
+    dz_offset: u32,
+}
+
+fn key(activation: Activation) -> PipelineKey {
+    PipelineKey {
+        shader: &ACTIVATION,
+        entry: "activation_backward",
+        constants: vec![("ACTIVATION", activation.shader_code())],
+    }
+}
+
+/// Every pipeline this launcher can build (validated by `tests/shaders.rs`).
+pub fn specialisations() -> Vec<PipelineKey> {
+    [Activation::Identity, Activation::Sigmoid, Activation::Relu]
+        .into_iter()
+        .map(key)
+        .collect()
+}
+
+/// One activation backward, ready to record.
+pub struct ActivationBackward {
+    pipeline: Arc<KernelPipeline>,
+    bind_group: wgpu::BindGroup,
+    workgroups: [u32; 3],
+    len: usize,
+}
+
+impl ActivationBackward {
+    /// Prepares `dz = dh ⊙ act'(z)` from `h = act(z)`: sigmoid `dh·h(1 − h)`,
+    /// ReLU `dh·[h > 0]`. All three tensors have one shape; `dz` must not
+    /// share a buffer with `dh` or `h`.
+    pub fn new(
+        gpu: &Gpu,
+        dh: &GpuTensor<f32>,
+        h: &GpuTensor<f32>,
+        dz: &GpuTensor<f32>,
+        activation: Activation,
+    ) -> Result<Self> {
+        const OP: &str = "activation_backward";
+        check_same_shape(OP, "dH", dh.shape(), "h", h.shape())?;
+        check_shape(OP, "dZ", dz, dh.shape())?;
+        check_operands(
+            gpu,
+            OP,
+            &[Operand::of("dH", dh), Operand::of("h", h)],
+            &[Operand::of("dZ", dz)],
+        )?;
+        let workgroups = fold(gpu, OP, dh.len().div_ceil(PER_GROUP) as u64)?;
+        let params = Params {
+            len: dh.len() as u32,
+            dh_offset: dh.offset() as u32,
+            h_offset: h.offset() as u32,
+            dz_offset: dz.offset() as u32,
+        };
+        let pipeline = gpu.pipeline(&key(activation))?;
+        let uniform = uniform(gpu, "activation params", &params)?;
+        let bind_group =
+            gpu.bind_group(&pipeline, &[&uniform, dh.buffer(), h.buffer(), dz.buffer()])?;
+        Ok(ActivationBackward {
+            pipeline,
+            bind_group,
+            workgroups,
+            len: dh.len(),
+        })
+    }
+
+    /// Records the dispatch into an open compute pass.
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        let [x, y, z] = self.workgroups;
+        pass.dispatch_workgroups(x, y, z);
+    }
+
+    /// Records `repeats` dispatches in one pass and submits them.
+    pub fn run(&self, gpu: &Gpu, repeats: usize) -> Result<()> {
+        run_repeated(gpu, "activation_backward", repeats, |pass| {
+            self.record(pass)
+        })
+    }
+
+    /// Bytes one dispatch moves: dH and h in, dZ out.
+    pub fn bytes(&self) -> u64 {
+        12 * self.len as u64
+    }
+}
+
+/// `dz` into a new tensor. The GPU twin of [`crate::cpu::activation_backward`].
+pub fn activation_backward(
+    gpu: &Gpu,
+    dh: &GpuTensor<f32>,
+    h: &GpuTensor<f32>,
+    activation: Activation,
+) -> Result<GpuTensor<f32>> {
+    check_same_shape("activation_backward", "dH", dh.shape(), "h", h.shape())?;
+    let dz = GpuTensor::zeros(gpu, dh.shape())?;
+    ActivationBackward::new(gpu, dh, h, &dz, activation)?.run(gpu, 1)?;
+    Ok(dz)
+}

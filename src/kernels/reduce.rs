@@ -1,0 +1,298 @@
+//! Launchers for `shaders/reduce.wgsl`: column sums (the bias gradient,
+//! optionally fused with the activation backward) and the batch's loss and
+//! correct-count totals. Every sum runs in a fixed order, so repeated runs
+//! give identical bits.
+
+use super::{Operand, check_operands, check_shape, fold, run_repeated, uniform};
+use crate::error::Result;
+use crate::gpu::{Gpu, GpuTensor, KernelPipeline, PipelineKey};
+use crate::ops::{Activation, check_same_shape, matrix_shape};
+use crate::shaders::REDUCE;
+use std::sync::Arc;
+
+/// Columns per `column_sum` workgroup (`TILE_COLS` in the shader).
+const TILE_COLS: usize = 16;
+
+/// The uniform block of `reduce.wgsl` (32 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    rows: u32,
+    cols: u32,
+    x_offset: u32,
+    h_offset: u32,
+    dz_offset: u32,
+    sums_offset: u32,
+    flags_offset: u32,
+    count_offset: u32,
+}
+
+fn column_key(activation: Option<Activation>) -> PipelineKey {
+    PipelineKey {
+        shader: &REDUCE,
+        entry: "column_sum",
+        constants: vec![
+            ("ACTIVATION", activation.map_or(0.0, |a| a.shader_code())),
+            ("WRITE_DZ", if activation.is_some() { 1.0 } else { 0.0 }),
+        ],
+    }
+}
+
+fn totals_key(accumulate: bool) -> PipelineKey {
+    PipelineKey {
+        shader: &REDUCE,
+        entry: "loss_correct_sum",
+        constants: vec![("ACCUMULATE", if accumulate { 1.0 } else { 0.0 })],
+    }
+}
+
+/// Every pipeline these launchers can build (validated by `tests/shaders.rs`).
+pub fn specialisations() -> Vec<PipelineKey> {
+    let mut keys = vec![column_key(None)];
+    for a in [Activation::Identity, Activation::Sigmoid, Activation::Relu] {
+        keys.push(column_key(Some(a)));
+    }
+    keys.push(totals_key(false));
+    keys.push(totals_key(true));
+    keys
+}
+
+/// A column sum, or the fused activation backward and column sum, ready to
+/// record.
+pub struct ColumnSum {
+    pipeline: Arc<KernelPipeline>,
+    bind_group: wgpu::BindGroup,
+    workgroups: [u32; 3],
+    bytes: u64,
+}
+
+impl ColumnSum {
+    /// Prepares `sums[c] = Σ_r x[r, c]` for `x` R×C into `sums` (`[C]`).
+    pub fn new(gpu: &Gpu, x: &GpuTensor<f32>, sums: &GpuTensor<f32>) -> Result<Self> {
+        const OP: &str = "column_sum";
+        let (rows, cols) = matrix_shape(OP, "x", x.shape())?;
+        check_shape(OP, "sums", sums, &[cols])?;
+        check_operands(
+            gpu,
+            OP,
+            &[Operand::of("x", x)],
+            &[Operand::of("sums", sums)],
+        )?;
+        let params = Params {
+            rows: rows as u32,
+            cols: cols as u32,
+            x_offset: x.offset() as u32,
+            sums_offset: sums.offset() as u32,
+            ..Params::default()
+        };
+        let pipeline = gpu.pipeline(&column_key(None))?;
+        let uniform = uniform(gpu, "column_sum params", &params)?;
+        let bind_group = gpu.bind_group(
+            &pipeline,
+            &[
+                &uniform,
+                x.buffer(),
+                gpu.placeholder(),
+                gpu.placeholder_rw(),
+                sums.buffer(),
+                gpu.placeholder(),
+                gpu.placeholder_rw(),
+            ],
+        )?;
+        Ok(ColumnSum {
+            pipeline,
+            bind_group,
+            workgroups: fold(gpu, OP, cols.div_ceil(TILE_COLS) as u64)?,
+            bytes: 4 * (rows * cols + cols) as u64,
+        })
+    }
+
+    /// Prepares the backward of `h = act(z)`, `z = x·Wᵀ + b`, up to the bias,
+    /// in one pass: `dz = dh ⊙ act'(z)` from the stored `h` (as
+    /// [`super::ActivationBackward`]) and `db = Σ_rows dz`. `dh`, `h`, `dz`
+    /// are R×C, `db` is `[C]`; `dz` and `db` may be views into one buffer
+    /// (not overlapping) but not into an input's.
+    pub fn with_activation(
+        gpu: &Gpu,
+        dh: &GpuTensor<f32>,
+        h: &GpuTensor<f32>,
+        dz: &GpuTensor<f32>,
+        db: &GpuTensor<f32>,
+        activation: Activation,
+    ) -> Result<Self> {
+        const OP: &str = "activation_bias_backward";
+        let (rows, cols) = matrix_shape(OP, "dH", dh.shape())?;
+        check_same_shape(OP, "dH", dh.shape(), "h", h.shape())?;
+        check_shape(OP, "dZ", dz, dh.shape())?;
+        check_shape(OP, "db", db, &[cols])?;
+        check_operands(
+            gpu,
+            OP,
+            &[Operand::of("dH", dh), Operand::of("h", h)],
+            &[Operand::of("dZ", dz), Operand::of("db", db)],
+        )?;
+        let params = Params {
+            rows: rows as u32,
+            cols: cols as u32,
+            x_offset: dh.offset() as u32,
+            h_offset: h.offset() as u32,
+            dz_offset: dz.offset() as u32,
+            sums_offset: db.offset() as u32,
+            ..Params::default()
+        };
+        let pipeline = gpu.pipeline(&column_key(Some(activation)))?;
+        let uniform = uniform(gpu, "activation_bias_backward params", &params)?;
+        let bind_group = gpu.bind_group(
+            &pipeline,
+            &[
+                &uniform,
+                dh.buffer(),
+                h.buffer(),
+                dz.buffer(),
+                db.buffer(),
+                gpu.placeholder(),
+                gpu.placeholder_rw(),
+            ],
+        )?;
+        Ok(ColumnSum {
+            pipeline,
+            bind_group,
+            workgroups: fold(gpu, OP, cols.div_ceil(TILE_COLS) as u64)?,
+            bytes: 4 * (3 * rows * cols + cols) as u64,
+        })
+    }
+
+    /// Records the dispatch into an open compute pass.
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        let [x, y, z] = self.workgroups;
+        pass.dispatch_workgroups(x, y, z);
+    }
+
+    /// Records `repeats` dispatches in one pass and submits them.
+    pub fn run(&self, gpu: &Gpu, repeats: usize) -> Result<()> {
+        run_repeated(gpu, "column_sum", repeats, |pass| self.record(pass))
+    }
+
+    /// Bytes one dispatch moves (for GB/s figures).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+/// Column sums into a new tensor. The GPU twin of [`crate::cpu::column_sum`].
+pub fn column_sum(gpu: &Gpu, x: &GpuTensor<f32>) -> Result<GpuTensor<f32>> {
+    let (_, cols) = matrix_shape("column_sum", "x", x.shape())?;
+    let sums = GpuTensor::zeros(gpu, &[cols])?;
+    ColumnSum::new(gpu, x, &sums)?.run(gpu, 1)?;
+    Ok(sums)
+}
+
+/// `(dz, db)` into new tensors, in one pass. The GPU twin of
+/// [`crate::cpu::activation_bias_backward`].
+pub fn activation_bias_backward(
+    gpu: &Gpu,
+    dh: &GpuTensor<f32>,
+    h: &GpuTensor<f32>,
+    activation: Activation,
+) -> Result<(GpuTensor<f32>, GpuTensor<f32>)> {
+    let (_, cols) = matrix_shape("activation_bias_backward", "dH", dh.shape())?;
+    let dz = GpuTensor::zeros(gpu, dh.shape())?;
+    let db = GpuTensor::zeros(gpu, &[cols])?;
+    ColumnSum::with_activation(gpu, dh, h, &dz, &db, activation)?.run(gpu, 1)?;
+    Ok((dz, db))
+}
+
+/// The batch's total loss and correct count, ready to record.
+pub struct LossCorrectSum {
+    pipeline: Arc<KernelPipeline>,
+    bind_group: wgpu::BindGroup,
+    rows: usize,
+}
+
+impl LossCorrectSum {
+    /// Prepares `total = Σ loss`, `count = Σ correct` over the per-row
+    /// outputs of [`super::SoftmaxXent`] (`[N]` each) into one-element
+    /// tensors. With `accumulate` the sums are added to what `total` and
+    /// `count` already hold, so a whole epoch's totals can stay on the GPU
+    /// and be read back once (zero them at the start).
+    pub fn new(
+        gpu: &Gpu,
+        loss: &GpuTensor<f32>,
+        correct: &GpuTensor<u32>,
+        total: &GpuTensor<f32>,
+        count: &GpuTensor<u32>,
+        accumulate: bool,
+    ) -> Result<Self> {
+        const OP: &str = "loss_correct_sum";
+        let rows = loss.len();
+        check_shape(OP, "loss", loss, &[rows])?;
+        check_shape(OP, "correct", correct, &[rows])?;
+        check_shape(OP, "total", total, &[1])?;
+        check_shape(OP, "count", count, &[1])?;
+        check_operands(
+            gpu,
+            OP,
+            &[Operand::of("loss", loss), Operand::of("correct", correct)],
+            &[Operand::of("total", total), Operand::of("count", count)],
+        )?;
+        let params = Params {
+            rows: rows as u32,
+            x_offset: loss.offset() as u32,
+            sums_offset: total.offset() as u32,
+            flags_offset: correct.offset() as u32,
+            count_offset: count.offset() as u32,
+            ..Params::default()
+        };
+        let pipeline = gpu.pipeline(&totals_key(accumulate))?;
+        let uniform = uniform(gpu, "loss_correct_sum params", &params)?;
+        let bind_group = gpu.bind_group(
+            &pipeline,
+            &[
+                &uniform,
+                loss.buffer(),
+                gpu.placeholder(),
+                gpu.placeholder_rw(),
+                total.buffer(),
+                correct.buffer(),
+                count.buffer(),
+            ],
+        )?;
+        Ok(LossCorrectSum {
+            pipeline,
+            bind_group,
+            rows,
+        })
+    }
+
+    /// Records the dispatch (one workgroup) into an open compute pass.
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.dispatch_workgroups(1, 1, 1);
+    }
+
+    /// Records `repeats` dispatches in one pass and submits them.
+    pub fn run(&self, gpu: &Gpu, repeats: usize) -> Result<()> {
+        run_repeated(gpu, "loss_correct_sum", repeats, |pass| self.record(pass))
+    }
+
+    /// Bytes one dispatch moves (for GB/s figures).
+    pub fn bytes(&self) -> u64 {
+        8 * self.rows as u64 + 8
+    }
+}
+
+/// The totals into new one-element tensors. The GPU twin of
+/// [`crate::cpu::loss_correct_sum`].
+pub fn loss_correct_sum(
+    gpu: &Gpu,
+    loss: &GpuTensor<f32>,
+    correct: &GpuTensor<u32>,
+) -> Result<(GpuTensor<f32>, GpuTensor<u32>)> {
+    let total = GpuTensor::zeros(gpu, &[1])?;
+    let count = GpuTensor::zeros(gpu, &[1])?;
+    LossCorrectSum::new(gpu, loss, correct, &total, &count, false)?.run(gpu, 1)?;
+    Ok((total, count))
+}

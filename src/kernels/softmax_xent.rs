@@ -1,0 +1,296 @@
+//! Launcher for `shaders/softmax_xent.wgsl`: per-row softmax cross-entropy,
+//! its gradient and the correct-prediction flag, in one pass over the logits.
+//!
+//! ```no_run
+//! # use wgpu_train::{Gpu, GpuLabels, GpuTensor, kernels::softmax_xent};
+//! # fn main() -> wgpu_train::Result<()> {
+//! let gpu = Gpu::new()?;
+//! let logits = GpuTensor::from_slice(&gpu, &[2, 3], &[2.0, 1.0, 0.0, 0.0, 0.0, 5.0])?;
+//! let labels = GpuLabels::new(&gpu, &[0u8, 1], 3)?; // checked: every label < 3
+//! let out = softmax_xent(&gpu, &logits, &labels)?;
+//! assert_eq!(out.correct.read(&gpu)?, vec![1, 0]);
+//! # Ok(()) }
+//! ```
+
+use super::{Operand, check_operands, check_shape, fold, run_repeated, uniform};
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, GpuLabels, GpuTensor, KernelPipeline, PipelineKey};
+use crate::ops::SoftmaxXentShape;
+use crate::shaders::SOFTMAX_XENT;
+use std::sync::Arc;
+
+/// Which version of the kernel to run; all compute the same thing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SoftmaxXentKernel {
+    /// Pick by adapter and shape (see [`SoftmaxXentKernel::choose`]).
+    #[default]
+    Auto,
+    /// v1: one thread per row, the readable reference.
+    V1Row,
+    /// v2: one 64-thread workgroup per row, tree reductions in workgroup memory.
+    V2Workgroup,
+}
+
+impl SoftmaxXentKernel {
+    /// Every concrete version, for tests and benchmarks.
+    pub const ALL: [SoftmaxXentKernel; 2] =
+        [SoftmaxXentKernel::V1Row, SoftmaxXentKernel::V2Workgroup];
+
+    /// Short name for tables ("v1_row").
+    pub fn name(self) -> &'static str {
+        match self {
+            SoftmaxXentKernel::Auto => "auto",
+            SoftmaxXentKernel::V1Row => "v1_row",
+            SoftmaxXentKernel::V2Workgroup => "v2_workgroup",
+        }
+    }
+
+    fn entry(self) -> &'static str {
+        match self {
+            SoftmaxXentKernel::Auto | SoftmaxXentKernel::V1Row => "xent_row",
+            SoftmaxXentKernel::V2Workgroup => "xent_workgroup",
+        }
+    }
+
+    /// Rows per workgroup.
+    fn rows_per_group(self) -> usize {
+        match self {
+            SoftmaxXentKernel::Auto | SoftmaxXentKernel::V1Row => 64,
+            SoftmaxXentKernel::V2Workgroup => 1,
+        }
+    }
+
+    /// The version `Auto` runs for `shape` on `gpu`.
+    ///
+    /// A thread per row leaves a real GPU nearly idle at batch sizes (128
+    /// rows are 128 threads) and walks a long row alone; a workgroup per row
+    /// spreads C = 1000 over 64 threads. For C = 10 the workgroup's trees
+    /// cost more than the row. Software adapters (lavapipe) run a workgroup
+    /// as SIMD loops on a CPU core, where barriers are dear and one thread
+    /// per row is already parallel enough: v1 there (BENCHMARKS.md).
+    pub fn choose(gpu: &Gpu, shape: &SoftmaxXentShape) -> SoftmaxXentKernel {
+        if gpu.is_software() || shape.c <= 64 {
+            SoftmaxXentKernel::V1Row
+        } else {
+            SoftmaxXentKernel::V2Workgroup
+        }
+    }
+}
+
+/// The uniform block of `softmax_xent.wgsl` (32 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    c: u32,
+    logits_offset: u32,
+    labels_offset: u32,
+    loss_offset: u32,
+    correct_offset: u32,
+    dlogits_offset: u32,
+    _pad: u32,
+}
+
+fn key(kernel: SoftmaxXentKernel, with_grad: bool) -> PipelineKey {
+    PipelineKey {
+        shader: &SOFTMAX_XENT,
+        entry: kernel.entry(),
+        constants: vec![("WRITE_GRAD", if with_grad { 1.0 } else { 0.0 })],
+    }
+}
+
+/// Every pipeline this launcher can build (validated by `tests/shaders.rs`).
+pub fn specialisations() -> Vec<PipelineKey> {
+    SoftmaxXentKernel::ALL
+        .iter()
+        .flat_map(|&k| [key(k, true), key(k, false)])
+        .collect()
+}
+
+/// One softmax cross-entropy, ready to record: pipeline and bind group are
+/// built once.
+pub struct SoftmaxXent {
+    pipeline: Arc<KernelPipeline>,
+    bind_group: wgpu::BindGroup,
+    workgroups: [u32; 3],
+    shape: SoftmaxXentShape,
+    kernel: SoftmaxXentKernel,
+    with_grad: bool,
+}
+
+impl SoftmaxXent {
+    /// Checks shapes and limits and prepares, for logits N×C and N labels
+    /// checked against C classes: per-row `loss` (`[N]`), per-row `correct`
+    /// flags (`[N]`, 1 where argmax = label) and, when `dlogits` is given
+    /// (`[N, C]`), `(softmax − onehot) / N`. Without `dlogits` it is the
+    /// forward-only evaluation kernel. Outputs may be views into larger
+    /// buffers but must not share one with an input.
+    pub fn new(
+        gpu: &Gpu,
+        logits: &GpuTensor<f32>,
+        labels: &GpuLabels,
+        loss: &GpuTensor<f32>,
+        correct: &GpuTensor<u32>,
+        dlogits: Option<&GpuTensor<f32>>,
+        kernel: SoftmaxXentKernel,
+    ) -> Result<Self> {
+        const OP: &str = "softmax_xent";
+        let shape = SoftmaxXentShape::resolve(logits.shape(), labels.tensor().shape())?;
+        if labels.classes() != shape.c {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "the labels were checked against {} classes but the logits have {} columns",
+                    labels.classes(),
+                    shape.c
+                ),
+            ));
+        }
+        check_shape(OP, "loss", loss, &[shape.n])?;
+        check_shape(OP, "correct", correct, &[shape.n])?;
+        let mut writes = vec![Operand::of("loss", loss), Operand::of("correct", correct)];
+        if let Some(d) = dlogits {
+            check_shape(OP, "dlogits", d, &[shape.n, shape.c])?;
+            writes.push(Operand::of("dlogits", d));
+        }
+        let reads = [
+            Operand::of("logits", logits),
+            Operand::of("labels", labels.tensor()),
+        ];
+        check_operands(gpu, OP, &reads, &writes)?;
+
+        let kernel = match kernel {
+            SoftmaxXentKernel::Auto => SoftmaxXentKernel::choose(gpu, &shape),
+            k => k,
+        };
+        let workgroups = fold(gpu, OP, shape.n.div_ceil(kernel.rows_per_group()) as u64)?;
+        // GpuTensor keeps every element index within u32.
+        let params = Params {
+            n: shape.n as u32,
+            c: shape.c as u32,
+            logits_offset: logits.offset() as u32,
+            labels_offset: labels.tensor().offset() as u32,
+            loss_offset: loss.offset() as u32,
+            correct_offset: correct.offset() as u32,
+            dlogits_offset: dlogits.map_or(0, |d| d.offset() as u32),
+            _pad: 0,
+        };
+        let with_grad = dlogits.is_some();
+        let pipeline = gpu.pipeline(&key(kernel, with_grad))?;
+        let uniform = uniform(gpu, "softmax_xent params", &params)?;
+        let dlogits_buffer = dlogits.map_or(gpu.placeholder_rw(), |d| d.buffer());
+        let bind_group = gpu.bind_group(
+            &pipeline,
+            &[
+                &uniform,
+                logits.buffer(),
+                labels.tensor().buffer(),
+                loss.buffer(),
+                correct.buffer(),
+                dlogits_buffer,
+            ],
+        )?;
+        Ok(SoftmaxXent {
+            pipeline,
+            bind_group,
+            workgroups,
+            shape,
+            kernel,
+            with_grad,
+        })
+    }
+
+    /// Records the dispatch into an open compute pass.
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        let [x, y, z] = self.workgroups;
+        pass.dispatch_workgroups(x, y, z);
+    }
+
+    /// Records `repeats` dispatches in one pass of a new encoder and submits
+    /// it (no wait, no readback).
+    pub fn run(&self, gpu: &Gpu, repeats: usize) -> Result<()> {
+        run_repeated(gpu, "softmax_xent", repeats, |pass| self.record(pass))
+    }
+
+    /// The resolved sizes.
+    pub fn shape(&self) -> SoftmaxXentShape {
+        self.shape
+    }
+
+    /// The version that runs (never `Auto`).
+    pub fn kernel(&self) -> SoftmaxXentKernel {
+        self.kernel
+    }
+
+    /// Bytes one dispatch moves (for GB/s figures).
+    pub fn bytes(&self) -> u64 {
+        self.shape.bytes(self.with_grad)
+    }
+}
+
+/// What the GPU [`softmax_xent`] returns, in new tensors.
+#[derive(Debug)]
+pub struct SoftmaxXentOutput {
+    /// `[N]` per-row losses.
+    pub loss: GpuTensor<f32>,
+    /// `[N]` flags: 1 where the row's argmax (lowest index among ties) is its label.
+    pub correct: GpuTensor<u32>,
+    /// `[N, C]` `(softmax − onehot) / N`; `None` from [`softmax_xent_eval`].
+    pub dlogits: Option<GpuTensor<f32>>,
+}
+
+/// Loss, correctness and `dlogits` into new tensors, with the automatic
+/// kernel choice. The GPU twin of [`crate::cpu::softmax_xent`].
+pub fn softmax_xent(
+    gpu: &Gpu,
+    logits: &GpuTensor<f32>,
+    labels: &GpuLabels,
+) -> Result<SoftmaxXentOutput> {
+    softmax_xent_with(gpu, logits, labels, true, SoftmaxXentKernel::Auto)
+}
+
+/// Loss and correctness only, for evaluation. The GPU twin of
+/// [`crate::cpu::softmax_xent_eval`].
+pub fn softmax_xent_eval(
+    gpu: &Gpu,
+    logits: &GpuTensor<f32>,
+    labels: &GpuLabels,
+) -> Result<SoftmaxXentOutput> {
+    softmax_xent_with(gpu, logits, labels, false, SoftmaxXentKernel::Auto)
+}
+
+/// [`softmax_xent`] (or, without `with_grad`, [`softmax_xent_eval`]) with an
+/// explicit kernel version.
+pub fn softmax_xent_with(
+    gpu: &Gpu,
+    logits: &GpuTensor<f32>,
+    labels: &GpuLabels,
+    with_grad: bool,
+    kernel: SoftmaxXentKernel,
+) -> Result<SoftmaxXentOutput> {
+    let shape = SoftmaxXentShape::resolve(logits.shape(), labels.tensor().shape())?;
+    let loss = GpuTensor::zeros(gpu, &[shape.n])?;
+    let correct = GpuTensor::zeros(gpu, &[shape.n])?;
+    let dlogits = if with_grad {
+        Some(GpuTensor::zeros(gpu, &[shape.n, shape.c])?)
+    } else {
+        None
+    };
+    SoftmaxXent::new(
+        gpu,
+        logits,
+        labels,
+        &loss,
+        &correct,
+        dlogits.as_ref(),
+        kernel,
+    )?
+    .run(gpu, 1)?;
+    Ok(SoftmaxXentOutput {
+        loss,
+        correct,
+        dlogits,
+    })
+}
