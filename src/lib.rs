@@ -30,5 +30,5 @@ pub mod shaders;
 
 pub use error::{Error, Result};
 pub use gpu::{AdapterSummary, Gpu, GpuLabels, GpuOptions, GpuTensor};
-pub use kernels::{MatmulKernel, SoftmaxXentKernel};
+pub use kernels::{ColumnSumKernel, MatmulKernel, SoftmaxXentKernel};
 pub use ops::{Activation, MatmulOptions, MatmulShape, SoftmaxXentShape};
