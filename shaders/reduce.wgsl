@@ -1,7 +1,8 @@
 // Deterministic reductions: every sum runs in an order fixed by the shape
-// alone (a strided sequential pass per thread, then a binary tree in
-// workgroup memory), never by scheduling, and without atomics. The same
-// inputs therefore give the same bits on every run of the same version.
+// alone (a sequential pass per thread over a fixed stride of the input, then,
+// in the tree versions, a binary tree in workgroup memory), never by
+// scheduling, and without atomics. The same inputs therefore give the same
+// bits on every run of the same version.
 //
 //   column_sum        sums[c] = Σ_r x[r, c] over an R×C matrix: the bias
 //                     gradient db = Σ_rows dZ. With WRITE_DZ it first turns
