@@ -1,17 +1,21 @@
 // Deterministic reductions: every sum runs in an order fixed by the shape
-// alone (a strided sequential pass per thread, then a binary tree in
-// workgroup memory), never by scheduling, and without atomics. The same
-// inputs therefore give the same bits on every run.
+// alone (a sequential pass per thread over a fixed stride of the input, then,
+// in the tree versions, a binary tree in workgroup memory), never by
+// scheduling, and without atomics. The same inputs therefore give the same
+// bits on every run of the same version.
 //
 //   column_sum        sums[c] = Σ_r x[r, c] over an R×C matrix: the bias
 //                     gradient db = Σ_rows dZ. With WRITE_DZ it first turns
 //                     x = dH into dZ = dH ⊙ act'(h) (ACTIVATION), writes dZ,
 //                     and sums that: the activation backward and the bias
 //                     gradient in one pass, instead of writing dZ in one
-//                     kernel and reading it all back in the next. (Fusing
-//                     into the dH = dZ'·W matmul epilogue instead would save
-//                     the dH pass too, but couples the reduction to the
-//                     matmul's tiling; this keeps both kernels simple.)
+//                     kernel and reading it all back in the next. (Applying
+//                     act'(h) in the epilogue of the matmul that makes dH
+//                     would save the dH round trip too, but db would still
+//                     need a pass over dZ; this keeps matmul.wgsl as it is
+//                     and still saves one full pass.)
+//                     Two versions, column_sum_serial (v1) and column_sum (v2
+//                     tree), validated against src/cpu/reduce.rs.
 //   loss_correct_sum  the batch's total loss (Σ of per-row losses in x) and
 //                     correct count (Σ of per-row flags), from
 //                     softmax_xent.wgsl's outputs. ACCUMULATE adds them to
@@ -56,9 +60,45 @@ fn activation_grad(g: f32, y: f32) -> f32 {
 }
 
 // ---------------------------------------------------------------- column_sum
-// A workgroup owns 16 adjacent columns (x, so that neighbouring threads read
-// neighbouring addresses) and splits the rows among 16 lanes (y): lane l sums
-// rows l, l + 16, l + 32, … in order, then the lanes are added as a tree.
+// Element i = r·C + c of x, as the column sums add it: with ACTIVATION, dH is
+// first turned into dZ = dH ⊙ act'(h); with WRITE_DZ, that is stored.
+fn column_term(i: u32) -> f32 {
+    var g = x[p.x_offset + i];
+    if (ACTIVATION != 0u) {
+        g = activation_grad(g, h[p.h_offset + i]);
+    }
+    if (WRITE_DZ) {
+        dz[p.dz_offset + i] = g;
+    }
+    return g;
+}
+
+// v1 column_sum_serial: one thread per column adds rows 0, 1, 2, … in order.
+// No workgroup memory, no barriers: the reference, and the fastest on
+// lavapipe, where a barrier costs more than the whole sum (BENCHMARKS.md).
+// Neighbouring threads read neighbouring columns of one row.
+@compute @workgroup_size(64, 1, 1)
+fn column_sum_serial(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let col = (wid.y * groups.x + wid.x) * 64u + lid;
+    if (col >= p.cols) {
+        return;
+    }
+    var acc = 0.0;
+    for (var r = 0u; r < p.rows; r = r + 1u) {
+        acc = acc + column_term(r * p.cols + col);
+    }
+    sums[p.sums_offset + col] = acc;
+}
+
+// v2 column_sum: a workgroup owns 16 adjacent columns (x, so that
+// neighbouring threads read neighbouring addresses) and splits the rows among
+// 16 lanes (y): lane l sums rows l, l + 16, l + 32, … in order, then the
+// lanes are added as a tree. Sixteen times the threads of v1, for GPUs that
+// need them (C = 10 is 10 threads in v1), and a shallower sum for long columns.
 const TILE_COLS: u32 = 16u;
 const LANES: u32 = 16u;
 
@@ -77,15 +117,7 @@ fn column_sum(
     var acc = 0.0;
     if (col < p.cols) {
         for (var r = lane; r < p.rows; r = r + LANES) {
-            let i = r * p.cols + col;
-            var g = x[p.x_offset + i];
-            if (ACTIVATION != 0u) {
-                g = activation_grad(g, h[p.h_offset + i]);
-            }
-            if (WRITE_DZ) {
-                dz[p.dz_offset + i] = g;
-            }
-            acc = acc + g;
+            acc = acc + column_term(r * p.cols + col);
         }
     }
     partial[lane * TILE_COLS + lid.x] = acc;

@@ -38,6 +38,6 @@ pub mod shaders;
 pub use data::Dataset;
 pub use error::{Error, Result};
 pub use gpu::{AdapterSummary, Gpu, GpuLabels, GpuOptions, GpuTensor};
-pub use kernels::{GpuOptimizer, MatmulKernel, SoftmaxXentKernel};
+pub use kernels::{ColumnSumKernel, GpuOptimizer, MatmulKernel, SoftmaxXentKernel};
 pub use ops::{Activation, MatmulOptions, MatmulShape, SoftmaxXentShape};
 pub use optim::{OptimizerConfig, Schedule};

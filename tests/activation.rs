@@ -8,7 +8,7 @@ use common::{gpu, random, random_scaled};
 use ndarray::ArrayD;
 use wgpu_train::cpu::{self, Tolerance};
 use wgpu_train::kernels::{ActivationBackward, ColumnSum, activation_backward};
-use wgpu_train::{Activation, Error, GpuTensor};
+use wgpu_train::{Activation, ColumnSumKernel, Error, GpuTensor};
 
 const ACTIVATIONS: [Activation; 3] = [Activation::Identity, Activation::Sigmoid, Activation::Relu];
 
@@ -106,7 +106,7 @@ fn sigmoid_gradient_from_saturated_outputs_is_finite() {
 /// The fused kernel (activation backward inside the column sum) against
 /// the twin, and against the two separate kernels: the same products summed
 /// in the same order, so the same bits.
-fn check_fused(n: usize, c: usize, act: Activation) {
+fn check_fused(n: usize, c: usize, act: Activation, kernel: ColumnSumKernel) {
     let g = gpu();
     let seed = (n * 31 + c) as u64;
     let dh = random(&[n, c], seed);
@@ -120,11 +120,11 @@ fn check_fused(n: usize, c: usize, act: Activation) {
     grads.fill(g, f32::NAN).unwrap();
     let dz = grads.view(3, &[n, c]).unwrap();
     let db = grads.view(3 + n * c + 2, &[c]).unwrap();
-    ColumnSum::with_activation(g, &gdh, &gh, &dz, &db, act)
+    ColumnSum::with_activation(g, &gdh, &gh, &dz, &db, act, kernel)
         .unwrap()
         .run(g, 1)
         .unwrap();
-    let what = format!("fused {act:?} backward {n}×{c}");
+    let what = format!("fused {act:?} backward {n}×{c} with {kernel:?}");
     let dz_fused = dz.to_array(g).unwrap();
     let db_fused = db.to_array(g).unwrap();
     cpu::assert_close(
@@ -150,7 +150,11 @@ fn check_fused(n: usize, c: usize, act: Activation) {
     );
 
     let dz_separate = activation_backward(g, &gdh, &gh, act).unwrap();
-    let db_separate = wgpu_train::kernels::column_sum(g, &dz_separate).unwrap();
+    let db_separate = GpuTensor::<f32>::zeros(g, &[c]).unwrap();
+    ColumnSum::new(g, &dz_separate, &db_separate, kernel)
+        .unwrap()
+        .run(g, 1)
+        .unwrap();
     let bits = |a: &ArrayD<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     assert_eq!(
         bits(&dz_fused),
@@ -166,12 +170,16 @@ fn check_fused(n: usize, c: usize, act: Activation) {
 
 #[test]
 fn fused_bias_backward_matches_twin_and_separate_kernels() {
-    for act in ACTIVATIONS {
-        for (n, c) in [(1, 1), (7, 10), (128, 128), (129, 10), (256, 1000), (3, 17)] {
-            check_fused(n, c, act);
+    for kernel in ColumnSumKernel::ALL {
+        for act in ACTIVATIONS {
+            for (n, c) in [(1, 1), (7, 10), (128, 128), (129, 10), (256, 1000), (3, 17)] {
+                check_fused(n, c, act, kernel);
+            }
         }
     }
 }
+
+const K: ColumnSumKernel = ColumnSumKernel::Auto;
 
 #[test]
 fn shape_errors() {
@@ -195,7 +203,7 @@ fn shape_errors() {
         Err(Error::Shape { .. })
     ));
     assert!(matches!(
-        ColumnSum::with_activation(g, &a, &a, &out, &b, act),
+        ColumnSum::with_activation(g, &a, &a, &out, &b, act, K),
         Err(Error::Shape { .. })
     ));
     // dz and db overlapping in one buffer.
@@ -204,13 +212,13 @@ fn shape_errors() {
     let db_overlapping = flat.view(18, &[5]).unwrap();
     let db_after = flat.view(20, &[5]).unwrap();
     assert!(matches!(
-        ColumnSum::with_activation(g, &a, &out, &dz, &db_overlapping, act),
+        ColumnSum::with_activation(g, &a, &out, &dz, &db_overlapping, act, K),
         Err(Error::Shape { .. })
     ));
-    ColumnSum::with_activation(g, &a, &out, &dz, &db_after, act).unwrap();
+    ColumnSum::with_activation(g, &a, &out, &dz, &db_after, act, K).unwrap();
     let three_d = GpuTensor::<f32>::zeros(g, &[2, 2, 5]).unwrap();
     assert!(matches!(
-        ColumnSum::with_activation(g, &three_d, &three_d, &out, &db, act),
+        ColumnSum::with_activation(g, &three_d, &three_d, &out, &db, act, K),
         Err(Error::Shape { .. })
     ));
     assert!(matches!(

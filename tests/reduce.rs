@@ -6,8 +6,8 @@ mod common;
 
 use common::{gpu, random, random_labels};
 use wgpu_train::cpu::{self, Tolerance};
-use wgpu_train::kernels::{ColumnSum, LossCorrectSum, column_sum, loss_correct_sum};
-use wgpu_train::{Error, GpuTensor};
+use wgpu_train::kernels::{ColumnSum, LossCorrectSum, loss_correct_sum};
+use wgpu_train::{ColumnSumKernel, Error, GpuTensor};
 
 /// Sums of N values in [-1, 1) in different orders differ by rounding that
 /// grows with N; a missed or doubled row is off by O(1).
@@ -15,16 +15,17 @@ fn sum_tolerance(n: usize) -> Tolerance {
     Tolerance::new(1e-6 * n as f32, 1e-5)
 }
 
-fn check_column_sum(n: usize, c: usize) {
+fn check_column_sum(n: usize, c: usize, kernel: ColumnSumKernel) {
     let g = gpu();
     let x = random(&[n, c], (n * 7 + c) as u64);
     let expected = cpu::column_sum(&x).unwrap();
     let gx = GpuTensor::from_array(g, &x).unwrap();
     let sums = GpuTensor::<f32>::zeros(g, &[c]).unwrap();
     sums.fill(g, f32::NAN).unwrap();
-    ColumnSum::new(g, &gx, &sums).unwrap().run(g, 1).unwrap();
+    let k = ColumnSum::new(g, &gx, &sums, kernel).unwrap();
+    k.run(g, 1).unwrap();
     cpu::assert_close(
-        &format!("column_sum {n}×{c}"),
+        &format!("column_sum {n}×{c} with {:?}", k.kernel()),
         &sums.to_array(g).unwrap(),
         &expected,
         sum_tolerance(n),
@@ -33,7 +34,9 @@ fn check_column_sum(n: usize, c: usize) {
 
 macro_rules! column_cases {
     ($($name:ident: $n:expr, $c:expr;)*) => {
-        mod column_sum_cases { use super::*; $(#[test] fn $name() { check_column_sum($n, $c) })* }
+        mod v1_serial { use super::*; $(#[test] fn $name() { check_column_sum($n, $c, ColumnSumKernel::V1Serial) })* }
+        mod v2_tree { use super::*; $(#[test] fn $name() { check_column_sum($n, $c, ColumnSumKernel::V2Tree) })* }
+        mod auto { use super::*; $(#[test] fn $name() { check_column_sum($n, $c, ColumnSumKernel::Auto) })* }
     };
 }
 
@@ -60,33 +63,48 @@ fn column_sum_of_views_at_odd_offsets() {
         .view(5, &[n, c])
         .unwrap();
     let out = GpuTensor::<f32>::zeros(g, &[c + 4]).unwrap();
-    out.fill(g, f32::NAN).unwrap();
     let sums = out.view(3, &[c]).unwrap();
-    ColumnSum::new(g, &gx, &sums).unwrap().run(g, 1).unwrap();
-    cpu::assert_close(
-        "view",
-        &sums.to_array(g).unwrap(),
-        &cpu::column_sum(&x).unwrap(),
-        sum_tolerance(n),
-    );
-    let all = out.read(g).unwrap();
-    assert!(
-        all[..3].iter().chain(&all[3 + c..]).all(|v| v.is_nan()),
-        "wrote outside its view"
-    );
+    for kernel in ColumnSumKernel::ALL {
+        out.fill(g, f32::NAN).unwrap();
+        ColumnSum::new(g, &gx, &sums, kernel)
+            .unwrap()
+            .run(g, 1)
+            .unwrap();
+        cpu::assert_close(
+            kernel.name(),
+            &sums.to_array(g).unwrap(),
+            &cpu::column_sum(&x).unwrap(),
+            sum_tolerance(n),
+        );
+        let all = out.read(g).unwrap();
+        assert!(
+            all[..3].iter().chain(&all[3 + c..]).all(|v| v.is_nan()),
+            "{kernel:?} wrote outside its view"
+        );
+    }
 }
 
 #[test]
 fn column_sum_repeated_runs_give_identical_bits() {
     let g = gpu();
     let x = GpuTensor::from_array(g, &random(&[1000, 130], 4)).unwrap();
-    let a = column_sum(g, &x).unwrap().read(g).unwrap();
-    for _ in 0..3 {
-        let b = column_sum(g, &x).unwrap().read(g).unwrap();
-        assert!(
-            a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()),
-            "column_sum is not deterministic"
-        );
+    let sums = GpuTensor::<f32>::zeros(g, &[130]).unwrap();
+    for kernel in ColumnSumKernel::ALL {
+        let k = ColumnSum::new(g, &x, &sums, kernel).unwrap();
+        k.run(g, 1).unwrap();
+        let first = sums.read(g).unwrap();
+        for _ in 0..3 {
+            sums.fill(g, f32::NAN).unwrap();
+            k.run(g, 1).unwrap();
+            let again = sums.read(g).unwrap();
+            assert!(
+                first
+                    .iter()
+                    .zip(&again)
+                    .all(|(p, q)| p.to_bits() == q.to_bits()),
+                "{kernel:?} is not deterministic"
+            );
+        }
     }
 }
 
@@ -189,11 +207,11 @@ fn shape_errors() {
     let flat = GpuTensor::<f32>::zeros(g, &[20]).unwrap();
     let sums4 = GpuTensor::<f32>::zeros(g, &[4]).unwrap();
     assert!(matches!(
-        ColumnSum::new(g, &flat, &sums4),
+        ColumnSum::new(g, &flat, &sums4, ColumnSumKernel::Auto),
         Err(Error::Shape { .. })
     ));
     assert!(matches!(
-        ColumnSum::new(g, &x, &sums4),
+        ColumnSum::new(g, &x, &sums4, ColumnSumKernel::Auto),
         Err(Error::Shape { .. })
     ));
     let loss = GpuTensor::<f32>::zeros(g, &[4]).unwrap();

@@ -14,7 +14,8 @@ pub use data::{Gather, GatherOptions, GpuDataset};
 pub use matmul::{Matmul, MatmulKernel, matmul, matmul_with};
 pub use optim::GpuOptimizer;
 pub use reduce::{
-    ColumnSum, LossCorrectSum, activation_bias_backward, column_sum, loss_correct_sum,
+    ColumnSum, ColumnSumKernel, LossCorrectSum, activation_bias_backward, column_sum,
+    loss_correct_sum,
 };
 pub use softmax_xent::{
     SoftmaxXent, SoftmaxXentKernel, SoftmaxXentOutput, softmax_xent, softmax_xent_eval,

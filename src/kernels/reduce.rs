@@ -10,8 +10,66 @@ use crate::ops::{Activation, check_same_shape, matrix_shape};
 use crate::shaders::REDUCE;
 use std::sync::Arc;
 
-/// Columns per `column_sum` workgroup (`TILE_COLS` in the shader).
-const TILE_COLS: usize = 16;
+/// Which version of the column sum to run. Each is deterministic; they add
+/// in different orders, so their bits differ from each other's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ColumnSumKernel {
+    /// Pick by adapter (see [`ColumnSumKernel::choose`]).
+    #[default]
+    Auto,
+    /// v1: one thread per column, rows in order; no barriers.
+    V1Serial,
+    /// v2: 16 lanes per column, then a tree in workgroup memory.
+    V2Tree,
+}
+
+impl ColumnSumKernel {
+    /// Every concrete version, for tests and benchmarks.
+    pub const ALL: [ColumnSumKernel; 2] = [ColumnSumKernel::V1Serial, ColumnSumKernel::V2Tree];
+
+    /// Short name for tables ("v1_serial").
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnSumKernel::Auto => "auto",
+            ColumnSumKernel::V1Serial => "v1_serial",
+            ColumnSumKernel::V2Tree => "v2_tree",
+        }
+    }
+
+    fn entry(self) -> &'static str {
+        match self {
+            ColumnSumKernel::Auto | ColumnSumKernel::V2Tree => "column_sum",
+            ColumnSumKernel::V1Serial => "column_sum_serial",
+        }
+    }
+
+    /// Columns per workgroup.
+    fn columns_per_group(self) -> usize {
+        match self {
+            ColumnSumKernel::Auto | ColumnSumKernel::V2Tree => 16,
+            ColumnSumKernel::V1Serial => 64,
+        }
+    }
+
+    /// The version `Auto` runs on `gpu`: on software adapters (lavapipe)
+    /// the tree's barriers cost more than the sum itself (BENCHMARKS.md), so
+    /// v1; on GPUs v2, which keeps 16× the threads busy (a 10-column bias
+    /// gradient is 10 threads in v1) and shortens each serial chain.
+    pub fn choose(gpu: &Gpu) -> ColumnSumKernel {
+        if gpu.is_software() {
+            ColumnSumKernel::V1Serial
+        } else {
+            ColumnSumKernel::V2Tree
+        }
+    }
+
+    fn resolve(self, gpu: &Gpu) -> ColumnSumKernel {
+        match self {
+            ColumnSumKernel::Auto => ColumnSumKernel::choose(gpu),
+            k => k,
+        }
+    }
+}
 
 /// The uniform block of `reduce.wgsl` (32 bytes).
 #[repr(C)]
@@ -27,10 +85,10 @@ struct Params {
     count_offset: u32,
 }
 
-fn column_key(activation: Option<Activation>) -> PipelineKey {
+fn column_key(kernel: ColumnSumKernel, activation: Option<Activation>) -> PipelineKey {
     PipelineKey {
         shader: &REDUCE,
-        entry: "column_sum",
+        entry: kernel.entry(),
         constants: vec![
             ("ACTIVATION", activation.map_or(0.0, |a| a.shader_code())),
             ("WRITE_DZ", if activation.is_some() { 1.0 } else { 0.0 }),
@@ -48,9 +106,12 @@ fn totals_key(accumulate: bool) -> PipelineKey {
 
 /// Every pipeline these launchers can build (validated by `tests/shaders.rs`).
 pub fn specialisations() -> Vec<PipelineKey> {
-    let mut keys = vec![column_key(None)];
-    for a in [Activation::Identity, Activation::Sigmoid, Activation::Relu] {
-        keys.push(column_key(Some(a)));
+    let mut keys = Vec::new();
+    for kernel in ColumnSumKernel::ALL {
+        keys.push(column_key(kernel, None));
+        for a in [Activation::Identity, Activation::Sigmoid, Activation::Relu] {
+            keys.push(column_key(kernel, Some(a)));
+        }
     }
     keys.push(totals_key(false));
     keys.push(totals_key(true));
@@ -64,11 +125,17 @@ pub struct ColumnSum {
     bind_group: wgpu::BindGroup,
     workgroups: [u32; 3],
     bytes: u64,
+    kernel: ColumnSumKernel,
 }
 
 impl ColumnSum {
     /// Prepares `sums[c] = Σ_r x[r, c]` for `x` R×C into `sums` (`[C]`).
-    pub fn new(gpu: &Gpu, x: &GpuTensor<f32>, sums: &GpuTensor<f32>) -> Result<Self> {
+    pub fn new(
+        gpu: &Gpu,
+        x: &GpuTensor<f32>,
+        sums: &GpuTensor<f32>,
+        kernel: ColumnSumKernel,
+    ) -> Result<Self> {
         const OP: &str = "column_sum";
         let (rows, cols) = matrix_shape(OP, "x", x.shape())?;
         check_shape(OP, "sums", sums, &[cols])?;
@@ -85,7 +152,8 @@ impl ColumnSum {
             sums_offset: sums.offset() as u32,
             ..Params::default()
         };
-        let pipeline = gpu.pipeline(&column_key(None))?;
+        let kernel = kernel.resolve(gpu);
+        let pipeline = gpu.pipeline(&column_key(kernel, None))?;
         let uniform = uniform(gpu, "column_sum params", &params)?;
         let bind_group = gpu.bind_group(
             &pipeline,
@@ -102,8 +170,9 @@ impl ColumnSum {
         Ok(ColumnSum {
             pipeline,
             bind_group,
-            workgroups: fold(gpu, OP, cols.div_ceil(TILE_COLS) as u64)?,
+            workgroups: fold(gpu, OP, cols.div_ceil(kernel.columns_per_group()) as u64)?,
             bytes: 4 * (rows * cols + cols) as u64,
+            kernel,
         })
     }
 
@@ -119,6 +188,7 @@ impl ColumnSum {
         dz: &GpuTensor<f32>,
         db: &GpuTensor<f32>,
         activation: Activation,
+        kernel: ColumnSumKernel,
     ) -> Result<Self> {
         const OP: &str = "activation_bias_backward";
         let (rows, cols) = matrix_shape(OP, "dH", dh.shape())?;
@@ -140,7 +210,8 @@ impl ColumnSum {
             sums_offset: db.offset() as u32,
             ..Params::default()
         };
-        let pipeline = gpu.pipeline(&column_key(Some(activation)))?;
+        let kernel = kernel.resolve(gpu);
+        let pipeline = gpu.pipeline(&column_key(kernel, Some(activation)))?;
         let uniform = uniform(gpu, "activation_bias_backward params", &params)?;
         let bind_group = gpu.bind_group(
             &pipeline,
@@ -157,8 +228,9 @@ impl ColumnSum {
         Ok(ColumnSum {
             pipeline,
             bind_group,
-            workgroups: fold(gpu, OP, cols.div_ceil(TILE_COLS) as u64)?,
+            workgroups: fold(gpu, OP, cols.div_ceil(kernel.columns_per_group()) as u64)?,
             bytes: 4 * (3 * rows * cols + cols) as u64,
+            kernel,
         })
     }
 
@@ -179,17 +251,23 @@ impl ColumnSum {
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
+
+    /// The version that runs (never `Auto`).
+    pub fn kernel(&self) -> ColumnSumKernel {
+        self.kernel
+    }
 }
 
-/// Column sums into a new tensor. The GPU twin of [`crate::cpu::column_sum`].
+/// Column sums into a new tensor, with the automatic version choice. The GPU twin of [`crate::cpu::column_sum`].
 pub fn column_sum(gpu: &Gpu, x: &GpuTensor<f32>) -> Result<GpuTensor<f32>> {
     let (_, cols) = matrix_shape("column_sum", "x", x.shape())?;
     let sums = GpuTensor::zeros(gpu, &[cols])?;
-    ColumnSum::new(gpu, x, &sums)?.run(gpu, 1)?;
+    ColumnSum::new(gpu, x, &sums, ColumnSumKernel::Auto)?.run(gpu, 1)?;
     Ok(sums)
 }
 
-/// `(dz, db)` into new tensors, in one pass. The GPU twin of
+/// `(dz, db)` into new tensors, in one pass, with the automatic version
+/// choice. The GPU twin of
 /// [`crate::cpu::activation_bias_backward`].
 pub fn activation_bias_backward(
     gpu: &Gpu,
@@ -200,7 +278,8 @@ pub fn activation_bias_backward(
     let (_, cols) = matrix_shape("activation_bias_backward", "dH", dh.shape())?;
     let dz = GpuTensor::zeros(gpu, dh.shape())?;
     let db = GpuTensor::zeros(gpu, &[cols])?;
-    ColumnSum::with_activation(gpu, dh, h, &dz, &db, activation)?.run(gpu, 1)?;
+    ColumnSum::with_activation(gpu, dh, h, &dz, &db, activation, ColumnSumKernel::Auto)?
+        .run(gpu, 1)?;
     Ok((dz, db))
 }
 
