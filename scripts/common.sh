@@ -42,6 +42,16 @@ ensure_runtime_dir() {
     fi
 }
 
+# Real Fashion-MNIST for the data tests and the training examples: Debian's
+# dataset-fashion-mnist package (the four .gz files, 30 MB), unless
+# FASHION_MNIST_DIR points elsewhere. Where apt-get is missing, the tests fail
+# with the message that says how to get the data.
+ensure_fashion_mnist() {
+    if [ -n "${FASHION_MNIST_DIR:-}" ] || [ -d /usr/share/datasets/fashion-mnist ]; then return 0; fi
+    echo "setup: installing dataset-fashion-mnist (Fashion-MNIST in /usr/share/datasets/fashion-mnist)"
+    apt_install dataset-fashion-mnist || echo "setup: could not install dataset-fashion-mnist" >&2
+}
+
 ensure_all() {
     ensure_vulkan
     ensure_runtime_dir

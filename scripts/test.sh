@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
 ensure_all
+ensure_fashion_mnist
 
 echo "== adapter"
 cargo run --quiet --example gpu_info

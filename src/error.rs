@@ -6,6 +6,7 @@
 //! panics.
 
 use std::fmt;
+use std::path::PathBuf;
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -70,12 +71,35 @@ pub enum Error {
     /// Waiting for the device or mapping a buffer failed (device lost, timeout).
     #[error("GPU readback or wait failed: {0}")]
     Device(String),
+
+    /// A data file (or directory) that is missing, unreadable or malformed.
+    /// `file` is the path the user gave or the file found for them, so the
+    /// message always says which file to look at.
+    #[error("{}: {msg}", file.display())]
+    Data { file: PathBuf, msg: String },
+
+    /// No dataset anywhere we looked; the message lists the places and says
+    /// how to get one.
+    #[error("{0}")]
+    NoData(String),
+
+    /// A download failed: network, HTTP status, size or checksum. Nothing is
+    /// left at the destination when this is returned.
+    #[error("download of {url} failed: {msg}")]
+    Download { url: String, msg: String },
 }
 
 impl Error {
     pub(crate) fn shape(op: &'static str, msg: impl fmt::Display) -> Self {
         Error::Shape {
             op,
+            msg: msg.to_string(),
+        }
+    }
+
+    pub(crate) fn data(file: impl Into<PathBuf>, msg: impl fmt::Display) -> Self {
+        Error::Data {
+            file: file.into(),
             msg: msg.to_string(),
         }
     }

@@ -1,0 +1,57 @@
+//! Synthetic data for throughput runs, as in the course notebook: X drawn
+//! from a standard normal, labels uniform over the classes. Nothing in it can
+//! be learned; it exists so that timing does not depend on a download.
+//!
+//! The notebook stores X as D×N (examples in columns); here, as everywhere
+//! in this crate, examples are rows: X is N×D.
+
+use crate::error::{Error, Result};
+use ndarray::Array2;
+use rand::{RngExt, SeedableRng, rngs::StdRng};
+use rand_distr::StandardNormal;
+
+/// Gaussian features with uniform labels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Synthetic {
+    /// N×D, each entry from N(0, 1).
+    pub x: Array2<f32>,
+    /// N labels, uniform in `0..classes`.
+    pub labels: Vec<u8>,
+    pub classes: usize,
+}
+
+/// `n` examples of `dim` standard-normal f32 values, labels uniform in
+/// `0..classes` (at most 256, as labels are bytes like [`super::Dataset`]'s),
+/// from `seed`. The same arguments give the same data with the same `rand`
+/// release; this is for timing, not for results that must reproduce across
+/// dependency updates.
+pub fn gaussian(n: usize, dim: usize, classes: usize, seed: u64) -> Result<Synthetic> {
+    let invalid = |msg: String| Error::InvalidArgument {
+        name: "synthetic data",
+        msg,
+    };
+    if n == 0 || dim == 0 {
+        return Err(invalid(format!(
+            "n={n} and dim={dim} must both be non-zero"
+        )));
+    }
+    if !(1..=256).contains(&classes) {
+        return Err(invalid(format!(
+            "classes={classes} must be between 1 and 256"
+        )));
+    }
+    let len = n
+        .checked_mul(dim)
+        .filter(|&l| l <= isize::MAX as usize / 4)
+        .ok_or_else(|| invalid(format!("{n}×{dim} f32 values do not fit in memory")))?;
+    let mut values = Vec::new();
+    values
+        .try_reserve_exact(len)
+        .map_err(|_| invalid(format!("cannot allocate {n}×{dim} f32 values")))?;
+    let mut rng = StdRng::seed_from_u64(seed);
+    values.extend((0..len).map(|_| rng.sample::<f32, _>(StandardNormal)));
+    let labels = (0..n).map(|_| rng.random_range(0..classes) as u8).collect();
+    let x = Array2::from_shape_vec((n, dim), values)
+        .map_err(|e| invalid(format!("shape {n}×{dim}: {e}")))?;
+    Ok(Synthetic { x, labels, classes })
+}
