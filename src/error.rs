@@ -6,6 +6,7 @@
 //! panics.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -57,6 +58,11 @@ pub enum Error {
     /// Waiting for the device or mapping a buffer failed (device lost, timeout).
     #[error("GPU readback or wait failed: {0}")]
     Device(String),
+
+    /// A checkpoint could not be written or read, or does not hold the tensor
+    /// asked for. `file` is `None` for a checkpoint built in memory.
+    #[error("checkpoint{}: {msg}", in_file(.file.as_deref()))]
+    Checkpoint { file: Option<PathBuf>, msg: String },
 }
 
 impl Error {
@@ -81,6 +87,13 @@ impl Error {
             },
         }
     }
+}
+
+/// " 'path'" for a file, "" for none: the checkpoint error names its file
+/// when there is one.
+fn in_file(file: Option<&Path>) -> String {
+    file.map(|f| format!(" '{}'", f.display()))
+        .unwrap_or_default()
 }
 
 /// Formats a byte count the way people read them ("129.0 MiB (135266304 bytes)").

@@ -18,10 +18,13 @@
 //!   formulas, schedules and validation; run by
 //!   [`kernels::optim::GpuOptimizer`] (one fused dispatch per step) and
 //!   [`cpu::optim::CpuOptimizer`].
+//! - [`checkpoint`]: named tensors and metadata as safetensors, written
+//!   atomically, loaded with checked names and shapes.
 //!
 //! Errors are values: bad shapes, oversized buffers, missing adapters and
 //! wgpu validation errors all come back as [`Error`].
 
+pub mod checkpoint;
 pub mod cpu;
 pub mod data;
 pub mod error;
