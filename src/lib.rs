@@ -20,6 +20,8 @@
 //!   [`cpu::optim::CpuOptimizer`].
 //! - [`checkpoint`]: named tensors and metadata as safetensors, written
 //!   atomically, loaded with checked names and shapes.
+//! - [`metrics`]: per-epoch metrics, the epoch line and the `--json` run
+//!   summary.
 //!
 //! Errors are values: bad shapes, oversized buffers, missing adapters and
 //! wgpu validation errors all come back as [`Error`].
@@ -30,6 +32,7 @@ pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
+pub mod metrics;
 pub mod ops;
 pub mod optim;
 pub mod shaders;
@@ -38,5 +41,6 @@ pub use data::Dataset;
 pub use error::{Error, Result};
 pub use gpu::{AdapterSummary, Gpu, GpuOptions, GpuTensor};
 pub use kernels::{GpuOptimizer, MatmulKernel};
+pub use metrics::{EpochMetrics, History, RunSummary};
 pub use ops::{Activation, MatmulOptions, MatmulShape};
 pub use optim::{OptimizerConfig, Schedule};
