@@ -63,6 +63,10 @@ pub enum Error {
     /// asked for. `file` is `None` for a checkpoint built in memory.
     #[error("checkpoint{}: {msg}", in_file(.file.as_deref()))]
     Checkpoint { file: Option<PathBuf>, msg: String },
+
+    /// A plot could not be drawn or written.
+    #[error("plot '{}': {msg}", .file.display())]
+    Plot { file: PathBuf, msg: String },
 }
 
 impl Error {

@@ -22,6 +22,7 @@
 //!   atomically, loaded with checked names and shapes.
 //! - [`metrics`]: per-epoch metrics, the epoch line and the `--json` run
 //!   summary.
+//! - [`plot`]: loss and accuracy curves per epoch as SVG or PNG.
 //!
 //! Errors are values: bad shapes, oversized buffers, missing adapters and
 //! wgpu validation errors all come back as [`Error`].
@@ -35,6 +36,7 @@ pub mod kernels;
 pub mod metrics;
 pub mod ops;
 pub mod optim;
+pub mod plot;
 pub mod shaders;
 
 pub use data::Dataset;
