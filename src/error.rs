@@ -6,7 +6,7 @@
 //! panics.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -87,6 +87,15 @@ pub enum Error {
     /// left at the destination when this is returned.
     #[error("download of {url} failed: {msg}")]
     Download { url: String, msg: String },
+
+    /// A checkpoint could not be written or read, or does not hold the tensor
+    /// asked for. `file` is `None` for a checkpoint built in memory.
+    #[error("checkpoint{}: {msg}", in_file(.file.as_deref()))]
+    Checkpoint { file: Option<PathBuf>, msg: String },
+
+    /// A plot could not be drawn or written.
+    #[error("plot '{}': {msg}", .file.display())]
+    Plot { file: PathBuf, msg: String },
 }
 
 impl Error {
@@ -118,6 +127,13 @@ impl Error {
             },
         }
     }
+}
+
+/// " 'path'" for a file, "" for none: the checkpoint error names its file
+/// when there is one.
+fn in_file(file: Option<&Path>) -> String {
+    file.map(|f| format!(" '{}'", f.display()))
+        .unwrap_or_default()
 }
 
 /// Formats a byte count the way people read them ("129.0 MiB (135266304 bytes)").

@@ -22,22 +22,31 @@
 //!   formulas, schedules and validation; run by
 //!   [`kernels::optim::GpuOptimizer`] (one fused dispatch per step) and
 //!   [`cpu::optim::CpuOptimizer`].
+//! - [`checkpoint`]: named tensors and metadata as safetensors, written
+//!   atomically, loaded with checked names and shapes.
+//! - [`metrics`]: per-epoch metrics, the epoch line and the `--json` run
+//!   summary.
+//! - [`plot`]: loss and accuracy curves per epoch as SVG or PNG.
 //!
 //! Errors are values: bad shapes, oversized buffers, missing adapters and
 //! wgpu validation errors all come back as [`Error`].
 
+pub mod checkpoint;
 pub mod cpu;
 pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
+pub mod metrics;
 pub mod ops;
 pub mod optim;
+pub mod plot;
 pub mod shaders;
 
 pub use data::Dataset;
 pub use error::{Error, Result};
 pub use gpu::{AdapterSummary, Gpu, GpuLabels, GpuOptions, GpuTensor};
 pub use kernels::{ColumnSumKernel, GpuOptimizer, MatmulKernel, SoftmaxXentKernel};
+pub use metrics::{EpochMetrics, History, RunSummary};
 pub use ops::{Activation, MatmulOptions, MatmulShape, SoftmaxXentShape};
 pub use optim::{OptimizerConfig, Schedule};
