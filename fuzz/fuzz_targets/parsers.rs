@@ -17,7 +17,10 @@ fuzz_target!(|bytes: &[u8]| {
     }
     if let Ok(ds) = cifar::parse_batch(bytes) {
         assert!(!ds.is_empty());
-        assert_eq!(ds.images.len(), ds.len() * cifar::RECORD_BYTES.saturating_sub(1));
+        assert_eq!(
+            ds.images.len(),
+            ds.len() * cifar::RECORD_BYTES.saturating_sub(1)
+        );
         assert!(ds.labels.iter().all(|&l| (l as usize) < cifar::CLASSES));
         assert_eq!(ds.len() * cifar::RECORD_BYTES, bytes.len());
     }
