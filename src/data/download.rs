@@ -232,7 +232,13 @@ pub fn fetch_file(url: &str, dest: &Path, size: u64, sha256: &str) -> Result<()>
         url: url.to_string(),
         msg,
     };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    let mut config = ureq::Agent::config_builder();
+    if is_loopback(url) {
+        // A local mirror or test server: an http_proxy from the environment
+        // would not reach it.
+        config = config.proxy(None);
+    }
+    let agent: ureq::Agent = config
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_recv_response(Some(Duration::from_secs(60)))
         // Per read, not overall: a slow link may take minutes for CIFAR-10.
@@ -280,6 +286,13 @@ pub fn fetch_file(url: &str, dest: &Path, size: u64, sha256: &str) -> Result<()>
         )));
     }
     temp.commit(dest)
+}
+
+fn is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]")
 }
 
 /// SHA-256 of a file, lower-case hex.
@@ -445,5 +458,19 @@ impl Drop for TempFile {
         if !self.path.as_os_str().is_empty() {
             let _ = fs::remove_file(&self.path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_urls_bypass_proxies() {
+        assert!(is_loopback("http://127.0.0.1:8080/x.gz"));
+        assert!(is_loopback("http://localhost/x"));
+        assert!(is_loopback("http://[::1]:9/"));
+        assert!(!is_loopback("https://www.cs.toronto.edu/~kriz/"));
+        assert!(!is_loopback("http://127.0.0.1.evil.example@host.example/"));
     }
 }
