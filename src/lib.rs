@@ -38,10 +38,12 @@ pub mod error;
 pub mod gpu;
 pub mod kernels;
 pub mod metrics;
+pub mod model;
 pub mod ops;
 pub mod optim;
 pub mod plot;
 pub mod shaders;
+pub mod train;
 
 pub use data::Dataset;
 pub use error::{Error, Result};

@@ -329,6 +329,17 @@ impl Gpu {
             .map_err(|e| Error::Device(e.to_string()))
     }
 
+    /// Blocks until the submission `index` has finished (native only).
+    pub fn wait_for(&self, index: wgpu::SubmissionIndex) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(index),
+                timeout: None,
+            })
+            .map(|_| ())
+            .map_err(|e| Error::Device(e.to_string()))
+    }
+
     /// Checks that a buffer of `bytes` may be created and bound as storage.
     pub(crate) fn check_storage_binding(&self, what: &str, bytes: u64) -> Result<()> {
         let limit = self.limits.max_storage_buffer_binding_size;

@@ -73,7 +73,8 @@ impl GatherOptions {
 }
 
 /// A [`Dataset`] resident on the GPU: packed pixels in one or more chunks,
-/// labels as u32.
+/// labels as u32. Cloning shares the buffers.
+#[derive(Clone)]
 pub struct GpuDataset {
     chunks: Vec<GpuTensor<u32>>,
     chunk_examples: usize,

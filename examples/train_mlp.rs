@@ -1,0 +1,57 @@
+//! The main job: the MLP 784-128-128-10 of the classic Keras MNIST example,
+//! trained on Fashion-MNIST on the GPU and then on the CPU, with the same
+//! seed, data order and formulas, followed by their speed ratio.
+//!
+//! ```text
+//! cargo run --release --example train_mlp                       # GPU, then CPU
+//! cargo run --release --example train_mlp -- --device gpu --json
+//! cargo run --release --example train_mlp -- --activation relu --optimizer sgd --lr 0.1
+//! cargo run --release --example train_mlp -- --data ~/mnist --plot curves.svg
+//! ```
+
+mod common;
+
+use clap::Parser;
+use common::{ActivationArg, Common, Optimizer};
+use wgpu_train::Activation;
+use wgpu_train::model::Mlp;
+use wgpu_train::train::{TrainConfig, TrainData};
+
+/// Train the MLP 784-128-128-10 on the GPU and the CPU.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    #[command(flatten)]
+    common: Common,
+    /// Hidden-layer activation.
+    #[arg(long, value_enum, default_value = "sigmoid")]
+    activation: ActivationArg,
+}
+
+fn run(args: Args) -> wgpu_train::Result<()> {
+    let c = &args.common;
+    let optimizer = c.optimizer(Optimizer::Adam, 1e-3)?;
+    let (splits, name) = common::load_data(c)?;
+    let activation = match args.activation {
+        ActivationArg::Sigmoid => Activation::Sigmoid,
+        ActivationArg::Relu => Activation::Relu,
+    };
+    let pixels = splits.train.dim();
+    let classes = splits.train.classes;
+    let model = Mlp::new(&[pixels, 128, 128, classes], activation)?;
+    let config = TrainConfig {
+        epochs: c.epochs,
+        batch: c.batch,
+        seed: c.seed,
+        optimizer,
+        validation: c.validation,
+        ..TrainConfig::default()
+    };
+    config.validate()?;
+    let data = TrainData::new(splits.train, splits.test, c.validation, c.seed)?;
+    common::run(c, &model, &data, &config, &name)
+}
+
+fn main() {
+    common::exit_on_error(run(Args::parse()));
+}

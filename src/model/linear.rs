@@ -1,0 +1,135 @@
+//! The linear softmax classifier of the course notebooks: W is C×(D+1) with
+//! the bias folded in as the last column (the input rows carry a trailing 1).
+
+use super::{Builder, Model, Op, ParamSpec, Program, Region};
+use crate::error::{Error, Result};
+use crate::ops::MatmulOptions;
+use rand::SeedableRng;
+use rand_distr::{Distribution, Normal};
+
+/// `scores = x·Wᵀ` with W C×(D+1). L2 regularisation is the optimizer's
+/// weight decay (`wd = 2·reg` for a loss term `reg·‖W‖²`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinearSoftmax {
+    classes: usize,
+    pixels: usize,
+}
+
+impl LinearSoftmax {
+    /// A classifier over `pixels` inputs (plus the bias column).
+    pub fn new(pixels: usize, classes: usize) -> Result<Self> {
+        if pixels == 0 || classes == 0 {
+            return Err(Error::InvalidArgument {
+                name: "linear model size",
+                msg: format!("pixels and classes must be > 0, got {pixels} and {classes}"),
+            });
+        }
+        Ok(LinearSoftmax { classes, pixels })
+    }
+}
+
+impl Model for LinearSoftmax {
+    fn name(&self) -> String {
+        format!("linear-{}x{}", self.classes, self.pixels + 1)
+    }
+
+    fn input_dim(&self) -> usize {
+        self.pixels + 1
+    }
+
+    fn appends_one(&self) -> bool {
+        true
+    }
+
+    fn classes(&self) -> usize {
+        self.classes
+    }
+
+    fn parameters(&self) -> Vec<ParamSpec> {
+        vec![ParamSpec {
+            name: "weight".into(),
+            shape: vec![self.classes, self.pixels + 1],
+            offset: 0,
+        }]
+    }
+
+    fn init(&self, seed: u64) -> Vec<f32> {
+        // 1e-4·randn for the weights (as in the course), 0 for the bias column.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let normal = Normal::new(0.0f32, 1e-4).unwrap_or_else(|_| unreachable!("σ = 1e-4 > 0"));
+        let d = self.pixels + 1;
+        (0..self.classes * d)
+            .map(|i| {
+                if i % d == self.pixels {
+                    0.0
+                } else {
+                    normal.sample(&mut rng)
+                }
+            })
+            .collect()
+    }
+
+    fn train_program(&self, rows: usize) -> Program {
+        let mut b = Builder::new(rows);
+        let x = b.tensor("x", &[rows, self.pixels + 1], Region::Input);
+        let shape = [self.classes, self.pixels + 1];
+        let w = b.tensor("weight", &shape, Region::Param { offset: 0 });
+        let dw = b.tensor("dweight", &shape, Region::Grad { offset: 0 });
+        let logits = b.tensor("logits", &[rows, self.classes], Region::Work);
+        let loss = b.tensor("loss", &[rows], Region::Work);
+        let correct = b.tensor("correct", &[rows], Region::WorkU32);
+        let dlogits = b.tensor("dlogits", &[rows, self.classes], Region::Work);
+        b.op(Op::Matmul {
+            a: x,
+            b: w,
+            bias: None,
+            out: logits,
+            opts: MatmulOptions::nt(),
+        });
+        b.op(Op::SoftmaxXent {
+            logits,
+            loss,
+            correct,
+            dlogits: Some(dlogits),
+        });
+        b.op(Op::Matmul {
+            a: dlogits,
+            b: x,
+            bias: None,
+            out: dw,
+            opts: MatmulOptions::tn(),
+        });
+        b.finish(x, loss, correct)
+    }
+
+    fn eval_program(&self, rows: usize) -> Program {
+        let mut b = Builder::new(rows);
+        let x = b.tensor("x", &[rows, self.pixels + 1], Region::Input);
+        let w = b.tensor(
+            "weight",
+            &[self.classes, self.pixels + 1],
+            Region::Param { offset: 0 },
+        );
+        let logits = b.tensor("logits", &[rows, self.classes], Region::Work);
+        let loss = b.tensor("loss", &[rows], Region::Work);
+        let correct = b.tensor("correct", &[rows], Region::WorkU32);
+        b.op(Op::Matmul {
+            a: x,
+            b: w,
+            bias: None,
+            out: logits,
+            opts: MatmulOptions::nt(),
+        });
+        b.op(Op::SoftmaxXent {
+            logits,
+            loss,
+            correct,
+            dlogits: None,
+        });
+        b.finish(x, loss, correct)
+    }
+
+    fn flops_per_example(&self) -> u64 {
+        4 * (self.classes * (self.pixels + 1)) as u64
+    }
+}

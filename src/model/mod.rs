@@ -1,0 +1,183 @@
+//! The two models, each written once as a [`Program`]: a list of tensor
+//! operations that the CPU runner executes with the ndarray twins and the
+//! GPU runner records as dispatches. Whole runs on both devices therefore do
+//! the same work in the same order, and GPU-vs-CPU parity is a test.
+//!
+//! Parameters and gradients each live in one flat buffer (per-tensor offsets
+//! from [`Model::parameters`]), so the optimizer is one dispatch.
+
+mod linear;
+mod mlp;
+
+pub use linear::LinearSoftmax;
+pub use mlp::Mlp;
+
+use crate::ops::{Activation, MatmulOptions};
+
+/// A tensor of a [`Program`], by index into [`Program::tensors`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TensorId(pub usize);
+
+/// Where a tensor lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Region {
+    /// The minibatch input rows (written by the gather).
+    Input,
+    /// A window of the flat parameter buffer at `offset`.
+    Param { offset: usize },
+    /// The same window of the flat gradient buffer.
+    Grad { offset: usize },
+    /// Scratch owned by the program (activations, their gradients).
+    Work,
+    /// Per-row u32 flags (1 where the prediction is right).
+    WorkU32,
+}
+
+/// A tensor's name (for messages), shape and home.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub region: Region,
+}
+
+/// One operation; the runners map each to a kernel and its CPU twin.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// `out = act(op(a)·op(b) + bias)`.
+    Matmul {
+        a: TensorId,
+        b: TensorId,
+        bias: Option<TensorId>,
+        out: TensorId,
+        opts: MatmulOptions,
+    },
+    /// Per-row loss and correctness against the minibatch labels, and
+    /// `dlogits = (softmax − onehot)/N` unless evaluating.
+    SoftmaxXent {
+        logits: TensorId,
+        loss: TensorId,
+        correct: TensorId,
+        dlogits: Option<TensorId>,
+    },
+    /// `dz = dh ⊙ act'(h)` and `db = Σ_rows dz`, fused.
+    ActivationBiasBackward {
+        dh: TensorId,
+        h: TensorId,
+        dz: TensorId,
+        db: TensorId,
+        activation: Activation,
+    },
+    /// `sums = Σ_rows x`.
+    ColumnSum { x: TensorId, sums: TensorId },
+}
+
+/// A training step or an evaluation pass for a batch of `rows` examples.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Program {
+    pub rows: usize,
+    pub tensors: Vec<TensorSpec>,
+    pub ops: Vec<Op>,
+    pub input: TensorId,
+    /// Per-row losses `[rows]` and correctness flags `[rows]`, summed into
+    /// the epoch's totals by the runner.
+    pub loss: TensorId,
+    pub correct: TensorId,
+}
+
+impl Program {
+    /// The spec of `id`.
+    pub fn spec(&self, id: TensorId) -> &TensorSpec {
+        &self.tensors[id.0]
+    }
+}
+
+/// Builds a program's tensor table.
+pub(crate) struct Builder {
+    rows: usize,
+    tensors: Vec<TensorSpec>,
+    ops: Vec<Op>,
+}
+
+impl Builder {
+    pub(crate) fn new(rows: usize) -> Self {
+        Builder {
+            rows,
+            tensors: Vec::new(),
+            ops: Vec::new(),
+        }
+    }
+
+    pub(crate) fn tensor(&mut self, name: &str, shape: &[usize], region: Region) -> TensorId {
+        self.tensors.push(TensorSpec {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            region,
+        });
+        TensorId(self.tensors.len() - 1)
+    }
+
+    pub(crate) fn op(&mut self, op: Op) {
+        self.ops.push(op);
+    }
+
+    pub(crate) fn finish(self, input: TensorId, loss: TensorId, correct: TensorId) -> Program {
+        Program {
+            rows: self.rows,
+            tensors: self.tensors,
+            ops: self.ops,
+            input,
+            loss,
+            correct,
+        }
+    }
+}
+
+/// One named parameter tensor of a model, at `offset` in the flat buffer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub offset: usize,
+}
+
+impl ParamSpec {
+    /// Elements in this tensor.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Always false: parameter tensors are non-empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What the trainer needs from a model.
+pub trait Model: Send + Sync {
+    /// Short name for reports ("mlp-784-128-128-10-sigmoid").
+    fn name(&self) -> String;
+    /// Values per input row (pixels, plus 1 with the bias trick).
+    fn input_dim(&self) -> usize;
+    /// True when the input rows carry a trailing 1 (the bias trick).
+    fn appends_one(&self) -> bool {
+        false
+    }
+    /// Number of classes.
+    fn classes(&self) -> usize;
+    /// Parameter tensors in flat-buffer order.
+    fn parameters(&self) -> Vec<ParamSpec>;
+    /// Initial parameters, flat, from `seed`.
+    fn init(&self, seed: u64) -> Vec<f32>;
+    /// Forward, loss and backward for a batch of `rows`: fills every gradient.
+    fn train_program(&self, rows: usize) -> Program;
+    /// Forward and loss only.
+    fn eval_program(&self, rows: usize) -> Program;
+    /// Matrix-product FLOPs of one training step per example (for reports).
+    fn flops_per_example(&self) -> u64;
+}
+
+/// Total number of parameters.
+pub fn parameter_count(model: &dyn Model) -> usize {
+    model.parameters().iter().map(ParamSpec::len).sum()
+}
