@@ -56,6 +56,11 @@ pub struct Common {
     /// /usr/share/datasets/fashion-mnist, then ./data/…
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Fetch a dataset first (mnist, fashion-mnist or cifar-10) into
+    /// ./data/NAME from its canonical location, checking SHA-256 sums, and
+    /// train on it. Files already there and intact are not fetched again.
+    #[arg(long, value_name = "NAME", conflicts_with = "data")]
+    pub download: Option<String>,
     /// Training examples held out for validation after every epoch.
     #[arg(long, default_value_t = 0)]
     pub validation: usize,
@@ -134,7 +139,28 @@ impl Common {
 
 /// Loads the data the flags name.
 pub fn load_data(common: &Common) -> Result<(wgpu_train::data::Splits, String)> {
-    let splits = wgpu_train::data::load(common.data.as_deref())?;
+    let downloaded = match &common.download {
+        Some(name) => {
+            let remote = wgpu_train::data::Remote::from_name(name).ok_or_else(|| {
+                Error::InvalidArgument {
+                    name: "--download",
+                    msg: format!("unknown dataset '{name}'; use mnist, fashion-mnist or cifar-10"),
+                }
+            })?;
+            eprintln!(
+                "fetching {} into {} …",
+                remote.name(),
+                remote.default_dir().display()
+            );
+            Some(wgpu_train::data::download::download(
+                remote,
+                &remote.default_dir(),
+                None,
+            )?)
+        }
+        None => None,
+    };
+    let splits = wgpu_train::data::load(downloaded.as_deref().or(common.data.as_deref()))?;
     let what = format!(
         "{} from {} ({} train, {} test, images {:?})",
         splits.name,
