@@ -351,10 +351,7 @@ impl Gather {
     /// Records step `step`'s gather (one dispatch per chunk).
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>, step: usize) -> Result<()> {
         if step >= self.steps {
-            return Err(Error::InvalidArgument {
-                name: "step",
-                msg: format!("{step} is past the epoch's {} steps", self.steps),
-            });
+            return Err(self.past_end(step));
         }
         pass.set_pipeline(&self.pipeline.pipeline);
         let [gx, gy, gz] = self.workgroups;
@@ -368,15 +365,19 @@ impl Gather {
 
     /// Records and submits one step (no wait, no readback).
     pub fn run(&self, gpu: &Gpu, step: usize) -> Result<()> {
-        let mut encoder = gpu.encoder("gather");
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("gather"),
-                timestamp_writes: None,
-            });
-            self.record(&mut pass, step)?;
+        if step >= self.steps {
+            return Err(self.past_end(step));
         }
-        gpu.submit(encoder)?;
-        Ok(())
+        super::run_repeated(gpu, "gather", 1, |pass| {
+            // Checked above: recording cannot fail.
+            let _ = self.record(pass, step);
+        })
+    }
+
+    fn past_end(&self, step: usize) -> Error {
+        Error::InvalidArgument {
+            name: "step",
+            msg: format!("{step} is past the epoch's {} steps", self.steps),
+        }
     }
 }

@@ -17,7 +17,6 @@ use crate::gpu::{Gpu, GpuTensor, KernelPipeline, PipelineKey};
 use crate::ops::{Activation, MatmulOptions, MatmulShape};
 use crate::shaders::MATMUL;
 use std::sync::Arc;
-use wgpu::util::DeviceExt;
 
 /// Which version of the kernel to run. All versions compute the same thing
 /// and are all validated; they differ in speed by shape and adapter.
@@ -248,14 +247,7 @@ impl Matmul {
             _pad: 0,
         };
         let pipeline = gpu.pipeline(&key(kernel, &opts, bias.is_some(), shape.n))?;
-        let uniform = gpu.scoped("creating matmul uniforms", || {
-            gpu.device()
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("matmul params"),
-                    contents: bytemuck::bytes_of(&params),
-                    usage: wgpu::BufferUsages::UNIFORM,
-                })
-        })?;
+        let uniform = super::uniform(gpu, "matmul params", &params)?;
         let bias_buffer = bias.map_or(gpu.placeholder(), |t| t.buffer());
         let bind_group = gpu.bind_group(
             &pipeline,
@@ -281,18 +273,7 @@ impl Matmul {
     /// Records `repeats` dispatches in one pass of a new encoder and submits
     /// it (no wait, no readback).
     pub fn run(&self, gpu: &Gpu, repeats: usize) -> Result<()> {
-        let mut encoder = gpu.encoder("matmul");
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("matmul"),
-                timestamp_writes: None,
-            });
-            for _ in 0..repeats {
-                self.record(&mut pass);
-            }
-        }
-        gpu.submit(encoder)?;
-        Ok(())
+        super::run_repeated(gpu, "matmul", repeats, |pass| self.record(pass))
     }
 
     /// The resolved sizes.
