@@ -23,6 +23,10 @@
 //!   [`kernels::optim::GpuOptimizer`] (one fused dispatch per step) and
 //!   [`cpu::optim::CpuOptimizer`].
 //!
+//! - [`strategies`]: the course notebook's four optimisation strategies
+//!   (random search, random local search, numerical vs analytic gradient,
+//!   minibatch descent) on the linear classifier, on the GPU and the CPU.
+//!
 //! Errors are values: bad shapes, oversized buffers, missing adapters and
 //! wgpu validation errors all come back as [`Error`].
 
@@ -34,6 +38,7 @@ pub mod kernels;
 pub mod ops;
 pub mod optim;
 pub mod shaders;
+pub mod strategies;
 
 pub use data::Dataset;
 pub use error::{Error, Result};
