@@ -28,6 +28,10 @@
 //!   summary.
 //! - [`plot`]: loss and accuracy curves per epoch as SVG or PNG.
 //!
+//! - [`strategies`]: the course notebook's four optimisation strategies
+//!   (random search, random local search, numerical vs analytic gradient,
+//!   minibatch descent) on the linear classifier, on the GPU and the CPU.
+//!
 //! Errors are values: bad shapes, oversized buffers, missing adapters and
 //! wgpu validation errors all come back as [`Error`].
 
@@ -43,6 +47,7 @@ pub mod ops;
 pub mod optim;
 pub mod plot;
 pub mod shaders;
+pub mod strategies;
 pub mod train;
 
 pub use data::Dataset;
