@@ -40,7 +40,7 @@ fn synthetic(n: usize, seed: u64) -> wgpu_train::Result<Dataset> {
 fn run(args: Args) -> wgpu_train::Result<()> {
     let c = &args.common;
     let optimizer = c.optimizer(Optimizer::Sgd, 0.1)?;
-    let (train, test, name) = if args.synthetic {
+    let (train, test, name, short) = if args.synthetic {
         (
             synthetic(50_000, c.seed)?,
             synthetic(10_000, c.seed + 1)?,
@@ -48,7 +48,8 @@ fn run(args: Args) -> wgpu_train::Result<()> {
         )
     } else {
         let (splits, name) = common::load_data(c)?;
-        (splits.train, splits.test, name)
+        let short = splits.name.clone();
+        (splits.train, splits.test, name, short)
     };
     let model = LinearSoftmax::new(train.dim(), train.classes)?;
     let config = TrainConfig {
@@ -61,7 +62,7 @@ fn run(args: Args) -> wgpu_train::Result<()> {
     };
     config.validate()?;
     let data = TrainData::new(train, test, c.validation, c.seed)?;
-    common::run(c, &model, &data, &config, &name)
+    common::run(c, &model, &data, &config, &name, &short)
 }
 
 fn main() {

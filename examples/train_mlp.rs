@@ -32,6 +32,7 @@ fn run(args: Args) -> wgpu_train::Result<()> {
     let c = &args.common;
     let optimizer = c.optimizer(Optimizer::Adam, 1e-3)?;
     let (splits, name) = common::load_data(c)?;
+    let short = splits.name.clone();
     let activation = match args.activation {
         ActivationArg::Sigmoid => Activation::Sigmoid,
         ActivationArg::Relu => Activation::Relu,
@@ -49,7 +50,7 @@ fn run(args: Args) -> wgpu_train::Result<()> {
     };
     config.validate()?;
     let data = TrainData::new(splits.train, splits.test, c.validation, c.seed)?;
-    common::run(c, &model, &data, &config, &name)
+    common::run(c, &model, &data, &config, &name, &short)
 }
 
 fn main() {

@@ -138,6 +138,7 @@ impl Common {
 }
 
 /// Loads the data the flags name.
+/// Returns the splits and a one-line description of them.
 pub fn load_data(common: &Common) -> Result<(wgpu_train::data::Splits, String)> {
     let downloaded = match &common.download {
         Some(name) => {
@@ -267,7 +268,13 @@ pub fn run(
             adapter: engine.adapter(),
             model: model.name(),
             optimizer: config.optimizer.name(),
-            lr: config.optimizer.lr as f64,
+            // Through its shortest decimal form, so 1e-3 prints as 0.001, not 0.0010000000474974513.
+            lr: config
+                .optimizer
+                .lr
+                .to_string()
+                .parse()
+                .unwrap_or(config.optimizer.lr as f64),
             batch: config.batch,
             epochs: config.epochs,
             test_accuracy: result.test_accuracy,
@@ -322,7 +329,7 @@ pub fn run(
     }
     if let Some(path) = &common.plot {
         let runs: Vec<(&str, &History)> = histories.iter().map(|(d, h)| (d.as_str(), h)).collect();
-        wgpu_train::plot::plot_history(path, &format!("{} on {data_name}", model.name()), &runs)?;
+        wgpu_train::plot::plot_history(path, &format!("{} on {short_name}", model.name()), &runs)?;
         if !common.json {
             println!("plot: {}", path.display());
         }
