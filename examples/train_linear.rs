@@ -45,6 +45,7 @@ fn run(args: Args) -> wgpu_train::Result<()> {
             synthetic(50_000, c.seed)?,
             synthetic(10_000, c.seed + 1)?,
             "synthetic CIFAR-shaped (50000 train, 10000 test)".to_string(),
+            "synthetic data".to_string(),
         )
     } else {
         let (splits, name) = common::load_data(c)?;

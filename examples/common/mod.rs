@@ -174,13 +174,15 @@ pub fn load_data(common: &Common) -> Result<(wgpu_train::data::Splits, String)> 
 }
 
 /// Trains `model` on the devices the flags ask for; prints progress, the
-/// summary (or JSON lines), draws the plot, saves checkpoints.
+/// summary (or JSON lines), draws the plot, saves checkpoints. `data_name`
+/// describes the data in full; `short_name` ("Fashion-MNIST") titles the plot.
 pub fn run(
     common: &Common,
     model: &dyn Model,
     data: &TrainData,
     config: &TrainConfig,
     data_name: &str,
+    short_name: &str,
 ) -> Result<()> {
     config.validate()?;
     let devices: &[&str] = match common.device {
