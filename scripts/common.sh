@@ -25,8 +25,11 @@ ensure_vulkan() {
         Darwin | MINGW* | MSYS* | CYGWIN*) return 0 ;; # Metal / DX12
     esac
     local loader=0 icd=0
-    if ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'; then loader=1; fi
-    if ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1 \
+    # grep without -q reads all of ldconfig's output: with -q, ldconfig can
+    # die of SIGPIPE and pipefail would call the loader missing.
+    if ldconfig -p 2>/dev/null | grep 'libvulkan\.so\.1' >/dev/null; then loader=1; fi
+    if compgen -G '/usr/share/vulkan/icd.d/*.json' >/dev/null \
+        || compgen -G '/etc/vulkan/icd.d/*.json' >/dev/null \
         || [ -n "${VK_DRIVER_FILES:-}${VK_ICD_FILENAMES:-}" ]; then icd=1; fi
     if [ "$loader" = 1 ] && [ "$icd" = 1 ]; then return 0; fi
     echo "setup: no Vulkan driver found; installing mesa-vulkan-drivers (lavapipe) and the Vulkan loader"
