@@ -136,6 +136,18 @@ fn in_file(file: Option<&Path>) -> String {
         .unwrap_or_default()
 }
 
+/// `Ok` when a count is at least 1, else an [`Error::InvalidArgument`]
+/// naming it.
+pub(crate) fn positive(name: &'static str, value: usize) -> Result<()> {
+    if value == 0 {
+        return Err(Error::InvalidArgument {
+            name,
+            msg: "must be at least 1".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Formats a byte count the way people read them ("129.0 MiB (135266304 bytes)").
 pub(crate) fn bytes(n: u64) -> String {
     const MIB: f64 = 1024.0 * 1024.0;

@@ -39,7 +39,7 @@ pub use gpu::GpuEngine;
 
 use crate::cpu::gradcheck::{linear_softmax_loss, rel_error};
 use crate::data::{Splits, synthetic};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, positive};
 use crate::gpu::Gpu;
 use crate::kernels::GatherOptions;
 use ndarray::{Array2, s};
@@ -429,16 +429,6 @@ impl Options {
 
     /// Checks every option; the message names the bad one.
     pub fn validate(&self) -> Result<()> {
-        let positive = |name: &'static str, v: usize| {
-            if v == 0 {
-                Err(Error::InvalidArgument {
-                    name,
-                    msg: "must be at least 1".into(),
-                })
-            } else {
-                Ok(())
-            }
-        };
         positive("candidates", self.candidates)?;
         positive("candidates per pass", self.candidates_per_pass)?;
         positive("iterations", self.iterations)?;

@@ -14,7 +14,7 @@ mod resume;
 pub use resume::{load_checkpoint, save_checkpoint};
 
 use crate::data::Dataset;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, positive};
 use crate::gpu::{Gpu, GpuTensor};
 use crate::kernels::{Gather, GatherOptions, GpuDataset, GpuOptimizer};
 use crate::metrics::{EpochMetrics, History};
@@ -62,16 +62,6 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Checks everything that does not depend on the data.
     pub fn validate(&self) -> Result<()> {
-        let positive = |name: &'static str, v: usize| {
-            if v == 0 {
-                Err(Error::InvalidArgument {
-                    name,
-                    msg: "must be at least 1".into(),
-                })
-            } else {
-                Ok(())
-            }
-        };
         positive("epochs", self.epochs)?;
         positive("batch", self.batch)?;
         positive("eval_batch", self.eval_batch)?;
