@@ -35,6 +35,7 @@
 //! Errors are values: bad shapes, oversized buffers, missing adapters and
 //! wgpu validation errors all come back as [`Error`].
 
+pub mod bench;
 pub mod checkpoint;
 pub mod cpu;
 pub mod data;

@@ -31,10 +31,13 @@ impl Activation {
         match self {
             Activation::Identity => x,
             Activation::Sigmoid => {
+                // The shader's two exact branches, with their one exp
+                // (always of −|x|) taken first: the same bits, and no
+                // unpredictable jump per element on the CPU.
+                let e = (-x.abs()).exp();
                 if x >= 0.0 {
-                    1.0 / (1.0 + (-x).exp())
+                    1.0 / (1.0 + e)
                 } else {
-                    let e = x.exp();
                     e / (1.0 + e)
                 }
             }

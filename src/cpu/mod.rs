@@ -1,8 +1,11 @@
 //! The CPU reference: ndarray twins of every GPU kernel, with the same names
 //! and the same options. Tests check each GPU kernel against its twin, and
 //! the GPU-vs-CPU benchmarks time the twin as the CPU side. ndarray's matrix
-//! products go through matrixmultiply with its threading enabled, so this is
-//! a multi-threaded baseline, not a strawman.
+//! products go through matrixmultiply with its threading enabled, and the
+//! large elementwise loops (the matmul epilogue, the gather, the optimizer
+//! update) run on every core with rayon, so this is a multi-threaded
+//! baseline, not a strawman. Parallel or not, every element is computed by
+//! the same formula, so results do not depend on the thread count.
 //!
 //! The twins other than `matmul` are generic over [`Real`] (`f32`, `f64`):
 //! in `f32` they are what the GPU is compared with, in `f64` they are what
@@ -18,11 +21,19 @@ pub mod reduce;
 pub mod softmax_xent;
 pub mod tolerance;
 
-pub use activation::{activate, activation_backward, activation_bias_backward, activation_grad};
-pub use data::gather;
-pub use matmul::matmul;
+pub use activation::{
+    activate, activation_backward, activation_bias_backward, activation_bias_backward_into,
+    activation_grad,
+};
+pub use data::{gather, gather_into};
+pub use matmul::{matmul, matmul_into};
 pub use optim::CpuOptimizer;
 pub use real::Real;
-pub use reduce::{column_sum, loss_correct_sum};
-pub use softmax_xent::{SoftmaxXentOutput, softmax_xent, softmax_xent_eval};
+pub use reduce::{column_sum, column_sum_into, loss_correct_sum};
+pub use softmax_xent::{SoftmaxXentOutput, softmax_xent, softmax_xent_eval, softmax_xent_into};
 pub use tolerance::{Mismatch, Tolerance, assert_close, compare};
+
+/// Elementwise loops over at least this many values are split across the
+/// cores (rayon); below it, handing work to another thread (~10 µs) costs
+/// more than it saves. 16 k is one 128×128 activation of the MLP.
+pub const PARALLEL_MIN: usize = 1 << 14;

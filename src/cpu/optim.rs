@@ -1,8 +1,11 @@
 //! CPU twin of `shaders/optim.wgsl`: the same rules, the same formulas in
-//! the same order, in f32, one parameter at a time (single-threaded).
+//! the same order, in f32, one parameter at a time. Large updates are cut
+//! into chunks that run on every core; each parameter's arithmetic is the
+//! same whichever chunk it falls in.
 
 use crate::error::{Error, Result};
 use crate::optim::{AdamVariant, OptimizerConfig, Plateau, RmsPropVariant, Rule, StepScalars};
+use rayon::prelude::*;
 
 /// The CPU twin of [`crate::kernels::optim::GpuOptimizer`].
 ///
@@ -57,12 +60,22 @@ impl CpuOptimizer {
         let lr = self.config.lr * self.plateau.scale();
         self.scalars.advance(&self.config, lr);
         let st = self.scalars;
-        match self.config.rule {
-            Rule::Sgd(r) => sgd(&st, r, params, grads, self.state.first_mut()),
-            Rule::Adagrad(r) => adagrad(&st, r, params, grads, &mut self.state[0]),
-            Rule::RmsProp(r) => rmsprop(&st, r, params, grads, &mut self.state),
-            Rule::Adam(r) => adam(&st, r, params, grads, &mut self.state),
+        let rule = self.config.rule;
+        // The state cut like the parameters: chunk c of every state buffer.
+        let mut state: Vec<Vec<&mut [f32]>> = (0..n.div_ceil(CHUNK)).map(|_| Vec::new()).collect();
+        for buffer in self.state.iter_mut() {
+            for (c, part) in buffer.chunks_mut(CHUNK).enumerate() {
+                state[c].push(part);
+            }
         }
+        if state.is_empty() {
+            return Ok(()); // no parameters
+        }
+        params
+            .par_chunks_mut(CHUNK)
+            .zip(grads.par_chunks(CHUNK))
+            .zip(state)
+            .for_each(|((p, g), mut s)| update(&st, rule, p, g, &mut s));
         Ok(())
     }
 
@@ -100,6 +113,20 @@ impl CpuOptimizer {
     }
 }
 
+/// Parameters per chunk of an update: one chunk (no thread hand-off) up to
+/// [`super::PARALLEL_MIN`]; the MLP's 118 k parameters make 8 chunks.
+const CHUNK: usize = super::PARALLEL_MIN;
+
+/// One chunk of an update: `state` holds the same chunk of each state buffer.
+fn update(st: &StepScalars, rule: Rule, p: &mut [f32], g: &[f32], state: &mut [&mut [f32]]) {
+    match rule {
+        Rule::Sgd(r) => sgd(st, r, p, g, state.first_mut()),
+        Rule::Adagrad(r) => adagrad(st, r, p, g, state[0]),
+        Rule::RmsProp(r) => rmsprop(st, r, p, g, state),
+        Rule::Adam(r) => adam(st, r, p, g, state),
+    }
+}
+
 // Each function below is the twin of the kernel of the same name in
 // shaders/optim.wgsl; the comments there give the formulas.
 
@@ -108,7 +135,7 @@ fn sgd(
     r: crate::optim::Sgd,
     params: &mut [f32],
     grads: &[f32],
-    buf: Option<&mut Vec<f32>>,
+    buf: Option<&mut &mut [f32]>,
 ) {
     match buf {
         None => {
@@ -155,7 +182,7 @@ fn rmsprop(
     r: crate::optim::RmsProp,
     params: &mut [f32],
     grads: &[f32],
-    state: &mut [Vec<f32>],
+    state: &mut [&mut [f32]],
 ) {
     let keras = r.variant == RmsPropVariant::Keras;
     let alpha = r.alpha;
@@ -209,34 +236,65 @@ fn adam(
     r: crate::optim::Adam,
     params: &mut [f32],
     grads: &[f32],
-    state: &mut [Vec<f32>],
+    state: &mut [&mut [f32]],
 ) {
-    let keras = r.variant == AdamVariant::Keras;
     let (exp_avg, rest) = state.split_first_mut().expect("exp_avg");
     let (exp_avg_sq, rest) = rest.split_first_mut().expect("exp_avg_sq");
-    let mut max_exp_avg_sq = rest.first_mut();
-    for i in 0..params.len() {
-        let mut p = params[i];
-        let mut g = grads[i];
-        if r.decoupled_weight_decay {
-            p *= st.decay;
-        } else {
-            g += r.weight_decay * p;
+    // Zipped slices rather than indexing, and AMSGrad's extra buffer in its
+    // own loop: without bounds checks or an Option per element, each loop
+    // compiles to SIMD (8–10× faster than indexing at the MLP's 118 k
+    // parameters). The arithmetic is `adam_one`'s either way.
+    let it = params
+        .iter_mut()
+        .zip(grads)
+        .zip(exp_avg.iter_mut())
+        .zip(exp_avg_sq.iter_mut());
+    match rest.first_mut() {
+        None => {
+            for (((p, &g), m), v) in it {
+                adam_one(st, &r, p, g, m, v, None);
+            }
         }
-        let m = exp_avg[i] + (1.0 - r.beta1) * (g - exp_avg[i]);
-        exp_avg[i] = m;
-        let v = r.beta2 * exp_avg_sq[i] + (1.0 - r.beta2) * (g * g);
-        exp_avg_sq[i] = v;
-        let mut vv = v;
-        if let Some(vmax) = max_exp_avg_sq.as_deref_mut() {
-            vv = vmax[i].max(v);
-            vmax[i] = vv;
+        Some(max_exp_avg_sq) => {
+            for ((((p, &g), m), v), vmax) in it.zip(max_exp_avg_sq.iter_mut()) {
+                adam_one(st, &r, p, g, m, v, Some(vmax));
+            }
         }
-        params[i] = if keras {
-            p - st.keras_alpha * (m / (vv.sqrt() + r.eps))
-        } else {
-            let denom = vv.sqrt() / st.bias_correction2_sqrt + r.eps;
-            p - st.step_size * (m / denom)
-        };
     }
+}
+
+/// One parameter's Adam update: `p`, `m = exp_avg`, `v = exp_avg_sq` and,
+/// with AMSGrad, `vmax = max_exp_avg_sq`, updated in place.
+#[inline(always)]
+fn adam_one(
+    st: &StepScalars,
+    r: &crate::optim::Adam,
+    p: &mut f32,
+    g: f32,
+    m: &mut f32,
+    v: &mut f32,
+    vmax: Option<&mut f32>,
+) {
+    let mut pv = *p;
+    let mut g = g;
+    if r.decoupled_weight_decay {
+        pv *= st.decay;
+    } else {
+        g += r.weight_decay * pv;
+    }
+    let mn = *m + (1.0 - r.beta1) * (g - *m);
+    *m = mn;
+    let vn = r.beta2 * *v + (1.0 - r.beta2) * (g * g);
+    *v = vn;
+    let mut vv = vn;
+    if let Some(vmax) = vmax {
+        vv = vmax.max(vn);
+        *vmax = vv;
+    }
+    *p = if r.variant == AdamVariant::Keras {
+        pv - st.keras_alpha * (mn / (vv.sqrt() + r.eps))
+    } else {
+        let denom = vv.sqrt() / st.bias_correction2_sqrt + r.eps;
+        pv - st.step_size * (mn / denom)
+    };
 }

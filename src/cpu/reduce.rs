@@ -4,7 +4,7 @@
 use super::Real;
 use crate::error::{Error, Result};
 use crate::ops::matrix_shape;
-use ndarray::{Array1, ArrayBase, Data, Dimension, Ix2};
+use ndarray::{Array1, ArrayBase, ArrayViewMut1, Data, Dimension, Ix2};
 
 /// Sum over the rows of an N×C matrix: the bias gradient `db = Σ_rows dZ`.
 pub fn column_sum<F, S, D>(x: &ArrayBase<S, D>) -> Result<Array1<F>>
@@ -14,15 +14,34 @@ where
     D: Dimension,
 {
     let (_, c) = matrix_shape("column_sum", "x", x.shape())?;
+    let mut sums = Array1::zeros(c);
+    column_sum_into(x, sums.view_mut())?;
+    Ok(sums)
+}
+
+/// [`column_sum`] into `sums` (C values, overwritten).
+pub fn column_sum_into<F, S, D>(x: &ArrayBase<S, D>, mut sums: ArrayViewMut1<F>) -> Result<()>
+where
+    F: Real,
+    S: Data<Elem = F>,
+    D: Dimension,
+{
+    let (_, c) = matrix_shape("column_sum", "x", x.shape())?;
+    if sums.len() != c {
+        return Err(Error::shape(
+            "column_sum",
+            format!("sums holds {}, x has {c} columns", sums.len()),
+        ));
+    }
     let x = x
         .view()
         .into_dimensionality::<Ix2>()
         .map_err(|e| Error::shape("column_sum", e))?;
-    let mut sums = Array1::zeros(c);
+    sums.fill(F::zero());
     for row in x.rows() {
         sums += &row;
     }
-    Ok(sums)
+    Ok(())
 }
 
 /// The batch's total loss and correct count from per-row values (as written

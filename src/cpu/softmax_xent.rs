@@ -5,7 +5,9 @@
 use super::Real;
 use crate::error::{Error, Result};
 use crate::ops::{SoftmaxXentShape, check_labels};
-use ndarray::{Array1, Array2, ArrayBase, ArrayView1, Data, Dimension, Ix2};
+use ndarray::{
+    Array1, Array2, ArrayBase, ArrayView1, ArrayViewMut1, ArrayViewMut2, Data, Dimension, Ix2,
+};
 
 /// What [`softmax_xent`] and [`softmax_xent_eval`] return.
 #[derive(Clone, Debug, PartialEq)]
@@ -58,15 +60,61 @@ where
     D: Dimension,
 {
     let shape = SoftmaxXentShape::resolve(logits.shape(), &[labels.len()])?;
+    let mut loss = Array1::zeros(shape.n);
+    let mut correct = vec![0; shape.n];
+    let mut dlogits = with_grad.then(|| Array2::zeros((shape.n, shape.c)));
+    softmax_xent_into(
+        logits,
+        labels,
+        loss.view_mut(),
+        &mut correct,
+        dlogits.as_mut().map(|d| d.view_mut()),
+    )?;
+    Ok(SoftmaxXentOutput {
+        loss,
+        correct: Array1::from(correct),
+        dlogits,
+    })
+}
+
+/// [`softmax_xent`] (with `dlogits`) or [`softmax_xent_eval`] (without)
+/// into outputs the caller owns: `loss` and `correct` hold N values,
+/// `dlogits` is N×C. Every output value is overwritten.
+pub fn softmax_xent_into<F, S, D>(
+    logits: &ArrayBase<S, D>,
+    labels: &[u32],
+    mut loss: ArrayViewMut1<F>,
+    correct: &mut [u32],
+    mut dlogits: Option<ArrayViewMut2<F>>,
+) -> Result<()>
+where
+    F: Real,
+    S: Data<Elem = F>,
+    D: Dimension,
+{
+    let shape = SoftmaxXentShape::resolve(logits.shape(), &[labels.len()])?;
     check_labels(labels, shape.c)?;
+    let d_ok = dlogits
+        .as_ref()
+        .is_none_or(|d| d.shape() == [shape.n, shape.c]);
+    if loss.len() != shape.n || correct.len() != shape.n || !d_ok {
+        return Err(Error::shape(
+            "softmax_xent",
+            format!(
+                "outputs for {}×{} logits: loss [{}], correct [{}], dlogits {:?}",
+                shape.n,
+                shape.c,
+                loss.len(),
+                correct.len(),
+                dlogits.as_ref().map(|d| d.shape().to_vec())
+            ),
+        ));
+    }
     let logits = logits
         .view()
         .into_dimensionality::<Ix2>()
         .map_err(|e| Error::shape("softmax_xent", e))?;
     let n = F::of(shape.n as f64);
-    let mut loss = Array1::zeros(shape.n);
-    let mut correct = Array1::zeros(shape.n);
-    let mut dlogits = with_grad.then(|| Array2::zeros((shape.n, shape.c)));
     for (i, row) in logits.rows().into_iter().enumerate() {
         let label = labels[i] as usize;
         let (m, argmax) = row_max(row);
@@ -80,11 +128,7 @@ where
             }
         }
     }
-    Ok(SoftmaxXentOutput {
-        loss,
-        correct,
-        dlogits,
-    })
+    Ok(())
 }
 
 /// The row maximum seeded from element 0 (so a row of −∞ or of huge values

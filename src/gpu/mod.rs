@@ -7,10 +7,12 @@
 mod buffer;
 mod labels;
 mod pipeline;
+mod timer;
 
 pub use buffer::{Element, GpuTensor};
 pub use labels::GpuLabels;
 pub use pipeline::{Binding, KernelPipeline, PipelineKey};
+pub use timer::{GpuTimer, TimerKind};
 
 use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex};

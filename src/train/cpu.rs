@@ -1,15 +1,26 @@
 //! The CPU runner: executes a model's [`Program`] with the ndarray twins.
+//!
+//! Every scratch tensor is allocated once, at its shape, when the program is
+//! built; each op writes into its outputs in place (weight and bias
+//! gradients straight into the flat gradient buffer), so a training step
+//! allocates nothing. The arithmetic is the twins', unchanged.
 
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::model::{Op, Program, Region, TensorId};
-use ndarray::{ArrayD, ArrayView1, ArrayViewD, IxDyn};
+use ndarray::{ArrayD, ArrayView1, ArrayViewD, ArrayViewMut1, ArrayViewMut2, ArrayViewMutD, IxDyn};
 
 /// Scratch for one program: one slot per tensor it owns.
 pub(crate) struct CpuProgram {
     pub(crate) program: Program,
+    /// `Some` for every [`Region::Work`] tensor (taken out of its slot while
+    /// an op writes it, so the op can read the others through `&self`).
     work: Vec<Option<ArrayD<f32>>>,
-    flags: Vec<Option<Vec<u32>>>,
+    /// Per-row flags for every [`Region::WorkU32`] tensor.
+    flags: Vec<Vec<u32>>,
+    /// Which scratch tensors this run has written: reading one before it is
+    /// written is a broken program, reported rather than read as stale data.
+    written: Vec<bool>,
 }
 
 fn missing(program: &Program, id: TensorId) -> Error {
@@ -22,13 +33,53 @@ fn missing(program: &Program, id: TensorId) -> Error {
     )
 }
 
+/// Where an op writes one output: its scratch array (out of its slot until
+/// [`CpuProgram::put_back`]) or its window of the gradient buffer.
+enum Out<'g> {
+    Work(TensorId, ArrayD<f32>),
+    Grad(ArrayViewMutD<'g, f32>),
+}
+
+impl Out<'_> {
+    fn view_mut(&mut self) -> ArrayViewMutD<'_, f32> {
+        match self {
+            Out::Work(_, a) => a.view_mut(),
+            Out::Grad(v) => v.view_mut(),
+        }
+    }
+}
+
+fn to2<'a>(v: ArrayViewMutD<'a, f32>) -> Result<ArrayViewMut2<'a, f32>> {
+    v.into_dimensionality()
+        .map_err(|e| Error::shape("program", e))
+}
+
+fn to1<'a>(v: ArrayViewMutD<'a, f32>) -> Result<ArrayViewMut1<'a, f32>> {
+    v.into_dimensionality()
+        .map_err(|e| Error::shape("program", e))
+}
+
 impl CpuProgram {
     pub(crate) fn new(program: Program) -> Self {
-        let n = program.tensors.len();
+        let work = program
+            .tensors
+            .iter()
+            .map(|t| (t.region == Region::Work).then(|| ArrayD::zeros(IxDyn(&t.shape))))
+            .collect();
+        let flags = program
+            .tensors
+            .iter()
+            .map(|t| match t.region {
+                Region::WorkU32 => vec![0; t.shape.iter().product()],
+                _ => Vec::new(),
+            })
+            .collect();
+        let written = vec![false; program.tensors.len()];
         CpuProgram {
             program,
-            work: vec![None; n],
-            flags: vec![None; n],
+            work,
+            flags,
+            written,
         }
     }
 
@@ -39,22 +90,23 @@ impl CpuProgram {
         params: &'a [f32],
     ) -> Result<ArrayViewD<'a, f32>> {
         let spec = self.program.spec(id);
-        let slice = |flat: &'a [f32], offset: usize| -> Result<ArrayViewD<'a, f32>> {
-            let len: usize = spec.shape.iter().product();
-            flat.get(offset..offset + len)
-                .and_then(|s| ArrayViewD::from_shape(IxDyn(&spec.shape), s).ok())
-                .ok_or_else(|| {
-                    Error::shape(
-                        "program",
-                        format!("{} lies outside the parameters", spec.name),
-                    )
-                })
-        };
         match spec.region {
             Region::Input => Ok(x.view()),
-            Region::Param { offset } => slice(params, offset),
+            Region::Param { offset } => {
+                let len: usize = spec.shape.iter().product();
+                params
+                    .get(offset..offset + len)
+                    .and_then(|s| ArrayViewD::from_shape(IxDyn(&spec.shape), s).ok())
+                    .ok_or_else(|| {
+                        Error::shape(
+                            "program",
+                            format!("{} lies outside the parameters", spec.name),
+                        )
+                    })
+            }
             Region::Work => self.work[id.0]
                 .as_ref()
+                .filter(|_| self.written[id.0])
                 .map(|a| a.view())
                 .ok_or_else(|| missing(&self.program, id)),
             Region::Grad { .. } | Region::WorkU32 => Err(Error::shape(
@@ -64,39 +116,52 @@ impl CpuProgram {
         }
     }
 
-    fn store(&mut self, id: TensorId, value: ArrayD<f32>, grads: &mut [f32]) -> Result<()> {
+    /// The output `id`, to be handed back with [`Self::put_back`].
+    fn output<'g>(&mut self, id: TensorId, grads: &'g mut [f32]) -> Result<Out<'g>> {
         let spec = self.program.spec(id);
-        if value.shape() != spec.shape.as_slice() {
-            return Err(Error::shape(
-                "program",
-                format!(
-                    "{} has shape {:?}, {:?} computed",
-                    spec.name,
-                    spec.shape,
-                    value.shape()
-                ),
-            ));
-        }
         match spec.region {
             Region::Work => {
-                self.work[id.0] = Some(value);
-                Ok(())
+                let a = self.work[id.0].take().ok_or_else(|| {
+                    Error::shape("program", format!("{} is written twice at once", spec.name))
+                })?;
+                self.written[id.0] = true;
+                Ok(Out::Work(id, a))
             }
             Region::Grad { offset } => {
-                let out = grads.get_mut(offset..offset + value.len()).ok_or_else(|| {
-                    Error::shape(
-                        "program",
-                        format!("{} lies outside the gradients", spec.name),
-                    )
-                })?;
-                for (o, v) in out.iter_mut().zip(value.iter()) {
-                    *o = *v;
-                }
-                Ok(())
+                let len: usize = spec.shape.iter().product();
+                grads
+                    .get_mut(offset..offset + len)
+                    .and_then(|s| ArrayViewMutD::from_shape(IxDyn(&spec.shape), s).ok())
+                    .map(Out::Grad)
+                    .ok_or_else(|| {
+                        Error::shape(
+                            "program",
+                            format!("{} lies outside the gradients", spec.name),
+                        )
+                    })
             }
             _ => Err(Error::shape(
                 "program",
                 format!("{} is not writable", spec.name),
+            )),
+        }
+    }
+
+    /// Returns a scratch output to its slot.
+    fn put_back(&mut self, out: Out<'_>) {
+        if let Out::Work(id, a) = out {
+            self.work[id.0] = Some(a);
+        }
+    }
+
+    /// A scratch output only (the ops' first outputs are read later, so they
+    /// must be scratch: the loss by the runner, `dz` by the next product).
+    fn work_output(&mut self, id: TensorId) -> Result<Out<'static>> {
+        match self.program.spec(id).region {
+            Region::Work => self.output(id, &mut []),
+            _ => Err(Error::shape(
+                "program",
+                format!("{} must be a scratch tensor", self.program.spec(id).name),
             )),
         }
     }
@@ -110,9 +175,10 @@ impl CpuProgram {
         params: &[f32],
         grads: &mut [f32],
     ) -> Result<(f32, u32)> {
-        let ops = self.program.ops.clone();
-        for op in &ops {
-            match *op {
+        self.written.fill(false);
+        for i in 0..self.program.ops.len() {
+            let op = self.program.ops[i].clone();
+            match op {
                 Op::Matmul {
                     a,
                     b,
@@ -120,7 +186,8 @@ impl CpuProgram {
                     out,
                     opts,
                 } => {
-                    let value = {
+                    let mut o = self.output(out, grads)?;
+                    let r = (|| {
                         let av = self.view(a, &x, params)?;
                         let bv = self.view(b, &x, params)?;
                         let biasv = match bias {
@@ -135,9 +202,10 @@ impl CpuProgram {
                             ),
                             None => None,
                         };
-                        cpu::matmul(&av, &bv, bias1, opts)?
-                    };
-                    self.store(out, value, grads)?;
+                        cpu::matmul_into(&av, &bv, bias1, opts, o.view_mut())
+                    })();
+                    self.put_back(o);
+                    r?;
                 }
                 Op::SoftmaxXent {
                     logits,
@@ -145,19 +213,33 @@ impl CpuProgram {
                     correct,
                     dlogits,
                 } => {
-                    let result = {
-                        let lv = self.view(logits, &x, params)?;
-                        if dlogits.is_some() {
-                            cpu::softmax_xent::<f32, _, _>(&lv, labels)?
-                        } else {
-                            cpu::softmax_xent_eval::<f32, _, _>(&lv, labels)?
-                        }
+                    let mut l = self.work_output(loss)?;
+                    let mut d = match dlogits {
+                        Some(id) => Some(self.output(id, grads)?),
+                        None => None,
                     };
-                    self.store(loss, result.loss.into_dyn(), grads)?;
-                    self.flags[correct.0] = Some(result.correct.to_vec());
-                    if let (Some(id), Some(d)) = (dlogits, result.dlogits) {
-                        self.store(id, d.into_dyn(), grads)?;
+                    let mut flags = std::mem::take(&mut self.flags[correct.0]);
+                    let r = (|| {
+                        let lv = self.view(logits, &x, params)?;
+                        let dv = match d.as_mut() {
+                            Some(d) => Some(to2(d.view_mut())?),
+                            None => None,
+                        };
+                        cpu::softmax_xent_into::<f32, _, _>(
+                            &lv,
+                            labels,
+                            to1(l.view_mut())?,
+                            &mut flags,
+                            dv,
+                        )
+                    })();
+                    self.flags[correct.0] = flags;
+                    self.written[correct.0] = true;
+                    self.put_back(l);
+                    if let Some(d) = d {
+                        self.put_back(d);
                     }
+                    r?;
                 }
                 Op::ActivationBiasBackward {
                     dh,
@@ -166,30 +248,42 @@ impl CpuProgram {
                     db,
                     activation,
                 } => {
-                    let (dzv, dbv) = {
+                    let mut z = self.work_output(dz)?;
+                    let mut s = self.output(db, grads)?;
+                    let r = (|| {
                         let dhv = self.view(dh, &x, params)?;
                         let hv = self.view(h, &x, params)?;
-                        cpu::activation_bias_backward::<f32, _, _, _, _>(&dhv, &hv, activation)?
-                    };
-                    self.store(dz, dzv.into_dyn(), grads)?;
-                    self.store(db, dbv.into_dyn(), grads)?;
+                        cpu::activation_bias_backward_into::<f32, _, _, _, _>(
+                            &dhv,
+                            &hv,
+                            activation,
+                            to2(z.view_mut())?,
+                            to1(s.view_mut())?,
+                        )
+                    })();
+                    self.put_back(z);
+                    self.put_back(s);
+                    r?;
                 }
                 Op::ColumnSum { x: src, sums } => {
-                    let s = {
+                    let mut s = self.output(sums, grads)?;
+                    let r = (|| {
                         let v = self.view(src, &x, params)?;
-                        cpu::column_sum::<f32, _, _>(&v)?
-                    };
-                    self.store(sums, s.into_dyn(), grads)?;
+                        cpu::column_sum_into::<f32, _, _>(&v, to1(s.view_mut())?)
+                    })();
+                    self.put_back(s);
+                    r?;
                 }
             }
         }
-        let loss = self.work[self.program.loss.0]
+        let (loss_id, correct_id) = (self.program.loss, self.program.correct);
+        if !self.written[loss_id.0] || !self.written[correct_id.0] {
+            return Err(missing(&self.program, loss_id));
+        }
+        let loss = self.work[loss_id.0]
             .as_ref()
-            .ok_or_else(|| missing(&self.program, self.program.loss))?;
-        let correct = self.flags[self.program.correct.0]
-            .as_ref()
-            .ok_or_else(|| missing(&self.program, self.program.correct))?;
-        let loss: Vec<f32> = loss.iter().copied().collect();
-        cpu::loss_correct_sum(&loss, correct)
+            .and_then(|a| a.as_slice())
+            .ok_or_else(|| missing(&self.program, loss_id))?;
+        cpu::loss_correct_sum(loss, &self.flags[correct_id.0])
     }
 }

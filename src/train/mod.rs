@@ -300,6 +300,9 @@ pub struct CpuEngine<'d> {
     optimizer: crate::cpu::CpuOptimizer,
     train: BTreeMap<usize, cpu::CpuProgram>,
     eval: BTreeMap<usize, cpu::CpuProgram>,
+    /// The gathered minibatch, reused from step to step.
+    x: Vec<f32>,
+    y: Vec<u32>,
 }
 
 impl<'d> CpuEngine<'d> {
@@ -332,10 +335,14 @@ impl<'d> CpuEngine<'d> {
             optimizer: crate::cpu::CpuOptimizer::new(config.optimizer, n)?,
             train,
             eval,
+            x: Vec::new(),
+            y: Vec::new(),
         })
     }
 
-    /// Runs `order` in batches through `programs`; returns (loss sum, correct).
+    /// Runs `order` in batches through the training programs (with an
+    /// optimizer step after each) or the evaluation programs; returns the
+    /// mean loss and the accuracy.
     fn pass(
         &mut self,
         set: Option<EvalSet>,
@@ -347,16 +354,23 @@ impl<'d> CpuEngine<'d> {
         } else {
             self.config.batch
         };
+        let data = self.data;
         let dataset = match set {
-            Some(EvalSet::Test) => &self.data.test,
-            _ => &self.data.train,
+            Some(EvalSet::Test) => &data.test,
+            _ => &data.train,
         };
         let opts = self.config.gather_options(self.append_one);
+        let width = dataset.dim() + usize::from(self.append_one);
+        // One input buffer for the whole pass: a step allocates nothing.
+        self.x.resize(batch * width, 0.0);
         let steps = order.len().div_ceil(batch);
         let (mut loss, mut correct) = (0f32, 0u64);
         for s in 0..steps {
             let rows = batch.min(order.len() - s * batch);
-            let (x, y) = crate::cpu::gather(dataset, order, s * batch, rows, opts)?;
+            let xs = &mut self.x[..rows * width];
+            crate::cpu::gather_into(dataset, order, s * batch, rows, opts, xs, &mut self.y)?;
+            let x = ndarray::ArrayView2::from_shape((rows, width), &*xs)
+                .map_err(|e| Error::shape("train", e))?;
             let programs = if set.is_some() {
                 &mut self.eval
             } else {
@@ -365,7 +379,7 @@ impl<'d> CpuEngine<'d> {
             let program = programs
                 .get_mut(&rows)
                 .ok_or_else(|| Error::shape("train", format!("no program for {rows} rows")))?;
-            let (l, c) = program.run(x.into_dyn().view(), &y, &self.params, &mut self.grads)?;
+            let (l, c) = program.run(x.into_dyn(), &self.y, &self.params, &mut self.grads)?;
             loss += l;
             correct += c as u64;
             if set.is_none() {

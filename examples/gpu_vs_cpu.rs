@@ -1,0 +1,217 @@
+//! What the GPU buys: every kernel family and a whole training step of each
+//! model, timed on the GPU and on the CPU twin, their results checked
+//! against each other. See `wgpu_train::bench` for how each figure is timed.
+//!
+//! ```text
+//! cargo run --release --example gpu_vs_cpu                      # the table
+//! cargo run --release --example gpu_vs_cpu -- --quick           # seconds
+//! cargo run --release --example gpu_vs_cpu -- --json            # one JSON row per case
+//! cargo run --release --example gpu_vs_cpu -- --peak-gflops 51200 --peak-gbps 3350
+//! cargo run --release --example gpu_vs_cpu -- --big --filter square   # 4096³ on lavapipe too
+//! ```
+//!
+//! Exit status 2 when any GPU result disagreed with the CPU's.
+
+use clap::Parser;
+use wgpu_train::bench::{self, Comparison, Measurement, Options, Peaks};
+use wgpu_train::{Gpu, Result};
+
+/// Time every kernel family and a training step on the GPU and the CPU.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// A run of a few seconds: model shapes only, 3 timed runs.
+    #[arg(long)]
+    quick: bool,
+    /// Also run the 4096³ product on a software adapter (once per side).
+    #[arg(long)]
+    big: bool,
+    /// Timed runs per side (default 15, or 3 with --quick).
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Untimed runs per side first (default 2, or 1 with --quick).
+    #[arg(long)]
+    warmup: Option<usize>,
+    /// Training steps per timed epoch (default 16, or 2 with --quick).
+    #[arg(long)]
+    train_steps: Option<usize>,
+    /// Only cases whose "family/name" contains this (e.g. matmul, mlp, train_step/mlp).
+    #[arg(long)]
+    filter: Option<String>,
+    /// One JSON object per case on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// The GPU's fp32 peak in GFLOP/s: print GPU GFLOP/s as a fraction of it.
+    #[arg(long)]
+    peak_gflops: Option<f64>,
+    /// The GPU's memory bandwidth in GB/s: print GPU GB/s as a fraction of it.
+    #[arg(long)]
+    peak_gbps: Option<f64>,
+    /// The same for the CPU side.
+    #[arg(long)]
+    cpu_peak_gflops: Option<f64>,
+    #[arg(long)]
+    cpu_peak_gbps: Option<f64>,
+}
+
+fn positive(name: &'static str, v: Option<f64>) -> Result<Option<f64>> {
+    match v {
+        Some(x) if !(x.is_finite() && x > 0.0) => Err(wgpu_train::Error::InvalidArgument {
+            name,
+            msg: format!("must be a positive number, got {x}"),
+        }),
+        _ => Ok(v),
+    }
+}
+
+/// "12.345 GF/s 3.4%": the side's rate and its fraction of the peak given.
+fn cell(c: &Comparison, m: &Option<Measurement>, peaks: (Option<f64>, Option<f64>)) -> String {
+    let Some(m) = m else {
+        return format!("{:>10} {:>16}", "-", "");
+    };
+    let mut s = match c.rate(m) {
+        Some((r, "GFLOP/s")) => format!("{r:.3} GF/s"),
+        Some((r, _)) => format!("{r:.3} GB/s"),
+        None => String::new(),
+    };
+    if let Some(f) = c.fraction_of_peak(m, peaks.0, peaks.1) {
+        s = format!("{s} {:.1}%", f * 100.0);
+    }
+    format!("{:>10.4} {s:>16}", m.seconds * 1e3)
+}
+
+fn header() {
+    println!(
+        "{:<13} {:<12} {:<42} {:>10} {:>16} {:>10} {:>16} {:>8} {:>4}",
+        "family",
+        "case",
+        "shape / work",
+        "GPU ms",
+        "GPU rate",
+        "CPU ms",
+        "CPU rate",
+        "GPU/CPU",
+        "ok"
+    );
+}
+
+fn table_row(c: &Comparison, peaks: &Peaks) {
+    let speedup = c
+        .gpu_speedup()
+        .map_or_else(|| "-".to_string(), |s| format!("{s:.3}x"));
+    let ok = match c.agreed {
+        Some(true) => "yes",
+        Some(false) => "NO",
+        None => "-",
+    };
+    let mut detail = c.detail.clone();
+    if detail.chars().count() > 42 {
+        detail = detail.chars().take(41).collect::<String>() + "…";
+    }
+    println!(
+        "{:<13} {:<12} {:<42} {} {} {:>8} {:>4}",
+        c.family,
+        c.name,
+        detail,
+        cell(c, &c.gpu, (peaks.gpu_gflops, peaks.gpu_gbps)),
+        cell(c, &c.cpu, (peaks.cpu_gflops, peaks.cpu_gbps)),
+        speedup,
+        ok
+    );
+}
+
+fn run(args: Args) -> Result<bool> {
+    let mut opts = if args.quick {
+        Options::quick()
+    } else {
+        Options::full()
+    };
+    opts.big = args.big;
+    opts.filter = args.filter.clone();
+    if let Some(r) = args.runs {
+        opts.runs = r;
+    }
+    if let Some(w) = args.warmup {
+        opts.warmup = w;
+    }
+    if let Some(s) = args.train_steps {
+        opts.train_steps = s;
+    }
+    let peaks = Peaks {
+        gpu_gflops: positive("--peak-gflops", args.peak_gflops)?,
+        gpu_gbps: positive("--peak-gbps", args.peak_gbps)?,
+        cpu_gflops: positive("--cpu-peak-gflops", args.cpu_peak_gflops)?,
+        cpu_gbps: positive("--cpu-peak-gbps", args.cpu_peak_gbps)?,
+    };
+    let gpu = Gpu::new()?;
+    let adapter = gpu.summary().to_string();
+    let timer = wgpu_train::gpu::GpuTimer::new(&gpu)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let matmul_threads = std::env::var("MATMUL_NUM_THREADS").unwrap_or_else(|_| "unset".into());
+    if args.json {
+        eprintln!("GPU: {adapter}; GPU timer: {}", timer.kind().name());
+    } else {
+        println!("GPU: {adapter}");
+        println!(
+            "GPU kernels timed by: {} ({}); training steps by the wall clock over an epoch",
+            timer.kind().name(),
+            match timer.kind() {
+                wgpu_train::gpu::TimerKind::Timestamp => "device timestamps around one pass",
+                wgpu_train::gpu::TimerKind::WallClock => "submit to idle, no TIMESTAMP_QUERY",
+            }
+        );
+        println!(
+            "CPU: ndarray + matrixmultiply, {threads} hardware threads (MATMUL_NUM_THREADS={matmul_threads})"
+        );
+        println!(
+            "median of {} runs after {} warm-up; ms per product / update / step; GPU/CPU = CPU time ÷ GPU time\n",
+            opts.runs, opts.warmup
+        );
+        header();
+    }
+    let rows = bench::run(&gpu, &opts, |c| {
+        if args.json {
+            println!("{}", c.to_json(&adapter, &peaks));
+        } else {
+            table_row(c, &peaks);
+        }
+    })?;
+    if !args.json {
+        let notes: Vec<&Comparison> = rows.iter().filter(|c| !c.note.is_empty()).collect();
+        if !notes.is_empty() {
+            println!("\nnotes:");
+            for c in notes {
+                println!("  {}/{}: {}", c.family, c.name, c.note);
+            }
+        }
+        for c in rows.iter().filter(|c| c.samples > 0) {
+            if let (Some(g), Some(cm)) = (&c.gpu, &c.cpu) {
+                println!(
+                    "  train_step/{}: GPU {:.0} samples/s, CPU {:.0} samples/s",
+                    c.name,
+                    c.samples_per_s(g).unwrap_or(f64::NAN),
+                    c.samples_per_s(cm).unwrap_or(f64::NAN)
+                );
+            }
+        }
+    }
+    let bad: Vec<&Comparison> = rows.iter().filter(|c| c.agreed == Some(false)).collect();
+    for c in &bad {
+        eprintln!(
+            "GPU and CPU disagree on {}/{}: {}",
+            c.family, c.name, c.check
+        );
+    }
+    Ok(bad.is_empty())
+}
+
+fn main() {
+    match run(Args::parse()) {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(2),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}

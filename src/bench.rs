@@ -1,0 +1,912 @@
+//! The GPU-vs-CPU comparison behind `examples/gpu_vs_cpu.rs`: every kernel
+//! family at the models' shapes (and square matrix products), and a whole
+//! training step of each model, timed on the GPU and on the CPU twin, with
+//! the results of both sides checked against each other.
+//!
+//! Timing, per side and per case: one warm-up run decides how many
+//! repetitions a timed run holds (short kernels are repeated until a run
+//! lasts about [`Options::target_run_s`], at most [`Options::max_reps`]);
+//! more warm-up runs follow, then [`Options::runs`] timed runs; the figure
+//! is the median over the timed runs of (run time / repetitions).
+//! - GPU kernels: the repetitions are recorded into one compute pass, timed
+//!   with timestamp queries where the device has them ([`GpuTimer`]), else
+//!   by the wall clock around the submit and the wait. Timestamps exclude
+//!   the submit and the wait, not the per-dispatch cost.
+//! - CPU kernels: the twin called in a loop, wall clock. The twins write
+//!   into buffers allocated once, as the training loop does.
+//! - Training steps: one run is one epoch of [`Options::train_steps`]
+//!   steps through [`GpuEngine`] / [`CpuEngine`] on synthetic data, wall
+//!   clock on both sides, so the GPU figure includes what training really
+//!   pays per epoch: the order upload, the submits, the waits and the loss
+//!   readback.
+//!
+//! FLOPs are the counted floors (2·M·N·K per product;
+//! [`Model::flops_per_example`] × batch per step); bytes are the minimum a
+//! kernel must move (each input read once, each output written once).
+
+use crate::cpu::{self, CpuOptimizer, Tolerance};
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, GpuLabels, GpuTensor, GpuTimer};
+use crate::kernels::data::{Gather, GatherOptions, GpuDataset};
+use crate::kernels::{GpuOptimizer, Matmul, MatmulKernel, SoftmaxXent, SoftmaxXentKernel};
+use crate::model::{LinearSoftmax, Mlp, Model, parameter_count};
+use crate::ops::{Activation, MatmulOptions, MatmulShape};
+use crate::optim::OptimizerConfig;
+use crate::train::{CpuEngine, Engine, GpuEngine, TrainConfig, TrainData};
+use ndarray::{Array1, Array2, ArrayD, IxDyn};
+use serde::Serialize;
+use std::time::Instant;
+
+/// What to run and how long.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Seconds, not minutes: fewer runs, small datasets, no square products.
+    pub quick: bool,
+    /// Runs the 4096³ product on software adapters too (137 GFLOP: minutes
+    /// on lavapipe); it then runs once per side, without warm-up.
+    pub big: bool,
+    /// Timed runs per side (the median is reported).
+    pub runs: usize,
+    /// Untimed runs per side before them (at least 1: it sizes the runs).
+    pub warmup: usize,
+    /// Target length of one timed kernel run, in seconds.
+    pub target_run_s: f64,
+    /// Most repetitions of a kernel in one run.
+    pub max_reps: usize,
+    /// Training steps per timed epoch.
+    pub train_steps: usize,
+    /// Only cases whose "family/name" contains this.
+    pub filter: Option<String>,
+}
+
+impl Options {
+    /// The full run.
+    pub fn full() -> Self {
+        Options {
+            quick: false,
+            big: false,
+            runs: 15,
+            warmup: 2,
+            target_run_s: 0.005,
+            max_reps: 256,
+            train_steps: 16,
+            filter: None,
+        }
+    }
+
+    /// A run of a few seconds, for CI.
+    pub fn quick() -> Self {
+        Options {
+            quick: true,
+            runs: 3,
+            warmup: 1,
+            target_run_s: 0.002,
+            max_reps: 32,
+            train_steps: 2,
+            ..Self::full()
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        for (name, v) in [
+            ("runs", self.runs),
+            ("warmup", self.warmup),
+            ("max_reps", self.max_reps),
+            ("train_steps", self.train_steps),
+        ] {
+            if v == 0 {
+                return Err(Error::InvalidArgument {
+                    name,
+                    msg: "must be at least 1".into(),
+                });
+            }
+        }
+        if !(self.target_run_s.is_finite() && self.target_run_s > 0.0) {
+            return Err(Error::InvalidArgument {
+                name: "target_run_s",
+                msg: format!("must be a positive number, got {}", self.target_run_s),
+            });
+        }
+        Ok(())
+    }
+
+    fn wants(&self, family: &str, name: &str) -> bool {
+        self.filter
+            .as_ref()
+            .is_none_or(|f| format!("{family}/{name}").contains(f.as_str()))
+    }
+}
+
+/// One side's timing of one case.
+#[derive(Clone, Debug, Serialize)]
+pub struct Measurement {
+    /// Median seconds per repetition (one product, one update, one step).
+    pub seconds: f64,
+    /// Fastest and slowest run, per repetition.
+    pub min_seconds: f64,
+    pub max_seconds: f64,
+    /// Timed runs and repetitions per run.
+    pub runs: usize,
+    pub reps: usize,
+    /// "timestamp" (GPU timestamp queries) or "wall".
+    pub timer: &'static str,
+}
+
+/// One case timed on both sides.
+#[derive(Clone, Debug, Serialize)]
+pub struct Comparison {
+    /// "matmul", "softmax_xent", "optimizer", "gather" or "train_step".
+    pub family: &'static str,
+    /// Stable identifier, e.g. "mlp.l1.fwd".
+    pub name: String,
+    /// Shape and options, e.g. "128x128x784 nt +bias sigmoid".
+    pub detail: String,
+    /// Counted FLOPs per repetition (0 where FLOPs are not the measure).
+    pub flops: u64,
+    /// Minimum bytes moved per repetition (0 where bytes are not the measure).
+    pub bytes: u64,
+    /// Examples per repetition (training steps: the batch).
+    pub samples: u64,
+    pub gpu: Option<Measurement>,
+    pub cpu: Option<Measurement>,
+    /// Whether the GPU's result agreed with the CPU's (`None`: not run).
+    pub agreed: Option<bool>,
+    /// What was compared and the tolerance, or the mismatch.
+    pub check: String,
+    /// Why a side did not run, or how it ran differently.
+    pub note: String,
+}
+
+impl Comparison {
+    fn new(family: &'static str, name: &str, detail: String) -> Self {
+        Comparison {
+            family,
+            name: name.to_string(),
+            detail,
+            flops: 0,
+            bytes: 0,
+            samples: 0,
+            gpu: None,
+            cpu: None,
+            agreed: None,
+            check: String::new(),
+            note: String::new(),
+        }
+    }
+
+    /// GFLOP/s of a side, where FLOPs are counted.
+    pub fn gflops(&self, m: &Measurement) -> Option<f64> {
+        (self.flops > 0).then(|| self.flops as f64 / m.seconds / 1e9)
+    }
+
+    /// GB/s of a side, where bytes are counted.
+    pub fn gbps(&self, m: &Measurement) -> Option<f64> {
+        (self.bytes > 0).then(|| self.bytes as f64 / m.seconds / 1e9)
+    }
+
+    /// Examples per second of a side (training steps).
+    pub fn samples_per_s(&self, m: &Measurement) -> Option<f64> {
+        (self.samples > 0).then(|| self.samples as f64 / m.seconds)
+    }
+
+    /// CPU time over GPU time: above 1 the GPU is faster.
+    pub fn gpu_speedup(&self) -> Option<f64> {
+        match (&self.gpu, &self.cpu) {
+            (Some(g), Some(c)) => Some(c.seconds / g.seconds),
+            _ => None,
+        }
+    }
+
+    /// True when neither side ran (filtered in but skipped).
+    pub fn skipped(&self) -> bool {
+        self.gpu.is_none() && self.cpu.is_none()
+    }
+
+    /// The side's headline rate: GFLOP/s where FLOPs are counted, else GB/s.
+    pub fn rate(&self, m: &Measurement) -> Option<(f64, &'static str)> {
+        self.gflops(m)
+            .map(|r| (r, "GFLOP/s"))
+            .or_else(|| self.gbps(m).map(|r| (r, "GB/s")))
+    }
+
+    /// [`Comparison::rate`] as a fraction of the matching peak, if given.
+    pub fn fraction_of_peak(
+        &self,
+        m: &Measurement,
+        peak_gflops: Option<f64>,
+        peak_gbps: Option<f64>,
+    ) -> Option<f64> {
+        match self.rate(m)? {
+            (r, "GFLOP/s") => peak_gflops.map(|p| r / p),
+            (r, _) => peak_gbps.map(|p| r / p),
+        }
+    }
+
+    /// One machine-readable row: the case, both sides' figures (null for a
+    /// side that did not run), the GPU speed-up and the check.
+    pub fn to_json(&self, adapter: &str, peaks: &Peaks) -> serde_json::Value {
+        let side = |m: &Option<Measurement>, gflops: Option<f64>, gbps: Option<f64>| match m {
+            None => serde_json::Value::Null,
+            Some(m) => serde_json::json!({
+                "seconds": m.seconds,
+                "min_seconds": m.min_seconds,
+                "max_seconds": m.max_seconds,
+                "runs": m.runs,
+                "reps": m.reps,
+                "timer": m.timer,
+                "gflops": self.gflops(m),
+                "gbps": self.gbps(m),
+                "samples_per_s": self.samples_per_s(m),
+                "fraction_of_peak": self.fraction_of_peak(m, gflops, gbps),
+            }),
+        };
+        serde_json::json!({
+            "family": self.family,
+            "name": self.name,
+            "detail": self.detail,
+            "adapter": adapter,
+            "flops": self.flops,
+            "bytes": self.bytes,
+            "samples": self.samples,
+            "gpu": side(&self.gpu, peaks.gpu_gflops, peaks.gpu_gbps),
+            "cpu": side(&self.cpu, peaks.cpu_gflops, peaks.cpu_gbps),
+            "gpu_speedup": self.gpu_speedup(),
+            "agreed": self.agreed,
+            "check": self.check,
+            "note": self.note,
+        })
+    }
+}
+
+/// Peak rates to report figures against (`None`: not given).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Peaks {
+    pub gpu_gflops: Option<f64>,
+    pub gpu_gbps: Option<f64>,
+    pub cpu_gflops: Option<f64>,
+    pub cpu_gbps: Option<f64>,
+}
+
+/// Median, min and max of per-repetition times.
+fn summarise(mut per_rep: Vec<f64>, reps: usize, timer: &'static str) -> Measurement {
+    per_rep.sort_by(f64::total_cmp);
+    let n = per_rep.len();
+    // n ≥ 1: Options::validate demands at least one run.
+    let median = if n % 2 == 1 {
+        per_rep[n / 2]
+    } else {
+        0.5 * (per_rep[n / 2 - 1] + per_rep[n / 2])
+    };
+    Measurement {
+        seconds: median,
+        min_seconds: per_rep[0],
+        max_seconds: per_rep[n - 1],
+        runs: n,
+        reps,
+        timer,
+    }
+}
+
+/// Times `run(reps)` (which returns the seconds it took for `reps`
+/// repetitions) as the module docs describe.
+fn measure(
+    opts: &Options,
+    timer: &'static str,
+    mut run: impl FnMut(usize) -> Result<f64>,
+) -> Result<Measurement> {
+    let first = run(1)?.max(1e-9);
+    let reps = ((opts.target_run_s / first).ceil() as usize).clamp(1, opts.max_reps);
+    for _ in 1..opts.warmup {
+        run(reps)?;
+    }
+    let mut times = Vec::with_capacity(opts.runs);
+    for _ in 0..opts.runs {
+        times.push(run(reps)? / reps as f64);
+    }
+    Ok(summarise(times, reps, timer))
+}
+
+/// The wall clock around `reps` calls of `f`.
+fn cpu_run(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    let start = Instant::now();
+    for _ in 0..reps {
+        f()?;
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// Deterministic values in [-1, 1): the speed does not depend on them.
+fn pattern(n: usize, seed: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32
+                / (1u32 << 23) as f32
+                - 1.0
+        })
+        .collect()
+}
+
+fn array(shape: &[usize], seed: u32) -> Result<ArrayD<f32>> {
+    ArrayD::from_shape_vec(IxDyn(shape), pattern(shape.iter().product(), seed))
+        .map_err(|e| Error::shape("bench", e))
+}
+
+/// `n` random images of `shape` with labels in `0..10`, from `seed`.
+pub fn synthetic_images(n: usize, shape: [usize; 3], seed: u64) -> Result<Dataset> {
+    let dim: usize = shape.iter().product();
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move || {
+        // xorshift64*: fast, and good enough for pixels nobody learns from.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let images = (0..n * dim).map(|_| (next() >> 56) as u8).collect();
+    let labels = (0..n).map(|_| (next() % 10) as u8).collect();
+    Dataset::new(images, labels, shape, 10)
+}
+
+fn agree(c: &mut Comparison, what: &str, result: std::result::Result<(), Box<cpu::Mismatch>>) {
+    match result {
+        Ok(()) => {
+            c.agreed = Some(true);
+            c.check = what.to_string();
+        }
+        Err(m) => {
+            c.agreed = Some(false);
+            c.check = format!("{what}: {m}");
+        }
+    }
+}
+
+struct MatmulCase {
+    name: &'static str,
+    m: usize,
+    n: usize,
+    k: usize,
+    opts: MatmulOptions,
+    bias: bool,
+}
+
+fn matmul_cases() -> Vec<MatmulCase> {
+    let c = |name, m, n, k, opts, bias| MatmulCase {
+        name,
+        m,
+        n,
+        k,
+        opts,
+        bias,
+    };
+    let sig = MatmulOptions::nt().with_activation(Activation::Sigmoid);
+    let (nt, nn, tn) = (
+        MatmulOptions::nt(),
+        MatmulOptions::nn(),
+        MatmulOptions::tn(),
+    );
+    vec![
+        // The MLP 784-128-128-10 at batch 128: forward, then backward from
+        // the last layer, in the order a training step runs them.
+        c("mlp.l1.fwd", 128, 128, 784, sig, true),
+        c("mlp.l2.fwd", 128, 128, 128, sig, true),
+        c("mlp.l3.fwd", 128, 10, 128, nt, true),
+        c("mlp.l3.dw", 10, 128, 128, tn, false),
+        c("mlp.l3.dx", 128, 128, 10, nn, false),
+        c("mlp.l2.dw", 128, 128, 128, tn, false),
+        c("mlp.l2.dx", 128, 128, 128, nn, false),
+        c("mlp.l1.dw", 128, 784, 128, tn, false),
+        // The CIFAR-10 linear classifier 10×3073 at batch 256 (bias folded in).
+        c("linear.fwd", 256, 10, 3073, nt, false),
+        c("linear.dw", 10, 3073, 256, tn, false),
+        c("square.1024", 1024, 1024, 1024, nn, false),
+        c("square.4096", 4096, 4096, 4096, nn, false),
+    ]
+}
+
+fn describe(case: &MatmulCase) -> String {
+    let t = |b: bool| if b { 't' } else { 'n' };
+    let mut s = format!(
+        "{}x{}x{} {}{}",
+        case.m,
+        case.n,
+        case.k,
+        t(case.opts.trans_a),
+        t(case.opts.trans_b)
+    );
+    if case.bias {
+        s.push_str(" +bias");
+    }
+    match case.opts.activation {
+        Activation::Identity => {}
+        Activation::Sigmoid => s.push_str(" sigmoid"),
+        Activation::Relu => s.push_str(" relu"),
+    }
+    s
+}
+
+fn bench_matmul(
+    gpu: &Gpu,
+    timer: &GpuTimer,
+    opts: &Options,
+    case: &MatmulCase,
+) -> Result<Comparison> {
+    let mut c = Comparison::new("matmul", case.name, describe(case));
+    let sa = if case.opts.trans_a {
+        [case.k, case.m]
+    } else {
+        [case.m, case.k]
+    };
+    let sb = if case.opts.trans_b {
+        [case.n, case.k]
+    } else {
+        [case.k, case.n]
+    };
+    let bias_shape = [case.n];
+    let shape = MatmulShape::resolve(&sa, &sb, case.bias.then_some(&bias_shape[..]), &case.opts)?;
+    c.flops = shape.flops();
+    let square = case.name.starts_with("square.");
+    if square && opts.quick {
+        c.note = "skipped: --quick runs the model shapes only".into();
+        return Ok(c);
+    }
+    let huge = case.m >= 4096;
+    let mut o = opts.clone();
+    if huge {
+        if gpu.is_software() && !opts.big {
+            c.note =
+                "skipped: 137 GFLOP is minutes on a software adapter; --big runs it once".into();
+            return Ok(c);
+        }
+        if gpu.is_software() {
+            // One run per side, no warm-up beyond the run that sizes it.
+            o.runs = 1;
+            o.warmup = 1;
+            c.note = "--big on a software adapter: 1 timed run per side after 1 warm-up".into();
+        }
+    }
+    let (a, b, bias) = (array(&sa, 1)?, array(&sb, 2)?, array(&bias_shape, 3)?);
+    let bias1 = bias
+        .view()
+        .into_dimensionality::<ndarray::Ix1>()
+        .map_err(|e| Error::shape("bench", e))?;
+    let bias_arg = case.bias.then_some(bias1.view());
+
+    let (ga, gb, gbias) = (
+        GpuTensor::from_array(gpu, &a)?,
+        GpuTensor::from_array(gpu, &b)?,
+        GpuTensor::from_array(gpu, &bias)?,
+    );
+    let out = GpuTensor::<f32>::zeros(gpu, &shape.output_shape())?;
+    let mm = Matmul::new(
+        gpu,
+        &ga,
+        &gb,
+        case.bias.then_some(&gbias),
+        &out,
+        case.opts,
+        MatmulKernel::Auto,
+    )?;
+    c.detail = format!("{} [{}]", c.detail, mm.kernel().name());
+    c.gpu = Some(measure(&o, timer.kind().name(), |reps| {
+        timer.time(gpu, |pass| {
+            for _ in 0..reps {
+                mm.record(pass);
+            }
+        })
+    })?);
+
+    let mut y = ArrayD::<f32>::zeros(shape.output_shape());
+    c.cpu = Some(measure(&o, "wall", |reps| {
+        cpu_run(reps, || {
+            cpu::matmul_into(&a, &b, bias_arg, case.opts, y.view_mut())
+        })
+    })?);
+    let got = out.to_array(gpu)?;
+    let tol = Tolerance::new(1e-5 + 1e-6 * case.k as f32, 1e-4);
+    agree(
+        &mut c,
+        &format!(
+            "output within {} + {}·|cpu| of the CPU twin",
+            tol.atol, tol.rtol
+        ),
+        cpu::compare(&got, &y, tol),
+    );
+    Ok(c)
+}
+
+fn bench_softmax(
+    gpu: &Gpu,
+    timer: &GpuTimer,
+    opts: &Options,
+    name: &str,
+    n: usize,
+) -> Result<Comparison> {
+    let classes = 10;
+    let mut c = Comparison::new("softmax_xent", name, format!("{n}x{classes} loss+dlogits"));
+    let logits = array(&[n, classes], 7)?.mapv(|v| 4.0 * v);
+    let labels: Vec<u32> = (0..n as u32).map(|i| i * 7 % classes as u32).collect();
+    let gl = GpuTensor::from_array(gpu, &logits)?;
+    let glabels = GpuLabels::new(gpu, &labels, classes)?;
+    let gloss = GpuTensor::<f32>::zeros(gpu, &[n])?;
+    let gcorrect = GpuTensor::<u32>::zeros(gpu, &[n])?;
+    let gd = GpuTensor::<f32>::zeros(gpu, &[n, classes])?;
+    let sx = SoftmaxXent::new(
+        gpu,
+        &gl,
+        &glabels,
+        &gloss,
+        &gcorrect,
+        Some(&gd),
+        SoftmaxXentKernel::Auto,
+    )?;
+    c.bytes = sx.bytes();
+    c.detail = format!("{} [{}]", c.detail, sx.kernel().name());
+    c.gpu = Some(measure(opts, timer.kind().name(), |reps| {
+        timer.time(gpu, |pass| {
+            for _ in 0..reps {
+                sx.record(pass);
+            }
+        })
+    })?);
+
+    let mut loss = Array1::<f32>::zeros(n);
+    let mut correct = vec![0u32; n];
+    let mut d = Array2::<f32>::zeros((n, classes));
+    c.cpu = Some(measure(opts, "wall", |reps| {
+        cpu_run(reps, || {
+            cpu::softmax_xent_into(
+                &logits,
+                &labels,
+                loss.view_mut(),
+                &mut correct,
+                Some(d.view_mut()),
+            )
+        })
+    })?);
+    let tol = Tolerance::new(1e-6, 1e-5);
+    let got_d = gd.to_array(gpu)?;
+    let got_loss = gloss.to_array(gpu)?;
+    let result = cpu::compare(&got_d, &d, tol).and_then(|()| cpu::compare(&got_loss, &loss, tol));
+    agree(
+        &mut c,
+        &format!("loss and dlogits within {} + {}·|cpu|", tol.atol, tol.rtol),
+        result,
+    );
+    if c.agreed == Some(true) && gcorrect.read(gpu)? != correct {
+        c.agreed = Some(false);
+        c.check = "the correct-prediction flags differ".into();
+    }
+    Ok(c)
+}
+
+fn bench_optimizer(
+    gpu: &Gpu,
+    timer: &GpuTimer,
+    opts: &Options,
+    name: &str,
+    config: OptimizerConfig,
+    n: usize,
+) -> Result<Comparison> {
+    let mut c = Comparison::new(
+        "optimizer",
+        name,
+        format!("{} over {n} parameters", config.name()),
+    );
+    c.bytes = n as u64 * config.bytes_per_param();
+    let p0 = pattern(n, 11);
+    let g0: Vec<f32> = pattern(n, 12).iter().map(|g| g * 1e-2).collect();
+    let params = GpuTensor::from_slice(gpu, &[n], &p0)?;
+    let grads = GpuTensor::from_slice(gpu, &[n], &g0)?;
+    let gopt = GpuOptimizer::new(gpu, config, &params, &grads)?;
+    let mut copt = CpuOptimizer::new(config, n)?;
+    let mut p = p0.clone();
+
+    // Agreement first, from the same start: one update each.
+    gopt.run(gpu, 1)?;
+    copt.step(&mut p, &g0)?;
+    let tol = Tolerance::new(2e-6, 2e-5);
+    let got = Array1::from(params.read(gpu)?);
+    agree(
+        &mut c,
+        &format!(
+            "parameters after one update within {} + {}·|cpu|",
+            tol.atol, tol.rtol
+        ),
+        cpu::compare(&got, &Array1::from(p.clone()), tol),
+    );
+
+    c.note = format!(
+        "GPU: {} dispatches per update (step scalars, then the update)",
+        gopt.dispatches()
+    );
+    c.gpu = Some(measure(opts, timer.kind().name(), |reps| {
+        timer.time(gpu, |pass| {
+            for _ in 0..reps {
+                gopt.record(pass);
+            }
+        })
+    })?);
+    c.cpu = Some(measure(opts, "wall", |reps| {
+        cpu_run(reps, || copt.step(&mut p, &g0))
+    })?);
+    Ok(c)
+}
+
+fn bench_gather(
+    gpu: &Gpu,
+    timer: &GpuTimer,
+    opts: &Options,
+    name: &str,
+    data: &Dataset,
+    batch: usize,
+    append_one: bool,
+) -> Result<Comparison> {
+    let dim = data.dim();
+    let width = dim + usize::from(append_one);
+    let mut c = Comparison::new(
+        "gather",
+        name,
+        format!(
+            "{batch} of {} examples, {dim} u8 -> {width} f32",
+            data.len()
+        ),
+    );
+    // Pixels read as bytes, x written as f32, and per row the index read,
+    // the label read and written (u32).
+    c.bytes = (batch * (dim + 4 * width + 12)) as u64;
+    let gopts = GatherOptions {
+        mean: 0.5,
+        std: 0.25,
+        append_one,
+    };
+    let order: Vec<u32> = (0..data.len() as u32)
+        .map(|i| i.wrapping_mul(2_654_435_761) % data.len() as u32)
+        .collect();
+    let gdata = GpuDataset::upload(gpu, data)?;
+    let gorder = gdata.order_buffer(gpu, order.len())?;
+    gdata.write_order(gpu, &gorder, &order)?;
+    let gx = GpuTensor::<f32>::zeros(gpu, &[batch, width])?;
+    let gy = GpuTensor::<u32>::zeros(gpu, &[batch])?;
+    let gather = Gather::new(gpu, &gdata, &gorder, &gx, &gy, batch, gopts)?;
+    let full_steps = order.len() / batch;
+    if full_steps == 0 {
+        return Err(Error::InvalidArgument {
+            name: "gather benchmark",
+            msg: format!("{} examples are fewer than a batch of {batch}", data.len()),
+        });
+    }
+    if gdata.chunk_count() > 1 {
+        c.note = format!(
+            "the dataset is split into {} GPU buffers: {} dispatches per gather",
+            gdata.chunk_count(),
+            gdata.chunk_count()
+        );
+    }
+
+    // Agreement: step 1 on both sides.
+    gather.run(gpu, 1)?;
+    let (want_x, want_y) = cpu::gather(data, &order, batch, batch, gopts)?;
+    let got_x = gx.to_array(gpu)?;
+    let tol = Tolerance::new(1e-6, 1e-6);
+    agree(
+        &mut c,
+        &format!("x within {} + {}·|cpu|, labels equal", tol.atol, tol.rtol),
+        cpu::compare(&got_x, &want_x, tol),
+    );
+    if c.agreed == Some(true) && gy.read(gpu)? != want_y {
+        c.agreed = Some(false);
+        c.check = "the gathered labels differ".into();
+    }
+
+    let mut step = 0;
+    let mut failed = None;
+    c.gpu = Some(measure(opts, timer.kind().name(), |reps| {
+        let t = timer.time(gpu, |pass| {
+            for _ in 0..reps {
+                if let Err(e) = gather.record(pass, step % full_steps) {
+                    failed.get_or_insert(e);
+                }
+                step += 1;
+            }
+        })?;
+        match failed.take() {
+            Some(e) => Err(e),
+            None => Ok(t),
+        }
+    })?);
+    let mut x = vec![0f32; batch * width];
+    let mut y = Vec::with_capacity(batch);
+    let mut step = 0;
+    c.cpu = Some(measure(opts, "wall", |reps| {
+        cpu_run(reps, || {
+            let start = (step % full_steps) * batch;
+            step += 1;
+            cpu::gather_into(data, &order, start, batch, gopts, &mut x, &mut y)
+        })
+    })?);
+    Ok(c)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bench_train(
+    gpu: &Gpu,
+    opts: &Options,
+    name: &str,
+    model: &dyn Model,
+    optimizer: OptimizerConfig,
+    batch: usize,
+    image_shape: [usize; 3],
+) -> Result<Comparison> {
+    let mut c = Comparison::new(
+        "train_step",
+        name,
+        format!(
+            "{} ({} params), {} batch {batch}",
+            model.name(),
+            parameter_count(model),
+            optimizer.name()
+        ),
+    );
+    let steps = opts.train_steps;
+    c.flops = model.flops_per_example() * batch as u64;
+    c.samples = batch as u64;
+    let train = synthetic_images(steps * batch, image_shape, 21)?;
+    let test = synthetic_images(batch, image_shape, 22)?;
+    let data = TrainData::new(train, test, 0, 0)?;
+    let config = TrainConfig {
+        epochs: 1,
+        batch,
+        optimizer,
+        eval_batch: batch,
+        mean: 0.5,
+        std: 0.25,
+        ..TrainConfig::default()
+    };
+    let order = data.epoch_order(0, 0);
+    let epoch = |engine: &mut dyn Engine, losses: &mut Vec<f64>, reps: usize| {
+        let start = Instant::now();
+        for _ in 0..reps {
+            let (loss, _) = engine.train_epoch(&order, &mut |_, _| {})?;
+            losses.push(loss);
+        }
+        Ok::<f64, Error>(start.elapsed().as_secs_f64() / steps as f64)
+    };
+    // One repetition is one step; a run is one epoch of `steps` steps.
+    let run_opts = Options {
+        max_reps: 1,
+        ..opts.clone()
+    };
+    let mut g_losses = Vec::new();
+    let mut ge = GpuEngine::new(gpu, model, &data, &config)?;
+    let gm = measure(&run_opts, "wall", |_| epoch(&mut ge, &mut g_losses, 1))?;
+    c.note = format!(
+        "GPU: {} dispatches per step, {} host waits per {steps}-step epoch",
+        ge.dispatches_per_step().unwrap_or(0.0),
+        ge.host_syncs_last_epoch().unwrap_or(0)
+    );
+    drop(ge);
+    let mut c_losses = Vec::new();
+    let mut ce = CpuEngine::new(model, &data, &config)?;
+    let cm = measure(&run_opts, "wall", |_| epoch(&mut ce, &mut c_losses, 1))?;
+    // Both ran the same epochs from the same start: compare the first.
+    let (g, cl) = (g_losses[0], c_losses[0]);
+    let ok = (g - cl).abs() <= 1e-3 * cl.abs() && g.is_finite();
+    c.agreed = Some(ok);
+    c.check = format!("first epoch's mean loss: GPU {g:.6}, CPU {cl:.6} (within 1e-3 relative)");
+    c.gpu = Some(gm);
+    c.cpu = Some(cm);
+    Ok(c)
+}
+
+/// The names of every case, in the order [`run`] reports them.
+pub fn case_names() -> Vec<(&'static str, String)> {
+    let mut v: Vec<(&'static str, String)> = matmul_cases()
+        .iter()
+        .map(|c| ("matmul", c.name.to_string()))
+        .collect();
+    for (f, n) in [
+        ("softmax_xent", "mlp"),
+        ("softmax_xent", "linear"),
+        ("optimizer", "mlp.adam"),
+        ("optimizer", "linear.sgd"),
+        ("gather", "mlp"),
+        ("gather", "linear"),
+        ("train_step", "mlp"),
+        ("train_step", "linear.785"),
+        ("train_step", "linear.3073"),
+    ] {
+        v.push((f, n.to_string()));
+    }
+    v
+}
+
+/// Runs every case [`Options::filter`] lets through, calling `on_row` as each
+/// finishes (for a live table), and returns them all.
+pub fn run(
+    gpu: &Gpu,
+    opts: &Options,
+    mut on_row: impl FnMut(&Comparison),
+) -> Result<Vec<Comparison>> {
+    opts.validate()?;
+    let timer = GpuTimer::new(gpu)?;
+    let mut rows = Vec::new();
+    let mut emit = |c: Comparison| {
+        on_row(&c);
+        rows.push(c);
+    };
+    for case in matmul_cases() {
+        if opts.wants("matmul", case.name) {
+            emit(bench_matmul(gpu, &timer, opts, &case)?);
+        }
+    }
+    let mlp = Mlp::mnist(Activation::Sigmoid);
+    let linear = LinearSoftmax::new(3072, 10)?;
+    for (name, n) in [("mlp", 128), ("linear", 256)] {
+        if opts.wants("softmax_xent", name) {
+            emit(bench_softmax(gpu, &timer, opts, name, n)?);
+        }
+    }
+    for (name, config, n) in [
+        ("mlp.adam", OptimizerConfig::adam(), parameter_count(&mlp)),
+        (
+            "linear.sgd",
+            OptimizerConfig::sgd(0.1),
+            parameter_count(&linear),
+        ),
+    ] {
+        if opts.wants("optimizer", name) {
+            emit(bench_optimizer(gpu, &timer, opts, name, config, n)?);
+        }
+    }
+    // Gathers from datasets of the real sizes (Fashion-MNIST's 60,000 and
+    // CIFAR-10's 50,000 examples; the latter needs two GPU buffers), or
+    // small ones in quick mode.
+    let (mnist_n, cifar_n) = if opts.quick {
+        (2048, 1024)
+    } else {
+        (60_000, 50_000)
+    };
+    if opts.wants("gather", "mlp") {
+        let data = synthetic_images(mnist_n, [1, 28, 28], 31)?;
+        emit(bench_gather(gpu, &timer, opts, "mlp", &data, 128, false)?);
+    }
+    if opts.wants("gather", "linear") {
+        let data = synthetic_images(cifar_n, [3, 32, 32], 32)?;
+        emit(bench_gather(gpu, &timer, opts, "linear", &data, 256, true)?);
+    }
+    if opts.wants("train_step", "mlp") {
+        emit(bench_train(
+            gpu,
+            opts,
+            "mlp",
+            &mlp,
+            OptimizerConfig::adam(),
+            128,
+            [1, 28, 28],
+        )?);
+    }
+    if opts.wants("train_step", "linear.785") {
+        emit(bench_train(
+            gpu,
+            opts,
+            "linear.785",
+            &LinearSoftmax::new(784, 10)?,
+            OptimizerConfig::sgd(0.1),
+            256,
+            [1, 28, 28],
+        )?);
+    }
+    if opts.wants("train_step", "linear.3073") {
+        emit(bench_train(
+            gpu,
+            opts,
+            "linear.3073",
+            &linear,
+            OptimizerConfig::sgd(0.1),
+            256,
+            [3, 32, 32],
+        )?);
+    }
+    Ok(rows)
+}

@@ -1,0 +1,160 @@
+//! Timing GPU work: timestamp queries where the adapter has them, otherwise
+//! the wall clock around a submit and a wait.
+
+use super::Gpu;
+use crate::error::{Error, Result};
+use std::time::Instant;
+
+/// How a [`GpuTimer`] measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerKind {
+    /// Timestamps written by the device at the start and end of the compute
+    /// pass: device time only, no submit or wait overhead.
+    Timestamp,
+    /// Host wall clock from before the submit until the device is idle:
+    /// includes the submit and the wait (tens of µs).
+    WallClock,
+}
+
+impl TimerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TimerKind::Timestamp => "timestamp",
+            TimerKind::WallClock => "wall",
+        }
+    }
+}
+
+/// Times one compute pass at a time. Built once; each [`GpuTimer::time`]
+/// records a pass, submits it, waits for it and returns its duration.
+pub struct GpuTimer {
+    kind: TimerKind,
+    queries: Option<Queries>,
+}
+
+struct Queries {
+    set: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    readback: wgpu::Buffer,
+    /// Nanoseconds per timestamp tick.
+    period_ns: f64,
+}
+
+impl GpuTimer {
+    /// Uses timestamp queries when the device was created with
+    /// `TIMESTAMP_QUERY` (the [`Gpu`] asks for it whenever the adapter has
+    /// it), else the wall clock.
+    pub fn new(gpu: &Gpu) -> Result<Self> {
+        if !gpu
+            .device()
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+        {
+            return Ok(Self::wall_clock());
+        }
+        let queries = gpu.scoped("creating the timestamp queries", || {
+            let device = gpu.device();
+            Queries {
+                set: device.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("timer"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count: 2,
+                }),
+                resolve: device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("timer resolve"),
+                    size: 16,
+                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: false,
+                }),
+                readback: device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("timer readback"),
+                    size: 16,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                }),
+                period_ns: gpu.queue().get_timestamp_period() as f64,
+            }
+        })?;
+        Ok(GpuTimer {
+            kind: TimerKind::Timestamp,
+            queries: Some(queries),
+        })
+    }
+
+    /// A timer that always uses the wall clock.
+    pub fn wall_clock() -> Self {
+        GpuTimer {
+            kind: TimerKind::WallClock,
+            queries: None,
+        }
+    }
+
+    pub fn kind(&self) -> TimerKind {
+        self.kind
+    }
+
+    /// Records `record` into one compute pass, submits it, waits, and
+    /// returns the pass's duration in seconds. Work submitted earlier is
+    /// waited for first, so it is not counted.
+    pub fn time(&self, gpu: &Gpu, record: impl FnOnce(&mut wgpu::ComputePass<'_>)) -> Result<f64> {
+        gpu.wait()?;
+        let mut encoder = gpu.encoder("timed");
+        {
+            let timestamp_writes =
+                self.queries
+                    .as_ref()
+                    .map(|q| wgpu::ComputePassTimestampWrites {
+                        query_set: &q.set,
+                        beginning_of_pass_write_index: Some(0),
+                        end_of_pass_write_index: Some(1),
+                    });
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("timed"),
+                timestamp_writes,
+            });
+            record(&mut pass);
+        }
+        let Some(q) = &self.queries else {
+            let start = Instant::now();
+            gpu.submit(encoder)?;
+            gpu.wait()?;
+            return Ok(start.elapsed().as_secs_f64());
+        };
+        encoder.resolve_query_set(&q.set, 0..2, &q.resolve, 0);
+        encoder.copy_buffer_to_buffer(&q.resolve, 0, &q.readback, 0, 16);
+        gpu.submit(encoder)?;
+        let slice = q.readback.slice(..);
+        let (sender, receiver) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            // The receiver lives until after the wait below.
+            let _ = sender.send(r);
+        });
+        gpu.wait()?;
+        match receiver.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Error::Device(format!("mapping the timestamps: {e}"))),
+            Err(_) => {
+                return Err(Error::Device(
+                    "the timestamp map callback was dropped".into(),
+                ));
+            }
+        }
+        let ticks: [u64; 2] = {
+            let view = slice
+                .get_mapped_range()
+                .map_err(|e| Error::Device(format!("reading the timestamps: {e}")))?;
+            let v: &[u64] = bytemuck::cast_slice(&view);
+            [v[0], v[1]]
+        };
+        q.readback.unmap();
+        Ok(ticks[1].saturating_sub(ticks[0]) as f64 * q.period_ns * 1e-9)
+    }
+}
+
+impl std::fmt::Debug for GpuTimer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuTimer")
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
