@@ -67,7 +67,7 @@ fn positive(name: &'static str, v: Option<f64>) -> Result<Option<f64>> {
 /// "12.345 GF/s 3.4%": the side's rate and its fraction of the peak given.
 fn cell(c: &Comparison, m: &Option<Measurement>, peaks: (Option<f64>, Option<f64>)) -> String {
     let Some(m) = m else {
-        return format!("{:>10} {:>16}", "-", "");
+        return format!("{:>10} {:>20}", "-", "");
     };
     let mut s = match c.rate(m) {
         Some((r, "GFLOP/s")) => format!("{r:.3} GF/s"),
@@ -77,12 +77,12 @@ fn cell(c: &Comparison, m: &Option<Measurement>, peaks: (Option<f64>, Option<f64
     if let Some(f) = c.fraction_of_peak(m, peaks.0, peaks.1) {
         s = format!("{s} {:.1}%", f * 100.0);
     }
-    format!("{:>10.4} {s:>16}", m.seconds * 1e3)
+    format!("{:>10.4} {s:>20}", m.seconds * 1e3)
 }
 
 fn header() {
     println!(
-        "{:<13} {:<12} {:<42} {:>10} {:>16} {:>10} {:>16} {:>8} {:>4}",
+        "{:<13} {:<12} {:<42} {:>10} {:>20} {:>10} {:>20} {:>8} {:>4}",
         "family",
         "case",
         "shape / work",
@@ -143,6 +143,7 @@ fn run(args: Args) -> Result<bool> {
         cpu_gflops: positive("--cpu-peak-gflops", args.cpu_peak_gflops)?,
         cpu_gbps: positive("--cpu-peak-gbps", args.cpu_peak_gbps)?,
     };
+    opts.validate()?;
     let gpu = Gpu::new()?;
     let adapter = gpu.summary().to_string();
     let timer = wgpu_train::gpu::GpuTimer::new(&gpu)?;
@@ -161,7 +162,8 @@ fn run(args: Args) -> Result<bool> {
             }
         );
         println!(
-            "CPU: ndarray + matrixmultiply, {threads} hardware threads (MATMUL_NUM_THREADS={matmul_threads})"
+            "CPU: ndarray + matrixmultiply (MATMUL_NUM_THREADS={matmul_threads}) + rayon ({} threads); {threads} hardware threads",
+            rayon::current_num_threads()
         );
         println!(
             "median of {} runs after {} warm-up; ms per product / update / step; GPU/CPU = CPU time ÷ GPU time\n",

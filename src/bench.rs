@@ -88,7 +88,8 @@ impl Options {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks the counts and the target time (run calls it too).
+    pub fn validate(&self) -> Result<()> {
         for (name, v) in [
             ("runs", self.runs),
             ("warmup", self.warmup),
@@ -789,8 +790,12 @@ fn bench_train(
     let mut c_losses = Vec::new();
     let mut ce = CpuEngine::new(model, &data, &config)?;
     let cm = measure(&run_opts, "wall", |_| epoch(&mut ce, &mut c_losses, 1))?;
-    // Both ran the same epochs from the same start: compare the first.
-    let (g, cl) = (g_losses[0], c_losses[0]);
+    // Both ran the same epochs from the same start: compare the first
+    // (`measure` always runs at least once).
+    let (g, cl) = (
+        g_losses.first().copied().unwrap_or(f64::NAN),
+        c_losses.first().copied().unwrap_or(f64::NAN),
+    );
     let ok = (g - cl).abs() <= 1e-3 * cl.abs() && g.is_finite();
     c.agreed = Some(ok);
     c.check = format!("first epoch's mean loss: GPU {g:.6}, CPU {cl:.6} (within 1e-3 relative)");

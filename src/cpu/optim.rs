@@ -61,7 +61,8 @@ impl CpuOptimizer {
         self.scalars.advance(&self.config, lr);
         let st = self.scalars;
         let rule = self.config.rule;
-        // The state cut like the parameters: chunk c of every state buffer.
+        // The state cut like the parameters: chunk c of every state buffer
+        // (a few small vectors of slices per step; nothing is copied).
         let mut state: Vec<Vec<&mut [f32]>> = (0..n.div_ceil(CHUNK)).map(|_| Vec::new()).collect();
         for buffer in self.state.iter_mut() {
             for (c, part) in buffer.chunks_mut(CHUNK).enumerate() {

@@ -3,7 +3,7 @@
 //! Every scratch tensor is allocated once, at its shape, when the program is
 //! built; each op writes into its outputs in place (weight and bias
 //! gradients straight into the flat gradient buffer), so a training step
-//! allocates nothing. The arithmetic is the twins', unchanged.
+//! allocates no tensors. The arithmetic is the twins', unchanged.
 
 use crate::cpu;
 use crate::error::{Error, Result};

@@ -399,8 +399,8 @@ impl Engine for CpuEngine<'_> {
 
     fn adapter(&self) -> String {
         format!(
-            "CPU, ndarray + matrixmultiply, {} threads",
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            "CPU, ndarray + matrixmultiply + rayon, {} threads",
+            rayon::current_num_threads()
         )
     }
 
