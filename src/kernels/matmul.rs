@@ -11,7 +11,7 @@
 //! # Ok(()) }
 //! ```
 
-use super::groups;
+use super::{Operand, check_operands, groups};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor, KernelPipeline, PipelineKey};
 use crate::ops::{Activation, MatmulOptions, MatmulShape};
@@ -200,23 +200,9 @@ impl Matmul {
                 format!("output C must have shape {want:?}, got {:?}", c.shape()),
             ));
         }
-        let inputs = [Some(a), Some(b), bias];
-        if inputs.iter().flatten().any(|t| t.buffer() == c.buffer()) {
-            return Err(Error::shape(
-                "matmul",
-                "output C shares a buffer with an input; WebGPU forbids writing a buffer that is also bound for reading",
-            ));
-        }
-        for (name, t) in [
-            ("A", Some(a)),
-            ("B", Some(b)),
-            ("bias", bias),
-            ("C", Some(c)),
-        ] {
-            if let Some(t) = t {
-                gpu.check_storage_binding(&format!("matmul operand {name}"), t.buffer().size())?;
-            }
-        }
+        let mut reads = vec![Operand::of("A", a), Operand::of("B", b)];
+        reads.extend(bias.map(|t| Operand::of("bias", t)));
+        check_operands(gpu, "matmul", &reads, &[Operand::of("C", c)])?;
         let kernel = match kernel {
             MatmulKernel::Auto => MatmulKernel::choose(gpu, &shape),
             k => k,
@@ -264,10 +250,7 @@ impl Matmul {
 
     /// Records the dispatch into an open compute pass.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        pass.set_pipeline(&self.pipeline.pipeline);
-        pass.set_bind_group(0, &self.bind_group, &[]);
-        let [x, y, z] = self.workgroups;
-        pass.dispatch_workgroups(x, y, z);
+        super::dispatch(pass, &self.pipeline, &self.bind_group, self.workgroups);
     }
 
     /// Records `repeats` dispatches in one pass of a new encoder and submits

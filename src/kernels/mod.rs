@@ -137,6 +137,19 @@ pub(crate) fn check_shape<T: Element>(
     Ok(())
 }
 
+/// Records one dispatch of `pipeline` with `bind_group` over `workgroups`:
+/// the whole of most launchers' `record`.
+pub(crate) fn dispatch(
+    pass: &mut wgpu::ComputePass<'_>,
+    pipeline: &crate::gpu::KernelPipeline,
+    bind_group: &wgpu::BindGroup,
+    [x, y, z]: [u32; 3],
+) {
+    pass.set_pipeline(&pipeline.pipeline);
+    pass.set_bind_group(0, bind_group, &[]);
+    pass.dispatch_workgroups(x, y, z);
+}
+
 /// Records `repeats` copies of one launcher's dispatch in one pass of a new
 /// encoder and submits it (no wait, no readback).
 pub(crate) fn run_repeated(

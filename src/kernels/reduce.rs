@@ -236,10 +236,7 @@ impl ColumnSum {
 
     /// Records the dispatch into an open compute pass.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        pass.set_pipeline(&self.pipeline.pipeline);
-        pass.set_bind_group(0, &self.bind_group, &[]);
-        let [x, y, z] = self.workgroups;
-        pass.dispatch_workgroups(x, y, z);
+        super::dispatch(pass, &self.pipeline, &self.bind_group, self.workgroups);
     }
 
     /// Records `repeats` dispatches in one pass and submits them.
@@ -347,9 +344,7 @@ impl LossCorrectSum {
 
     /// Records the dispatch (one workgroup) into an open compute pass.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        pass.set_pipeline(&self.pipeline.pipeline);
-        pass.set_bind_group(0, &self.bind_group, &[]);
-        pass.dispatch_workgroups(1, 1, 1);
+        super::dispatch(pass, &self.pipeline, &self.bind_group, [1, 1, 1]);
     }
 
     /// Records `repeats` dispatches in one pass and submits them.

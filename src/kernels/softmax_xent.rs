@@ -202,10 +202,7 @@ impl SoftmaxXent {
 
     /// Records the dispatch into an open compute pass.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        pass.set_pipeline(&self.pipeline.pipeline);
-        pass.set_bind_group(0, &self.bind_group, &[]);
-        let [x, y, z] = self.workgroups;
-        pass.dispatch_workgroups(x, y, z);
+        super::dispatch(pass, &self.pipeline, &self.bind_group, self.workgroups);
     }
 
     /// Records `repeats` dispatches in one pass of a new encoder and submits
