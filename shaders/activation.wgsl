@@ -25,16 +25,7 @@ override ACTIVATION: u32 = 0u; // 0 identity, 1 sigmoid, 2 ReLU (ops::Activation
 @group(0) @binding(2) var<storage, read> h: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dz: array<f32>;
 
-// Kept identical to activation_grad in reduce.wgsl (WGSL has no includes).
-fn activation_grad(g: f32, y: f32) -> f32 {
-    if (ACTIVATION == 1u) {
-        return g * (y * (1.0 - y));
-    }
-    if (ACTIVATION == 2u) {
-        return select(0.0, g, y > 0.0);
-    }
-    return g;
-}
+// activation_grad(g, y) is appended from shaders/shared/activation_grad.wgsl.
 
 @compute @workgroup_size(256, 1, 1)
 fn activation_backward(

@@ -48,16 +48,7 @@ override ACCUMULATE: bool = false; // loss_correct_sum
 @group(0) @binding(5) var<storage, read> flags: array<u32>;
 @group(0) @binding(6) var<storage, read_write> count: array<u32>;
 
-// Kept identical to activation_grad in activation.wgsl (WGSL has no includes).
-fn activation_grad(g: f32, y: f32) -> f32 {
-    if (ACTIVATION == 1u) {
-        return g * (y * (1.0 - y));
-    }
-    if (ACTIVATION == 2u) {
-        return select(0.0, g, y > 0.0);
-    }
-    return g;
-}
+// activation_grad(g, y) is appended from shaders/shared/activation_grad.wgsl.
 
 // ---------------------------------------------------------------- column_sum
 // Element i = r·C + c of x, as the column sums add it: with ACTIVATION, dH is

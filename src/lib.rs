@@ -16,7 +16,7 @@
 //! - [`cpu`]: the ndarray twin of every kernel, with the same names, the
 //!   tolerance check the tests use, and the f64 finite-difference
 //!   [`cpu::gradcheck`].
-//! - [`ops`]: options shared by both sides ([`MatmulOptions`], [`Activation`]).
+//! - [`shapes`]: options shared by both sides ([`MatmulOptions`], [`Activation`]).
 //! - [`optim`]: optimizer rules (SGD, momentum, Nesterov, Adagrad, RMSprop,
 //!   Adam, AdamW, with torch.optim's semantics and Keras variants), their
 //!   formulas, schedules and validation; run by
@@ -44,10 +44,10 @@ pub mod gpu;
 pub mod kernels;
 pub mod metrics;
 pub mod model;
-pub mod ops;
 pub mod optim;
 pub mod plot;
 pub mod shaders;
+pub mod shapes;
 pub mod strategies;
 pub mod train;
 
@@ -56,5 +56,5 @@ pub use error::{Error, Result};
 pub use gpu::{AdapterSummary, Gpu, GpuLabels, GpuOptions, GpuTensor};
 pub use kernels::{ColumnSumKernel, GpuOptimizer, MatmulKernel, SoftmaxXentKernel};
 pub use metrics::{EpochMetrics, History, RunSummary};
-pub use ops::{Activation, MatmulOptions, MatmulShape, SoftmaxXentShape};
 pub use optim::{OptimizerConfig, Schedule};
+pub use shapes::{Activation, MatmulOptions, MatmulShape, SoftmaxXentShape};

@@ -719,3 +719,17 @@ impl Plateau {
         self.best
     }
 }
+
+/// Checks a restored optimizer state: one buffer per state name, each of `n`.
+pub(crate) fn check_restore(buffers: usize, n: usize, state: &[Vec<f32>]) -> Result<()> {
+    if state.len() != buffers || state.iter().any(|v| v.len() != n) {
+        return Err(Error::shape(
+            "optimizer restore",
+            format!(
+                "expected {buffers} state buffers of {n} values, got {:?}",
+                state.iter().map(Vec::len).collect::<Vec<_>>()
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -1,4 +1,7 @@
 //! The WGSL sources, compiled into the binary, with each file's binding list.
+//! WGSL has no includes: code shared by several shaders lives in
+//! `shaders/shared/` and is appended here with `concat!`, after the including
+//! file so that naga's and the drivers' line numbers stay the file's own.
 //!
 //! [`specialisations`] lists every (entry point, override constants) pipeline
 //! the launchers can build; `tests/shaders.rs` validates each with naga
@@ -27,16 +30,16 @@ pub static MATMUL: Shader = Shader {
     ],
 };
 
-pub static DATA: Shader = Shader {
-    name: "data",
-    source: include_str!("../shaders/data.wgsl"),
+pub static GATHER: Shader = Shader {
+    name: "gather",
+    source: include_str!("../shaders/gather.wgsl"),
     bindings: &[
-        Binding::UniformSlot(crate::kernels::data::PARAMS_SIZE), // per-step params
-        Binding::StorageRead,                                    // order
-        Binding::StorageRead,                                    // images (one chunk)
-        Binding::StorageRead,                                    // labels
-        Binding::StorageReadWrite,                               // x
-        Binding::StorageReadWrite,                               // y
+        Binding::UniformSlot(crate::kernels::gather::PARAMS_SIZE), // per-step params
+        Binding::StorageRead,                                      // order
+        Binding::StorageRead,                                      // images (one chunk)
+        Binding::StorageRead,                                      // labels
+        Binding::StorageReadWrite,                                 // x
+        Binding::StorageReadWrite,                                 // y
     ],
 };
 
@@ -69,7 +72,10 @@ pub static SOFTMAX_XENT: Shader = Shader {
 
 pub static ACTIVATION: Shader = Shader {
     name: "activation",
-    source: include_str!("../shaders/activation.wgsl"),
+    source: concat!(
+        include_str!("../shaders/activation.wgsl"),
+        include_str!("../shaders/shared/activation_grad.wgsl")
+    ),
     bindings: &[
         Binding::Uniform,          // params
         Binding::StorageRead,      // dh
@@ -80,7 +86,10 @@ pub static ACTIVATION: Shader = Shader {
 
 pub static REDUCE: Shader = Shader {
     name: "reduce",
-    source: include_str!("../shaders/reduce.wgsl"),
+    source: concat!(
+        include_str!("../shaders/reduce.wgsl"),
+        include_str!("../shaders/shared/activation_grad.wgsl")
+    ),
     bindings: &[
         Binding::Uniform,          // params
         Binding::StorageRead,      // x
@@ -94,13 +103,20 @@ pub static REDUCE: Shader = Shader {
 
 /// Every shader file.
 pub fn all() -> Vec<&'static Shader> {
-    vec![&MATMUL, &DATA, &OPTIM, &SOFTMAX_XENT, &ACTIVATION, &REDUCE]
+    vec![
+        &MATMUL,
+        &GATHER,
+        &OPTIM,
+        &SOFTMAX_XENT,
+        &ACTIVATION,
+        &REDUCE,
+    ]
 }
 
 /// Every pipeline specialisation the launchers can ask for.
 pub fn specialisations() -> Vec<PipelineKey> {
     let mut keys = crate::kernels::matmul::specialisations();
-    keys.extend(crate::kernels::data::specialisations());
+    keys.extend(crate::kernels::gather::specialisations());
     keys.extend(crate::kernels::optim::specialisations());
     keys.extend(crate::kernels::softmax_xent::specialisations());
     keys.extend(crate::kernels::activation::specialisations());

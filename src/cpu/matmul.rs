@@ -1,7 +1,7 @@
 //! CPU twin of `shaders/matmul.wgsl`.
 
 use crate::error::{Error, Result};
-use crate::ops::{Activation, MatmulOptions, MatmulShape};
+use crate::shapes::{Activation, MatmulOptions, MatmulShape};
 use ndarray::parallel::prelude::*;
 use ndarray::{
     ArrayBase, ArrayD, ArrayView1, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMut1,

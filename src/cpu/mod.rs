@@ -12,7 +12,7 @@
 //! the finite-difference [`gradcheck`] proves right.
 
 pub mod activation;
-pub mod data;
+pub mod gather;
 pub mod gradcheck;
 pub mod matmul;
 pub mod optim;
@@ -21,15 +21,15 @@ pub mod reduce;
 pub mod softmax_xent;
 pub mod tolerance;
 
-pub use activation::{
-    activate, activation_backward, activation_bias_backward, activation_bias_backward_into,
-    activation_grad,
-};
-pub use data::{gather, gather_into};
+pub use activation::{activate, activation_backward, activation_grad};
+pub use gather::{gather, gather_into};
 pub use matmul::{matmul, matmul_into};
 pub use optim::CpuOptimizer;
 pub use real::Real;
-pub use reduce::{column_sum, column_sum_into, loss_correct_sum};
+pub use reduce::{
+    activation_bias_backward, activation_bias_backward_into, column_sum, column_sum_into,
+    loss_correct_sum,
+};
 pub use softmax_xent::{SoftmaxXentOutput, softmax_xent, softmax_xent_eval, softmax_xent_into};
 pub use tolerance::{Mismatch, Tolerance, assert_close, compare};
 

@@ -89,7 +89,7 @@ impl CpuOptimizer {
     /// Replaces the state and the step scalars (resuming from a checkpoint).
     pub fn restore(&mut self, state: &[Vec<f32>], step: StepScalars) -> Result<()> {
         let n = self.state.first().map_or(0, Vec::len);
-        crate::kernels::optim::check_restore(self.state.len(), n, state)?;
+        crate::optim::check_restore(self.state.len(), n, state)?;
         self.state = state.to_vec();
         self.scalars = step;
         Ok(())

@@ -8,7 +8,7 @@
 
 use super::{Gpu, GpuTensor};
 use crate::error::{Error, Result};
-use crate::ops::class_labels;
+use crate::shapes::class_labels;
 use std::fmt;
 
 /// One u32 class index per example, each known to be below [`classes`](GpuLabels::classes).
@@ -33,7 +33,7 @@ impl GpuLabels {
     /// Wraps a tensor that a kernel filled from labels already checked
     /// against `classes` (the minibatch gather copies them out of a checked
     /// dataset). Crate-private, so code outside the crate cannot skip the check.
-    #[allow(dead_code)] // first caller: the minibatch gather (kernels::data on main)
+    #[allow(dead_code)] // first caller: the minibatch gather (kernels::gather)
     pub(crate) fn from_checked(tensor: GpuTensor<u32>, classes: usize) -> Self {
         GpuLabels { tensor, classes }
     }

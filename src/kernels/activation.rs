@@ -3,12 +3,11 @@
 //! [`super::activation_bias_backward`], which also sums the bias gradient in
 //! the same pass.
 
-use super::{Operand, check_operands, check_shape, fold, run_repeated, uniform};
+use super::{Dispatch, Operand, check_operands, check_shape, fold, uniform};
 use crate::error::Result;
-use crate::gpu::{Gpu, GpuTensor, KernelPipeline, PipelineKey};
-use crate::ops::{Activation, check_same_shape};
+use crate::gpu::{Gpu, GpuTensor, PipelineKey};
 use crate::shaders::ACTIVATION;
-use std::sync::Arc;
+use crate::shapes::{Activation, check_same_shape};
 
 const PER_GROUP: usize = 256;
 
@@ -40,9 +39,7 @@ pub fn specialisations() -> Vec<PipelineKey> {
 
 /// One activation backward, ready to record.
 pub struct ActivationBackward {
-    pipeline: Arc<KernelPipeline>,
-    bind_group: wgpu::BindGroup,
-    workgroups: [u32; 3],
+    dispatch: Dispatch,
     len: usize,
 }
 
@@ -78,23 +75,19 @@ impl ActivationBackward {
         let bind_group =
             gpu.bind_group(&pipeline, &[&uniform, dh.buffer(), h.buffer(), dz.buffer()])?;
         Ok(ActivationBackward {
-            pipeline,
-            bind_group,
-            workgroups,
+            dispatch: Dispatch::new(OP, pipeline, bind_group, workgroups),
             len: dh.len(),
         })
     }
 
     /// Records the dispatch into an open compute pass.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        super::dispatch(pass, &self.pipeline, &self.bind_group, self.workgroups);
+        self.dispatch.record(pass);
     }
 
     /// Records `repeats` dispatches in one pass and submits them.
     pub fn run(&self, gpu: &Gpu, repeats: usize) -> Result<()> {
-        run_repeated(gpu, "activation_backward", repeats, |pass| {
-            self.record(pass)
-        })
+        self.dispatch.run(gpu, repeats)
     }
 
     /// Bytes one dispatch moves: dH and h in, dZ out.

@@ -11,12 +11,11 @@
 //! # Ok(()) }
 //! ```
 
-use super::{Operand, check_operands, groups};
+use super::{Dispatch, Operand, check_operands, groups};
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuTensor, KernelPipeline, PipelineKey};
-use crate::ops::{Activation, MatmulOptions, MatmulShape};
+use crate::gpu::{Gpu, GpuTensor, PipelineKey};
 use crate::shaders::MATMUL;
-use std::sync::Arc;
+use crate::shapes::{Activation, MatmulOptions, MatmulShape};
 
 /// Which version of the kernel to run. All versions compute the same thing
 /// and are all validated; they differ in speed by shape and adapter.
@@ -170,9 +169,7 @@ pub fn specialisations() -> Vec<PipelineKey> {
 /// One matmul, ready to record: pipeline and bind group are built once, so
 /// recording it into every training step costs one dispatch and nothing else.
 pub struct Matmul {
-    pipeline: Arc<KernelPipeline>,
-    bind_group: wgpu::BindGroup,
-    workgroups: [u32; 3],
+    dispatch: Dispatch,
     shape: MatmulShape,
     kernel: MatmulKernel,
 }
@@ -240,9 +237,7 @@ impl Matmul {
             &[&uniform, a.buffer(), b.buffer(), bias_buffer, c.buffer()],
         )?;
         Ok(Matmul {
-            pipeline,
-            bind_group,
-            workgroups,
+            dispatch: Dispatch::new("matmul", pipeline, bind_group, workgroups),
             shape,
             kernel,
         })
@@ -250,13 +245,13 @@ impl Matmul {
 
     /// Records the dispatch into an open compute pass.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        super::dispatch(pass, &self.pipeline, &self.bind_group, self.workgroups);
+        self.dispatch.record(pass);
     }
 
     /// Records `repeats` dispatches in one pass of a new encoder and submits
     /// it (no wait, no readback).
     pub fn run(&self, gpu: &Gpu, repeats: usize) -> Result<()> {
-        super::run_repeated(gpu, "matmul", repeats, |pass| self.record(pass))
+        self.dispatch.run(gpu, repeats)
     }
 
     /// The resolved sizes.

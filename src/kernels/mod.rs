@@ -3,14 +3,14 @@
 //! and then records dispatches into any number of encoders.
 
 pub mod activation;
-pub mod data;
+pub mod gather;
 pub mod matmul;
 pub mod optim;
 pub mod reduce;
 pub mod softmax_xent;
 
 pub use activation::{ActivationBackward, activation_backward};
-pub use data::{Gather, GatherOptions, GpuDataset};
+pub use gather::{Gather, GatherOptions, GpuDataset};
 pub use matmul::{Matmul, MatmulKernel, matmul, matmul_with};
 pub use optim::GpuOptimizer;
 pub use reduce::{
@@ -137,17 +137,43 @@ pub(crate) fn check_shape<T: Element>(
     Ok(())
 }
 
-/// Records one dispatch of `pipeline` with `bind_group` over `workgroups`:
-/// the whole of most launchers' `record`.
-pub(crate) fn dispatch(
-    pass: &mut wgpu::ComputePass<'_>,
-    pipeline: &crate::gpu::KernelPipeline,
-    bind_group: &wgpu::BindGroup,
-    [x, y, z]: [u32; 3],
-) {
-    pass.set_pipeline(&pipeline.pipeline);
-    pass.set_bind_group(0, bind_group, &[]);
-    pass.dispatch_workgroups(x, y, z);
+/// One dispatch, built once: what every launcher holds. Recording it costs a
+/// pipeline switch, a bind-group switch and the dispatch, nothing else.
+pub(crate) struct Dispatch {
+    label: &'static str,
+    pipeline: std::sync::Arc<crate::gpu::KernelPipeline>,
+    bind_group: wgpu::BindGroup,
+    grid: [u32; 3],
+}
+
+impl Dispatch {
+    pub(crate) fn new(
+        label: &'static str,
+        pipeline: std::sync::Arc<crate::gpu::KernelPipeline>,
+        bind_group: wgpu::BindGroup,
+        grid: [u32; 3],
+    ) -> Self {
+        Dispatch {
+            label,
+            pipeline,
+            bind_group,
+            grid,
+        }
+    }
+
+    /// Records the dispatch into an open compute pass.
+    pub(crate) fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        let [x, y, z] = self.grid;
+        pass.set_pipeline(&self.pipeline.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.dispatch_workgroups(x, y, z);
+    }
+
+    /// Records `repeats` copies in one pass of a new encoder and submits it
+    /// (no wait, no readback).
+    pub(crate) fn run(&self, gpu: &Gpu, repeats: usize) -> Result<()> {
+        run_repeated(gpu, self.label, repeats, |pass| self.record(pass))
+    }
 }
 
 /// Records `repeats` copies of one launcher's dispatch in one pass of a new

@@ -421,7 +421,7 @@ impl GpuOptimizer {
     /// Replaces the state buffers and the step scalars (resuming from a
     /// checkpoint). The plateau schedule's memory is not part of it.
     pub fn restore(&mut self, gpu: &Gpu, state: &[Vec<f32>], step: StepScalars) -> Result<()> {
-        check_restore(self.config.state_names().len(), self.n, state)?;
+        crate::optim::check_restore(self.config.state_names().len(), self.n, state)?;
         for (t, v) in self.state.iter().zip(state) {
             t.write(gpu, v)?;
         }
@@ -493,20 +493,6 @@ impl std::fmt::Debug for GpuOptimizer {
 
 /// 32-bit words of [`StepScalars`].
 const STEP_WORDS: usize = std::mem::size_of::<StepScalars>() / 4;
-
-/// Checks a restored optimizer state: one buffer per state name, each of `n`.
-pub(crate) fn check_restore(buffers: usize, n: usize, state: &[Vec<f32>]) -> Result<()> {
-    if state.len() != buffers || state.iter().any(|v| v.len() != n) {
-        return Err(Error::shape(
-            "optimizer restore",
-            format!(
-                "expected {buffers} state buffers of {n} values, got {:?}",
-                state.iter().map(Vec::len).collect::<Vec<_>>()
-            ),
-        ));
-    }
-    Ok(())
-}
 
 #[cfg(test)]
 mod tests {

@@ -3,12 +3,11 @@
 //! correct-count totals. Every sum runs in a fixed order, so repeated runs
 //! give identical bits.
 
-use super::{Operand, check_operands, check_shape, fold, run_repeated, uniform};
+use super::{Dispatch, Operand, check_operands, check_shape, fold, uniform};
 use crate::error::Result;
-use crate::gpu::{Gpu, GpuTensor, KernelPipeline, PipelineKey};
-use crate::ops::{Activation, check_same_shape, matrix_shape};
+use crate::gpu::{Gpu, GpuTensor, PipelineKey};
 use crate::shaders::REDUCE;
-use std::sync::Arc;
+use crate::shapes::{Activation, check_same_shape, matrix_shape};
 
 /// Which version of the column sum to run. Each is deterministic; they add
 /// in different orders, so their bits differ from each other's.
@@ -121,9 +120,7 @@ pub fn specialisations() -> Vec<PipelineKey> {
 /// A column sum, or the fused activation backward and column sum, ready to
 /// record.
 pub struct ColumnSum {
-    pipeline: Arc<KernelPipeline>,
-    bind_group: wgpu::BindGroup,
-    workgroups: [u32; 3],
+    dispatch: Dispatch,
     bytes: u64,
     kernel: ColumnSumKernel,
 }
@@ -168,9 +165,12 @@ impl ColumnSum {
             ],
         )?;
         Ok(ColumnSum {
-            pipeline,
-            bind_group,
-            workgroups: fold(gpu, OP, cols.div_ceil(kernel.columns_per_group()) as u64)?,
+            dispatch: Dispatch::new(
+                OP,
+                pipeline,
+                bind_group,
+                fold(gpu, OP, cols.div_ceil(kernel.columns_per_group()) as u64)?,
+            ),
             bytes: 4 * (rows * cols + cols) as u64,
             kernel,
         })
@@ -226,9 +226,12 @@ impl ColumnSum {
             ],
         )?;
         Ok(ColumnSum {
-            pipeline,
-            bind_group,
-            workgroups: fold(gpu, OP, cols.div_ceil(kernel.columns_per_group()) as u64)?,
+            dispatch: Dispatch::new(
+                OP,
+                pipeline,
+                bind_group,
+                fold(gpu, OP, cols.div_ceil(kernel.columns_per_group()) as u64)?,
+            ),
             bytes: 4 * (3 * rows * cols + cols) as u64,
             kernel,
         })
@@ -236,12 +239,12 @@ impl ColumnSum {
 
     /// Records the dispatch into an open compute pass.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        super::dispatch(pass, &self.pipeline, &self.bind_group, self.workgroups);
+        self.dispatch.record(pass);
     }
 
     /// Records `repeats` dispatches in one pass and submits them.
     pub fn run(&self, gpu: &Gpu, repeats: usize) -> Result<()> {
-        run_repeated(gpu, "column_sum", repeats, |pass| self.record(pass))
+        self.dispatch.run(gpu, repeats)
     }
 
     /// Bytes one dispatch moves (for GB/s figures).
@@ -282,8 +285,7 @@ pub fn activation_bias_backward(
 
 /// The batch's total loss and correct count, ready to record.
 pub struct LossCorrectSum {
-    pipeline: Arc<KernelPipeline>,
-    bind_group: wgpu::BindGroup,
+    dispatch: Dispatch,
     rows: usize,
 }
 
@@ -336,20 +338,19 @@ impl LossCorrectSum {
             ],
         )?;
         Ok(LossCorrectSum {
-            pipeline,
-            bind_group,
+            dispatch: Dispatch::new(OP, pipeline, bind_group, [1, 1, 1]),
             rows,
         })
     }
 
     /// Records the dispatch (one workgroup) into an open compute pass.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        super::dispatch(pass, &self.pipeline, &self.bind_group, [1, 1, 1]);
+        self.dispatch.record(pass);
     }
 
     /// Records `repeats` dispatches in one pass and submits them.
     pub fn run(&self, gpu: &Gpu, repeats: usize) -> Result<()> {
-        run_repeated(gpu, "loss_correct_sum", repeats, |pass| self.record(pass))
+        self.dispatch.run(gpu, repeats)
     }
 
     /// Bytes one dispatch moves (for GB/s figures).

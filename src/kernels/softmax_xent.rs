@@ -12,12 +12,11 @@
 //! # Ok(()) }
 //! ```
 
-use super::{Operand, check_operands, check_shape, fold, run_repeated, uniform};
+use super::{Dispatch, Operand, check_operands, check_shape, fold, uniform};
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuLabels, GpuTensor, KernelPipeline, PipelineKey};
-use crate::ops::SoftmaxXentShape;
+use crate::gpu::{Gpu, GpuLabels, GpuTensor, PipelineKey};
 use crate::shaders::SOFTMAX_XENT;
-use std::sync::Arc;
+use crate::shapes::SoftmaxXentShape;
 
 /// Which version of the kernel to run; all compute the same thing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -110,9 +109,7 @@ pub fn specialisations() -> Vec<PipelineKey> {
 /// One softmax cross-entropy, ready to record: pipeline and bind group are
 /// built once.
 pub struct SoftmaxXent {
-    pipeline: Arc<KernelPipeline>,
-    bind_group: wgpu::BindGroup,
-    workgroups: [u32; 3],
+    dispatch: Dispatch,
     shape: SoftmaxXentShape,
     kernel: SoftmaxXentKernel,
     with_grad: bool,
@@ -191,9 +188,7 @@ impl SoftmaxXent {
             ],
         )?;
         Ok(SoftmaxXent {
-            pipeline,
-            bind_group,
-            workgroups,
+            dispatch: Dispatch::new(OP, pipeline, bind_group, workgroups),
             shape,
             kernel,
             with_grad,
@@ -202,13 +197,13 @@ impl SoftmaxXent {
 
     /// Records the dispatch into an open compute pass.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        super::dispatch(pass, &self.pipeline, &self.bind_group, self.workgroups);
+        self.dispatch.record(pass);
     }
 
     /// Records `repeats` dispatches in one pass of a new encoder and submits
     /// it (no wait, no readback).
     pub fn run(&self, gpu: &Gpu, repeats: usize) -> Result<()> {
-        run_repeated(gpu, "softmax_xent", repeats, |pass| self.record(pass))
+        self.dispatch.run(gpu, repeats)
     }
 
     /// The resolved sizes.

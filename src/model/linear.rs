@@ -3,7 +3,7 @@
 
 use super::{Builder, Model, Op, ParamSpec, Program, Region};
 use crate::error::{Error, Result};
-use crate::ops::MatmulOptions;
+use crate::shapes::MatmulOptions;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 

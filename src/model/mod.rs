@@ -12,7 +12,7 @@ mod mlp;
 pub use linear::LinearSoftmax;
 pub use mlp::Mlp;
 
-use crate::ops::{Activation, MatmulOptions};
+use crate::shapes::{Activation, MatmulOptions};
 
 /// A tensor of a [`Program`], by index into [`Program::tensors`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -11,8 +11,8 @@ use super::{
 use crate::cpu;
 use crate::cpu::optim::CpuOptimizer;
 use crate::error::{Error, Result};
-use crate::ops::MatmulOptions;
 use crate::optim::OptimizerConfig;
+use crate::shapes::MatmulOptions;
 use ndarray::{Array2, ArrayView2, Ix2, s};
 use std::ops::Range;
 use std::sync::Arc;

@@ -18,8 +18,8 @@ use crate::kernels::{
     ColumnSum, ColumnSumKernel, GpuOptimizer, LossCorrectSum, Matmul, MatmulKernel, SoftmaxXent,
     SoftmaxXentKernel,
 };
-use crate::ops::MatmulOptions;
 use crate::optim::OptimizerConfig;
+use crate::shapes::MatmulOptions;
 use ndarray::{ArrayView2, s};
 use std::collections::HashMap;
 use std::sync::Arc;

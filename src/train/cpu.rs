@@ -1,15 +1,185 @@
-//! The CPU runner: executes a model's [`Program`] with the ndarray twins.
+//! Training on the CPU: [`CpuEngine`] (the epoch loop: gather a minibatch,
+//! run the model's program, step the optimizer) and its runner
+//! [`CpuProgram`], which executes a model's [`Program`] with the ndarray twins.
 //!
 //! Every scratch tensor is allocated once, at its shape, when the program is
 //! built; each op writes into its outputs in place (weight and bias
 //! gradients straight into the flat gradient buffer), so a training step
 //! allocates no tensors. The arithmetic is the twins', unchanged.
 
+use super::{
+    Engine, EvalSet, TrainConfig, TrainData, TrainState, batch_sizes, check_model, eval_order,
+};
 use crate::cpu;
 use crate::error::{Error, Result};
+use crate::model::Model;
 use crate::model::{Op, Program, Region, TensorId};
 use ndarray::{ArrayD, ArrayView1, ArrayViewD, ArrayViewMut1, ArrayViewMut2, ArrayViewMutD, IxDyn};
+use std::collections::BTreeMap;
 
+/// Training on the CPU with the ndarray twins (threaded matrix products).
+pub struct CpuEngine<'d> {
+    data: &'d TrainData,
+    config: TrainConfig,
+    append_one: bool,
+    params: Vec<f32>,
+    grads: Vec<f32>,
+    optimizer: crate::cpu::CpuOptimizer,
+    train: BTreeMap<usize, CpuProgram>,
+    eval: BTreeMap<usize, CpuProgram>,
+    /// The gathered minibatch, reused from step to step.
+    x: Vec<f32>,
+    y: Vec<u32>,
+}
+
+impl<'d> CpuEngine<'d> {
+    /// Initialises `model`'s parameters from `config.seed`.
+    pub fn new(model: &dyn Model, data: &'d TrainData, config: &TrainConfig) -> Result<Self> {
+        config.validate()?;
+        check_model(model, data)?;
+        let params = model.init(config.seed);
+        let n = params.len();
+        let mut train = BTreeMap::new();
+        for rows in batch_sizes(data.train_idx.len(), config.batch) {
+            train.insert(rows, CpuProgram::new(model.train_program(rows)));
+        }
+        let mut eval = BTreeMap::new();
+        for set in [EvalSet::Validation, EvalSet::Test] {
+            let len = eval_order(data, set).len();
+            if len > 0 {
+                for rows in batch_sizes(len, config.eval_batch) {
+                    eval.entry(rows)
+                        .or_insert_with(|| CpuProgram::new(model.eval_program(rows)));
+                }
+            }
+        }
+        Ok(CpuEngine {
+            data,
+            config: config.clone(),
+            append_one: model.appends_one(),
+            params,
+            grads: vec![0.0; n],
+            optimizer: crate::cpu::CpuOptimizer::new(config.optimizer, n)?,
+            train,
+            eval,
+            x: Vec::new(),
+            y: Vec::new(),
+        })
+    }
+
+    /// Runs `order` in batches through the training programs (with an
+    /// optimizer step after each) or the evaluation programs; returns the
+    /// mean loss and the accuracy.
+    fn pass(
+        &mut self,
+        set: Option<EvalSet>,
+        order: &[u32],
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<(f64, f64)> {
+        let batch = if set.is_some() {
+            self.config.eval_batch
+        } else {
+            self.config.batch
+        };
+        let data = self.data;
+        let dataset = match set {
+            Some(EvalSet::Test) => &data.test,
+            _ => &data.train,
+        };
+        let opts = self.config.gather_options(self.append_one);
+        let width = dataset.dim() + usize::from(self.append_one);
+        // One input buffer for the whole pass: a step allocates nothing.
+        self.x.resize(batch * width, 0.0);
+        let steps = order.len().div_ceil(batch);
+        let (mut loss, mut correct) = (0f32, 0u64);
+        for s in 0..steps {
+            let rows = batch.min(order.len() - s * batch);
+            let xs = &mut self.x[..rows * width];
+            crate::cpu::gather_into(dataset, order, s * batch, rows, opts, xs, &mut self.y)?;
+            let x = ndarray::ArrayView2::from_shape((rows, width), &*xs)
+                .map_err(|e| Error::shape("train", e))?;
+            let programs = if set.is_some() {
+                &mut self.eval
+            } else {
+                &mut self.train
+            };
+            let program = programs
+                .get_mut(&rows)
+                .ok_or_else(|| Error::shape("train", format!("no program for {rows} rows")))?;
+            let (l, c) = program.run(x.into_dyn(), &self.y, &self.params, &mut self.grads)?;
+            loss += l;
+            correct += c as u64;
+            if set.is_none() {
+                self.optimizer.step(&mut self.params, &self.grads)?;
+            }
+            progress(s + 1, steps);
+        }
+        let n = order.len().max(1) as f64;
+        Ok((loss as f64 / n, correct as f64 / n))
+    }
+}
+
+impl Engine for CpuEngine<'_> {
+    fn device(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn adapter(&self) -> String {
+        format!(
+            "CPU, ndarray + matrixmultiply + rayon, {} threads",
+            rayon::current_num_threads()
+        )
+    }
+
+    fn train_epoch(
+        &mut self,
+        order: &[u32],
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<(f64, f64)> {
+        self.pass(None, order, progress)
+    }
+
+    fn evaluate(&mut self, set: EvalSet) -> Result<(f64, f64)> {
+        let order = eval_order(self.data, set);
+        if order.is_empty() {
+            return Err(Error::InvalidArgument {
+                name: "evaluation set",
+                msg: format!("{set:?} is empty"),
+            });
+        }
+        self.pass(Some(set), &order, |_, _| {})
+    }
+
+    fn end_epoch(&mut self, metric: f32) -> Result<()> {
+        self.optimizer.end_epoch(metric).map(|_| ())
+    }
+
+    fn state(&mut self) -> Result<TrainState> {
+        Ok(TrainState {
+            params: self.params.clone(),
+            optimizer_state: self.optimizer.state().to_vec(),
+            step: *self.optimizer.step_scalars(),
+        })
+    }
+
+    fn restore(&mut self, state: &TrainState) -> Result<()> {
+        if state.params.len() != self.params.len() {
+            return Err(Error::shape(
+                "restore",
+                format!(
+                    "{} parameters given, the model has {}",
+                    state.params.len(),
+                    self.params.len()
+                ),
+            ));
+        }
+        self.optimizer.restore(&state.optimizer_state, state.step)?;
+        self.params.copy_from_slice(&state.params);
+        Ok(())
+    }
+}
+
+// ------------------------------------------------------------ the runner
 /// Scratch for one program: one slot per tensor it owns.
 pub(crate) struct CpuProgram {
     pub(crate) program: Program,

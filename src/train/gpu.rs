@@ -1,14 +1,308 @@
-//! The GPU runner: compiles a model's [`Program`] into launchers once, then
-//! records it into any number of steps.
+//! Training on the GPU: [`GpuEngine`] (the dataset resident, an epoch's
+//! steps recorded in bulk — gather, the model's program, the optimizer — and
+//! loss and accuracy read back once per epoch) and its runner [`GpuProgram`],
+//! which compiles a model's [`Program`] into launchers once and then records
+//! it into any number of steps.
 
+use super::{
+    Engine, EvalSet, TrainConfig, TrainData, TrainState, batch_sizes, check_model, eval_order,
+};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuLabels, GpuTensor};
 use crate::kernels::{
     ColumnSum, ColumnSumKernel, LossCorrectSum, Matmul, MatmulKernel, SoftmaxXent,
     SoftmaxXentKernel,
 };
+use crate::kernels::{Gather, GpuDataset, GpuOptimizer};
+use crate::model::Model;
 use crate::model::{Op, Program, Region};
+use std::collections::BTreeMap;
 
+struct GpuSet {
+    data: GpuDataset,
+    order: GpuTensor<u32>,
+    gather: Gather,
+}
+
+/// Training on the GPU: dataset resident, steps recorded in bulk, loss and
+/// accuracy read back once per epoch.
+pub struct GpuEngine<'g> {
+    gpu: &'g Gpu,
+    params: GpuTensor<f32>,
+    optimizer: GpuOptimizer,
+    loss_total: GpuTensor<f32>,
+    correct_total: GpuTensor<u32>,
+    train: GpuSet,
+    train_programs: BTreeMap<usize, GpuProgram>,
+    val: Option<(GpuSet, Vec<u32>)>,
+    test: (GpuSet, Vec<u32>),
+    eval_programs: BTreeMap<usize, GpuProgram>,
+    steps_per_submit: usize,
+    dispatches_per_step: f64,
+    /// Blocking waits in the last training epoch.
+    train_syncs: usize,
+}
+
+impl<'g> GpuEngine<'g> {
+    /// Uploads the data and the initial parameters, builds every pipeline,
+    /// bind group and program once.
+    pub fn new(
+        gpu: &'g Gpu,
+        model: &dyn Model,
+        data: &TrainData,
+        config: &TrainConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        check_model(model, data)?;
+        let opts = config.gather_options(model.appends_one());
+        let width = model.input_dim();
+        let init = model.init(config.seed);
+        let params = GpuTensor::from_slice(gpu, &[init.len()], &init)?;
+        let grads = GpuTensor::<f32>::zeros(gpu, &[init.len()])?;
+        let optimizer = GpuOptimizer::new(gpu, config.optimizer, &params, &grads)?;
+        let loss_total = GpuTensor::<f32>::zeros(gpu, &[1])?;
+        let correct_total = GpuTensor::<u32>::zeros(gpu, &[1])?;
+
+        let set = |d: &GpuDataset,
+                   order: &[u32],
+                   x: &GpuTensor<f32>,
+                   y: &GpuTensor<u32>,
+                   batch: usize|
+         -> Result<GpuSet> {
+            let buf = d.order_buffer(gpu, order.len())?;
+            d.write_order(gpu, &buf, order)?;
+            let gather = Gather::new(gpu, d, &buf, x, y, batch, opts)?;
+            Ok(GpuSet {
+                data: d.clone(),
+                order: buf,
+                gather,
+            })
+        };
+
+        let train_data = GpuDataset::upload(gpu, &data.train)?;
+        let test_data = GpuDataset::upload(gpu, &data.test)?;
+        let x = GpuTensor::<f32>::zeros(gpu, &[config.batch, width])?;
+        let y = GpuTensor::<u32>::zeros(gpu, &[config.batch])?;
+        let train = set(&train_data, &data.train_idx, &x, &y, config.batch)?;
+        let bindings = Bindings {
+            x: &x,
+            y: &y,
+            classes: model.classes(),
+            params: &params,
+            grads: &grads,
+            loss_total: &loss_total,
+            correct_total: &correct_total,
+        };
+        let mut train_programs = BTreeMap::new();
+        for rows in batch_sizes(data.train_idx.len(), config.batch) {
+            train_programs.insert(
+                rows,
+                GpuProgram::compile(gpu, &model.train_program(rows), &bindings)?,
+            );
+        }
+
+        let ex = GpuTensor::<f32>::zeros(gpu, &[config.eval_batch, width])?;
+        let ey = GpuTensor::<u32>::zeros(gpu, &[config.eval_batch])?;
+        let eval_bindings = Bindings {
+            x: &ex,
+            y: &ey,
+            ..bindings
+        };
+        let mut eval_programs = BTreeMap::new();
+        let mut eval_set = |d: &GpuDataset, order: Vec<u32>| -> Result<(GpuSet, Vec<u32>)> {
+            for rows in batch_sizes(order.len(), config.eval_batch) {
+                if let std::collections::btree_map::Entry::Vacant(slot) = eval_programs.entry(rows)
+                {
+                    slot.insert(GpuProgram::compile(
+                        gpu,
+                        &model.eval_program(rows),
+                        &eval_bindings,
+                    )?);
+                }
+            }
+            Ok((set(d, &order, &ex, &ey, config.eval_batch)?, order))
+        };
+        let val = if data.val_idx.is_empty() {
+            None
+        } else {
+            Some(eval_set(&train_data, data.val_idx.clone())?)
+        };
+        let test = eval_set(&test_data, eval_order(data, EvalSet::Test))?;
+
+        let full = &train_programs[&batch_sizes(data.train_idx.len(), config.batch)[0]];
+        let dispatches_per_step =
+            (train_data.chunk_count() + full.dispatches() + optimizer.dispatches()) as f64;
+        Ok(GpuEngine {
+            gpu,
+            params,
+            optimizer,
+            loss_total,
+            correct_total,
+            train,
+            train_programs,
+            val,
+            test,
+            eval_programs,
+            steps_per_submit: config.steps_per_submit,
+            dispatches_per_step,
+            train_syncs: 0,
+        })
+    }
+
+    /// Records every step of a set's gather through its programs (with the
+    /// optimizer when training), `steps_per_submit` steps per submit; returns
+    /// (mean loss, accuracy) read back once at the end, and the number of
+    /// blocking waits it made.
+    fn pass(
+        &mut self,
+        which: Option<EvalSet>,
+        order_len: usize,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<(f64, f64, usize)> {
+        let gpu = self.gpu;
+        let mut syncs = 0;
+        self.loss_total.fill(gpu, 0.0)?;
+        self.correct_total.fill(gpu, 0)?;
+        let (set, programs) = match which {
+            None => (&self.train, &self.train_programs),
+            Some(EvalSet::Validation) => match &self.val {
+                Some((s, _)) => (s, &self.eval_programs),
+                None => {
+                    return Err(Error::InvalidArgument {
+                        name: "evaluation set",
+                        msg: "there is no validation split".into(),
+                    });
+                }
+            },
+            Some(EvalSet::Test) => (&self.test.0, &self.eval_programs),
+        };
+        let steps = set.gather.steps();
+        let mut previous: Option<(wgpu::SubmissionIndex, usize)> = None;
+        let mut first = 0;
+        while first < steps {
+            let last = (first + self.steps_per_submit).min(steps);
+            let mut encoder = gpu.encoder("steps");
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("steps"),
+                    timestamp_writes: None,
+                });
+                for s in first..last {
+                    let rows = set.gather.rows(s);
+                    let program = programs.get(&rows).ok_or_else(|| {
+                        Error::shape("train", format!("no program for {rows} rows"))
+                    })?;
+                    set.gather.record(&mut pass, s)?;
+                    program.record(&mut pass);
+                    if which.is_none() {
+                        self.optimizer.record(&mut pass);
+                    }
+                }
+            }
+            let index = gpu.submit(encoder)?;
+            // Keep one submit in flight while waiting for the one before it:
+            // the GPU never idles, and progress reports real completion.
+            if let Some((prev, done)) = previous.replace((index, last)) {
+                gpu.wait_for(prev)?;
+                syncs += 1;
+                progress(done, steps);
+            }
+            first = last;
+        }
+        let loss = self.loss_total.read(gpu)?[0] as f64;
+        let correct = self.correct_total.read(gpu)?[0] as f64;
+        syncs += 2;
+        progress(steps, steps);
+        let n = order_len.max(1) as f64;
+        Ok((loss / n, correct / n, syncs))
+    }
+}
+
+impl Engine for GpuEngine<'_> {
+    fn device(&self) -> &'static str {
+        "gpu"
+    }
+
+    fn adapter(&self) -> String {
+        self.gpu.summary().to_string()
+    }
+
+    fn train_epoch(
+        &mut self,
+        order: &[u32],
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<(f64, f64)> {
+        if order.len() != self.train.order.len() {
+            return Err(Error::shape(
+                "train_epoch",
+                format!(
+                    "the order holds {} indices, the training set {}",
+                    order.len(),
+                    self.train.order.len()
+                ),
+            ));
+        }
+        self.train
+            .data
+            .write_order(self.gpu, &self.train.order, order)?;
+        let (loss, accuracy, syncs) = self.pass(None, order.len(), progress)?;
+        self.train_syncs = syncs;
+        Ok((loss, accuracy))
+    }
+
+    fn evaluate(&mut self, set: EvalSet) -> Result<(f64, f64)> {
+        let len = match set {
+            EvalSet::Validation => self.val.as_ref().map_or(0, |v| v.1.len()),
+            EvalSet::Test => self.test.1.len(),
+        };
+        let (loss, accuracy, _) = self.pass(Some(set), len, &mut |_, _| {})?;
+        Ok((loss, accuracy))
+    }
+
+    fn end_epoch(&mut self, metric: f32) -> Result<()> {
+        self.optimizer.end_epoch(self.gpu, metric).map(|_| ())
+    }
+
+    fn state(&mut self) -> Result<TrainState> {
+        let optimizer_state = self
+            .optimizer
+            .state()
+            .iter()
+            .map(|t| t.read(self.gpu))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(TrainState {
+            params: self.params.read(self.gpu)?,
+            optimizer_state,
+            step: self.optimizer.step_scalars(self.gpu)?,
+        })
+    }
+
+    fn restore(&mut self, state: &TrainState) -> Result<()> {
+        if state.params.len() != self.params.len() {
+            return Err(Error::shape(
+                "restore",
+                format!(
+                    "{} parameters given, the model has {}",
+                    state.params.len(),
+                    self.params.len()
+                ),
+            ));
+        }
+        self.optimizer
+            .restore(self.gpu, &state.optimizer_state, state.step)?;
+        self.params.write(self.gpu, &state.params)
+    }
+
+    fn dispatches_per_step(&self) -> Option<f64> {
+        Some(self.dispatches_per_step)
+    }
+
+    fn host_syncs_last_epoch(&self) -> Option<usize> {
+        Some(self.train_syncs)
+    }
+}
+
+// ------------------------------------------------------------ the runner
 enum Launch {
     Matmul(Matmul),
     Softmax(SoftmaxXent),

@@ -11,17 +11,17 @@ mod cpu;
 mod gpu;
 mod resume;
 
+pub use cpu::CpuEngine;
+pub use gpu::GpuEngine;
 pub use resume::{load_checkpoint, save_checkpoint};
 
 use crate::data::Dataset;
 use crate::error::{Error, Result, positive};
-use crate::gpu::{Gpu, GpuTensor};
-use crate::kernels::{Gather, GatherOptions, GpuDataset, GpuOptimizer};
+use crate::kernels::GatherOptions;
 use crate::metrics::{EpochMetrics, History};
 use crate::model::Model;
 use crate::optim::{OptimizerConfig, StepScalars};
 use rand::{SeedableRng, seq::SliceRandom};
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// How to train.
@@ -71,7 +71,7 @@ impl TrainConfig {
         Ok(())
     }
 
-    fn gather_options(&self, append_one: bool) -> GatherOptions {
+    pub(crate) fn gather_options(&self, append_one: bool) -> GatherOptions {
         GatherOptions {
             mean: self.mean,
             std: self.std,
@@ -254,14 +254,14 @@ pub fn fit(
     })
 }
 
-fn eval_order(data: &TrainData, set: EvalSet) -> Vec<u32> {
+pub(crate) fn eval_order(data: &TrainData, set: EvalSet) -> Vec<u32> {
     match set {
         EvalSet::Validation => data.val_idx.clone(),
         EvalSet::Test => (0..data.test.len() as u32).collect(),
     }
 }
 
-fn check_model(model: &dyn Model, data: &TrainData) -> Result<()> {
+pub(crate) fn check_model(model: &dyn Model, data: &TrainData) -> Result<()> {
     let pixels = model.input_dim() - usize::from(model.appends_one());
     if pixels != data.train.dim() || model.classes() != data.train.classes {
         return Err(Error::shape(
@@ -280,460 +280,10 @@ fn check_model(model: &dyn Model, data: &TrainData) -> Result<()> {
 
 /// Runs whole-batch programs of the full batch size and of the short last
 /// batch, built once each.
-fn batch_sizes(n: usize, batch: usize) -> Vec<usize> {
+pub(crate) fn batch_sizes(n: usize, batch: usize) -> Vec<usize> {
     let mut sizes = vec![batch.min(n)];
     if n > batch && !n.is_multiple_of(batch) {
         sizes.push(n % batch);
     }
     sizes
-}
-
-// ------------------------------------------------------------------- CPU
-
-/// Training on the CPU with the ndarray twins (threaded matrix products).
-pub struct CpuEngine<'d> {
-    data: &'d TrainData,
-    config: TrainConfig,
-    append_one: bool,
-    params: Vec<f32>,
-    grads: Vec<f32>,
-    optimizer: crate::cpu::CpuOptimizer,
-    train: BTreeMap<usize, cpu::CpuProgram>,
-    eval: BTreeMap<usize, cpu::CpuProgram>,
-    /// The gathered minibatch, reused from step to step.
-    x: Vec<f32>,
-    y: Vec<u32>,
-}
-
-impl<'d> CpuEngine<'d> {
-    /// Initialises `model`'s parameters from `config.seed`.
-    pub fn new(model: &dyn Model, data: &'d TrainData, config: &TrainConfig) -> Result<Self> {
-        config.validate()?;
-        check_model(model, data)?;
-        let params = model.init(config.seed);
-        let n = params.len();
-        let mut train = BTreeMap::new();
-        for rows in batch_sizes(data.train_idx.len(), config.batch) {
-            train.insert(rows, cpu::CpuProgram::new(model.train_program(rows)));
-        }
-        let mut eval = BTreeMap::new();
-        for set in [EvalSet::Validation, EvalSet::Test] {
-            let len = eval_order(data, set).len();
-            if len > 0 {
-                for rows in batch_sizes(len, config.eval_batch) {
-                    eval.entry(rows)
-                        .or_insert_with(|| cpu::CpuProgram::new(model.eval_program(rows)));
-                }
-            }
-        }
-        Ok(CpuEngine {
-            data,
-            config: config.clone(),
-            append_one: model.appends_one(),
-            params,
-            grads: vec![0.0; n],
-            optimizer: crate::cpu::CpuOptimizer::new(config.optimizer, n)?,
-            train,
-            eval,
-            x: Vec::new(),
-            y: Vec::new(),
-        })
-    }
-
-    /// Runs `order` in batches through the training programs (with an
-    /// optimizer step after each) or the evaluation programs; returns the
-    /// mean loss and the accuracy.
-    fn pass(
-        &mut self,
-        set: Option<EvalSet>,
-        order: &[u32],
-        mut progress: impl FnMut(usize, usize),
-    ) -> Result<(f64, f64)> {
-        let batch = if set.is_some() {
-            self.config.eval_batch
-        } else {
-            self.config.batch
-        };
-        let data = self.data;
-        let dataset = match set {
-            Some(EvalSet::Test) => &data.test,
-            _ => &data.train,
-        };
-        let opts = self.config.gather_options(self.append_one);
-        let width = dataset.dim() + usize::from(self.append_one);
-        // One input buffer for the whole pass: a step allocates nothing.
-        self.x.resize(batch * width, 0.0);
-        let steps = order.len().div_ceil(batch);
-        let (mut loss, mut correct) = (0f32, 0u64);
-        for s in 0..steps {
-            let rows = batch.min(order.len() - s * batch);
-            let xs = &mut self.x[..rows * width];
-            crate::cpu::gather_into(dataset, order, s * batch, rows, opts, xs, &mut self.y)?;
-            let x = ndarray::ArrayView2::from_shape((rows, width), &*xs)
-                .map_err(|e| Error::shape("train", e))?;
-            let programs = if set.is_some() {
-                &mut self.eval
-            } else {
-                &mut self.train
-            };
-            let program = programs
-                .get_mut(&rows)
-                .ok_or_else(|| Error::shape("train", format!("no program for {rows} rows")))?;
-            let (l, c) = program.run(x.into_dyn(), &self.y, &self.params, &mut self.grads)?;
-            loss += l;
-            correct += c as u64;
-            if set.is_none() {
-                self.optimizer.step(&mut self.params, &self.grads)?;
-            }
-            progress(s + 1, steps);
-        }
-        let n = order.len().max(1) as f64;
-        Ok((loss as f64 / n, correct as f64 / n))
-    }
-}
-
-impl Engine for CpuEngine<'_> {
-    fn device(&self) -> &'static str {
-        "cpu"
-    }
-
-    fn adapter(&self) -> String {
-        format!(
-            "CPU, ndarray + matrixmultiply + rayon, {} threads",
-            rayon::current_num_threads()
-        )
-    }
-
-    fn train_epoch(
-        &mut self,
-        order: &[u32],
-        progress: &mut dyn FnMut(usize, usize),
-    ) -> Result<(f64, f64)> {
-        self.pass(None, order, progress)
-    }
-
-    fn evaluate(&mut self, set: EvalSet) -> Result<(f64, f64)> {
-        let order = eval_order(self.data, set);
-        if order.is_empty() {
-            return Err(Error::InvalidArgument {
-                name: "evaluation set",
-                msg: format!("{set:?} is empty"),
-            });
-        }
-        self.pass(Some(set), &order, |_, _| {})
-    }
-
-    fn end_epoch(&mut self, metric: f32) -> Result<()> {
-        self.optimizer.end_epoch(metric).map(|_| ())
-    }
-
-    fn state(&mut self) -> Result<TrainState> {
-        Ok(TrainState {
-            params: self.params.clone(),
-            optimizer_state: self.optimizer.state().to_vec(),
-            step: *self.optimizer.step_scalars(),
-        })
-    }
-
-    fn restore(&mut self, state: &TrainState) -> Result<()> {
-        if state.params.len() != self.params.len() {
-            return Err(Error::shape(
-                "restore",
-                format!(
-                    "{} parameters given, the model has {}",
-                    state.params.len(),
-                    self.params.len()
-                ),
-            ));
-        }
-        self.optimizer.restore(&state.optimizer_state, state.step)?;
-        self.params.copy_from_slice(&state.params);
-        Ok(())
-    }
-}
-
-// ------------------------------------------------------------------- GPU
-
-struct GpuSet {
-    data: GpuDataset,
-    order: GpuTensor<u32>,
-    gather: Gather,
-}
-
-/// Training on the GPU: dataset resident, steps recorded in bulk, loss and
-/// accuracy read back once per epoch.
-pub struct GpuEngine<'g> {
-    gpu: &'g Gpu,
-    params: GpuTensor<f32>,
-    optimizer: GpuOptimizer,
-    loss_total: GpuTensor<f32>,
-    correct_total: GpuTensor<u32>,
-    train: GpuSet,
-    train_programs: BTreeMap<usize, gpu::GpuProgram>,
-    val: Option<(GpuSet, Vec<u32>)>,
-    test: (GpuSet, Vec<u32>),
-    eval_programs: BTreeMap<usize, gpu::GpuProgram>,
-    steps_per_submit: usize,
-    dispatches_per_step: f64,
-    /// Blocking waits in the last training epoch.
-    train_syncs: usize,
-}
-
-impl<'g> GpuEngine<'g> {
-    /// Uploads the data and the initial parameters, builds every pipeline,
-    /// bind group and program once.
-    pub fn new(
-        gpu: &'g Gpu,
-        model: &dyn Model,
-        data: &TrainData,
-        config: &TrainConfig,
-    ) -> Result<Self> {
-        config.validate()?;
-        check_model(model, data)?;
-        let opts = config.gather_options(model.appends_one());
-        let width = model.input_dim();
-        let init = model.init(config.seed);
-        let params = GpuTensor::from_slice(gpu, &[init.len()], &init)?;
-        let grads = GpuTensor::<f32>::zeros(gpu, &[init.len()])?;
-        let optimizer = GpuOptimizer::new(gpu, config.optimizer, &params, &grads)?;
-        let loss_total = GpuTensor::<f32>::zeros(gpu, &[1])?;
-        let correct_total = GpuTensor::<u32>::zeros(gpu, &[1])?;
-
-        let set = |d: &GpuDataset,
-                   order: &[u32],
-                   x: &GpuTensor<f32>,
-                   y: &GpuTensor<u32>,
-                   batch: usize|
-         -> Result<GpuSet> {
-            let buf = d.order_buffer(gpu, order.len())?;
-            d.write_order(gpu, &buf, order)?;
-            let gather = Gather::new(gpu, d, &buf, x, y, batch, opts)?;
-            Ok(GpuSet {
-                data: d.clone(),
-                order: buf,
-                gather,
-            })
-        };
-
-        let train_data = GpuDataset::upload(gpu, &data.train)?;
-        let test_data = GpuDataset::upload(gpu, &data.test)?;
-        let x = GpuTensor::<f32>::zeros(gpu, &[config.batch, width])?;
-        let y = GpuTensor::<u32>::zeros(gpu, &[config.batch])?;
-        let train = set(&train_data, &data.train_idx, &x, &y, config.batch)?;
-        let bindings = gpu::Bindings {
-            x: &x,
-            y: &y,
-            classes: model.classes(),
-            params: &params,
-            grads: &grads,
-            loss_total: &loss_total,
-            correct_total: &correct_total,
-        };
-        let mut train_programs = BTreeMap::new();
-        for rows in batch_sizes(data.train_idx.len(), config.batch) {
-            train_programs.insert(
-                rows,
-                gpu::GpuProgram::compile(gpu, &model.train_program(rows), &bindings)?,
-            );
-        }
-
-        let ex = GpuTensor::<f32>::zeros(gpu, &[config.eval_batch, width])?;
-        let ey = GpuTensor::<u32>::zeros(gpu, &[config.eval_batch])?;
-        let eval_bindings = gpu::Bindings {
-            x: &ex,
-            y: &ey,
-            ..bindings
-        };
-        let mut eval_programs = BTreeMap::new();
-        let mut eval_set = |d: &GpuDataset, order: Vec<u32>| -> Result<(GpuSet, Vec<u32>)> {
-            for rows in batch_sizes(order.len(), config.eval_batch) {
-                if let std::collections::btree_map::Entry::Vacant(slot) = eval_programs.entry(rows)
-                {
-                    slot.insert(gpu::GpuProgram::compile(
-                        gpu,
-                        &model.eval_program(rows),
-                        &eval_bindings,
-                    )?);
-                }
-            }
-            Ok((set(d, &order, &ex, &ey, config.eval_batch)?, order))
-        };
-        let val = if data.val_idx.is_empty() {
-            None
-        } else {
-            Some(eval_set(&train_data, data.val_idx.clone())?)
-        };
-        let test = eval_set(&test_data, eval_order(data, EvalSet::Test))?;
-
-        let full = &train_programs[&batch_sizes(data.train_idx.len(), config.batch)[0]];
-        let dispatches_per_step =
-            (train_data.chunk_count() + full.dispatches() + optimizer.dispatches()) as f64;
-        Ok(GpuEngine {
-            gpu,
-            params,
-            optimizer,
-            loss_total,
-            correct_total,
-            train,
-            train_programs,
-            val,
-            test,
-            eval_programs,
-            steps_per_submit: config.steps_per_submit,
-            dispatches_per_step,
-            train_syncs: 0,
-        })
-    }
-
-    /// Records every step of a set's gather through its programs (with the
-    /// optimizer when training), `steps_per_submit` steps per submit; returns
-    /// (mean loss, accuracy) read back once at the end, and the number of
-    /// blocking waits it made.
-    fn pass(
-        &mut self,
-        which: Option<EvalSet>,
-        order_len: usize,
-        progress: &mut dyn FnMut(usize, usize),
-    ) -> Result<(f64, f64, usize)> {
-        let gpu = self.gpu;
-        let mut syncs = 0;
-        self.loss_total.fill(gpu, 0.0)?;
-        self.correct_total.fill(gpu, 0)?;
-        let (set, programs) = match which {
-            None => (&self.train, &self.train_programs),
-            Some(EvalSet::Validation) => match &self.val {
-                Some((s, _)) => (s, &self.eval_programs),
-                None => {
-                    return Err(Error::InvalidArgument {
-                        name: "evaluation set",
-                        msg: "there is no validation split".into(),
-                    });
-                }
-            },
-            Some(EvalSet::Test) => (&self.test.0, &self.eval_programs),
-        };
-        let steps = set.gather.steps();
-        let mut previous: Option<(wgpu::SubmissionIndex, usize)> = None;
-        let mut first = 0;
-        while first < steps {
-            let last = (first + self.steps_per_submit).min(steps);
-            let mut encoder = gpu.encoder("steps");
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("steps"),
-                    timestamp_writes: None,
-                });
-                for s in first..last {
-                    let rows = set.gather.rows(s);
-                    let program = programs.get(&rows).ok_or_else(|| {
-                        Error::shape("train", format!("no program for {rows} rows"))
-                    })?;
-                    set.gather.record(&mut pass, s)?;
-                    program.record(&mut pass);
-                    if which.is_none() {
-                        self.optimizer.record(&mut pass);
-                    }
-                }
-            }
-            let index = gpu.submit(encoder)?;
-            // Keep one submit in flight while waiting for the one before it:
-            // the GPU never idles, and progress reports real completion.
-            if let Some((prev, done)) = previous.replace((index, last)) {
-                gpu.wait_for(prev)?;
-                syncs += 1;
-                progress(done, steps);
-            }
-            first = last;
-        }
-        let loss = self.loss_total.read(gpu)?[0] as f64;
-        let correct = self.correct_total.read(gpu)?[0] as f64;
-        syncs += 2;
-        progress(steps, steps);
-        let n = order_len.max(1) as f64;
-        Ok((loss / n, correct / n, syncs))
-    }
-}
-
-impl Engine for GpuEngine<'_> {
-    fn device(&self) -> &'static str {
-        "gpu"
-    }
-
-    fn adapter(&self) -> String {
-        self.gpu.summary().to_string()
-    }
-
-    fn train_epoch(
-        &mut self,
-        order: &[u32],
-        progress: &mut dyn FnMut(usize, usize),
-    ) -> Result<(f64, f64)> {
-        if order.len() != self.train.order.len() {
-            return Err(Error::shape(
-                "train_epoch",
-                format!(
-                    "the order holds {} indices, the training set {}",
-                    order.len(),
-                    self.train.order.len()
-                ),
-            ));
-        }
-        self.train
-            .data
-            .write_order(self.gpu, &self.train.order, order)?;
-        let (loss, accuracy, syncs) = self.pass(None, order.len(), progress)?;
-        self.train_syncs = syncs;
-        Ok((loss, accuracy))
-    }
-
-    fn evaluate(&mut self, set: EvalSet) -> Result<(f64, f64)> {
-        let len = match set {
-            EvalSet::Validation => self.val.as_ref().map_or(0, |v| v.1.len()),
-            EvalSet::Test => self.test.1.len(),
-        };
-        let (loss, accuracy, _) = self.pass(Some(set), len, &mut |_, _| {})?;
-        Ok((loss, accuracy))
-    }
-
-    fn end_epoch(&mut self, metric: f32) -> Result<()> {
-        self.optimizer.end_epoch(self.gpu, metric).map(|_| ())
-    }
-
-    fn state(&mut self) -> Result<TrainState> {
-        let optimizer_state = self
-            .optimizer
-            .state()
-            .iter()
-            .map(|t| t.read(self.gpu))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(TrainState {
-            params: self.params.read(self.gpu)?,
-            optimizer_state,
-            step: self.optimizer.step_scalars(self.gpu)?,
-        })
-    }
-
-    fn restore(&mut self, state: &TrainState) -> Result<()> {
-        if state.params.len() != self.params.len() {
-            return Err(Error::shape(
-                "restore",
-                format!(
-                    "{} parameters given, the model has {}",
-                    state.params.len(),
-                    self.params.len()
-                ),
-            ));
-        }
-        self.optimizer
-            .restore(self.gpu, &state.optimizer_state, state.step)?;
-        self.params.write(self.gpu, &state.params)
-    }
-
-    fn dispatches_per_step(&self) -> Option<f64> {
-        Some(self.dispatches_per_step)
-    }
-
-    fn host_syncs_last_epoch(&self) -> Option<usize> {
-        Some(self.train_syncs)
-    }
 }

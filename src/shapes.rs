@@ -1,4 +1,4 @@
-//! Operation descriptions shared by the GPU launchers and their CPU twins, so
+//! Shapes and options shared by the GPU launchers and their CPU twins, so
 //! both sides accept exactly the same options and reject the same shapes with
 //! the same errors.
 

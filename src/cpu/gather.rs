@@ -1,8 +1,8 @@
-//! CPU twin of `shaders/data.wgsl`.
+//! CPU twin of `shaders/gather.wgsl`.
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::kernels::data::GatherOptions;
+use crate::kernels::gather::GatherOptions;
 use ndarray::Array2;
 use rayon::prelude::*;
 

@@ -1,4 +1,4 @@
-//! Launcher for `shaders/data.wgsl`: the dataset resident on the GPU and the
+//! Launcher for `shaders/gather.wgsl`: the dataset resident on the GPU and the
 //! minibatch gather that feeds every training step.
 //!
 //! The images go up once, as packed bytes split into chunks that each fit a
@@ -10,7 +10,7 @@ use super::fold;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor, KernelPipeline, PipelineKey};
-use crate::shaders::DATA;
+use crate::shaders::GATHER;
 use std::sync::Arc;
 
 /// Size in bytes of the shader's `Params` block.
@@ -202,7 +202,7 @@ pub fn specialisations() -> Vec<PipelineKey> {
 
 fn key() -> PipelineKey {
     PipelineKey {
-        shader: &DATA,
+        shader: &GATHER,
         entry: "gather",
         constants: vec![],
     }
