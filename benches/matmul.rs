@@ -13,81 +13,25 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use wgpu_train::bench::{MatmulCase, matmul_cases};
 use wgpu_train::kernels::Matmul;
-use wgpu_train::{Activation, Gpu, GpuTensor, MatmulKernel, MatmulOptions, MatmulShape, cpu};
+use wgpu_train::{Gpu, GpuTensor, MatmulKernel, MatmulOptions, cpu};
 
-struct Case {
-    name: &'static str,
-    m: usize,
-    n: usize,
-    k: usize,
-    opts: MatmulOptions,
-    bias: bool,
-}
-
-fn cases() -> Vec<Case> {
-    let c = |name, m, n, k, opts, bias| Case {
-        name,
-        m,
-        n,
-        k,
-        opts,
-        bias,
-    };
-    let sig = MatmulOptions::nt().with_activation(Activation::Sigmoid);
-    vec![
-        c("mlp_l1_fwd_nt_128x128x784", 128, 128, 784, sig, true),
-        c(
-            "mlp_l1_dw_tn_128x784x128",
-            128,
-            784,
-            128,
-            MatmulOptions::tn(),
-            false,
-        ),
-        c("mlp_l2_fwd_nt_128x128x128", 128, 128, 128, sig, true),
-        c(
-            "mlp_l2_dx_nn_128x128x10",
-            128,
-            128,
-            10,
-            MatmulOptions::nn(),
-            false,
-        ),
-        c(
-            "mlp_l3_fwd_nt_128x10x128",
-            128,
-            10,
-            128,
-            MatmulOptions::nt(),
-            true,
-        ),
-        c(
-            "linear_fwd_nt_256x10x3073",
-            256,
-            10,
-            3073,
-            MatmulOptions::nt(),
-            false,
-        ),
-        c(
-            "linear_dw_tn_10x3073x256",
-            10,
-            3073,
-            256,
-            MatmulOptions::tn(),
-            false,
-        ),
-        c("square_nn_512", 512, 512, 512, MatmulOptions::nn(), false),
-        c(
-            "square_nn_1024",
-            1024,
-            1024,
-            1024,
-            MatmulOptions::nn(),
-            false,
-        ),
-    ]
+/// The model products (derived from the models' training programs) and
+/// 512³/1024³; 4096³ is left to `gpu_vs_cpu --big`.
+fn cases() -> Vec<MatmulCase> {
+    let mut cases: Vec<MatmulCase> = matmul_cases()
+        .into_iter()
+        .filter(|c| c.name != "square.4096")
+        .collect();
+    cases.push(MatmulCase {
+        name: "square.512".into(),
+        a: vec![512, 512],
+        b: vec![512, 512],
+        opts: MatmulOptions::nn(),
+        bias: false,
+    });
+    cases
 }
 
 /// Seconds per product, per (case, implementation), from every timed sample.
@@ -115,20 +59,10 @@ fn input(shape: &[usize], seed: u32) -> ndarray::ArrayD<f32> {
 
 fn bench(c: &mut Criterion, gpu: &Gpu) {
     for (ci, case) in cases().iter().enumerate() {
-        let sa = if case.opts.trans_a {
-            [case.k, case.m]
-        } else {
-            [case.m, case.k]
-        };
-        let sb = if case.opts.trans_b {
-            [case.n, case.k]
-        } else {
-            [case.k, case.n]
-        };
-        let (a, b, bias) = (input(&sa, 1), input(&sb, 2), input(&[case.n], 3));
-        let shape =
-            MatmulShape::resolve(&sa, &sb, case.bias.then_some(&[case.n][..]), &case.opts).unwrap();
-        let mut group = c.benchmark_group(case.name);
+        let shape = case.shape().unwrap();
+        let (sa, sb) = (&case.a[..], &case.b[..]);
+        let (a, b, bias) = (input(sa, 1), input(sb, 2), input(&[shape.n], 3));
+        let mut group = c.benchmark_group(case.name.as_str());
         group.throughput(Throughput::Elements(shape.flops()));
         if shape.flops() > 200_000_000 {
             group
@@ -217,7 +151,7 @@ fn print_table(gpu: &Gpu) {
         if !who.iter().any(|w| samples.contains_key(&(ci, w.clone()))) {
             continue; // filtered out on the command line
         }
-        let flops = 2.0 * (case.m * case.n * case.k) as f64;
+        let flops = case.shape().map_or(0, |s| s.flops()) as f64;
         print!("{:<28} {:>12.1}", case.name, flops / 1e6);
         let mut rates = Vec::new();
         for w in &who {

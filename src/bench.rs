@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuLabels, GpuTensor, GpuTimer};
 use crate::kernels::gather::{Gather, GatherOptions, GpuDataset};
 use crate::kernels::{GpuOptimizer, Matmul, MatmulKernel, SoftmaxXent, SoftmaxXentKernel};
-use crate::model::{LinearSoftmax, Mlp, Model, parameter_count};
+use crate::model::{LinearSoftmax, Mlp, Model, Op, parameter_count};
 use crate::optim::OptimizerConfig;
 use crate::shapes::{Activation, MatmulOptions, MatmulShape};
 use crate::train::{CpuEngine, Engine, GpuEngine, TrainConfig, TrainData};
@@ -362,56 +362,87 @@ fn agree(c: &mut Comparison, what: &str, result: std::result::Result<(), Box<cpu
     }
 }
 
-struct MatmulCase {
-    name: &'static str,
-    m: usize,
-    n: usize,
-    k: usize,
-    opts: MatmulOptions,
-    bias: bool,
+/// One matrix product to time: the operands' shapes as stored, the options,
+/// and whether a bias is added. [`matmul_cases`] derives the model cases from
+/// the models' own programs, so the benchmarks time exactly the products a
+/// training step records.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatmulCase {
+    /// e.g. "mlp.h1" (the product that writes `h1`) or "square.1024".
+    pub name: String,
+    pub a: Vec<usize>,
+    pub b: Vec<usize>,
+    pub opts: MatmulOptions,
+    pub bias: bool,
 }
 
-fn matmul_cases() -> Vec<MatmulCase> {
-    let c = |name, m, n, k, opts, bias| MatmulCase {
-        name,
-        m,
-        n,
-        k,
-        opts,
-        bias,
-    };
-    let sig = MatmulOptions::nt().with_activation(Activation::Sigmoid);
-    let (nt, nn, tn) = (
-        MatmulOptions::nt(),
-        MatmulOptions::nn(),
-        MatmulOptions::tn(),
-    );
-    vec![
-        // The MLP 784-128-128-10 at batch 128: forward, then backward from
-        // the last layer, in the order a training step runs them.
-        c("mlp.l1.fwd", 128, 128, 784, sig, true),
-        c("mlp.l2.fwd", 128, 128, 128, sig, true),
-        c("mlp.l3.fwd", 128, 10, 128, nt, true),
-        c("mlp.l3.dw", 10, 128, 128, tn, false),
-        c("mlp.l3.dx", 128, 128, 10, nn, false),
-        c("mlp.l2.dw", 128, 128, 128, tn, false),
-        c("mlp.l2.dx", 128, 128, 128, nn, false),
-        c("mlp.l1.dw", 128, 784, 128, tn, false),
-        // The CIFAR-10 linear classifier 10×3073 at batch 256 (bias folded in).
-        c("linear.fwd", 256, 10, 3073, nt, false),
-        c("linear.dw", 10, 3073, 256, tn, false),
-        c("square.1024", 1024, 1024, 1024, nn, false),
-        c("square.4096", 4096, 4096, 4096, nn, false),
-    ]
+impl MatmulCase {
+    /// The resolved sizes (M, N, K, batch).
+    pub fn shape(&self) -> Result<MatmulShape> {
+        let n = if self.opts.trans_b {
+            self.b[0]
+        } else {
+            self.b[1]
+        };
+        let bias = [n];
+        MatmulShape::resolve(&self.a, &self.b, self.bias.then_some(&bias[..]), &self.opts)
+    }
 }
 
-fn describe(case: &MatmulCase) -> String {
+/// Every matrix product of one training step of `model` at batch `rows`, in
+/// the order the step records them, named `{prefix}.{output tensor}`.
+pub fn program_matmuls(prefix: &str, model: &dyn Model, rows: usize) -> Vec<MatmulCase> {
+    let program = model.train_program(rows);
+    program
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Matmul {
+                a,
+                b,
+                bias,
+                out,
+                opts,
+                ..
+            } => Some(MatmulCase {
+                name: format!("{prefix}.{}", program.spec(*out).name),
+                a: program.spec(*a).shape.clone(),
+                b: program.spec(*b).shape.clone(),
+                opts: *opts,
+                bias: bias.is_some(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The products the benchmarks time: the MLP 784-128-128-10 at batch 128
+/// and the CIFAR-10 linear classifier 10×3073 at batch 256 (bias folded in),
+/// straight from their training programs, then square NN products.
+pub fn matmul_cases() -> Vec<MatmulCase> {
+    let mut cases = program_matmuls("mlp", &Mlp::mnist(Activation::Sigmoid), 128);
+    if let Ok(linear) = LinearSoftmax::new(3072, 10) {
+        cases.extend(program_matmuls("linear", &linear, 256));
+    }
+    for n in [1024, 4096] {
+        cases.push(MatmulCase {
+            name: format!("square.{n}"),
+            a: vec![n, n],
+            b: vec![n, n],
+            opts: MatmulOptions::nn(),
+            bias: false,
+        });
+    }
+    cases
+}
+
+fn describe(case: &MatmulCase, shape: &MatmulShape) -> String {
     let t = |b: bool| if b { 't' } else { 'n' };
     let mut s = format!(
         "{}x{}x{} {}{}",
-        case.m,
-        case.n,
-        case.k,
+        shape.m,
+        shape.n,
+        shape.k,
         t(case.opts.trans_a),
         t(case.opts.trans_b)
     );
@@ -432,26 +463,17 @@ fn bench_matmul(
     opts: &Options,
     case: &MatmulCase,
 ) -> Result<Comparison> {
-    let mut c = Comparison::new("matmul", case.name, describe(case));
-    let sa = if case.opts.trans_a {
-        [case.k, case.m]
-    } else {
-        [case.m, case.k]
-    };
-    let sb = if case.opts.trans_b {
-        [case.n, case.k]
-    } else {
-        [case.k, case.n]
-    };
-    let bias_shape = [case.n];
-    let shape = MatmulShape::resolve(&sa, &sb, case.bias.then_some(&bias_shape[..]), &case.opts)?;
+    let shape = case.shape()?;
+    let mut c = Comparison::new("matmul", &case.name, describe(case, &shape));
+    let (sa, sb) = (&case.a[..], &case.b[..]);
+    let bias_shape = [shape.n];
     c.flops = shape.flops();
     let square = case.name.starts_with("square.");
     if square && opts.quick {
         c.note = "skipped: --quick runs the model shapes only".into();
         return Ok(c);
     }
-    let huge = case.m >= 4096;
+    let huge = shape.m >= 4096;
     let mut o = opts.clone();
     if huge {
         if gpu.is_software() && !opts.big {
@@ -466,7 +488,7 @@ fn bench_matmul(
             c.note = "--big on a software adapter: 1 timed run per side after 1 warm-up".into();
         }
     }
-    let (a, b, bias) = (array(&sa, 1)?, array(&sb, 2)?, array(&bias_shape, 3)?);
+    let (a, b, bias) = (array(sa, 1)?, array(sb, 2)?, array(&bias_shape, 3)?);
     let bias1 = bias
         .view()
         .into_dimensionality::<ndarray::Ix1>()
@@ -504,7 +526,7 @@ fn bench_matmul(
         })
     })?);
     let got = out.to_array(gpu)?;
-    let tol = Tolerance::new(1e-5 + 1e-6 * case.k as f32, 1e-4);
+    let tol = Tolerance::new(1e-5 + 1e-6 * shape.k as f32, 1e-4);
     agree(
         &mut c,
         &format!(
@@ -807,8 +829,8 @@ fn bench_train(
 /// The names of every case, in the order [`run`] reports them.
 pub fn case_names() -> Vec<(&'static str, String)> {
     let mut v: Vec<(&'static str, String)> = matmul_cases()
-        .iter()
-        .map(|c| ("matmul", c.name.to_string()))
+        .into_iter()
+        .map(|c| ("matmul", c.name))
         .collect();
     for (f, n) in [
         ("softmax_xent", "mlp"),
@@ -841,7 +863,7 @@ pub fn run(
         rows.push(c);
     };
     for case in matmul_cases() {
-        if opts.wants("matmul", case.name) {
+        if opts.wants("matmul", &case.name) {
             emit(bench_matmul(gpu, &timer, opts, &case)?);
         }
     }

@@ -26,7 +26,8 @@
 //!   atomically, loaded with checked names and shapes.
 //! - [`metrics`]: per-epoch metrics, the epoch line and the `--json` run
 //!   summary.
-//! - [`plot`]: loss and accuracy curves per epoch as SVG or PNG.
+//! - `plot` (default-on cargo feature `plot`): loss and accuracy curves per
+//!   epoch as SVG or PNG.
 //!
 //! - [`strategies`]: the course notebook's four optimisation strategies
 //!   (random search, random local search, numerical vs analytic gradient,
@@ -45,6 +46,7 @@ pub mod kernels;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+#[cfg(feature = "plot")]
 pub mod plot;
 pub mod shaders;
 pub mod shapes;
