@@ -937,3 +937,116 @@ pub fn run(
     }
     Ok(rows)
 }
+
+// ------------------------------------------------------------ every version
+
+/// Every version of one kernel family timed on one case: what a tuner would
+/// measure before choosing, and what [`MatmulKernel::choose`] picks today.
+#[derive(Clone, Debug, Serialize)]
+pub struct Versions {
+    pub family: &'static str,
+    pub name: String,
+    pub detail: String,
+    pub flops: u64,
+    /// (version, median seconds per product); `None` where a version failed
+    /// to build or disagreed with the CPU twin (the reason is in `notes`).
+    pub times: Vec<(&'static str, Option<f64>)>,
+    /// The fastest version that agreed with the CPU twin.
+    pub fastest: Option<&'static str>,
+    /// The version the fixed rule (`Auto`) runs on this adapter.
+    pub auto: &'static str,
+    pub notes: Vec<String>,
+}
+
+/// Times every matmul version on every case [`Options::filter`] lets through
+/// (GPU timestamps where the adapter has them), after checking each version's
+/// output against the CPU twin. 4096³ runs only with [`Options::big`] on a
+/// software adapter.
+pub fn matmul_versions(
+    gpu: &Gpu,
+    opts: &Options,
+    mut on_row: impl FnMut(&Versions),
+) -> Result<Vec<Versions>> {
+    opts.validate()?;
+    let timer = GpuTimer::new(gpu)?;
+    let mut rows = Vec::new();
+    for case in matmul_cases() {
+        if !opts.wants("matmul", &case.name) {
+            continue;
+        }
+        let shape = case.shape()?;
+        if shape.m >= 4096 && gpu.is_software() && !opts.big {
+            continue;
+        }
+        if case.name.starts_with("square.") && opts.quick {
+            continue;
+        }
+        let (sa, sb) = (&case.a[..], &case.b[..]);
+        let (a, b, bias) = (array(sa, 1)?, array(sb, 2)?, array(&[shape.n], 3)?);
+        let bias1 = bias
+            .view()
+            .into_dimensionality::<ndarray::Ix1>()
+            .map_err(|e| Error::shape("bench", e))?;
+        let want = cpu::matmul(&a, &b, case.bias.then_some(bias1.view()), case.opts)?;
+        let (ga, gb, gbias) = (
+            GpuTensor::from_array(gpu, &a)?,
+            GpuTensor::from_array(gpu, &b)?,
+            GpuTensor::from_array(gpu, &bias)?,
+        );
+        let out = GpuTensor::<f32>::zeros(gpu, &shape.output_shape())?;
+        let tol = Tolerance::new(1e-5 + 1e-6 * shape.k as f32, 1e-4);
+        let mut row = Versions {
+            family: "matmul",
+            name: case.name.clone(),
+            detail: describe(&case, &shape),
+            flops: shape.flops(),
+            times: Vec::new(),
+            fastest: None,
+            auto: MatmulKernel::choose(gpu, &shape).name(),
+            notes: Vec::new(),
+        };
+        let mut best = f64::INFINITY;
+        for kernel in MatmulKernel::ALL {
+            let time = (|| -> Result<f64> {
+                let mm = Matmul::new(
+                    gpu,
+                    &ga,
+                    &gb,
+                    case.bias.then_some(&gbias),
+                    &out,
+                    case.opts,
+                    kernel,
+                )?;
+                out.fill(gpu, f32::NAN)?;
+                mm.run(gpu, 1)?;
+                cpu::compare(&out.to_array(gpu)?, &want, tol).map_err(|m| {
+                    Error::shape("bench", format!("disagrees with the CPU twin: {m}"))
+                })?;
+                let m = measure(opts, timer.kind().name(), |reps| {
+                    timer.time(gpu, |pass| {
+                        for _ in 0..reps {
+                            mm.record(pass);
+                        }
+                    })
+                })?;
+                Ok(m.seconds)
+            })();
+            match time {
+                Ok(s) => {
+                    if s < best {
+                        best = s;
+                        row.fastest = Some(kernel.name());
+                    }
+                    row.times.push((kernel.name(), Some(s)));
+                }
+                Err(e) => {
+                    row.notes.push(format!("{}: {e}", kernel.name()));
+                    row.times.push((kernel.name(), None));
+                }
+            }
+        }
+        on_row(&row);
+        rows.push(row);
+    }
+    Ok(rows)
+}
