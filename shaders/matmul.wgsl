@@ -17,6 +17,9 @@
 //                      barrier is expensive and a thread runs as SIMD lanes.
 //   v3 matmul_tiled    64×64 tiles staged through workgroup memory, 16 k per
 //                      stage, 4×4 outputs per thread: the shape real GPUs like.
+//   v4 matmul_tiled_8x8  128×128 tiles, 8×8 outputs per thread in named vec4
+//                      registers, two tile buffers (global loads overlap the
+//                      products): for large products on hardware GPUs.
 // Accumulation runs over k in increasing order in every version.
 
 struct Params {
@@ -248,4 +251,166 @@ fn matmul_tiled(
             }
         }
     }
+}
+
+// ------------------------------- v4: 128×128 tiles, 8×8 per thread, 2 buffers
+// For hardware GPUs, after the public WGSL matmuls that reach a third of fp32
+// peak (wgpu-mm, gpu.cpp): a 128×128 output tile per workgroup of 16×16
+// threads, each thread holding 8×8 outputs in 16 *named* vec4 accumulators
+// (naga spills an array of accumulators to memory), reading the tiles from
+// workgroup memory as vec4s, and two tile buffers so that one global load
+// and one barrier per k-stage overlap the products of the previous stage.
+// A thread's rows are 4·ty..4·ty+3 and 64+4·ty..64+4·ty+3 (its columns
+// likewise in tx), so neighbouring threads read neighbouring vec4s.
+// 2 × 2 × 8 × 128 floats = 16 KiB of workgroup memory: WebGPU's default limit.
+const V4_BM: u32 = 128u;
+const V4_BK: u32 = 8u;
+// [buffer][kk][vec4 of 4 rows or columns]: 2 × 8 × 32 vec4s each.
+var<workgroup> a_tile4: array<vec4<f32>, 512>;
+var<workgroup> b_tile4: array<vec4<f32>, 512>;
+
+fn store4(bz: u32, row: u32, col_lo: u32, col_hi: u32, lo: vec4<f32>, hi: vec4<f32>) {
+    if (row >= p.m) {
+        return;
+    }
+    for (var j = 0u; j < 4u; j = j + 1u) {
+        if (col_lo + j < p.n) {
+            store(bz, row, col_lo + j, lo[j]);
+        }
+        if (col_hi + j < p.n) {
+            store(bz, row, col_hi + j, hi[j]);
+        }
+    }
+}
+
+// Element `i` (0..4) of this thread's share of stage `k0`, zero past the
+// edges; the index is clamped so the load itself is always in bounds.
+fn v4_load_a(a_base: u32, row: u32, kk: u32) -> f32 {
+    let v = a[a_base + min(row, p.m - 1u) * a_row_stride() + min(kk, p.k - 1u) * a_k_stride()];
+    return select(0.0, v, row < p.m && kk < p.k);
+}
+
+fn v4_load_b(b_base: u32, kk: u32, col: u32) -> f32 {
+    let v = b[b_base + min(kk, p.k - 1u) * b_k_stride() + min(col, p.n - 1u) * b_col_stride()];
+    return select(0.0, v, col < p.n && kk < p.k);
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn matmul_tiled_8x8(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    let tid = lid.y * 16u + lid.x;
+    let tile_row = wid.y * V4_BM;
+    let tile_col = wid.x * V4_BM;
+    let bz = wid.z;
+    let a_base = p.a_offset + bz * p.a_batch_stride;
+    let b_base = p.b_offset + bz * p.b_batch_stride;
+
+    // This thread's 4 elements of each 8×128 stage, walked in the direction
+    // memory is contiguous: A along k (along rows when TRANS_A), B along
+    // columns (along k when TRANS_B).
+    var a_r: array<u32, 4>;
+    var a_k: array<u32, 4>;
+    var b_c: array<u32, 4>;
+    var b_k: array<u32, 4>;
+    for (var i = 0u; i < 4u; i = i + 1u) {
+        let e = tid + i * 256u;
+        a_r[i] = select(e / V4_BK, e % V4_BM, TRANS_A);
+        a_k[i] = select(e % V4_BK, e / V4_BM, TRANS_A);
+        b_c[i] = select(e % V4_BM, e / V4_BK, TRANS_B);
+        b_k[i] = select(e / V4_BM, e % V4_BK, TRANS_B);
+    }
+    var a_reg: vec4<f32>;
+    var b_reg: vec4<f32>;
+
+    var acc00 = vec4<f32>(0.0);
+    var acc01 = vec4<f32>(0.0);
+    var acc10 = vec4<f32>(0.0);
+    var acc11 = vec4<f32>(0.0);
+    var acc20 = vec4<f32>(0.0);
+    var acc21 = vec4<f32>(0.0);
+    var acc30 = vec4<f32>(0.0);
+    var acc31 = vec4<f32>(0.0);
+    var acc40 = vec4<f32>(0.0);
+    var acc41 = vec4<f32>(0.0);
+    var acc50 = vec4<f32>(0.0);
+    var acc51 = vec4<f32>(0.0);
+    var acc60 = vec4<f32>(0.0);
+    var acc61 = vec4<f32>(0.0);
+    var acc70 = vec4<f32>(0.0);
+    var acc71 = vec4<f32>(0.0);
+
+    let stages = (p.k + V4_BK - 1u) / V4_BK;
+    // Stage 0 into buffer 0.
+    for (var i = 0u; i < 4u; i = i + 1u) {
+        a_reg[i] = v4_load_a(a_base, tile_row + a_r[i], a_k[i]);
+        b_reg[i] = v4_load_b(b_base, b_k[i], tile_col + b_c[i]);
+    }
+    for (var i = 0u; i < 4u; i = i + 1u) {
+        a_tile4[a_k[i] * 32u + a_r[i] / 4u][a_r[i] % 4u] = a_reg[i];
+        b_tile4[b_k[i] * 32u + b_c[i] / 4u][b_c[i] % 4u] = b_reg[i];
+    }
+    workgroupBarrier();
+
+    // Uniform trip count and uniform `more`: every thread reaches every barrier.
+    for (var s = 0u; s < stages; s = s + 1u) {
+        let cur = (s % 2u) * 256u;
+        let next = 256u - cur;
+        let more = s + 1u < stages;
+        if (more) {
+            // Issue the next stage's global loads before this stage's products.
+            let k0 = (s + 1u) * V4_BK;
+            for (var i = 0u; i < 4u; i = i + 1u) {
+                a_reg[i] = v4_load_a(a_base, tile_row + a_r[i], k0 + a_k[i]);
+                b_reg[i] = v4_load_b(b_base, k0 + b_k[i], tile_col + b_c[i]);
+            }
+        }
+        for (var kk = 0u; kk < V4_BK; kk = kk + 1u) {
+            let base = cur + kk * 32u;
+            let a_lo = a_tile4[base + lid.y];
+            let a_hi = a_tile4[base + 16u + lid.y];
+            let b_lo = b_tile4[base + lid.x];
+            let b_hi = b_tile4[base + 16u + lid.x];
+            acc00 = acc00 + a_lo.x * b_lo;
+            acc01 = acc01 + a_lo.x * b_hi;
+            acc10 = acc10 + a_lo.y * b_lo;
+            acc11 = acc11 + a_lo.y * b_hi;
+            acc20 = acc20 + a_lo.z * b_lo;
+            acc21 = acc21 + a_lo.z * b_hi;
+            acc30 = acc30 + a_lo.w * b_lo;
+            acc31 = acc31 + a_lo.w * b_hi;
+            acc40 = acc40 + a_hi.x * b_lo;
+            acc41 = acc41 + a_hi.x * b_hi;
+            acc50 = acc50 + a_hi.y * b_lo;
+            acc51 = acc51 + a_hi.y * b_hi;
+            acc60 = acc60 + a_hi.z * b_lo;
+            acc61 = acc61 + a_hi.z * b_hi;
+            acc70 = acc70 + a_hi.w * b_lo;
+            acc71 = acc71 + a_hi.w * b_hi;
+        }
+        if (more) {
+            // The other buffer was last read before the previous barrier.
+            for (var i = 0u; i < 4u; i = i + 1u) {
+                a_tile4[next + a_k[i] * 32u + a_r[i] / 4u][a_r[i] % 4u] = a_reg[i];
+                b_tile4[next + b_k[i] * 32u + b_c[i] / 4u][b_c[i] % 4u] = b_reg[i];
+            }
+        }
+        workgroupBarrier();
+    }
+    if (bz >= p.batch) {
+        return;
+    }
+    let row_lo = tile_row + lid.y * 4u;
+    let row_hi = row_lo + 64u;
+    let col_lo = tile_col + lid.x * 4u;
+    let col_hi = col_lo + 64u;
+    store4(bz, row_lo + 0u, col_lo, col_hi, acc00, acc01);
+    store4(bz, row_lo + 1u, col_lo, col_hi, acc10, acc11);
+    store4(bz, row_lo + 2u, col_lo, col_hi, acc20, acc21);
+    store4(bz, row_lo + 3u, col_lo, col_hi, acc30, acc31);
+    store4(bz, row_hi + 0u, col_lo, col_hi, acc40, acc41);
+    store4(bz, row_hi + 1u, col_lo, col_hi, acc50, acc51);
+    store4(bz, row_hi + 2u, col_lo, col_hi, acc60, acc61);
+    store4(bz, row_hi + 3u, col_lo, col_hi, acc70, acc71);
 }

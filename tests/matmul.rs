@@ -122,6 +122,7 @@ macro_rules! matmul_cases {
         mod v1_naive { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::V1Naive) })* }
         mod v2_blocked { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::V2Blocked) })* }
         mod v3_tiled { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::V3Tiled) })* }
+        mod v4_tiled_8x8 { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::V4Tiled8x8) })* }
         mod auto { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::Auto) })* }
     };
 }
@@ -258,7 +259,7 @@ proptest! {
         bias: bool,
         b_batched: bool,
         activation in activation_strategy(),
-        version in 0usize..3,
+        version in 0usize..MatmulKernel::ALL.len(),
     ) {
         let opts = MatmulOptions { trans_a, trans_b, activation };
         let c = Case {

@@ -30,14 +30,18 @@ pub enum MatmulKernel {
     V2Blocked,
     /// v3: 64×64 tiles staged through workgroup memory.
     V3Tiled,
+    /// v4: 128×128 tiles, 8×8 outputs per thread in named vec4 registers,
+    /// double-buffered workgroup tiles.
+    V4Tiled8x8,
 }
 
 impl MatmulKernel {
     /// Every concrete version, for tests and benchmarks.
-    pub const ALL: [MatmulKernel; 3] = [
+    pub const ALL: [MatmulKernel; 4] = [
         MatmulKernel::V1Naive,
         MatmulKernel::V2Blocked,
         MatmulKernel::V3Tiled,
+        MatmulKernel::V4Tiled8x8,
     ];
 
     /// Short name for tables ("v2_blocked").
@@ -47,6 +51,7 @@ impl MatmulKernel {
             MatmulKernel::V1Naive => "v1_naive",
             MatmulKernel::V2Blocked => "v2_blocked",
             MatmulKernel::V3Tiled => "v3_tiled",
+            MatmulKernel::V4Tiled8x8 => "v4_tiled_8x8",
         }
     }
 
@@ -55,6 +60,7 @@ impl MatmulKernel {
             MatmulKernel::Auto | MatmulKernel::V2Blocked => "matmul_blocked",
             MatmulKernel::V1Naive => "matmul_naive",
             MatmulKernel::V3Tiled => "matmul_tiled",
+            MatmulKernel::V4Tiled8x8 => "matmul_tiled_8x8",
         }
     }
 
@@ -63,7 +69,7 @@ impl MatmulKernel {
     /// runs 4×16 threads instead of leaving 5 of 8 columns of lanes idle.
     fn workgroup(self, n: usize) -> (usize, usize) {
         match self {
-            MatmulKernel::V1Naive | MatmulKernel::V3Tiled => (16, 16),
+            MatmulKernel::V1Naive | MatmulKernel::V3Tiled | MatmulKernel::V4Tiled8x8 => (16, 16),
             MatmulKernel::Auto | MatmulKernel::V2Blocked => {
                 let x = n.div_ceil(4).next_power_of_two().min(8);
                 (x, 64 / x)
@@ -75,6 +81,7 @@ impl MatmulKernel {
     fn per_thread(self) -> usize {
         match self {
             MatmulKernel::V1Naive => 1,
+            MatmulKernel::V4Tiled8x8 => 8,
             _ => 4,
         }
     }
