@@ -53,10 +53,10 @@ struct Args {
     cpu_peak_gflops: Option<f64>,
     #[arg(long)]
     cpu_peak_gbps: Option<f64>,
-    /// Instead of GPU vs CPU: time every matmul version on each shape (each
+    /// Instead of GPU vs CPU (alias --tune): time every matmul version on each shape (each
     /// checked against the CPU twin first), with the fastest and the version
     /// the fixed rule (`MatmulKernel::Auto`) picks on this adapter.
-    #[arg(long)]
+    #[arg(long, alias = "tune")]
     versions: bool,
 }
 
@@ -208,7 +208,7 @@ fn run(args: Args) -> Result<bool> {
         cpu_gbps: positive("--cpu-peak-gbps", args.cpu_peak_gbps)?,
     };
     opts.validate()?;
-    let gpu = Gpu::new()?;
+    let gpu = Gpu::new_tuned()?;
     if args.versions {
         return versions(&gpu, &opts, args.json, peaks.gpu_gflops);
     }
@@ -263,6 +263,9 @@ fn run(args: Args) -> Result<bool> {
                 );
             }
         }
+    }
+    if let Some(r) = gpu.tuner().report() {
+        eprintln!("{r}");
     }
     let bad: Vec<&Comparison> = rows.iter().filter(|c| c.agreed == Some(false)).collect();
     for c in &bad {

@@ -52,6 +52,7 @@ pub mod shaders;
 pub mod shapes;
 pub mod strategies;
 pub mod train;
+pub mod tune;
 
 pub use data::Dataset;
 pub use error::{Error, Result};

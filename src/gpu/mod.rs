@@ -36,6 +36,11 @@ pub struct GpuOptions {
     /// exercise limit handling (e.g. a 1 MiB storage binding). `None` requests
     /// the adapter's real limits.
     pub max_storage_buffer_binding_size: Option<u64>,
+    /// Kernel autotuning ([`crate::tune`]). `None` reads
+    /// `WGPU_TRAIN_AUTOTUNE`, else off.
+    pub autotune: Option<crate::tune::TuneMode>,
+    /// Where the autotune cache lives; `None`: `$XDG_CACHE_HOME/wgpu-train`.
+    pub autotune_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for GpuOptions {
@@ -49,6 +54,8 @@ impl Default for GpuOptions {
                 .ok()
                 .filter(|s| !s.is_empty()),
             max_storage_buffer_binding_size: None,
+            autotune: None,
+            autotune_dir: None,
         }
     }
 }
@@ -90,6 +97,7 @@ pub struct Gpu {
     /// Errors raised outside any error scope. wgpu's default handler panics;
     /// ours keeps them so the next scoped call can return them.
     uncaptured: Arc<Mutex<Vec<String>>>,
+    tuner: crate::tune::Tuner,
 }
 
 const NO_ADAPTER_HELP: &str = "\
@@ -105,6 +113,17 @@ impl Gpu {
     /// Builds a context with [`GpuOptions::default()`] (honouring `WGPU_BACKEND`).
     pub fn new() -> Result<Self> {
         Self::with_options(GpuOptions::default())
+    }
+
+    /// As [`Gpu::new`], but with kernel autotuning on unless
+    /// `WGPU_TRAIN_AUTOTUNE` says otherwise: what the examples use. The
+    /// library's own default (and the tests') is off, a fixed choice.
+    pub fn new_tuned() -> Result<Self> {
+        let mode = crate::tune::TuneMode::from_env()?.unwrap_or(crate::tune::TuneMode::On);
+        Self::with_options(GpuOptions {
+            autotune: Some(mode),
+            ..GpuOptions::default()
+        })
     }
 
     /// Builds a context with explicit options, blocking on the async setup.
@@ -123,6 +142,10 @@ impl Gpu {
             desc.backends = backends;
         }
         let backends = desc.backends;
+        let tune_mode = match options.autotune {
+            Some(m) => m,
+            None => crate::tune::TuneMode::from_env()?.unwrap_or_default(),
+        };
         let instance = wgpu::Instance::new(desc);
         let adapter = Self::pick_adapter(&instance, backends, &options).await?;
         let info = adapter.get_info();
@@ -177,6 +200,7 @@ impl Gpu {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
+        let tuner = crate::tune::Tuner::new(tune_mode, &info, options.autotune_dir.clone());
         Ok(Gpu {
             adapter,
             device,
@@ -187,6 +211,7 @@ impl Gpu {
             placeholder,
             placeholder_rw,
             uncaptured,
+            tuner,
         })
     }
 
@@ -252,6 +277,11 @@ impl Gpu {
     /// Name, backend and device type of the adapter.
     pub fn summary(&self) -> &AdapterSummary {
         &self.summary
+    }
+
+    /// The kernel autotuner ([`crate::tune`]).
+    pub fn tuner(&self) -> &crate::tune::Tuner {
+        &self.tuner
     }
 
     /// The limits the device was created with (the adapter's own).

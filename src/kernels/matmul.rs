@@ -21,7 +21,8 @@ use crate::shapes::{Activation, MatmulOptions, MatmulShape};
 /// and are all validated; they differ in speed by shape and adapter.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum MatmulKernel {
-    /// Pick by adapter and shape (see [`MatmulKernel::choose`]).
+    /// The autotuner's choice where autotuning is on ([`crate::tune`]),
+    /// else the fixed rule [`MatmulKernel::choose`].
     #[default]
     Auto,
     /// v1: one output per thread, the readable reference.
@@ -208,7 +209,7 @@ impl Matmul {
         reads.extend(bias.map(|t| Operand::of("bias", t)));
         check_operands(gpu, "matmul", &reads, &[Operand::of("C", c)])?;
         let kernel = match kernel {
-            MatmulKernel::Auto => MatmulKernel::choose(gpu, &shape),
+            MatmulKernel::Auto => gpu.tuner().matmul(gpu, &shape, &opts, bias.is_some()),
             k => k,
         };
         let (wg_x, wg_y) = kernel.workgroup(shape.n);
