@@ -9,8 +9,10 @@
 
 mod cpu;
 mod gpu;
+mod gradient;
 mod resume;
 
+pub use gradient::{Gradient, gradient_cpu, gradient_gpu};
 pub use resume::{load_checkpoint, save_checkpoint};
 
 use crate::data::Dataset;
