@@ -12,6 +12,9 @@ mod gpu;
 mod gradient;
 mod resume;
 
+// The strategies run the linear model's program through the same runners.
+pub(crate) use cpu::CpuProgram;
+pub(crate) use gpu::{Bindings, GpuProgram};
 pub use gradient::{Gradient, gradient_cpu, gradient_gpu};
 pub use resume::{load_checkpoint, save_checkpoint};
 
