@@ -115,3 +115,13 @@ pub fn activation_backward(
     ActivationBackward::new(gpu, dh, h, &dz, activation)?.run(gpu, 1)?;
     Ok(dz)
 }
+
+#[cfg(test)]
+mod layout {
+    use crate::kernels::mirror::check_mirror;
+
+    #[test]
+    fn params_mirrors_the_wgsl_struct() {
+        check_mirror!(super::Params, &crate::shaders::ACTIVATION, "Params"; len, dh_offset, h_offset, dz_offset);
+    }
+}

@@ -296,3 +296,13 @@ pub fn matmul_with(
     Matmul::new(gpu, a, b, bias, &c, opts, kernel)?.run(gpu, 1)?;
     Ok(c)
 }
+
+#[cfg(test)]
+mod layout {
+    use crate::kernels::mirror::check_mirror;
+
+    #[test]
+    fn params_mirrors_the_wgsl_struct() {
+        check_mirror!(super::Params, &crate::shaders::MATMUL, "Params"; m, n, k, batch, a_offset, b_offset, c_offset, bias_offset, a_batch_stride, b_batch_stride, c_batch_stride, _pad);
+    }
+}

@@ -541,6 +541,13 @@ mod tests {
     }
 
     #[test]
+    fn hyper_and_step_scalars_mirror_the_wgsl_structs() {
+        use crate::kernels::mirror::check_mirror;
+        check_mirror!(Hyper, &OPTIM, "Hyper"; n, row, param_offset, grad_offset, lr, weight_decay, momentum, dampening, beta1, beta2, eps, lr_decay, step_size, gamma, t_max, eta_min, alpha, threads, _pad);
+        check_mirror!(StepScalars, &OPTIM, "StepScalars"; t, lr, decay_factor, beta1_pow, beta2_pow, adagrad_lr, step_size, bias_correction2_sqrt, keras_alpha, decay, _pad);
+    }
+
+    #[test]
     fn step_scalars_is_twelve_words() {
         assert_eq!(STEP_WORDS, 12);
         assert_eq!(std::mem::size_of::<Hyper>(), 80);

@@ -370,3 +370,13 @@ pub fn loss_correct_sum(
     LossCorrectSum::new(gpu, loss, correct, &total, &count, false)?.run(gpu, 1)?;
     Ok((total, count))
 }
+
+#[cfg(test)]
+mod layout {
+    use crate::kernels::mirror::check_mirror;
+
+    #[test]
+    fn params_mirrors_the_wgsl_struct() {
+        check_mirror!(super::Params, &crate::shaders::REDUCE, "Params"; rows, cols, x_offset, h_offset, dz_offset, sums_offset, flags_offset, count_offset);
+    }
+}

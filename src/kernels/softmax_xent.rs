@@ -291,3 +291,13 @@ pub fn softmax_xent_with(
         dlogits,
     })
 }
+
+#[cfg(test)]
+mod layout {
+    use crate::kernels::mirror::check_mirror;
+
+    #[test]
+    fn params_mirrors_the_wgsl_struct() {
+        check_mirror!(super::Params, &crate::shaders::SOFTMAX_XENT, "Params"; n, c, logits_offset, labels_offset, loss_offset, correct_offset, dlogits_offset, _pad);
+    }
+}
