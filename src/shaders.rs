@@ -1,7 +1,7 @@
 //! The WGSL sources, compiled into the binary, with each file's binding list.
 //!
 //! [`specialisations`] lists every (entry point, override constants) pipeline
-//! the launchers can build; `tests/shaders.rs` validates each with naga
+//! the launchers can build; `tests/cpu/shaders.rs` validates each with naga
 //! without a GPU.
 
 use crate::gpu::{Binding, PipelineKey};

@@ -30,7 +30,7 @@ fn key(activation: Activation) -> PipelineKey {
     }
 }
 
-/// Every pipeline this launcher can build (validated by `tests/shaders.rs`).
+/// Every pipeline this launcher can build (validated by `tests/cpu/shaders.rs`).
 pub fn specialisations() -> Vec<PipelineKey> {
     [Activation::Identity, Activation::Sigmoid, Activation::Relu]
         .into_iter()

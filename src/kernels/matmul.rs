@@ -138,7 +138,7 @@ fn key(kernel: MatmulKernel, opts: &MatmulOptions, has_bias: bool, n: usize) -> 
     }
 }
 
-/// Every pipeline this launcher can build (validated by `tests/shaders.rs`).
+/// Every pipeline this launcher can build (validated by `tests/cpu/shaders.rs`).
 pub fn specialisations() -> Vec<PipelineKey> {
     let mut keys = Vec::new();
     for kernel in MatmulKernel::ALL {

@@ -157,7 +157,7 @@ fn update_key(rule: &Rule) -> PipelineKey {
     }
 }
 
-/// Every pipeline this launcher can build (validated by `tests/shaders.rs`).
+/// Every pipeline this launcher can build (validated by `tests/cpu/shaders.rs`).
 pub fn specialisations() -> Vec<PipelineKey> {
     let mut keys: Vec<PipelineKey> = [
         Schedule::Constant,

@@ -104,7 +104,7 @@ fn totals_key(accumulate: bool) -> PipelineKey {
     }
 }
 
-/// Every pipeline these launchers can build (validated by `tests/shaders.rs`).
+/// Every pipeline these launchers can build (validated by `tests/cpu/shaders.rs`).
 pub fn specialisations() -> Vec<PipelineKey> {
     let mut keys = Vec::new();
     for kernel in ColumnSumKernel::ALL {

@@ -99,7 +99,7 @@ fn key(kernel: SoftmaxXentKernel, with_grad: bool) -> PipelineKey {
     }
 }
 
-/// Every pipeline this launcher can build (validated by `tests/shaders.rs`).
+/// Every pipeline this launcher can build (validated by `tests/cpu/shaders.rs`).
 pub fn specialisations() -> Vec<PipelineKey> {
     SoftmaxXentKernel::ALL
         .iter()

@@ -23,7 +23,7 @@
 //! and their results and times can be set side by side. [`Strategies`]
 //! bundles a problem, both backends and the options, and runs each strategy
 //! on both: `examples/strategies.rs` prints what it returns, and
-//! `tests/strategies.rs` checks it.
+//! `tests/gpu/strategies.rs` checks it.
 //!
 //! The training examples are held as f32 rows (the Gaussian data of the
 //! notebook has no u8 form) and split into chunks of [`Options::chunk_rows`]

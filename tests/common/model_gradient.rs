@@ -1,21 +1,22 @@
-//! Each model's training program, run by the CPU runner and by the GPU
-//! runner on a fresh random batch, against the f64 reference gradient of
-//! `cpu::gradcheck` (`mlp_loss`, `linear_softmax_loss`), which is written
-//! without the program and proved right by finite differences in
-//! `gradcheck`. The whole flat gradient buffer is compared, tensor by tensor,
-//! after poisoning it with NaN: a transposed operand, a gradient written to
-//! the wrong offset or a missing bias term fails here, while GPU-vs-CPU
-//! parity (both runners execute the same program) cannot see it.
+//! Shared by `cpu::model_gradient` and `gpu::model_gradient`: each model's
+//! training program on a fresh random batch against the f64 reference
+//! gradient of `cpu::gradcheck` (`mlp_loss`, `linear_softmax_loss`), which is
+//! written without the program and proved right by finite differences in
+//! `cpu::gradcheck`. The whole flat gradient buffer is compared, tensor by
+//! tensor, after the runner poisoned it with NaN: a transposed operand, a
+//! gradient written to the wrong offset or a missing bias term fails here,
+//! while GPU-vs-CPU parity (both runners execute the same program) cannot
+//! see it.
 
-mod common;
-
-use common::{gpu, random};
+use super::{random, random_labels};
+use ndarray::ArrayView2;
 use ndarray::{Array2, ArrayView1, Ix2, s};
 use wgpu_train::Activation;
+use wgpu_train::Result;
 use wgpu_train::cpu::Tolerance;
 use wgpu_train::cpu::gradcheck::{MlpParams, linear_softmax_loss, mlp_loss};
 use wgpu_train::model::{LinearSoftmax, Mlp, Model};
-use wgpu_train::train::{Gradient, gradient_cpu, gradient_gpu};
+use wgpu_train::train::Gradient;
 
 const BATCHES: [usize; 3] = [1, 7, 128];
 
@@ -90,7 +91,7 @@ impl Case {
         let pix = random(&[rows, pixels], seed).mapv(|v| 0.5 * (v + 1.0));
         x.slice_mut(s![.., ..pixels])
             .assign(&pix.into_dimensionality::<Ix2>().unwrap());
-        let labels = common::random_labels(rows, m.classes(), seed + 1);
+        let labels = random_labels(rows, m.classes(), seed + 1);
         let specs = m.parameters();
         let mut params = Vec::new();
         for (i, p) in specs.iter().enumerate() {
@@ -170,7 +171,7 @@ fn assert_matches(what: &str, case: &Case, rows: usize, got: &Gradient, want: &(
     );
 }
 
-fn check_all(device: &str, run: impl Fn(&dyn Model, &Array2<f32>, &[u32], &[f32]) -> Gradient) {
+pub fn check_all(device: &str, run: impl Fn(&dyn Model, &Array2<f32>, &[u32], &[f32]) -> Gradient) {
     for (name, case) in cases() {
         for (i, &rows) in BATCHES.iter().enumerate() {
             let (x, labels, params) = case.batch(rows, 1000 * i as u64 + 7);
@@ -181,29 +182,20 @@ fn check_all(device: &str, run: impl Fn(&dyn Model, &Array2<f32>, &[u32], &[f32]
     }
 }
 
-#[test]
-fn cpu_runner_gradients_match_the_f64_reference() {
-    check_all("cpu", |m, x, y, p| gradient_cpu(m, x.view(), y, p).unwrap());
-}
-
-#[test]
-fn gpu_runner_gradients_match_the_f64_reference() {
-    check_all("gpu", |m, x, y, p| {
-        gradient_gpu(gpu(), m, x.view(), y, p).unwrap()
-    });
-}
-
-#[test]
-fn gradient_rejects_mismatched_batches_and_parameters() {
+/// `run` (either runner) refuses a batch whose rows, width, labels or
+/// parameter count do not fit the model.
+pub fn assert_rejects_bad_batches(
+    run: impl Fn(&dyn Model, ArrayView2<'_, f32>, &[u32], &[f32]) -> Result<Gradient>,
+) {
     let model = Mlp::new(&[5, 3, 2], Activation::Relu).unwrap();
     let x = Array2::<f32>::ones((4, 5));
     let params = vec![0.5; 3 * 5 + 3 + 2 * 3 + 2];
+    assert!(run(&model, x.view(), &[0, 1, 0, 1], &params).is_ok());
     for bad in [
-        gradient_cpu(&model, x.view(), &[0, 1, 0], &params),
-        gradient_cpu(&model, x.view(), &[0, 1, 0, 1], &params[1..]),
-        gradient_cpu(&model, x.slice(s![.., ..4]), &[0, 1, 0, 1], &params),
-        gradient_cpu(&model, x.view(), &[0, 1, 2, 1], &params),
-        gradient_gpu(gpu(), &model, x.view(), &[0, 1, 2, 1], &params),
+        run(&model, x.view(), &[0, 1, 0], &params),
+        run(&model, x.view(), &[0, 1, 0, 1], &params[1..]),
+        run(&model, x.slice(s![.., ..4]), &[0, 1, 0, 1], &params),
+        run(&model, x.view(), &[0, 1, 2, 1], &params),
     ] {
         assert!(bad.is_err(), "accepted a bad batch: {bad:?}");
     }

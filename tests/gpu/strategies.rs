@@ -3,8 +3,7 @@
 //! configuration on the GPU and the CPU twins, checked against what the
 //! notebook says they give and against each other.
 
-mod common;
-
+use crate::common;
 use std::sync::Arc;
 use wgpu_train::strategies::{
     Backend, CIFAR_CLASSES, CIFAR_DIM, CpuBackend, GpuBackend, Options, Problem, ScoreLayout,
