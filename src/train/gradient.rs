@@ -2,7 +2,7 @@
 //! gradient buffer before any optimizer touches it.
 //!
 //! The engines never expose the gradient (the optimizer consumes it in the
-//! same pass), and both runners execute the same [`Program`], so comparing
+//! same pass), and both runners execute the same [`Program`](crate::model::Program), so comparing
 //! the runners with each other cannot find a miswired program. These two
 //! functions exist so that tests can compare each model's whole gradient with
 //! the f64 reference of [`crate::cpu::gradcheck`] (`mlp_loss`,
