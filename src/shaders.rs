@@ -4,7 +4,7 @@
 //! file so that naga's and the drivers' line numbers stay the file's own.
 //!
 //! [`specialisations`] lists every (entry point, override constants) pipeline
-//! the launchers can build; `tests/shaders.rs` validates each with naga
+//! the launchers can build; `tests/cpu/shaders.rs` validates each with naga
 //! without a GPU.
 
 use crate::gpu::{Binding, PipelineKey};

@@ -381,3 +381,13 @@ impl Gather {
         }
     }
 }
+
+#[cfg(test)]
+mod layout {
+    use crate::kernels::mirror::check_mirror;
+
+    #[test]
+    fn params_mirrors_the_wgsl_struct() {
+        check_mirror!(super::Params, &crate::shaders::GATHER, "Params"; start, rows, dim, stride_words, chunk_first, chunk_len, out_stride, append_one, x_offset, y_offset, scale, shift, _pad);
+    }
+}

@@ -145,7 +145,7 @@ fn key(kernel: MatmulKernel, opts: &MatmulOptions, has_bias: bool, n: usize) -> 
     }
 }
 
-/// Every pipeline this launcher can build (validated by `tests/shaders.rs`).
+/// Every pipeline this launcher can build (validated by `tests/cpu/shaders.rs`).
 pub fn specialisations() -> Vec<PipelineKey> {
     let mut keys = Vec::new();
     for kernel in MatmulKernel::ALL {
@@ -298,4 +298,14 @@ pub fn matmul_with(
     let c = GpuTensor::zeros(gpu, &shape.output_shape())?;
     Matmul::new(gpu, a, b, bias, &c, opts, kernel)?.run(gpu, 1)?;
     Ok(c)
+}
+
+#[cfg(test)]
+mod layout {
+    use crate::kernels::mirror::check_mirror;
+
+    #[test]
+    fn params_mirrors_the_wgsl_struct() {
+        check_mirror!(super::Params, &crate::shaders::MATMUL, "Params"; m, n, k, batch, a_offset, b_offset, c_offset, bias_offset, a_batch_stride, b_batch_stride, c_batch_stride, _pad);
+    }
 }

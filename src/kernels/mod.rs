@@ -5,6 +5,8 @@
 pub mod activation;
 pub mod gather;
 pub mod matmul;
+#[cfg(test)]
+mod mirror;
 pub mod optim;
 pub mod reduce;
 pub mod softmax_xent;

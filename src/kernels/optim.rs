@@ -157,7 +157,7 @@ fn update_key(rule: &Rule) -> PipelineKey {
     }
 }
 
-/// Every pipeline this launcher can build (validated by `tests/shaders.rs`).
+/// Every pipeline this launcher can build (validated by `tests/cpu/shaders.rs`).
 pub fn specialisations() -> Vec<PipelineKey> {
     let mut keys: Vec<PipelineKey> = [
         Schedule::Constant,
@@ -524,6 +524,13 @@ mod tests {
         // Past max² workgroups y exceeds the limit too: check_dispatch refuses it.
         let ([_, y, _], _) = grid(5 * 256, 256, 2);
         assert_eq!(y, 3);
+    }
+
+    #[test]
+    fn hyper_and_step_scalars_mirror_the_wgsl_structs() {
+        use crate::kernels::mirror::check_mirror;
+        check_mirror!(Hyper, &OPTIM, "Hyper"; n, row, param_offset, grad_offset, lr, weight_decay, momentum, dampening, beta1, beta2, eps, lr_decay, step_size, gamma, t_max, eta_min, alpha, threads, _pad);
+        check_mirror!(StepScalars, &OPTIM, "StepScalars"; t, lr, decay_factor, beta1_pow, beta2_pow, adagrad_lr, step_size, bias_correction2_sqrt, keras_alpha, decay, _pad);
     }
 
     #[test]

@@ -98,7 +98,7 @@ fn key(kernel: SoftmaxXentKernel, with_grad: bool) -> PipelineKey {
     }
 }
 
-/// Every pipeline this launcher can build (validated by `tests/shaders.rs`).
+/// Every pipeline this launcher can build (validated by `tests/cpu/shaders.rs`).
 pub fn specialisations() -> Vec<PipelineKey> {
     SoftmaxXentKernel::ALL
         .iter()
@@ -285,4 +285,14 @@ pub fn softmax_xent_with(
         correct,
         dlogits,
     })
+}
+
+#[cfg(test)]
+mod layout {
+    use crate::kernels::mirror::check_mirror;
+
+    #[test]
+    fn params_mirrors_the_wgsl_struct() {
+        check_mirror!(super::Params, &crate::shaders::SOFTMAX_XENT, "Params"; n, c, logits_offset, labels_offset, loss_offset, correct_offset, dlogits_offset, _pad);
+    }
 }

@@ -9,10 +9,15 @@
 
 mod cpu;
 mod gpu;
+mod gradient;
 mod resume;
 
 pub use cpu::CpuEngine;
 pub use gpu::GpuEngine;
+// The strategies run the linear model's program through the same runners.
+pub(crate) use cpu::CpuProgram;
+pub(crate) use gpu::{Bindings, GpuProgram};
+pub use gradient::{Gradient, gradient_cpu, gradient_gpu};
 pub use resume::{load_checkpoint, save_checkpoint};
 
 use crate::data::Dataset;

@@ -2,9 +2,7 @@
 //! library call the example makes: every case is reported, every time is
 //! finite and positive, and every GPU result agreed with the CPU twin's.
 
-mod common;
-
-use common::gpu;
+use crate::common::gpu;
 use wgpu_train::bench::{self, Options, Peaks};
 
 #[test]

@@ -1,9 +1,7 @@
 //! Bad input gets a clear `Err`, never a panic: mismatched shapes, buffers
 //! past the device's limits, wgpu validation errors, no adapter.
 
-mod common;
-
-use common::{gpu, random};
+use crate::common::{gpu, random};
 use wgpu_train::kernels::{Matmul, matmul};
 use wgpu_train::{Error, Gpu, GpuOptions, GpuTensor, MatmulKernel, MatmulOptions};
 

@@ -2,9 +2,7 @@
 //! bit for bit, resuming from a checkpoint equals an uninterrupted run, and
 //! one epoch on real Fashion-MNIST learns.
 
-mod common;
-
-use common::gpu;
+use crate::common::gpu;
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use wgpu_train::model::{LinearSoftmax, Mlp, Model};
 use wgpu_train::optim::OptimizerConfig;

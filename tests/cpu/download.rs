@@ -5,9 +5,7 @@
 //! The server is a std `TcpListener` thread that answers at most a given
 //! number of requests and stops by itself after a few seconds either way.
 
-mod data_util;
-
-use data_util::*;
+use crate::data_util::*;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;

@@ -2,9 +2,7 @@
 //! and fused with the bias-gradient column sum, with outputs poisoned before
 //! each dispatch.
 
-mod common;
-
-use common::{gpu, random, random_scaled};
+use crate::common::{gpu, random, random_scaled};
 use ndarray::ArrayD;
 use wgpu_train::cpu::{self, Tolerance};
 use wgpu_train::kernels::{ActivationBackward, ColumnSum, activation_backward};

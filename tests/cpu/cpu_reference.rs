@@ -2,9 +2,7 @@
 //! tolerance helper against hand-made cases (NaN must fail, the worst
 //! element must be reported).
 
-mod common;
-
-use common::{random, random_scaled};
+use crate::common::{random, random_scaled};
 use ndarray::{Array1, ArrayD, Ix1, IxDyn, array};
 use wgpu_train::cpu::{self, Tolerance, compare};
 use wgpu_train::{Activation, MatmulOptions};

@@ -2,9 +2,7 @@
 //! gradients) and the batch's loss and correct-count totals. Same inputs,
 //! same bits, on every run.
 
-mod common;
-
-use common::{gpu, random, random_labels};
+use crate::common::{gpu, random, random_labels};
 use wgpu_train::cpu::{self, Tolerance};
 use wgpu_train::kernels::{ColumnSum, LossCorrectSum, loss_correct_sum};
 use wgpu_train::{ColumnSumKernel, Error, GpuTensor};

@@ -2,9 +2,7 @@
 //! on disk and reused, robust to corrupt or foreign cache files; and whether
 //! the matmul versions it chooses between give the same bits here.
 
-mod common;
-
-use common::{gpu, random};
+use crate::common::{gpu, random};
 use std::path::{Path, PathBuf};
 use wgpu_train::kernels::Matmul;
 use wgpu_train::tune::{TuneMode, matmul_key};

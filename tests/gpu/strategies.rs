@@ -3,12 +3,11 @@
 //! configuration on the GPU and the CPU twins, checked against what the
 //! notebook says they give and against each other.
 
-mod common;
-
+use crate::common;
 use std::sync::Arc;
 use wgpu_train::strategies::{
-    CIFAR_CLASSES, CIFAR_DIM, CpuEngine, Engine, GpuEngine, Options, Problem, ScoreLayout, Split,
-    Strategies, randn, step_ranges,
+    Backend, CIFAR_CLASSES, CIFAR_DIM, CpuBackend, GpuBackend, Options, Problem, ScoreLayout,
+    Split, Strategies, randn, step_ranges,
 };
 
 const LN_10: f32 = std::f32::consts::LN_10;
@@ -140,15 +139,15 @@ fn score_layouts_agree_with_the_cpu_across_uneven_chunks_and_passes() {
     let p = uneven();
     let k = 23;
     let w = randn(k * p.weights(), 0.05, 11);
-    let mut cpu = CpuEngine::new(Arc::clone(&p), 300, 64).expect("cpu engine");
+    let mut cpu = CpuBackend::new(Arc::clone(&p), 300, 64).expect("cpu backend");
     let want = cpu.score(Split::Train, &w).expect("cpu score");
     for (layout, dispatches) in [
         // 4 chunks (300, 300, 300, 100); passes of 7, 7, 7, 2 candidates.
         (ScoreLayout::Batched, 4 * (2 + 7) * 3 + 4 * (2 + 2)),
         (ScoreLayout::Wide, (4 * 3 + 1) * 4),
     ] {
-        let mut gpu =
-            GpuEngine::new(common::gpu(), Arc::clone(&p), 300, 64, 7, layout).expect("gpu engine");
+        let mut gpu = GpuBackend::new(common::gpu(), Arc::clone(&p), 300, 64, 7, layout)
+            .expect("gpu backend");
         assert_eq!(gpu.candidates_per_pass(), 7);
         let got = gpu.score(Split::Train, &w).expect("gpu score");
         assert_eq!(got.len(), k);
@@ -187,8 +186,8 @@ fn descent_batches_never_cross_chunks() {
     assert_eq!(r, want);
     let p = uneven();
     let w0 = randn(p.weights(), 1e-3, 5);
-    let mut cpu = CpuEngine::new(Arc::clone(&p), 300, 64).expect("cpu engine");
-    let mut gpu = GpuEngine::new(
+    let mut cpu = CpuBackend::new(Arc::clone(&p), 300, 64).expect("cpu backend");
+    let mut gpu = GpuBackend::new(
         common::gpu(),
         Arc::clone(&p),
         300,
@@ -196,7 +195,7 @@ fn descent_batches_never_cross_chunks() {
         100,
         ScoreLayout::Auto,
     )
-    .expect("gpu engine");
+    .expect("gpu backend");
     let (gs, gw) = gpu.descend(&w0, 256, 2, 0.05).expect("gpu descend");
     let (cs, cw) = cpu.descend(&w0, 256, 2, 0.05).expect("cpu descend");
     for (g, c) in gs.iter().zip(&cs) {
@@ -240,18 +239,18 @@ fn bad_options_and_weights_are_errors() {
         assert!(e.is_some(), "accepted {o:?}");
     }
     let p = uneven();
-    let mut gpu = GpuEngine::new(common::gpu(), Arc::clone(&p), 300, 64, 7, ScoreLayout::Auto)
-        .expect("gpu engine");
+    let mut gpu = GpuBackend::new(common::gpu(), Arc::clone(&p), 300, 64, 7, ScoreLayout::Auto)
+        .expect("gpu backend");
     let short = vec![0.0f32; p.weights() - 1];
     assert!(gpu.score(Split::Train, &short).is_err());
     assert!(gpu.gradient(&short).is_err());
-    let mut cpu = CpuEngine::new(Arc::clone(&p), 300, 64).expect("cpu engine");
+    let mut cpu = CpuBackend::new(Arc::clone(&p), 300, 64).expect("cpu backend");
     assert!(cpu.evaluate(Split::Test, &short).is_err());
     // A problem whose rows and labels disagree is refused, not sliced.
     let mut broken = (*p).clone();
     broken.y_train.pop();
-    assert!(CpuEngine::new(Arc::new(broken.clone()), 300, 64).is_err());
-    let gpu = GpuEngine::new(
+    assert!(CpuBackend::new(Arc::new(broken.clone()), 300, 64).is_err());
+    let gpu = GpuBackend::new(
         common::gpu(),
         Arc::new(broken),
         300,

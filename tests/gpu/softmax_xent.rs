@@ -2,9 +2,7 @@
 //! backward and forward-only, with outputs poisoned before each dispatch.
 //! Test names say the case: N×C and what is awkward about it.
 
-mod common;
-
-use common::{gpu, random_labels, random_scaled};
+use crate::common::{gpu, random_labels, random_scaled};
 use ndarray::{Array2, ArrayD};
 use proptest::prelude::*;
 use wgpu_train::cpu::{self, Tolerance};
@@ -434,7 +432,7 @@ fn auto_choice_is_v1_on_software_adapters() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(crate::common::proptest_config(24))]
     #[test]
     fn matches_cpu_for_any_shape(
         n in 1usize..=40,

@@ -3,9 +3,7 @@
 //! which must be an `Err` whose message names the file and the problem.
 //! Also dataset discovery, split/shuffle determinism and synthetic data.
 
-mod data_util;
-
-use data_util::*;
+use crate::data_util::*;
 use std::path::{Path, PathBuf};
 use wgpu_train::data::{self, Format, Layout, cifar, idx, shuffle, synthetic};
 use wgpu_train::{Dataset, Error};

@@ -3,9 +3,7 @@
 //! bias column, mean/std normalisation, the chunked path (a device with a
 //! small binding limit), and a batch large enough to need a 2-D dispatch.
 
-mod common;
-
-use common::gpu;
+use crate::common::gpu;
 use rand::{RngExt, SeedableRng, rngs::StdRng, seq::SliceRandom};
 use wgpu_train::cpu::{self, Tolerance};
 use wgpu_train::kernels::{Gather, GatherOptions, GpuDataset};

@@ -2,9 +2,7 @@
 //! output poisoned with NaN before each dispatch. Test names say the case:
 //! the product (nn/nt/tn/tt), M×N×K, and what is awkward about it.
 
-mod common;
-
-use common::{gpu, random, random_scaled};
+use crate::common::{gpu, random, random_scaled};
 use ndarray::{ArrayD, Ix1};
 use proptest::prelude::*;
 use wgpu_train::cpu::{self, Tolerance};
@@ -247,7 +245,7 @@ fn activation_strategy() -> impl Strategy<Value = Activation> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    #![proptest_config(crate::common::proptest_config(32))]
     #[test]
     fn matches_cpu_for_any_shape(
         batch in 1usize..=3,

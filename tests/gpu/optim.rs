@@ -12,14 +12,12 @@
 //!   one encoder, no readback until the end.
 //! - Keras variants, schedules, validation, views, the 2-D grid.
 
-mod common;
-
 #[allow(dead_code)]
 mod torch {
-    include!("data/torch_optim.rs");
+    include!("../data/torch_optim.rs");
 }
 
-use common::{gpu, random};
+use crate::common::{gpu, random};
 use ndarray::{ArrayView1, ArrayView2};
 use wgpu_train::cpu::{self, CpuOptimizer, Tolerance};
 use wgpu_train::kernels::{GpuOptimizer, Matmul};

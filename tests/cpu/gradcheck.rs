@@ -3,9 +3,7 @@
 //! 10×3073 with the bias column) and the MNIST MLP 784-128-128-10 with
 //! sigmoid and with ReLU. Relative error ≤ 1e-6 on every checked coordinate.
 
-mod common;
-
-use common::random;
+use crate::common::random;
 use ndarray::{Array2, ArrayD, Ix1, Ix2};
 use wgpu_train::Activation;
 use wgpu_train::cpu::gradcheck::{
