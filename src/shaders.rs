@@ -20,12 +20,15 @@ pub struct Shader {
 
 pub static MATMUL: Shader = Shader {
     name: "matmul",
-    source: include_str!("../shaders/matmul.wgsl"),
+    source: concat!(
+        include_str!("../shaders/matmul.wgsl"),
+        include_str!("../shaders/shared/activation_grad.wgsl")
+    ),
     bindings: &[
         Binding::Uniform,          // params
         Binding::StorageRead,      // a
         Binding::StorageRead,      // b
-        Binding::StorageRead,      // bias
+        Binding::StorageRead,      // bias, or H for the activation-grad epilogue
         Binding::StorageReadWrite, // c
     ],
 };
@@ -47,13 +50,13 @@ pub static OPTIM: Shader = Shader {
     name: "optim",
     source: include_str!("../shaders/optim.wgsl"),
     bindings: &[
-        Binding::Uniform,          // h: hyperparameters
-        Binding::StorageReadWrite, // st: step scalars (t, scheduled lr, ...)
-        Binding::StorageReadWrite, // params
-        Binding::StorageRead,      // grads
-        Binding::StorageReadWrite, // s1: first state buffer
-        Binding::StorageReadWrite, // s2
-        Binding::StorageReadWrite, // s3
+        Binding::Uniform,                                        // h: hyperparameters
+        Binding::StorageSlot(crate::kernels::optim::STEP_BYTES), // st: step scalars, at a per-step offset
+        Binding::StorageReadWrite,                               // params
+        Binding::StorageRead,                                    // grads
+        Binding::StorageReadWrite,                               // s1: first state buffer
+        Binding::StorageReadWrite,                               // s2
+        Binding::StorageReadWrite,                               // s3
     ],
 };
 
@@ -67,6 +70,8 @@ pub static SOFTMAX_XENT: Shader = Shader {
         Binding::StorageReadWrite, // loss
         Binding::StorageReadWrite, // correct
         Binding::StorageReadWrite, // dlogits
+        Binding::StorageReadWrite, // loss_total (v3)
+        Binding::StorageReadWrite, // correct_total (v3)
     ],
 };
 

@@ -11,7 +11,10 @@ pub mod softmax_xent;
 
 pub use activation::{ActivationBackward, activation_backward};
 pub use gather::{Gather, GatherOptions, GpuDataset};
-pub use matmul::{Matmul, MatmulKernel, matmul, matmul_with};
+pub use matmul::{
+    Matmul, MatmulEpilogue, MatmulKernel, matmul, matmul_activation_grad, matmul_ones_column,
+    matmul_with,
+};
 pub use optim::GpuOptimizer;
 pub use reduce::{
     ColumnSum, ColumnSumKernel, LossCorrectSum, activation_bias_backward, column_sum,

@@ -10,12 +10,13 @@ use super::{
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuLabels, GpuTensor};
 use crate::kernels::{
-    ColumnSum, ColumnSumKernel, LossCorrectSum, Matmul, MatmulKernel, SoftmaxXent,
+    ColumnSum, ColumnSumKernel, LossCorrectSum, Matmul, MatmulEpilogue, MatmulKernel, SoftmaxXent,
     SoftmaxXentKernel,
 };
 use crate::kernels::{Gather, GpuDataset, GpuOptimizer};
 use crate::model::Model;
 use crate::model::{Op, Program, Region};
+use crate::shapes::MatmulOptions;
 use std::collections::BTreeMap;
 
 struct GpuSet {
@@ -59,7 +60,14 @@ impl<'g> GpuEngine<'g> {
         let init = model.init(config.seed);
         let params = GpuTensor::from_slice(gpu, &[init.len()], &init)?;
         let grads = GpuTensor::<f32>::zeros(gpu, &[init.len()])?;
-        let optimizer = GpuOptimizer::new(gpu, config.optimizer, &params, &grads)?;
+        let steps = data.train_idx.len().div_ceil(config.batch);
+        // Fused: each update reads its step scalars from a slot the host
+        // plans per epoch (no `advance` dispatch).
+        let optimizer = if config.fused {
+            GpuOptimizer::with_planned_steps(gpu, config.optimizer, &params, &grads, steps)?
+        } else {
+            GpuOptimizer::new(gpu, config.optimizer, &params, &grads)?
+        };
         let loss_total = GpuTensor::<f32>::zeros(gpu, &[1])?;
         let correct_total = GpuTensor::<u32>::zeros(gpu, &[1])?;
 
@@ -95,10 +103,12 @@ impl<'g> GpuEngine<'g> {
         };
         let mut train_programs = BTreeMap::new();
         for rows in batch_sizes(data.train_idx.len(), config.batch) {
-            train_programs.insert(
-                rows,
-                GpuProgram::compile(gpu, &model.train_program(rows), &bindings)?,
-            );
+            let program = if config.fused {
+                model.fused_train_program(rows)
+            } else {
+                model.train_program(rows)
+            };
+            train_programs.insert(rows, GpuProgram::compile(gpu, &program, &bindings)?);
         }
 
         let ex = GpuTensor::<f32>::zeros(gpu, &[config.eval_batch, width])?;
@@ -113,11 +123,12 @@ impl<'g> GpuEngine<'g> {
             for rows in batch_sizes(order.len(), config.eval_batch) {
                 if let std::collections::btree_map::Entry::Vacant(slot) = eval_programs.entry(rows)
                 {
-                    slot.insert(GpuProgram::compile(
-                        gpu,
-                        &model.eval_program(rows),
-                        &eval_bindings,
-                    )?);
+                    let program = if config.fused {
+                        model.fused_eval_program(rows)
+                    } else {
+                        model.eval_program(rows)
+                    };
+                    slot.insert(GpuProgram::compile(gpu, &program, &eval_bindings)?);
                 }
             }
             Ok((set(d, &order, &ex, &ey, config.eval_batch)?, order))
@@ -195,7 +206,11 @@ impl<'g> GpuEngine<'g> {
                     set.gather.record(&mut pass, s)?;
                     program.record(&mut pass);
                     if which.is_none() {
-                        self.optimizer.record(&mut pass);
+                        if self.optimizer.is_planned() {
+                            self.optimizer.record_planned(&mut pass, s)?;
+                        } else {
+                            self.optimizer.record(&mut pass);
+                        }
                     }
                 }
             }
@@ -245,6 +260,9 @@ impl Engine for GpuEngine<'_> {
         self.train
             .data
             .write_order(self.gpu, &self.train.order, order)?;
+        if self.optimizer.is_planned() {
+            self.optimizer.plan(self.gpu, self.train.gather.steps())?;
+        }
         let (loss, accuracy, syncs) = self.pass(None, order.len(), progress)?;
         self.train_syncs = syncs;
         Ok((loss, accuracy))
@@ -328,7 +346,8 @@ enum Slot {
 /// decide when a step is recorded.
 pub(crate) struct GpuProgram {
     launches: Vec<Launch>,
-    totals: LossCorrectSum,
+    /// The epoch totals' dispatch, unless an op adds them itself.
+    totals: Option<LossCorrectSum>,
 }
 
 /// Where a program's inputs and outputs live on the GPU.
@@ -449,16 +468,68 @@ impl GpuProgram {
                 Op::ColumnSum { x, sums } => {
                     Launch::Sum(ColumnSum::new(gpu, f(x)?, f(sums)?, ColumnSumKernel::Auto)?)
                 }
+                Op::WeightGrad { dz, h, dw, db } => Launch::Matmul(Matmul::fused(
+                    gpu,
+                    f(dz)?,
+                    f(h)?,
+                    f(dw)?,
+                    MatmulOptions::tn(),
+                    MatmulEpilogue::OnesColumn { sums: f(db)? },
+                    MatmulKernel::Auto,
+                )?),
+                Op::InputGrad {
+                    dz,
+                    w,
+                    h,
+                    out,
+                    activation,
+                } => Launch::Matmul(Matmul::fused(
+                    gpu,
+                    f(dz)?,
+                    f(w)?,
+                    f(out)?,
+                    MatmulOptions::nn(),
+                    MatmulEpilogue::ActivationGrad {
+                        h: f(h)?,
+                        activation,
+                    },
+                    MatmulKernel::Auto,
+                )?),
+                Op::SoftmaxXentTotals {
+                    logits,
+                    loss,
+                    correct,
+                    dlogits,
+                } => {
+                    let d = match dlogits {
+                        Some(id) => Some(f(id)?),
+                        None => None,
+                    };
+                    Launch::Softmax(SoftmaxXent::with_totals(
+                        gpu,
+                        f(logits)?,
+                        &labels,
+                        f(loss)?,
+                        u(correct)?,
+                        d,
+                        b.loss_total,
+                        b.correct_total,
+                    )?)
+                }
             });
         }
-        let totals = LossCorrectSum::new(
-            gpu,
-            f(program.loss)?,
-            u(program.correct)?,
-            b.loss_total,
-            b.correct_total,
-            true,
-        )?;
+        let totals = if program.accumulates_totals() {
+            None
+        } else {
+            Some(LossCorrectSum::new(
+                gpu,
+                f(program.loss)?,
+                u(program.correct)?,
+                b.loss_total,
+                b.correct_total,
+                true,
+            )?)
+        };
         Ok(GpuProgram { launches, totals })
     }
 
@@ -467,11 +538,13 @@ impl GpuProgram {
         for l in &self.launches {
             l.record(pass);
         }
-        self.totals.record(pass);
+        if let Some(t) = &self.totals {
+            t.record(pass);
+        }
     }
 
-    /// Dispatches one recording makes (the loss total is a single dispatch).
+    /// Dispatches one recording makes.
     pub(crate) fn dispatches(&self) -> usize {
-        self.launches.len() + 1
+        self.launches.len() + usize::from(self.totals.is_some())
     }
 }

@@ -41,6 +41,11 @@ pub struct TrainConfig {
     pub std: f32,
     /// GPU steps recorded per command encoder (one submit each).
     pub steps_per_submit: usize,
+    /// Run the models' fused programs ([`Model::fused_train_program`]) and
+    /// the optimizer with host-planned step scalars: fewer dispatches per
+    /// step, the same arithmetic. `false` runs the reference kernels, one
+    /// per unfused operation (to compare the two on a real GPU).
+    pub fused: bool,
 }
 
 impl Default for TrainConfig {
@@ -55,6 +60,7 @@ impl Default for TrainConfig {
             mean: 0.0,
             std: 1.0,
             steps_per_submit: 64,
+            fused: true,
         }
     }
 }
