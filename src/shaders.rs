@@ -46,6 +46,23 @@ pub static GATHER: Shader = Shader {
     ],
 };
 
+pub static GATHER_MATMUL: Shader = Shader {
+    name: "gather_matmul",
+    source: include_str!("../shaders/gather_matmul.wgsl"),
+    bindings: &[
+        Binding::UniformSlot(crate::kernels::gather::PARAMS_SIZE), // g: the gather's per-step params
+        Binding::Uniform,                                          // p: the product's params
+        Binding::StorageRead,                                      // order
+        Binding::StorageRead,                                      // images (the one chunk)
+        Binding::StorageRead,                                      // labels
+        Binding::StorageRead,                                      // w
+        Binding::StorageRead,                                      // bias
+        Binding::StorageReadWrite,                                 // c
+        Binding::StorageReadWrite,                                 // x
+        Binding::StorageReadWrite,                                 // y
+    ],
+};
+
 pub static OPTIM: Shader = Shader {
     name: "optim",
     source: include_str!("../shaders/optim.wgsl"),
@@ -111,6 +128,7 @@ pub fn all() -> Vec<&'static Shader> {
     vec![
         &MATMUL,
         &GATHER,
+        &GATHER_MATMUL,
         &OPTIM,
         &SOFTMAX_XENT,
         &ACTIVATION,
@@ -122,6 +140,7 @@ pub fn all() -> Vec<&'static Shader> {
 pub fn specialisations() -> Vec<PipelineKey> {
     let mut keys = crate::kernels::matmul::specialisations();
     keys.extend(crate::kernels::gather::specialisations());
+    keys.extend(crate::kernels::gather_matmul::specialisations());
     keys.extend(crate::kernels::optim::specialisations());
     keys.extend(crate::kernels::softmax_xent::specialisations());
     keys.extend(crate::kernels::activation::specialisations());

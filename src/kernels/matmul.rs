@@ -61,7 +61,7 @@ impl MatmulKernel {
     /// Threads per workgroup along (columns, rows). v2's shape follows N:
     /// 64 threads, but no wider than C has 4-column blocks, so that N = 10
     /// runs 4×16 threads instead of leaving 5 of 8 columns of lanes idle.
-    fn workgroup(self, n: usize) -> (usize, usize) {
+    pub(crate) fn workgroup(self, n: usize) -> (usize, usize) {
         match self {
             MatmulKernel::V1Naive | MatmulKernel::V3Tiled => (16, 16),
             MatmulKernel::Auto | MatmulKernel::V2Blocked => {

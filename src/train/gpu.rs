@@ -13,7 +13,7 @@ use crate::kernels::{
     ColumnSum, ColumnSumKernel, LossCorrectSum, Matmul, MatmulEpilogue, MatmulKernel, SoftmaxXent,
     SoftmaxXentKernel,
 };
-use crate::kernels::{Gather, GpuDataset, GpuOptimizer};
+use crate::kernels::{Gather, GatherMatmul, GpuDataset, GpuOptimizer};
 use crate::model::Model;
 use crate::model::{Op, Program, Region};
 use crate::shapes::MatmulOptions;
@@ -102,13 +102,19 @@ impl<'g> GpuEngine<'g> {
             correct_total: &correct_total,
         };
         let mut train_programs = BTreeMap::new();
+        // Fused: the first product gathers its own rows, when the training
+        // set fits one binding (else the gather stays a dispatch of its own).
+        let gathers = (config.fused && train_data.chunk_count() == 1).then_some(&train.gather);
         for rows in batch_sizes(data.train_idx.len(), config.batch) {
             let program = if config.fused {
                 model.fused_train_program(rows)
             } else {
                 model.train_program(rows)
             };
-            train_programs.insert(rows, GpuProgram::compile(gpu, &program, &bindings)?);
+            train_programs.insert(
+                rows,
+                GpuProgram::compile(gpu, &program, &bindings, gathers)?,
+            );
         }
 
         let ex = GpuTensor::<f32>::zeros(gpu, &[config.eval_batch, width])?;
@@ -128,7 +134,7 @@ impl<'g> GpuEngine<'g> {
                     } else {
                         model.eval_program(rows)
                     };
-                    slot.insert(GpuProgram::compile(gpu, &program, &eval_bindings)?);
+                    slot.insert(GpuProgram::compile(gpu, &program, &eval_bindings, None)?);
                 }
             }
             Ok((set(d, &order, &ex, &ey, config.eval_batch)?, order))
@@ -141,8 +147,7 @@ impl<'g> GpuEngine<'g> {
         let test = eval_set(&test_data, eval_order(data, EvalSet::Test))?;
 
         let full = &train_programs[&batch_sizes(data.train_idx.len(), config.batch)[0]];
-        let dispatches_per_step =
-            (train_data.chunk_count() + full.dispatches() + optimizer.dispatches()) as f64;
+        let dispatches_per_step = (full.dispatches(&train.gather) + optimizer.dispatches()) as f64;
         Ok(GpuEngine {
             gpu,
             params,
@@ -203,8 +208,7 @@ impl<'g> GpuEngine<'g> {
                     let program = programs.get(&rows).ok_or_else(|| {
                         Error::shape("train", format!("no program for {rows} rows"))
                     })?;
-                    set.gather.record(&mut pass, s)?;
-                    program.record(&mut pass);
+                    program.record(&mut pass, &set.gather, s)?;
                     if which.is_none() {
                         if self.optimizer.is_planned() {
                             self.optimizer.record_planned(&mut pass, s)?;
@@ -325,15 +329,19 @@ enum Launch {
     Matmul(Matmul),
     Softmax(SoftmaxXent),
     Sum(ColumnSum),
+    /// The first product, gathering its own input rows.
+    GatherMatmul(GatherMatmul),
 }
 
 impl Launch {
-    fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+    fn record(&self, pass: &mut wgpu::ComputePass<'_>, gather: &Gather, step: usize) -> Result<()> {
         match self {
             Launch::Matmul(m) => m.record(pass),
             Launch::Softmax(s) => s.record(pass),
             Launch::Sum(c) => c.record(pass),
+            Launch::GatherMatmul(g) => g.record(pass, gather, step)?,
         }
+        Ok(())
     }
 }
 
@@ -346,6 +354,8 @@ enum Slot {
 /// decide when a step is recorded.
 pub(crate) struct GpuProgram {
     launches: Vec<Launch>,
+    /// Whether the first product gathers its own rows (no gather dispatch).
+    gathers: bool,
     /// The epoch totals' dispatch, unless an op adds them itself.
     totals: Option<LossCorrectSum>,
 }
@@ -365,7 +375,15 @@ pub(crate) struct Bindings<'a> {
 }
 
 impl GpuProgram {
-    pub(crate) fn compile(gpu: &Gpu, program: &Program, b: &Bindings<'_>) -> Result<Self> {
+    /// Builds every launcher of `program`. With `gather` (whose outputs
+    /// must be `b.x` and `b.y`), the product that first reads the input
+    /// rows gathers them itself ([`GatherMatmul`]).
+    pub(crate) fn compile(
+        gpu: &Gpu,
+        program: &Program,
+        b: &Bindings<'_>,
+        gather: Option<&Gather>,
+    ) -> Result<Self> {
         let rows = program.rows;
         let mut slots = Vec::with_capacity(program.tensors.len());
         for spec in &program.tensors {
@@ -407,8 +425,39 @@ impl GpuProgram {
         };
         let labels = GpuLabels::from_checked(b.y.view(0, &[rows])?, b.classes);
         let mut launches = Vec::with_capacity(program.ops.len());
-        for op in &program.ops {
+        let mut gathers = false;
+        for (i, op) in program.ops.iter().enumerate() {
             launches.push(match *op {
+                Op::Matmul {
+                    a,
+                    b: bb,
+                    bias,
+                    out,
+                    opts,
+                } if i == 0
+                    && a == program.input
+                    && !opts.trans_a
+                    && opts.trans_b
+                    && gather.is_some() =>
+                {
+                    let Some(g) = gather else {
+                        unreachable!("checked")
+                    };
+                    gathers = true;
+                    let bias = match bias {
+                        Some(id) => Some(f(id)?),
+                        None => None,
+                    };
+                    Launch::GatherMatmul(GatherMatmul::new(
+                        gpu,
+                        g,
+                        rows,
+                        f(bb)?,
+                        bias,
+                        f(out)?,
+                        opts.activation,
+                    )?)
+                }
                 Op::Matmul {
                     a,
                     b: bb,
@@ -530,21 +579,37 @@ impl GpuProgram {
                 true,
             )?)
         };
-        Ok(GpuProgram { launches, totals })
+        Ok(GpuProgram {
+            launches,
+            gathers,
+            totals,
+        })
     }
 
-    /// Records the program and the accumulation of its loss and correct count.
-    pub(crate) fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+    /// Records step `step` of `gather` (unless the first product gathers
+    /// itself), the program and the accumulation of its loss and correct
+    /// count.
+    pub(crate) fn record(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        gather: &Gather,
+        step: usize,
+    ) -> Result<()> {
+        if !self.gathers {
+            gather.record(pass, step)?;
+        }
         for l in &self.launches {
-            l.record(pass);
+            l.record(pass, gather, step)?;
         }
         if let Some(t) = &self.totals {
             t.record(pass);
         }
+        Ok(())
     }
 
-    /// Dispatches one recording makes.
-    pub(crate) fn dispatches(&self) -> usize {
-        self.launches.len() + usize::from(self.totals.is_some())
+    /// Dispatches one recording with `gather` makes.
+    pub(crate) fn dispatches(&self, gather: &Gather) -> usize {
+        let gather = if self.gathers { 0 } else { gather.dispatches() };
+        gather + self.launches.len() + usize::from(self.totals.is_some())
     }
 }
