@@ -63,6 +63,22 @@ pub static GATHER_MATMUL: Shader = Shader {
     ],
 };
 
+pub static LAYER_BACKWARD: Shader = Shader {
+    name: "layer_backward",
+    source: concat!(
+        include_str!("../shaders/layer_backward.wgsl"),
+        include_str!("../shaders/shared/activation_grad.wgsl")
+    ),
+    bindings: &[
+        Binding::Uniform,          // params
+        Binding::StorageRead,      // dz
+        Binding::StorageRead,      // h
+        Binding::StorageRead,      // w
+        Binding::StorageReadWrite, // grads (dw and db)
+        Binding::StorageReadWrite, // dz_below
+    ],
+};
+
 pub static OPTIM: Shader = Shader {
     name: "optim",
     source: include_str!("../shaders/optim.wgsl"),
@@ -129,6 +145,7 @@ pub fn all() -> Vec<&'static Shader> {
         &MATMUL,
         &GATHER,
         &GATHER_MATMUL,
+        &LAYER_BACKWARD,
         &OPTIM,
         &SOFTMAX_XENT,
         &ACTIVATION,
@@ -141,6 +158,7 @@ pub fn specialisations() -> Vec<PipelineKey> {
     let mut keys = crate::kernels::matmul::specialisations();
     keys.extend(crate::kernels::gather::specialisations());
     keys.extend(crate::kernels::gather_matmul::specialisations());
+    keys.extend(crate::kernels::layer_backward::specialisations());
     keys.extend(crate::kernels::optim::specialisations());
     keys.extend(crate::kernels::softmax_xent::specialisations());
     keys.extend(crate::kernels::activation::specialisations());

@@ -15,6 +15,7 @@ pub mod activation;
 pub mod gather;
 pub mod gather_matmul;
 pub mod gradcheck;
+pub mod layer_backward;
 pub mod matmul;
 pub mod optim;
 pub mod real;
@@ -25,6 +26,7 @@ pub mod tolerance;
 pub use activation::{activate, activation_backward, activation_grad};
 pub use gather::{gather, gather_into};
 pub use gather_matmul::gather_matmul;
+pub use layer_backward::layer_backward_into;
 pub use matmul::{
     matmul, matmul_activation_grad, matmul_activation_grad_into, matmul_into, matmul_ones_column,
     matmul_ones_column_into,

@@ -5,6 +5,7 @@
 pub mod activation;
 pub mod gather;
 pub mod gather_matmul;
+pub mod layer_backward;
 pub mod matmul;
 pub mod optim;
 pub mod reduce;
@@ -13,6 +14,7 @@ pub mod softmax_xent;
 pub use activation::{ActivationBackward, activation_backward};
 pub use gather::{Gather, GatherOptions, GpuDataset};
 pub use gather_matmul::GatherMatmul;
+pub use layer_backward::LayerBackward;
 pub use matmul::{
     Matmul, MatmulEpilogue, MatmulKernel, matmul, matmul_activation_grad, matmul_ones_column,
     matmul_with,

@@ -247,9 +247,10 @@ impl Model for Mlp {
             correct,
             dlogits: Some(dlogits),
         });
-        // Backward, last layer first: per layer one product for the weight
-        // and bias gradients, and one for dz of the layer below, through its
-        // activation (train_program's five kernels per hidden layer in two).
+        // Backward, last layer first: one dispatch per layer, which computes
+        // its weight and bias gradients and (but for the first layer) the dz
+        // of the layer below, through its activation: train_program's five
+        // kernels per hidden layer in one.
         let params = self.parameters();
         let mut dz = dlogits;
         for l in (0..self.layers()).rev() {
@@ -267,21 +268,23 @@ impl Model for Mlp {
                     offset: bias.offset,
                 },
             );
-            b.op(Op::WeightGrad {
-                dz,
-                h: inputs[l],
-                dw,
-                db,
-            });
             if l == 0 {
+                b.op(Op::WeightGrad {
+                    dz,
+                    h: inputs[l],
+                    dw,
+                    db,
+                });
                 break;
             }
             let dz_below = b.tensor(&format!("dz{l}"), &[rows, self.sizes[l]], Region::Work);
-            b.op(Op::InputGrad {
+            b.op(Op::LayerBackward {
                 dz,
-                w: wid,
                 h: inputs[l],
-                out: dz_below,
+                w: wid,
+                dw,
+                db,
+                dz_below,
                 activation: self.activation,
             });
             dz = dz_below;

@@ -9,8 +9,8 @@
 //! Each model has two training programs: the reference
 //! ([`Model::train_program`]), one op per unfused kernel, and the fused one
 //! ([`Model::fused_train_program`]), whose ops each map to one fused kernel
-//! ([`Op::WeightGrad`], [`Op::InputGrad`], [`Op::SoftmaxXentTotals`]): the
-//! same arithmetic in fewer dispatches (see `TrainConfig::fused`).
+//! ([`Op::WeightGrad`], [`Op::LayerBackward`], [`Op::SoftmaxXentTotals`]):
+//! the same arithmetic in fewer dispatches (see `TrainConfig::fused`).
 
 mod linear;
 mod mlp;
@@ -84,13 +84,16 @@ pub enum Op {
         dw: TensorId,
         db: TensorId,
     },
-    /// Fused: `out = (dz·w) ⊙ act'(h)`, the gradient at the pre-activation
-    /// of the layer below, whose output `h` is.
-    InputGrad {
+    /// Fused: a hidden layer's whole backward in one kernel: [`Op::WeightGrad`]
+    /// (`dw`, `db`) and `dz_below = (dz·w) ⊙ act'(h)`, the gradient at the
+    /// pre-activation of the layer below, whose output `h` is.
+    LayerBackward {
         dz: TensorId,
-        w: TensorId,
         h: TensorId,
-        out: TensorId,
+        w: TensorId,
+        dw: TensorId,
+        db: TensorId,
+        dz_below: TensorId,
         activation: Activation,
     },
     /// Fused: [`Op::SoftmaxXent`], and the batch's loss and correct count

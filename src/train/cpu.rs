@@ -529,24 +529,28 @@ impl CpuProgram {
                         to1(b.view_mut())?,
                     )?;
                 }
-                Op::InputGrad {
+                Op::LayerBackward {
                     dz,
-                    w,
                     h,
-                    out,
+                    w,
+                    dw,
+                    db,
+                    dz_below,
                     activation,
                 } => {
-                    let mut o = self.work_output(out)?;
+                    let mut o = self.work_output(dz_below)?;
                     let r = (|| {
-                        let dzv = self.view(dz, &x, params)?;
-                        let wv = self.view(w, &x, params)?;
-                        let hv = self.view(h, &x, params)?;
-                        cpu::matmul_activation_grad_into(
-                            &to2v(dzv)?,
-                            &to2v(wv)?,
-                            &to2v(hv)?,
+                        let (mut gw, mut gb) = self.grad_pair(dw, db, grads)?;
+                        let dzv = to2v(self.view(dz, &x, params)?)?;
+                        let hv = to2v(self.view(h, &x, params)?)?;
+                        let wv = to2v(self.view(w, &x, params)?)?;
+                        cpu::layer_backward_into(
+                            dzv,
+                            hv,
+                            wv,
                             activation,
-                            MatmulOptions::nn(),
+                            to2(gw.view_mut())?,
+                            to1(gb.view_mut())?,
                             to2(o.view_mut())?,
                         )
                     })();

@@ -13,7 +13,7 @@ use crate::kernels::{
     ColumnSum, ColumnSumKernel, LossCorrectSum, Matmul, MatmulEpilogue, MatmulKernel, SoftmaxXent,
     SoftmaxXentKernel,
 };
-use crate::kernels::{Gather, GatherMatmul, GpuDataset, GpuOptimizer};
+use crate::kernels::{Gather, GatherMatmul, GpuDataset, GpuOptimizer, LayerBackward};
 use crate::model::Model;
 use crate::model::{Op, Program, Region};
 use crate::shapes::MatmulOptions;
@@ -331,6 +331,7 @@ enum Launch {
     Sum(ColumnSum),
     /// The first product, gathering its own input rows.
     GatherMatmul(GatherMatmul),
+    Backward(LayerBackward),
 }
 
 impl Launch {
@@ -340,6 +341,7 @@ impl Launch {
             Launch::Softmax(s) => s.record(pass),
             Launch::Sum(c) => c.record(pass),
             Launch::GatherMatmul(g) => g.record(pass, gather, step)?,
+            Launch::Backward(b) => b.record(pass),
         }
         Ok(())
     }
@@ -526,23 +528,23 @@ impl GpuProgram {
                     MatmulEpilogue::OnesColumn { sums: f(db)? },
                     MatmulKernel::Auto,
                 )?),
-                Op::InputGrad {
+                Op::LayerBackward {
                     dz,
-                    w,
                     h,
-                    out,
+                    w,
+                    dw,
+                    db,
+                    dz_below,
                     activation,
-                } => Launch::Matmul(Matmul::fused(
+                } => Launch::Backward(LayerBackward::new(
                     gpu,
                     f(dz)?,
+                    f(h)?,
                     f(w)?,
-                    f(out)?,
-                    MatmulOptions::nn(),
-                    MatmulEpilogue::ActivationGrad {
-                        h: f(h)?,
-                        activation,
-                    },
-                    MatmulKernel::Auto,
+                    f(dw)?,
+                    f(db)?,
+                    f(dz_below)?,
+                    activation,
                 )?),
                 Op::SoftmaxXentTotals {
                     logits,
