@@ -11,6 +11,7 @@ use ndarray::{Array2, ArrayView1, ArrayView2, Ix2};
 /// What [`crate::kernels::GatherMatmul`] computes for one step: the rows
 /// `order[start .. start + rows]` gathered as [`gather`] does (`x`, `y`),
 /// and `c = act(x·wᵀ + bias)`. Returns `(c, x, y)`.
+#[allow(clippy::too_many_arguments)]
 pub fn gather_matmul(
     data: &Dataset,
     order: &[u32],

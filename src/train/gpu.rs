@@ -40,6 +40,7 @@ pub struct GpuEngine<'g> {
     eval_programs: BTreeMap<usize, GpuProgram>,
     steps_per_submit: usize,
     dispatches_per_step: f64,
+    bytes_per_step: u64,
     /// Blocking waits in the last training epoch.
     train_syncs: usize,
 }
@@ -148,6 +149,7 @@ impl<'g> GpuEngine<'g> {
 
         let full = &train_programs[&batch_sizes(data.train_idx.len(), config.batch)[0]];
         let dispatches_per_step = (full.dispatches(&train.gather) + optimizer.dispatches()) as f64;
+        let bytes_per_step = full.bytes(&train.gather) + optimizer_bytes(&optimizer);
         Ok(GpuEngine {
             gpu,
             params,
@@ -161,8 +163,17 @@ impl<'g> GpuEngine<'g> {
             eval_programs,
             steps_per_submit: config.steps_per_submit,
             dispatches_per_step,
+            bytes_per_step,
             train_syncs: 0,
         })
+    }
+
+    /// The counted memory traffic of one full training step, in bytes: every
+    /// dispatch's inputs read once and outputs written once (the floor a
+    /// kernel cannot go under; caches only help above it). The model the
+    /// fused kernels are measured by, beside [`Engine::dispatches_per_step`].
+    pub fn bytes_per_step(&self) -> u64 {
+        self.bytes_per_step
     }
 
     /// Records every step of a set's gather through its programs (with the
@@ -355,9 +366,12 @@ enum Slot {
 /// A program bound to its buffers: every launcher built, nothing left to
 /// decide when a step is recorded.
 pub(crate) struct GpuProgram {
+    rows: usize,
     launches: Vec<Launch>,
     /// Whether the first product gathers its own rows (no gather dispatch).
     gathers: bool,
+    /// Counted bytes the launches move (the gather's, if separate, apart).
+    bytes: u64,
     /// The epoch totals' dispatch, unless an op adds them itself.
     totals: Option<LossCorrectSum>,
 }
@@ -581,10 +595,21 @@ impl GpuProgram {
                 true,
             )?)
         };
+        let mut bytes: u64 = program.ops.iter().map(|op| op_bytes(program, op)).sum();
+        if totals.is_some() {
+            bytes += totals_bytes(rows);
+        }
+        if let (true, Some(g)) = (gathers, gather) {
+            // The first product reads bytes by index instead of the f32 rows,
+            // and writes the rows and labels the gather would have.
+            bytes = bytes - tensor_bytes(program, program.input) + gather_bytes(g, rows);
+        }
         Ok(GpuProgram {
+            rows,
             launches,
             gathers,
             totals,
+            bytes,
         })
     }
 
@@ -609,9 +634,83 @@ impl GpuProgram {
         Ok(())
     }
 
+    /// Counted bytes one recording with `gather` moves.
+    pub(crate) fn bytes(&self, gather: &Gather) -> u64 {
+        let gather = if self.gathers {
+            0
+        } else {
+            gather_bytes(gather, self.rows)
+        };
+        gather + self.bytes
+    }
+
     /// Dispatches one recording with `gather` makes.
     pub(crate) fn dispatches(&self, gather: &Gather) -> usize {
         let gather = if self.gathers { 0 } else { gather.dispatches() };
         gather + self.launches.len() + usize::from(self.totals.is_some())
     }
+}
+
+// ------------------------------------------------- the counted byte model
+// Each dispatch's floor: its inputs read once, its outputs written once.
+
+fn tensor_bytes(program: &Program, id: crate::model::TensorId) -> u64 {
+    4 * program.spec(id).shape.iter().product::<usize>() as u64
+}
+
+fn op_bytes(program: &Program, op: &Op) -> u64 {
+    let t = |id| tensor_bytes(program, id);
+    let rows = 4 * program.rows as u64; // one u32 per row: labels, flags
+    match *op {
+        Op::Matmul {
+            a, b, bias, out, ..
+        } => t(a) + t(b) + bias.map_or(0, t) + t(out),
+        Op::SoftmaxXent {
+            logits,
+            loss,
+            dlogits,
+            ..
+        } => t(logits) + rows + t(loss) + rows + dlogits.map_or(0, t),
+        Op::SoftmaxXentTotals {
+            logits,
+            loss,
+            dlogits,
+            ..
+        } => t(logits) + rows + t(loss) + rows + dlogits.map_or(0, t) + 16,
+        Op::ActivationBiasBackward { dh, h, dz, db, .. } => t(dh) + t(h) + t(dz) + t(db),
+        Op::ColumnSum { x, sums } => t(x) + t(sums),
+        Op::WeightGrad { dz, h, dw, db } => t(dz) + t(h) + t(dw) + t(db),
+        Op::LayerBackward {
+            dz,
+            h,
+            w,
+            dw,
+            db,
+            dz_below,
+            ..
+        } => t(dz) + t(h) + t(w) + t(dw) + t(db) + t(dz_below),
+    }
+}
+
+/// The loss and correct-count sum: the per-row values in, the totals read
+/// and written.
+fn totals_bytes(rows: usize) -> u64 {
+    8 * rows as u64 + 16
+}
+
+/// A gather of `rows`: the order, the packed pixels and the labels in, the
+/// f32 rows and the labels out.
+fn gather_bytes(gather: &Gather, rows: usize) -> u64 {
+    let src = &gather.source;
+    let (rows, width) = (rows as u64, src.x.shape()[1] as u64);
+    let pixels = src.data.dim().div_ceil(4) as u64 * 4;
+    rows * (4 + pixels + 4) + rows * (4 * width + 4)
+}
+
+/// One update: [`crate::optim::OptimizerConfig::bytes_per_param`] per
+/// parameter, and the step scalars (v1: `advance` reads and writes them;
+/// v2: the update reads its slot).
+fn optimizer_bytes(o: &GpuOptimizer) -> u64 {
+    let step = crate::kernels::optim::STEP_BYTES;
+    o.config().bytes_per_param() * o.len() as u64 + if o.is_planned() { step } else { 3 * step }
 }
