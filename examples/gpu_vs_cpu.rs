@@ -263,6 +263,18 @@ fn run(args: Args) -> Result<bool> {
                 );
             }
         }
+        let ratios = bench::fusion_ratios(&rows);
+        if !ratios.is_empty() {
+            println!(
+                "\nfused vs unfused training step (unfused ÷ fused; above 1 the fused step wins):"
+            );
+            for (name, time, dispatches, bytes) in ratios {
+                let time = time.map_or_else(|| "-".to_string(), |t| format!("{t:.3}x"));
+                println!(
+                    "  {name}: GPU time {time}, dispatches {dispatches:.2}x, counted bytes {bytes:.2}x"
+                );
+            }
+        }
     }
     if let Some(r) = gpu.tuner().report() {
         eprintln!("{r}");

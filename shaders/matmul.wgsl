@@ -21,6 +21,21 @@
 //                      registers, two tile buffers (global loads overlap the
 //                      products): for large products on hardware GPUs.
 // Accumulation runs over k in increasing order in every version.
+//
+// Two fused epilogues for the backward pass (off by default; the launcher
+// turns one on with an override constant), each validated against its CPU
+// twin in src/cpu/matmul.rs by tests/fused.rs:
+//   ONES_COLUMN      op(B) gains a virtual trailing column of ones, so C gains
+//                    a column Σ_k op(A)[row, k], stored at `extra_offset` in
+//                    C's buffer instead of in C: with A = dZ (TN) the weight
+//                    gradient's product also yields the bias gradient
+//                    db = Σ_rows dZ, added in row order, as reduce.wgsl's
+//                    column_sum_serial adds it (the same bits), and no column
+//                    sum dispatch is needed.
+//   ACTIVATION_GRAD  C = (op(A)·op(B)) ⊙ act'(H): the input gradient of the
+//                    layer below, through its activation (ACTIVATION), with
+//                    H = act(Z) (M×N) bound where the bias goes. Replaces the
+//                    separate activation backward pass over dH.
 
 struct Params {
     m: u32,
@@ -34,7 +49,7 @@ struct Params {
     a_batch_stride: u32,
     b_batch_stride: u32,
     c_batch_stride: u32,
-    _pad: u32,
+    extra_offset: u32, // ONES_COLUMN: where the extra column of C goes
 }
 
 // Specialisation constants: the launcher builds one pipeline per combination
@@ -43,11 +58,13 @@ override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 override HAS_BIAS: bool = false;
 override ACTIVATION: u32 = 0u; // 0 identity, 1 sigmoid, 2 ReLU
+override ONES_COLUMN: bool = false;
+override ACTIVATION_GRAD: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>; // or H (ACTIVATION_GRAD)
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
 // Element (row, kk) of op(A) is at a_base + row * a_rs + kk * a_ks.
@@ -67,7 +84,18 @@ fn sigmoid(x: f32) -> f32 {
     return e / (1.0 + e);
 }
 
-fn epilogue(acc: f32, col: u32) -> f32 {
+// activation_grad(g, y) is appended from shaders/shared/activation_grad.wgsl.
+
+// Columns of C the dispatch covers: N, plus the ones column.
+fn n_out() -> u32 {
+    return p.n + select(0u, 1u, ONES_COLUMN);
+}
+
+fn epilogue(acc: f32, bz: u32, row: u32, col: u32) -> f32 {
+    if (ACTIVATION_GRAD) {
+        let h = bias[p.bias_offset + bz * p.c_batch_stride + row * p.n + col];
+        return activation_grad(acc, h);
+    }
     var x = acc;
     if (HAS_BIAS) {
         x = x + bias[p.bias_offset + col];
@@ -81,7 +109,11 @@ fn epilogue(acc: f32, col: u32) -> f32 {
 }
 
 fn store(bz: u32, row: u32, col: u32, acc: f32) {
-    c[p.c_offset + bz * p.c_batch_stride + row * p.n + col] = epilogue(acc, col);
+    if (ONES_COLUMN && col == p.n) {
+        c[p.extra_offset + bz * p.m + row] = acc;
+        return;
+    }
+    c[p.c_offset + bz * p.c_batch_stride + row * p.n + col] = epilogue(acc, bz, row, col);
 }
 
 // ---------------------------------------------------------------- v1: naive
@@ -90,16 +122,18 @@ fn matmul_naive(@builtin(global_invocation_id) gid: vec3<u32>) {
     let col = gid.x;
     let row = gid.y;
     let bz = gid.z;
-    if (row >= p.m || col >= p.n || bz >= p.batch) {
+    if (row >= p.m || col >= n_out() || bz >= p.batch) {
         return;
     }
+    let ones = ONES_COLUMN && col == p.n;
     let a_base = p.a_offset + bz * p.a_batch_stride + row * a_row_stride();
-    let b_base = p.b_offset + bz * p.b_batch_stride + col * b_col_stride();
+    let b_base = p.b_offset + bz * p.b_batch_stride + min(col, p.n - 1u) * b_col_stride();
     let aks = a_k_stride();
     let bks = b_k_stride();
     var acc = 0.0;
     for (var kk = 0u; kk < p.k; kk = kk + 1u) {
-        acc = acc + a[a_base + kk * aks] * b[b_base + kk * bks];
+        let bv = select(b[b_base + kk * bks], 1.0, ones);
+        acc = acc + a[a_base + kk * aks] * bv;
     }
     store(bz, row, col, acc);
 }
@@ -117,13 +151,16 @@ fn matmul_blocked(@builtin(global_invocation_id) gid: vec3<u32>) {
     let row0 = gid.y * 4u;
     let col0 = gid.x * 4u;
     let bz = gid.z;
-    if (row0 >= p.m || col0 >= p.n || bz >= p.batch) {
+    let ncols = n_out();
+    if (row0 >= p.m || col0 >= ncols || bz >= p.batch) {
         return;
     }
     let rows = min(vec4<u32>(row0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.m - 1u));
-    let cols = min(vec4<u32>(col0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n - 1u));
+    let cols = min(vec4<u32>(col0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(ncols - 1u));
+    // The ones column reads nothing: its lanes load column N − 1, then take 1.
+    let ones = cols == vec4<u32>(p.n);
     let a_base = p.a_offset + bz * p.a_batch_stride + rows * a_row_stride();
-    let b_base = p.b_offset + bz * p.b_batch_stride + cols * b_col_stride();
+    let b_base = p.b_offset + bz * p.b_batch_stride + min(cols, vec4<u32>(p.n - 1u)) * b_col_stride();
     let aks = a_k_stride();
     let bks = b_k_stride();
 
@@ -135,7 +172,10 @@ fn matmul_blocked(@builtin(global_invocation_id) gid: vec3<u32>) {
         let ai = a_base + kk * aks;
         let bi = b_base + kk * bks;
         let av = vec4<f32>(a[ai.x], a[ai.y], a[ai.z], a[ai.w]);
-        let bv = vec4<f32>(b[bi.x], b[bi.y], b[bi.z], b[bi.w]);
+        var bv = vec4<f32>(b[bi.x], b[bi.y], b[bi.z], b[bi.w]);
+        if (ONES_COLUMN) {
+            bv = select(bv, vec4<f32>(1.0), ones);
+        }
         acc0 = acc0 + av.x * bv;
         acc1 = acc1 + av.y * bv;
         acc2 = acc2 + av.z * bv;
@@ -146,7 +186,7 @@ fn matmul_blocked(@builtin(global_invocation_id) gid: vec3<u32>) {
         let row = row0 + i;
         if (row < p.m) {
             for (var j = 0u; j < 4u; j = j + 1u) {
-                if (col0 + j < p.n) {
+                if (col0 + j < ncols) {
                     store(bz, row, col0 + j, accs[i][j]);
                 }
             }
@@ -220,6 +260,8 @@ fn matmul_tiled(
             var v = 0.0;
             if (gc < p.n && gk < p.k) {
                 v = b[b_base + gk * bks + gc * bcs];
+            } else if (ONES_COLUMN && gc == p.n && gk < p.k) {
+                v = 1.0;
             }
             b_tile[kk * BN + col] = v;
         }
@@ -245,7 +287,7 @@ fn matmul_tiled(
     for (var i = 0u; i < 4u; i = i + 1u) {
         if (row0 + i < p.m) {
             for (var j = 0u; j < 4u; j = j + 1u) {
-                if (col0 + j < p.n) {
+                if (col0 + j < n_out()) {
                     store(bz, row0 + i, col0 + j, accs[i][j]);
                 }
             }
@@ -274,10 +316,10 @@ fn store4(bz: u32, row: u32, col_lo: u32, col_hi: u32, lo: vec4<f32>, hi: vec4<f
         return;
     }
     for (var j = 0u; j < 4u; j = j + 1u) {
-        if (col_lo + j < p.n) {
+        if (col_lo + j < n_out()) {
             store(bz, row, col_lo + j, lo[j]);
         }
-        if (col_hi + j < p.n) {
+        if (col_hi + j < n_out()) {
             store(bz, row, col_hi + j, hi[j]);
         }
     }
@@ -292,7 +334,9 @@ fn v4_load_a(a_base: u32, row: u32, kk: u32) -> f32 {
 
 fn v4_load_b(b_base: u32, kk: u32, col: u32) -> f32 {
     let v = b[b_base + min(kk, p.k - 1u) * b_k_stride() + min(col, p.n - 1u) * b_col_stride()];
-    return select(0.0, v, col < p.n && kk < p.k);
+    // The ones column (ONES_COLUMN) reads nothing: it is 1 wherever k is.
+    let one = select(0.0, 1.0, ONES_COLUMN && col == p.n && kk < p.k);
+    return select(one, v, col < p.n && kk < p.k);
 }
 
 @compute @workgroup_size(16, 16, 1)

@@ -149,6 +149,8 @@ pub struct Comparison {
     pub bytes: u64,
     /// Examples per repetition (training steps: the batch).
     pub samples: u64,
+    /// GPU dispatches per repetition (training steps; 0 elsewhere).
+    pub dispatches: f64,
     pub gpu: Option<Measurement>,
     pub cpu: Option<Measurement>,
     /// Whether the GPU's result agreed with the CPU's (`None`: not run).
@@ -168,6 +170,7 @@ impl Comparison {
             flops: 0,
             bytes: 0,
             samples: 0,
+            dispatches: 0.0,
             gpu: None,
             cpu: None,
             agreed: None,
@@ -250,6 +253,7 @@ impl Comparison {
             "flops": self.flops,
             "bytes": self.bytes,
             "samples": self.samples,
+            "dispatches": self.dispatches,
             "gpu": side(&self.gpu, peaks.gpu_gflops, peaks.gpu_gbps),
             "cpu": side(&self.cpu, peaks.cpu_gflops, peaks.cpu_gbps),
             "gpu_speedup": self.gpu_speedup(),
@@ -751,6 +755,9 @@ fn bench_gather(
     Ok(c)
 }
 
+/// A training step of `model`, fused ([`TrainConfig::fused`], the
+/// default) or the reference kernels, named `name` or `name.unfused`. Bytes
+/// are the engine's counted floor per step ([`GpuEngine::bytes_per_step`]).
 #[allow(clippy::too_many_arguments)]
 fn bench_train(
     gpu: &Gpu,
@@ -760,15 +767,22 @@ fn bench_train(
     optimizer: OptimizerConfig,
     batch: usize,
     image_shape: [usize; 3],
+    fused: bool,
 ) -> Result<Comparison> {
+    let name = if fused {
+        name.to_string()
+    } else {
+        format!("{name}.unfused")
+    };
     let mut c = Comparison::new(
         "train_step",
-        name,
+        &name,
         format!(
-            "{} ({} params), {} batch {batch}",
+            "{} ({} params), {} batch {batch}{}",
             model.name(),
             parameter_count(model),
-            optimizer.name()
+            optimizer.name(),
+            if fused { "" } else { ", unfused" }
         ),
     );
     let steps = opts.train_steps;
@@ -784,6 +798,7 @@ fn bench_train(
         eval_batch: batch,
         mean: 0.5,
         std: 0.25,
+        fused,
         ..TrainConfig::default()
     };
     let order = data.epoch_order(0, 0);
@@ -803,9 +818,12 @@ fn bench_train(
     let mut g_losses = Vec::new();
     let mut ge = GpuEngine::new(gpu, model, &data, &config)?;
     let gm = measure(&run_opts, "wall", |_| epoch(&mut ge, &mut g_losses, 1))?;
+    c.dispatches = ge.dispatches_per_step().unwrap_or(0.0);
+    c.bytes = ge.bytes_per_step();
     c.note = format!(
-        "GPU: {} dispatches per step, {} host waits per {steps}-step epoch",
-        ge.dispatches_per_step().unwrap_or(0.0),
+        "GPU: {} dispatches, {} counted bytes per step, {} host waits per {steps}-step epoch",
+        c.dispatches,
+        c.bytes,
         ge.host_syncs_last_epoch().unwrap_or(0)
     );
     drop(ge);
@@ -826,6 +844,36 @@ fn bench_train(
     Ok(c)
 }
 
+/// The training-step cases; each also runs unfused as `<name>.unfused`.
+const TRAIN_CASES: [&str; 3] = ["mlp", "linear.785", "linear.3073"];
+
+/// Fused against unfused training steps of the same model in one run:
+/// `(name, GPU time ratio, dispatch ratio, byte ratio)`, each unfused ÷
+/// fused (above 1: the fused step is faster, fewer, smaller).
+pub fn fusion_ratios(rows: &[Comparison]) -> Vec<(String, Option<f64>, f64, f64)> {
+    let mut out = Vec::new();
+    for f in rows.iter().filter(|c| c.family == "train_step") {
+        let want = format!("{}.unfused", f.name);
+        let Some(u) = rows
+            .iter()
+            .find(|c| c.family == "train_step" && c.name == want)
+        else {
+            continue;
+        };
+        let time = match (&f.gpu, &u.gpu) {
+            (Some(a), Some(b)) => Some(b.seconds / a.seconds),
+            _ => None,
+        };
+        out.push((
+            f.name.clone(),
+            time,
+            u.dispatches / f.dispatches.max(1.0),
+            u.bytes as f64 / f.bytes.max(1) as f64,
+        ));
+    }
+    out
+}
+
 /// The names of every case, in the order [`run`] reports them.
 pub fn case_names() -> Vec<(&'static str, String)> {
     let mut v: Vec<(&'static str, String)> = matmul_cases()
@@ -839,11 +887,12 @@ pub fn case_names() -> Vec<(&'static str, String)> {
         ("optimizer", "linear.sgd"),
         ("gather", "mlp"),
         ("gather", "linear"),
-        ("train_step", "mlp"),
-        ("train_step", "linear.785"),
-        ("train_step", "linear.3073"),
     ] {
         v.push((f, n.to_string()));
+    }
+    for n in TRAIN_CASES {
+        v.push(("train_step", n.to_string()));
+        v.push(("train_step", format!("{n}.unfused")));
     }
     v
 }
@@ -902,38 +951,26 @@ pub fn run(
         let data = synthetic_images(cifar_n, [3, 32, 32], 32)?;
         emit(bench_gather(gpu, &timer, opts, "linear", &data, 256, true)?);
     }
-    if opts.wants("train_step", "mlp") {
-        emit(bench_train(
-            gpu,
-            opts,
-            "mlp",
-            &mlp,
-            OptimizerConfig::adam(),
-            128,
-            [1, 28, 28],
-        )?);
-    }
-    if opts.wants("train_step", "linear.785") {
-        emit(bench_train(
-            gpu,
-            opts,
-            "linear.785",
-            &LinearSoftmax::new(784, 10)?,
-            OptimizerConfig::sgd(0.1),
-            256,
-            [1, 28, 28],
-        )?);
-    }
-    if opts.wants("train_step", "linear.3073") {
-        emit(bench_train(
-            gpu,
-            opts,
-            "linear.3073",
-            &linear,
-            OptimizerConfig::sgd(0.1),
-            256,
-            [3, 32, 32],
-        )?);
+    let linear_785 = LinearSoftmax::new(784, 10)?;
+    for name in TRAIN_CASES {
+        let (model, optimizer, batch, shape): (&dyn Model, _, _, _) = match name {
+            "mlp" => (&mlp, OptimizerConfig::adam(), 128, [1, 28, 28]),
+            "linear.785" => (&linear_785, OptimizerConfig::sgd(0.1), 256, [1, 28, 28]),
+            _ => (&linear, OptimizerConfig::sgd(0.1), 256, [3, 32, 32]),
+        };
+        // Fused and unfused side by side, so one run gives their ratio.
+        for fused in [true, false] {
+            let full = if fused {
+                name.to_string()
+            } else {
+                format!("{name}.unfused")
+            };
+            if opts.wants("train_step", &full) {
+                emit(bench_train(
+                    gpu, opts, name, model, optimizer, batch, shape, fused,
+                )?);
+            }
+        }
     }
     Ok(rows)
 }

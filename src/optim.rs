@@ -48,13 +48,21 @@
 //! # Per-step values stay on the GPU
 //!
 //! The step count `t`, the scheduled `lr`, the bias corrections `1−βᵗ` and
-//! the other per-update scalars live in a small GPU buffer ([`StepScalars`]).
-//! Each optimizer step is two dispatches: a one-thread `advance` kernel
-//! increments `t` and computes the scalars (running products `βᵗ ← βᵗ·β`, the
-//! schedule), then the update kernel reads them, so every workgroup of one
-//! update sees the same `t`. Any number of steps can be recorded into one
-//! command encoder with no CPU round trip; only
-//! [`Schedule::ReduceOnPlateau`] acts between epochs, from the host.
+//! the other per-update scalars ([`StepScalars`]) reach the update kernel in
+//! one of two ways, and any number of steps can be recorded into one command
+//! encoder with no CPU round trip either way:
+//!
+//! - v1: a small GPU buffer that a one-thread `advance` kernel rewrites
+//!   before each update (running products `βᵗ ← βᵗ·β`, the schedule), so
+//!   each step is two dispatches and every workgroup of one update sees the
+//!   same `t`;
+//! - v2 (the fused training step): the host, which knows each step's index
+//!   when it records it, computes the scalars of an epoch's updates with
+//!   [`StepScalars::advance`] — the CPU twin's own code, so the two sides
+//!   use the same bits — and writes them into per-step slots once per epoch;
+//!   each update reads its slot at a dynamic offset: one dispatch a step.
+//!
+//! Only [`Schedule::ReduceOnPlateau`] acts between epochs, from the host.
 
 use crate::error::{Error, Result};
 
@@ -544,7 +552,9 @@ fn unit_interval(name: &'static str, x: f32) -> Result<()> {
 /// The per-update scalars both optimizers compute once per step, before the
 /// elementwise update. On the GPU this is the layout of the step buffer that
 /// the one-thread `advance` kernel of `shaders/optim.wgsl` rewrites each
-/// step; [`StepScalars::advance`] is its CPU twin.
+/// step (v1), and of each per-step slot the host plans (v2);
+/// [`StepScalars::advance`] is the CPU twin of `advance` and what plans the
+/// slots.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct StepScalars {

@@ -20,12 +20,15 @@ pub struct Shader {
 
 pub static MATMUL: Shader = Shader {
     name: "matmul",
-    source: include_str!("../shaders/matmul.wgsl"),
+    source: concat!(
+        include_str!("../shaders/matmul.wgsl"),
+        include_str!("../shaders/shared/activation_grad.wgsl")
+    ),
     bindings: &[
         Binding::Uniform,          // params
         Binding::StorageRead,      // a
         Binding::StorageRead,      // b
-        Binding::StorageRead,      // bias
+        Binding::StorageRead,      // bias, or H for the activation-grad epilogue
         Binding::StorageReadWrite, // c
     ],
 };
@@ -43,17 +46,50 @@ pub static GATHER: Shader = Shader {
     ],
 };
 
+pub static GATHER_MATMUL: Shader = Shader {
+    name: "gather_matmul",
+    source: include_str!("../shaders/gather_matmul.wgsl"),
+    bindings: &[
+        Binding::UniformSlot(crate::kernels::gather::PARAMS_SIZE), // g: the gather's per-step params
+        Binding::Uniform,                                          // p: the product's params
+        Binding::StorageRead,                                      // order
+        Binding::StorageRead,                                      // images (the one chunk)
+        Binding::StorageRead,                                      // labels
+        Binding::StorageRead,                                      // w
+        Binding::StorageRead,                                      // bias
+        Binding::StorageReadWrite,                                 // c
+        Binding::StorageReadWrite,                                 // x
+        Binding::StorageReadWrite,                                 // y
+    ],
+};
+
+pub static LAYER_BACKWARD: Shader = Shader {
+    name: "layer_backward",
+    source: concat!(
+        include_str!("../shaders/layer_backward.wgsl"),
+        include_str!("../shaders/shared/activation_grad.wgsl")
+    ),
+    bindings: &[
+        Binding::Uniform,          // params
+        Binding::StorageRead,      // dz
+        Binding::StorageRead,      // h
+        Binding::StorageRead,      // w
+        Binding::StorageReadWrite, // grads (dw and db)
+        Binding::StorageReadWrite, // dz_below
+    ],
+};
+
 pub static OPTIM: Shader = Shader {
     name: "optim",
     source: include_str!("../shaders/optim.wgsl"),
     bindings: &[
-        Binding::Uniform,          // h: hyperparameters
-        Binding::StorageReadWrite, // st: step scalars (t, scheduled lr, ...)
-        Binding::StorageReadWrite, // params
-        Binding::StorageRead,      // grads
-        Binding::StorageReadWrite, // s1: first state buffer
-        Binding::StorageReadWrite, // s2
-        Binding::StorageReadWrite, // s3
+        Binding::Uniform,                                        // h: hyperparameters
+        Binding::StorageSlot(crate::kernels::optim::STEP_BYTES), // st: step scalars, at a per-step offset
+        Binding::StorageReadWrite,                               // params
+        Binding::StorageRead,                                    // grads
+        Binding::StorageReadWrite,                               // s1: first state buffer
+        Binding::StorageReadWrite,                               // s2
+        Binding::StorageReadWrite,                               // s3
     ],
 };
 
@@ -67,6 +103,8 @@ pub static SOFTMAX_XENT: Shader = Shader {
         Binding::StorageReadWrite, // loss
         Binding::StorageReadWrite, // correct
         Binding::StorageReadWrite, // dlogits
+        Binding::StorageReadWrite, // loss_total (v3)
+        Binding::StorageReadWrite, // correct_total (v3)
     ],
 };
 
@@ -106,6 +144,8 @@ pub fn all() -> Vec<&'static Shader> {
     vec![
         &MATMUL,
         &GATHER,
+        &GATHER_MATMUL,
+        &LAYER_BACKWARD,
         &OPTIM,
         &SOFTMAX_XENT,
         &ACTIVATION,
@@ -117,6 +157,8 @@ pub fn all() -> Vec<&'static Shader> {
 pub fn specialisations() -> Vec<PipelineKey> {
     let mut keys = crate::kernels::matmul::specialisations();
     keys.extend(crate::kernels::gather::specialisations());
+    keys.extend(crate::kernels::gather_matmul::specialisations());
+    keys.extend(crate::kernels::layer_backward::specialisations());
     keys.extend(crate::kernels::optim::specialisations());
     keys.extend(crate::kernels::softmax_xent::specialisations());
     keys.extend(crate::kernels::activation::specialisations());

@@ -29,6 +29,12 @@ pub enum Optimizer {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ActivationArg {
     Sigmoid,
     Relu,
@@ -84,6 +90,10 @@ pub struct Common {
     /// Draw loss and accuracy per epoch (.svg).
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
+    /// The fused training step (fewer dispatches, the same arithmetic), or
+    /// `off` for the unfused reference kernels, to compare the two.
+    #[arg(long, value_enum, default_value = "on")]
+    pub fused: OnOff,
 }
 
 impl Common {

@@ -19,6 +19,10 @@ pub enum Binding {
     /// all written once, so recorded steps need no CPU round trip. The value
     /// is the slot's size in bytes.
     UniformSlot(u64),
+    /// A read-write storage window at a per-dispatch dynamic offset (the
+    /// optimizer's step scalars: one slot per planned update). The value is
+    /// the slot's size in bytes.
+    StorageSlot(u64),
     StorageRead,
     StorageReadWrite,
 }
@@ -69,6 +73,11 @@ fn layout_entries(bindings: &[Binding]) -> Vec<wgpu::BindGroupLayoutEntry> {
                 },
                 Binding::UniformSlot(size) => wgpu::BindingType::Buffer {
                     ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: true,
+                    min_binding_size: wgpu::BufferSize::new(*size),
+                },
+                Binding::StorageSlot(size) => wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only: false },
                     has_dynamic_offset: true,
                     min_binding_size: wgpu::BufferSize::new(*size),
                 },

@@ -4,6 +4,8 @@
 
 pub mod activation;
 pub mod gather;
+pub mod gather_matmul;
+pub mod layer_backward;
 pub mod matmul;
 #[cfg(test)]
 mod mirror;
@@ -13,7 +15,12 @@ pub mod softmax_xent;
 
 pub use activation::{ActivationBackward, activation_backward};
 pub use gather::{Gather, GatherOptions, GpuDataset};
-pub use matmul::{Matmul, MatmulKernel, matmul, matmul_with};
+pub use gather_matmul::GatherMatmul;
+pub use layer_backward::LayerBackward;
+pub use matmul::{
+    Matmul, MatmulEpilogue, MatmulKernel, matmul, matmul_activation_grad, matmul_ones_column,
+    matmul_with,
+};
 pub use optim::GpuOptimizer;
 pub use reduce::{
     ColumnSum, ColumnSumKernel, LossCorrectSum, activation_bias_backward, column_sum,

@@ -318,7 +318,7 @@ impl GradPlan {
                     loss_total: &total,
                     correct_total: &count,
                 };
-                steps.push(GpuProgram::compile(gpu, program, &bindings)?);
+                steps.push(GpuProgram::compile(gpu, program, &bindings, None)?);
             }
         }
         Ok(GradPlan {
@@ -332,7 +332,7 @@ impl GradPlan {
 
     /// Dispatches one step records.
     fn dispatches_per_step(&self) -> usize {
-        self.steps.first().map_or(0, GpuProgram::dispatches)
+        self.steps.first().map_or(0, GpuProgram::dispatches_rows)
     }
 
     /// Records every step (each followed by `after`, the optimizer when
@@ -352,7 +352,7 @@ impl GradPlan {
                 timestamp_writes: None,
             });
             for step in &self.steps {
-                step.record(&mut pass);
+                step.record_rows(&mut pass)?;
                 after(&mut pass);
             }
         }

@@ -64,8 +64,36 @@ pub fn gradient_cpu(
     labels: &[u32],
     params: &[f32],
 ) -> Result<Gradient> {
+    run_cpu(model, false, x, labels, params)
+}
+
+/// As [`gradient_cpu`], for `model.fused_train_program(rows)`.
+pub fn gradient_cpu_fused(
+    model: &dyn Model,
+    x: ArrayView2<'_, f32>,
+    labels: &[u32],
+    params: &[f32],
+) -> Result<Gradient> {
+    run_cpu(model, true, x, labels, params)
+}
+
+fn program(model: &dyn Model, fused: bool, rows: usize) -> crate::model::Program {
+    if fused {
+        model.fused_train_program(rows)
+    } else {
+        model.train_program(rows)
+    }
+}
+
+fn run_cpu(
+    model: &dyn Model,
+    fused: bool,
+    x: ArrayView2<'_, f32>,
+    labels: &[u32],
+    params: &[f32],
+) -> Result<Gradient> {
     check(model, &x, labels, params)?;
-    let mut program = CpuProgram::new(model.train_program(x.nrows()));
+    let mut program = CpuProgram::new(program(model, fused, x.nrows()));
     let mut grads = vec![f32::NAN; params.len()];
     let (loss_sum, correct) = program.run(x.into_dyn(), labels, params, &mut grads)?;
     Ok(Gradient {
@@ -80,6 +108,28 @@ pub fn gradient_cpu(
 pub fn gradient_gpu(
     gpu: &Gpu,
     model: &dyn Model,
+    x: ArrayView2<'_, f32>,
+    labels: &[u32],
+    params: &[f32],
+) -> Result<Gradient> {
+    run_gpu(gpu, model, false, x, labels, params)
+}
+
+/// As [`gradient_gpu`], for `model.fused_train_program(rows)`.
+pub fn gradient_gpu_fused(
+    gpu: &Gpu,
+    model: &dyn Model,
+    x: ArrayView2<'_, f32>,
+    labels: &[u32],
+    params: &[f32],
+) -> Result<Gradient> {
+    run_gpu(gpu, model, true, x, labels, params)
+}
+
+fn run_gpu(
+    gpu: &Gpu,
+    model: &dyn Model,
+    fused: bool,
     x: ArrayView2<'_, f32>,
     labels: &[u32],
     params: &[f32],
@@ -102,14 +152,14 @@ pub fn gradient_gpu(
         loss_total: &loss_total,
         correct_total: &correct_total,
     };
-    let program = GpuProgram::compile(gpu, &model.train_program(x.nrows()), &bindings)?;
+    let program = GpuProgram::compile(gpu, &program(model, fused, x.nrows()), &bindings, None)?;
     let mut encoder = gpu.encoder("gradient");
     {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("gradient"),
             timestamp_writes: None,
         });
-        program.record(&mut pass);
+        program.record_rows(&mut pass)?;
     }
     gpu.submit(encoder)?;
     Ok(Gradient {

@@ -17,7 +17,7 @@ pub use gpu::GpuEngine;
 // The strategies run the linear model's program through the same runners.
 pub(crate) use cpu::CpuProgram;
 pub(crate) use gpu::{Bindings, GpuProgram};
-pub use gradient::{Gradient, gradient_cpu, gradient_gpu};
+pub use gradient::{Gradient, gradient_cpu, gradient_cpu_fused, gradient_gpu, gradient_gpu_fused};
 pub use resume::{load_checkpoint, save_checkpoint};
 
 use crate::data::Dataset;
@@ -46,6 +46,11 @@ pub struct TrainConfig {
     pub std: f32,
     /// GPU steps recorded per command encoder (one submit each).
     pub steps_per_submit: usize,
+    /// Run the models' fused programs ([`Model::fused_train_program`]) and
+    /// the optimizer with host-planned step scalars: fewer dispatches per
+    /// step, the same arithmetic. `false` runs the reference kernels, one
+    /// per unfused operation (to compare the two on a real GPU).
+    pub fused: bool,
 }
 
 impl Default for TrainConfig {
@@ -60,6 +65,7 @@ impl Default for TrainConfig {
             mean: 0.0,
             std: 1.0,
             steps_per_submit: 64,
+            fused: true,
         }
     }
 }

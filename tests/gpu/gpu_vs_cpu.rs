@@ -58,6 +58,21 @@ fn quick_mode_reports_every_case_with_sane_times_and_agreeing_results() {
         step("linear.3073").map(|c| c.flops),
         Some(256 * 4 * 10 * 3073)
     );
+    // Each step also ran unfused in the same run (issue 13): the same work
+    // in at least twice the dispatches and more counted bytes.
+    let ratios = bench::fusion_ratios(&rows);
+    assert_eq!(ratios.len(), 3, "{ratios:?}");
+    for (name, time, dispatches, bytes) in &ratios {
+        assert!(time.is_some_and(|t| t.is_finite() && t > 0.0), "{name}");
+        assert!(*bytes > 1.0, "{name}: bytes ratio {bytes}");
+        assert_eq!(
+            step(name).map(|c| c.flops),
+            step(&format!("{name}.unfused")).map(|c| c.flops)
+        );
+        if name == "mlp" {
+            assert_eq!(*dispatches, 2.0, "MLP: 16 dispatches against 8");
+        }
+    }
 }
 
 #[test]

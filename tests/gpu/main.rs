@@ -11,6 +11,7 @@ mod common;
 
 // Kernel families, one per shader.
 mod activation;
+mod fused;
 mod gather;
 mod matmul;
 mod optim;
