@@ -71,9 +71,13 @@ fn assert_trajectories_agree(model: &dyn Model, config: &TrainConfig) {
         gl[0],
         gl[49]
     );
+    // Relative 1e-3, plus an absolute floor: near a loss of 0 (ReLU with
+    // momentum reaches 7e-5 by step 43) rounding alone exceeds 1e-3 of it
+    // (seen on an NVIDIA H200: 7.1e-8 apart).
+    let tol = wgpu_train::cpu::Tolerance::new(1e-6, 1e-3);
     for (step, (a, b)) in gl.iter().zip(&cl).enumerate() {
         assert!(
-            (a - b).abs() <= 1e-3 * b.abs(),
+            tol.accepts(*a as f32, *b as f32),
             "step {step}: GPU loss {a} vs CPU {b}"
         );
     }
