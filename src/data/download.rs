@@ -2,11 +2,12 @@
 //! size and SHA-256, and write it atomically.
 //!
 //! Every file is streamed into a temporary file in the destination directory
-//! (`.NAME.part-PID-N`), hashed on the way, fsynced, and renamed over the
-//! final name only once its size and checksum match; on any error the
-//! temporary file is removed, so the final name holds a verified file or
-//! nothing. (A process killed mid-download can leave a `.part-` file behind:
-//! it never has a name the readers look for.)
+//! (`.NAME.PID.N.tmp`, see [`crate::atomic`]), hashed on the way, fsynced,
+//! and renamed over the final name only once its size and checksum match; on
+//! any error the temporary file is removed, so the final name holds a
+//! verified file or nothing. (A process killed mid-download can leave a
+//! temporary file behind: it never has a name the readers look for, and the
+//! next download of that file removes it.)
 //!
 //! # Where the checksums come from
 //!
@@ -27,12 +28,12 @@
 //! tests — by the `base_url` argument or the [`BASE_URL_ENV`] variable.
 
 use super::{cifar, idx::open_error};
+use crate::atomic::TempFile;
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Overrides the canonical base URL of every [`Remote`] when set.
@@ -259,7 +260,7 @@ pub fn fetch_file(url: &str, dest: &Path, size: u64, sha256: &str) -> Result<()>
         )));
     }
     let mut body = response.body_mut().as_reader().take(size + 1);
-    let mut temp = TempFile::create(dest)?;
+    let mut temp = temp_file(dest)?;
     let mut hasher = Sha256::new();
     let mut got = 0u64;
     let mut buf = vec![0u8; 1 << 16];
@@ -272,7 +273,7 @@ pub fn fetch_file(url: &str, dest: &Path, size: u64, sha256: &str) -> Result<()>
         };
         hasher.update(&buf[..n]);
         temp.write_all(&buf[..n])
-            .map_err(|e| Error::data(&temp.path, format!("write error: {e}")))?;
+            .map_err(|e| Error::data(dest, format!("write error: {e}")))?;
         got += n as u64;
     }
     if got != size {
@@ -285,7 +286,7 @@ pub fn fetch_file(url: &str, dest: &Path, size: u64, sha256: &str) -> Result<()>
              published one, and was not kept"
         )));
     }
-    temp.commit(dest)
+    commit(temp)
 }
 
 fn is_loopback(url: &str) -> bool {
@@ -354,7 +355,7 @@ pub fn extract_cifar(archive: &Path, dir: &Path) -> Result<PathBuf> {
             ));
         }
         let dest = out.join(name);
-        let mut temp = TempFile::create(&dest)?;
+        let mut temp = temp_file(&dest)?;
         let copied = io::copy(&mut (&mut entry).take(size + 1), &mut temp).map_err(bad)?;
         if copied != size {
             return Err(Error::data(
@@ -365,7 +366,7 @@ pub fn extract_cifar(archive: &Path, dir: &Path) -> Result<PathBuf> {
                 ),
             ));
         }
-        temp.commit(&dest)?;
+        commit(temp)?;
         done.push(name);
     }
     let missing: Vec<&str> = wanted.into_iter().filter(|w| !done.contains(w)).collect();
@@ -378,87 +379,21 @@ pub fn extract_cifar(archive: &Path, dir: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// A file being written next to its destination; removed on drop unless
-/// committed, which is what makes every early return above leave nothing.
-struct TempFile {
-    path: PathBuf,
-    file: Option<File>,
+/// A temporary file beside `dest` (see [`crate::atomic`]), as a data error.
+fn temp_file(dest: &Path) -> Result<TempFile> {
+    TempFile::create(dest)
+        .map_err(|e| Error::data(dest, format!("cannot create a temporary file: {e}")))
 }
 
-impl TempFile {
-    fn create(dest: &Path) -> Result<Self> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let dir = dest.parent().unwrap_or(Path::new("."));
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "download".to_string());
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = dir.join(format!(".{name}.part-{}-{n}", std::process::id()));
-        let file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| Error::data(&path, format!("cannot create a temporary file: {e}")))?;
-        Ok(TempFile {
-            path,
-            file: Some(file),
-        })
-    }
-
-    /// fsync, rename over `dest`, then fsync the directory so the rename
-    /// itself survives a crash.
-    fn commit(mut self, dest: &Path) -> Result<()> {
-        let file = self.file.take();
-        if let Some(f) = file {
-            f.sync_all()
-                .map_err(|e| Error::data(&self.path, format!("fsync failed: {e}")))?;
-        }
-        fs::rename(&self.path, dest).map_err(|e| {
-            Error::data(
-                dest,
-                format!("cannot rename the finished download into place: {e}"),
-            )
-        })?;
-        // Renamed: nothing left for Drop to remove.
-        self.path = PathBuf::new();
-        #[cfg(unix)]
-        if let Some(dir) = dest.parent() {
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Write for TempFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &mut self.file {
-            Some(f) => f.write(buf),
-            None => Err(io::Error::other("temporary file already committed")),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match &mut self.file {
-            Some(f) => f.flush(),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        self.file.take();
-        if !self.path.as_os_str().is_empty() {
-            let _ = fs::remove_file(&self.path);
-        }
-    }
+/// fsync, rename over the destination, fsync the directory.
+fn commit(temp: TempFile) -> Result<()> {
+    let dest = temp.destination().to_path_buf();
+    temp.commit().map_err(|e| {
+        Error::data(
+            &dest,
+            format!("cannot rename the finished download into place: {e}"),
+        )
+    })
 }
 
 #[cfg(test)]
