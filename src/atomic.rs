@@ -149,7 +149,12 @@ impl TempFile {
             {
                 Ok(file) => break (candidate, file),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("cannot create a file in {}: {e}", dir.display()),
+                    ));
+                }
             }
         };
         let temp = TempFile {

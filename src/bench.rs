@@ -333,20 +333,10 @@ fn array(shape: &[usize], seed: u32) -> Result<ArrayD<f32>> {
         .map_err(|e| Error::shape("bench", e))
 }
 
-/// `n` random images of `shape` with labels in `0..10`, from `seed`.
+/// `n` random images of `shape` with labels in `0..10`, from `seed`
+/// ([`crate::data::synthetic::images`]).
 pub fn synthetic_images(n: usize, shape: [usize; 3], seed: u64) -> Result<Dataset> {
-    let dim: usize = shape.iter().product();
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut next = move || {
-        // xorshift64*: fast, and good enough for pixels nobody learns from.
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    };
-    let images = (0..n * dim).map(|_| (next() >> 56) as u8).collect();
-    let labels = (0..n).map(|_| (next() % 10) as u8).collect();
-    Dataset::new(images, labels, shape, 10)
+    crate::data::synthetic::images(n, shape, 10, seed)
 }
 
 fn agree(c: &mut Comparison, what: &str, result: std::result::Result<(), Box<cpu::Mismatch>>) {

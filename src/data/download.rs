@@ -95,6 +95,17 @@ impl Remote {
             .find(|r| r.name().replace('-', "") == key)
     }
 
+    /// [`Remote::from_name`], or an error that lists the names known.
+    pub fn parse(name: &str) -> Result<Remote> {
+        Remote::from_name(name).ok_or_else(|| Error::InvalidArgument {
+            name: "--download",
+            msg: format!(
+                "unknown dataset '{name}'; use {}",
+                Remote::ALL.map(Remote::name).join(", ")
+            ),
+        })
+    }
+
     /// Where the files live upstream.
     pub fn canonical_base_url(self) -> &'static str {
         match self {
@@ -200,6 +211,16 @@ pub fn download(remote: Remote, dir: &Path, base_url: Option<&str>) -> Result<Pa
             Ok(out)
         }
     }
+}
+
+/// Downloads the dataset called `name` (see [`Remote::from_name`]) into its
+/// [`Remote::default_dir`] (files already there and intact are kept) and
+/// reads it: what `--download NAME` does.
+pub fn download_and_load(name: &str) -> Result<super::Splits> {
+    let remote = Remote::parse(name)?;
+    let dir = remote.default_dir();
+    eprintln!("fetching {} into {} …", remote.name(), dir.display());
+    super::load(Some(&download(remote, &dir, None)?))
 }
 
 /// Fetches each file from `base_url` + name into `dir`, skipping those

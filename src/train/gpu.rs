@@ -81,9 +81,12 @@ impl<'g> GpuEngine<'g> {
 
         let train_data = GpuDataset::upload(gpu, &data.train)?;
         let test_data = GpuDataset::upload(gpu, &data.test)?;
-        let x = GpuTensor::<f32>::zeros(gpu, &[config.batch, width])?;
-        let y = GpuTensor::<u32>::zeros(gpu, &[config.batch])?;
-        let train = set(&train_data, &data.train_idx, &x, &y, config.batch)?;
+        // A batch larger than the training set is one full-set batch: size
+        // the buffers by what a step can hold, as the CPU engine does.
+        let batch = config.batch.min(data.train_idx.len()).max(1);
+        let x = GpuTensor::<f32>::zeros(gpu, &[batch, width])?;
+        let y = GpuTensor::<u32>::zeros(gpu, &[batch])?;
+        let train = set(&train_data, &data.train_idx, &x, &y, batch)?;
         let bindings = Bindings {
             x: &x,
             y: &y,
