@@ -109,6 +109,24 @@ impl Options {
                 msg: format!("must be a positive number, got {}", self.target_run_s),
             });
         }
+        // A filter that matches nothing would print an empty table and
+        // "succeed"; say so instead, with the names it could match.
+        let cases = case_names();
+        if let Some(f) = &self.filter
+            && !cases.iter().any(|(family, name)| self.wants(family, name))
+        {
+            return Err(Error::InvalidArgument {
+                name: "filter",
+                msg: format!(
+                    "'{f}' matches no case; the cases are {}",
+                    cases
+                        .iter()
+                        .map(|(family, name)| format!("{family}/{name}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
         Ok(())
     }
 
