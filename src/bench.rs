@@ -319,7 +319,8 @@ fn measure(
     for _ in 1..opts.warmup {
         run(reps)?;
     }
-    let mut times = Vec::with_capacity(opts.runs);
+    // Not `with_capacity(opts.runs)`: a huge --runs must not abort here.
+    let mut times = Vec::new();
     for _ in 0..opts.runs {
         times.push(run(reps)? / reps as f64);
     }
@@ -760,7 +761,13 @@ fn bench_train(
     let steps = opts.train_steps;
     c.flops = model.flops_per_example() * batch as u64;
     c.samples = batch as u64;
-    let train = synthetic_images(steps * batch, image_shape, 21)?;
+    let examples = steps
+        .checked_mul(batch)
+        .ok_or_else(|| Error::InvalidArgument {
+            name: "train_steps",
+            msg: format!("{steps} steps of {batch} examples overflow"),
+        })?;
+    let train = synthetic_images(examples, image_shape, 21)?;
     let test = synthetic_images(batch, image_shape, 22)?;
     let data = TrainData::new(train, test, 0, 0)?;
     let config = TrainConfig {

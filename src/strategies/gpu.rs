@@ -595,7 +595,7 @@ impl Engine for GpuEngine<'_> {
         let opt = GpuOptimizer::new(gpu, OptimizerConfig::sgd(lr), &plan.w, &plan.dw)?;
         self.descent_dispatches = Some(Step::DISPATCHES + GpuOptimizer::DISPATCHES_PER_STEP);
         let n = self.train.rows as f32;
-        let mut stats = Vec::with_capacity(epochs);
+        let mut stats = Vec::new();
         for _ in 0..epochs {
             let mut encoder = gpu.encoder("epoch");
             {

@@ -140,6 +140,15 @@ impl Resume {
             step.decay,
         ];
         finite("optimizer.step", &scalars)?;
+        // The next update would wrap the u32 step count (t − 1 underflows
+        // in the optimizer's formulas): no real run gets there.
+        if step.t == u32::MAX {
+            return Err(error(format!(
+                "tensor 'optimizer.step' says {} updates were made, the most a u32 counter \
+                 can go on from",
+                step.t
+            )));
+        }
         Ok(Resume {
             epochs_done,
             state: TrainState {
