@@ -355,3 +355,47 @@ fn a_file_with_other_content_is_refused_saying_precisely_why() {
     let empty = Scratch::new("content-none");
     assert_eq!(data::download::existing(empty.path(), &f), Err(None));
 }
+
+/// The checkpoint fuzz target's seeds are real checkpoints of its model, so
+/// fuzzing starts from inputs that reach every check of a resume.
+#[test]
+fn fuzz_checkpoint_seeds_resume_for_the_fuzz_targets_model() {
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds-checkpoint");
+    let model = Mlp::new(&[4, 3, 2], Activation::Relu).unwrap();
+    for (seed, optimizer) in [
+        ("mlp-sgd", OptimizerConfig::sgd(0.1)),
+        ("mlp-adam", OptimizerConfig::preset("adam", 1e-3).unwrap()),
+    ] {
+        let cfg = TrainConfig {
+            optimizer,
+            ..TrainConfig::default()
+        };
+        let r =
+            Resume::read(&seeds.join(seed), &model, &cfg).unwrap_or_else(|e| panic!("{seed}: {e}"));
+        assert_eq!(r.epochs_done, 2);
+        assert_eq!(r.state.step.t, 5);
+    }
+}
+
+#[test]
+fn a_checkpoint_whose_step_count_would_wrap_is_refused() {
+    let data = small_data(100, 0);
+    let model = Mlp::mnist(Activation::Sigmoid);
+    let cfg = config(OptimizerConfig::sgd(0.1), 2, 50);
+    let s = Scratch::new("resume-wrap");
+    let path = s.path().join("ckpt.safetensors");
+    let mut engine = CpuEngine::new(&model, &data, &cfg).unwrap();
+    train::save_checkpoint(&path, &model, &cfg, &mut engine, 1).unwrap();
+    let mut ck = checkpoint::load(&path).unwrap();
+    for t in &mut ck.tensors {
+        if let (true, TensorData::U32(words)) = (t.name == "optimizer.step", &mut t.data) {
+            words[0] = u32::MAX;
+        }
+    }
+    checkpoint::save(&path, &ck).unwrap();
+    let m = Resume::read(&path, &model, &cfg).unwrap_err().to_string();
+    assert!(
+        m.contains("optimizer.step") && m.contains("4294967295"),
+        "{m}"
+    );
+}
