@@ -481,14 +481,31 @@ fn unreadable_data_dir_is_reported_as_permission_denied_not_as_missing() {
     let root = std::fs::metadata("/proc/self")
         .map(|m| m.uid() == 0)
         .unwrap();
+    let as_nobody = |exe: &Path| {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(exe);
+        c
+    };
+    // `nobody` may not reach the build directory (a checkout under a
+    // private home): then run a copy from a directory it can reach.
+    let copy = Scratch::new("cli-exe");
+    let mut exe = example("train_mlp");
+    if root
+        && !as_nobody(&exe)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    {
+        let to = copy.path().join("train_mlp");
+        std::fs::copy(&exe, &to).unwrap();
+        exe = to;
+    }
     for dir in [&closed, &inner] {
         let mut cmd = if root {
-            let mut c = Command::new("setpriv");
-            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-                .arg(example("train_mlp"));
-            c
+            as_nobody(&exe)
         } else {
-            Command::new(example("train_mlp"))
+            Command::new(&exe)
         };
         cmd.args(["--data", arg(dir), "--device", "cpu"])
             .env("RUST_BACKTRACE", "0");
