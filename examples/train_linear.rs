@@ -13,7 +13,7 @@ mod common;
 
 use clap::Parser;
 use common::{Common, Optimizer};
-use wgpu_train::Dataset;
+use wgpu_train::data::synthetic;
 use wgpu_train::model::LinearSoftmax;
 use wgpu_train::train::{TrainConfig, TrainData};
 
@@ -29,21 +29,13 @@ struct Args {
     synthetic: bool,
 }
 
-fn synthetic(n: usize, seed: u64) -> wgpu_train::Result<Dataset> {
-    use rand::{RngExt, SeedableRng};
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let images = (0..n * 3072).map(|_| rng.random::<u8>()).collect();
-    let labels = (0..n).map(|_| rng.random_range(0..10u8)).collect();
-    Dataset::new(images, labels, [3, 32, 32], 10)
-}
-
 fn run(args: Args) -> wgpu_train::Result<()> {
     let c = &args.common;
     let optimizer = c.optimizer(Optimizer::Sgd, 0.1)?;
     let (train, test, name, short) = if args.synthetic {
         (
-            synthetic(50_000, c.seed)?,
-            synthetic(10_000, c.seed + 1)?,
+            synthetic::images(50_000, [3, 32, 32], 10, c.seed)?,
+            synthetic::images(10_000, [3, 32, 32], 10, c.seed.wrapping_add(1))?,
             "synthetic CIFAR-shaped (50000 train, 10000 test)".to_string(),
             "synthetic data".to_string(),
         )
@@ -59,7 +51,7 @@ fn run(args: Args) -> wgpu_train::Result<()> {
         seed: c.seed,
         optimizer,
         validation: c.validation,
-        fused: c.fused == common::OnOff::On,
+        fused: c.fused != common::OnOff::Off,
         ..TrainConfig::default()
     };
     config.validate()?;

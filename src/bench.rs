@@ -109,6 +109,24 @@ impl Options {
                 msg: format!("must be a positive number, got {}", self.target_run_s),
             });
         }
+        // A filter that matches nothing would print an empty table and
+        // "succeed"; say so instead, with the names it could match.
+        let cases = case_names();
+        if let Some(f) = &self.filter
+            && !cases.iter().any(|(family, name)| self.wants(family, name))
+        {
+            return Err(Error::InvalidArgument {
+                name: "filter",
+                msg: format!(
+                    "'{f}' matches no case; the cases are {}",
+                    cases
+                        .iter()
+                        .map(|(family, name)| format!("{family}/{name}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -305,7 +323,8 @@ fn measure(
     for _ in 1..opts.warmup {
         run(reps)?;
     }
-    let mut times = Vec::with_capacity(opts.runs);
+    // Not `with_capacity(opts.runs)`: a huge --runs must not abort here.
+    let mut times = Vec::new();
     for _ in 0..opts.runs {
         times.push(run(reps)? / reps as f64);
     }
@@ -337,20 +356,10 @@ fn array(shape: &[usize], seed: u32) -> Result<ArrayD<f32>> {
         .map_err(|e| Error::shape("bench", e))
 }
 
-/// `n` random images of `shape` with labels in `0..10`, from `seed`.
+/// `n` random images of `shape` with labels in `0..10`, from `seed`
+/// ([`crate::data::synthetic::images`]).
 pub fn synthetic_images(n: usize, shape: [usize; 3], seed: u64) -> Result<Dataset> {
-    let dim: usize = shape.iter().product();
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut next = move || {
-        // xorshift64*: fast, and good enough for pixels nobody learns from.
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    };
-    let images = (0..n * dim).map(|_| (next() >> 56) as u8).collect();
-    let labels = (0..n).map(|_| (next() % 10) as u8).collect();
-    Dataset::new(images, labels, shape, 10)
+    crate::data::synthetic::images(n, shape, 10, seed)
 }
 
 fn agree(c: &mut Comparison, what: &str, result: std::result::Result<(), Box<cpu::Mismatch>>) {
@@ -788,7 +797,13 @@ fn bench_train(
     let steps = opts.train_steps;
     c.flops = model.flops_per_example() * batch as u64;
     c.samples = batch as u64;
-    let train = synthetic_images(steps * batch, image_shape, 21)?;
+    let examples = steps
+        .checked_mul(batch)
+        .ok_or_else(|| Error::InvalidArgument {
+            name: "train_steps",
+            msg: format!("{steps} steps of {batch} examples overflow"),
+        })?;
+    let train = synthetic_images(examples, image_shape, 21)?;
     let test = synthetic_images(batch, image_shape, 22)?;
     let data = TrainData::new(train, test, 0, 0)?;
     let config = TrainConfig {

@@ -22,6 +22,8 @@
 //!   formulas, schedules and validation; run by
 //!   [`kernels::optim::GpuOptimizer`] (one fused dispatch per step) and
 //!   [`cpu::optim::CpuOptimizer`].
+//! - [`atomic`]: file writes that are atomic, follow symbolic links, refuse
+//!   devices and directories, keep permissions and clean up after killed runs.
 //! - [`checkpoint`]: named tensors and metadata as safetensors, written
 //!   atomically, loaded with checked names and shapes.
 //! - [`metrics`]: per-epoch metrics, the epoch line and the `--json` run
@@ -36,6 +38,7 @@
 //! Errors are values: bad shapes, oversized buffers, missing adapters and
 //! wgpu validation errors all come back as [`Error`].
 
+pub mod atomic;
 pub mod bench;
 pub mod checkpoint;
 pub mod cpu;

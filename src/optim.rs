@@ -730,6 +730,70 @@ impl Plateau {
     }
 }
 
+/// The optimizers the training examples offer by name (`--optimizer`), with
+/// the hyperparameters of the PyTorch peer the README compares against:
+/// momentum and Nesterov 0.9; RMSprop α 0.9; Adam, AdamW and RMSprop with
+/// eps 1e-7 (Keras' default, which the peer sets). These differ from the
+/// bare constructors ([`OptimizerConfig::adam`] has torch's eps 1e-8), so a
+/// library caller who wants the main job's numbers asks for the preset.
+impl OptimizerConfig {
+    /// The names [`OptimizerConfig::preset`] accepts.
+    pub const PRESETS: [&'static str; 7] = [
+        "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw",
+    ];
+
+    /// The preset `name` (one of [`OptimizerConfig::PRESETS`]) at learning
+    /// rate `lr`, validated.
+    ///
+    /// ```
+    /// use wgpu_train::optim::OptimizerConfig;
+    /// let main_job = OptimizerConfig::preset("adam", 1e-3).unwrap();
+    /// assert_ne!(main_job, OptimizerConfig::adam()); // eps 1e-7, not 1e-8
+    /// ```
+    pub fn preset(name: &str, lr: f32) -> Result<Self> {
+        const EPS: f32 = 1e-7;
+        let cfg = match name {
+            "sgd" => Self::sgd(lr),
+            "momentum" => Self::momentum(lr, 0.9),
+            "nesterov" => Self::nesterov(lr, 0.9),
+            "adagrad" => Self::new(lr, Adagrad::default()),
+            "rmsprop" => Self::new(
+                lr,
+                RmsProp {
+                    alpha: 0.9,
+                    eps: EPS,
+                    ..RmsProp::default()
+                },
+            ),
+            "adam" => Self::new(
+                lr,
+                Adam {
+                    eps: EPS,
+                    ..Adam::default()
+                },
+            ),
+            "adamw" => Self::new(
+                lr,
+                Adam {
+                    eps: EPS,
+                    ..Adam::adamw()
+                },
+            ),
+            _ => {
+                return Err(invalid(
+                    "optimizer",
+                    format!(
+                        "unknown preset '{name}'; use one of {}",
+                        Self::PRESETS.join(", ")
+                    ),
+                ));
+            }
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
 /// Checks a restored optimizer state: one buffer per state name, each of `n`.
 pub(crate) fn check_restore(buffers: usize, n: usize, state: &[Vec<f32>]) -> Result<()> {
     if state.len() != buffers || state.iter().any(|v| v.len() != n) {

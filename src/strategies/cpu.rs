@@ -145,7 +145,7 @@ impl Backend for CpuBackend {
         let steps = step_ranges(n, self.chunk_rows, batch);
         let mut w = w0.to_vec();
         let mut opt = CpuOptimizer::new(OptimizerConfig::sgd(lr), w.len())?;
-        let mut stats = Vec::with_capacity(epochs);
+        let mut stats = Vec::new();
         for _ in 0..epochs {
             let (mut total, mut count) = (0.0f32, 0u32);
             for r in &steps {

@@ -565,7 +565,7 @@ impl Backend for GpuBackend<'_> {
         let opt = GpuOptimizer::new(gpu, OptimizerConfig::sgd(lr), &plan.w, &plan.dw)?;
         self.descent_dispatches = Some(plan.dispatches_per_step() + opt.dispatches());
         let n = self.train.rows as f32;
-        let mut stats = Vec::with_capacity(epochs);
+        let mut stats = Vec::new();
         for _ in 0..epochs {
             plan.run(gpu, "epoch", |pass| opt.record(pass))?;
             // One wait per epoch: the first read waits for the epoch's work,

@@ -584,6 +584,20 @@ pub fn randn(len: usize, scale: f32, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// [`randn`], with an error instead of an abort when `len` values do not
+/// fit in memory (`len` comes from the command line).
+pub fn try_randn(len: usize, scale: f32, seed: u64) -> Result<Vec<f32>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| Error::InvalidArgument {
+            name: "candidates",
+            msg: format!("cannot allocate {len} random values"),
+        })?;
+    let mut rng = StdRng::seed_from_u64(seed);
+    v.extend((0..len).map(|_| scale * rng.sample::<f32, _>(StandardNormal)));
+    Ok(v)
+}
+
 /// Index of the smallest value (the first among ties; NaN never wins).
 fn argmin(v: &[f32]) -> usize {
     let mut best = 0;
@@ -633,8 +647,9 @@ pub fn local_search(
     let mut w = w0.to_vec();
     let mut try_w = vec![0.0f32; w.len()];
     let mut best_loss = f32::INFINITY;
-    let mut tried = Vec::with_capacity(iterations);
-    let mut best = Vec::with_capacity(iterations);
+    // Not `with_capacity(iterations)`: a huge --iterations must not abort.
+    let mut tried = Vec::new();
+    let mut best = Vec::new();
     let mut accepted = 0;
     backend.prepare(Task::Score {
         split: Split::Train,
@@ -865,11 +880,18 @@ impl<'g> Strategies<'g> {
     /// Strategy 1 on both backends, from the same candidates.
     pub fn random_search(&mut self) -> Result<Compared<RandomSearch>> {
         let o = &self.options;
-        let candidates = randn(
-            o.candidates * self.problem.weights(),
-            o.candidate_scale,
-            self.seed(1),
-        );
+        let len = o
+            .candidates
+            .checked_mul(self.problem.weights())
+            .ok_or_else(|| Error::InvalidArgument {
+                name: "candidates",
+                msg: format!(
+                    "{} candidates of {} weights overflow",
+                    o.candidates,
+                    self.problem.weights()
+                ),
+            })?;
+        let candidates = try_randn(len, o.candidate_scale, self.seed(1))?;
         Ok(Compared {
             gpu: random_search(&mut self.gpu, &candidates, self.problem.weights())?,
             cpu: random_search(&mut self.cpu, &candidates, self.problem.weights())?,

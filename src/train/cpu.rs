@@ -101,8 +101,27 @@ impl<'d> CpuEngine<'d> {
         };
         let opts = self.config.gather_options(self.append_one);
         let width = dataset.dim() + usize::from(self.append_one);
-        // One input buffer for the whole pass: a step allocates nothing.
-        self.x.resize(batch * width, 0.0);
+        // One input buffer for the whole pass: a step allocates nothing. It
+        // holds the largest real batch, never more than the set, so a huge
+        // nominal batch cannot ask for more memory than the data implies.
+        let rows = batch.min(order.len()).max(1);
+        let len = rows.checked_mul(width).ok_or_else(|| {
+            Error::shape(
+                "train",
+                format!("a batch of {rows}×{width} values overflows"),
+            )
+        })?;
+        self.x.clear();
+        self.x
+            .try_reserve_exact(len)
+            .map_err(|_| Error::InvalidArgument {
+                name: "batch",
+                msg: format!(
+                    "cannot allocate a batch of {rows}×{width} f32 values ({})",
+                    crate::error::bytes((len as u64).saturating_mul(4))
+                ),
+            })?;
+        self.x.resize(len, 0.0);
         let steps = order.len().div_ceil(batch);
         let (mut loss, mut correct) = (0f32, 0u64);
         for s in 0..steps {

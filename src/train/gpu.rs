@@ -53,6 +53,16 @@ pub struct GpuEngine<'g> {
 }
 
 impl<'g> GpuEngine<'g> {
+    /// Whether [`TrainConfig::fused`] should be on for `gpu`, as measured:
+    /// on software adapters (lavapipe) the fused step's fewer dispatches and
+    /// bytes win; on an NVIDIA H200 (2026-11-30, BENCHMARKS.md) the unfused
+    /// step ran 2.7× faster for the MLP and 3–4× for the linear model, its
+    /// fused kernels being under-occupied at these small shapes. So hardware
+    /// GPUs get the unfused kernels until the fused ones are tuned there.
+    pub fn fused_by_default(gpu: &Gpu) -> bool {
+        gpu.is_software()
+    }
+
     /// Uploads the data and the initial parameters, builds every pipeline,
     /// bind group and program once.
     pub fn new(
@@ -97,9 +107,12 @@ impl<'g> GpuEngine<'g> {
 
         let train_data = GpuDataset::upload(gpu, &data.train)?;
         let test_data = GpuDataset::upload(gpu, &data.test)?;
-        let x = GpuTensor::<f32>::zeros(gpu, &[config.batch, width])?;
-        let y = GpuTensor::<u32>::zeros(gpu, &[config.batch])?;
-        let train = set(&train_data, &data.train_idx, &x, &y, config.batch)?;
+        // A batch larger than the training set is one full-set batch: size
+        // the buffers by what a step can hold, as the CPU engine does.
+        let batch = config.batch.min(data.train_idx.len()).max(1);
+        let x = GpuTensor::<f32>::zeros(gpu, &[batch, width])?;
+        let y = GpuTensor::<u32>::zeros(gpu, &[batch])?;
+        let train = set(&train_data, &data.train_idx, &x, &y, batch)?;
         let bindings = Bindings {
             x: &x,
             y: &y,
@@ -331,6 +344,10 @@ impl Engine for GpuEngine<'_> {
         self.optimizer
             .restore(self.gpu, &state.optimizer_state, state.step)?;
         self.params.write(self.gpu, &state.params)
+    }
+
+    fn kernel_choices(&self) -> std::collections::BTreeMap<String, String> {
+        self.gpu.tuner().choices()
     }
 
     fn dispatches_per_step(&self) -> Option<f64> {

@@ -3,6 +3,8 @@
 //! both runners go through.
 #![allow(dead_code)]
 
+pub mod data_util;
+
 pub mod model_gradient;
 
 use ndarray::{ArrayD, IxDyn};

@@ -6,8 +6,9 @@
 
 #[path = "../common/mod.rs"]
 mod common;
-mod data_util;
+use common::data_util;
 
+mod atomic_writes;
 mod checkpoint;
 mod cli;
 mod cpu_reference;
@@ -15,6 +16,7 @@ mod data_readers;
 mod download;
 mod fashion_mnist;
 mod gradcheck;
+mod hostile_cli;
 mod metrics;
 mod model_gradient;
 #[cfg(feature = "plot")]

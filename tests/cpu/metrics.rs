@@ -31,6 +31,8 @@ fn summary(history: &History) -> RunSummary {
         dispatches_per_step: Some(11.0),
         host_syncs_per_epoch: Some(1.0),
         seed: 42,
+        fused: true,
+        kernels: Default::default(),
     }
 }
 

@@ -8,6 +8,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+use common::data_util;
 
 // Kernel families, one per shader.
 mod activation;
@@ -21,7 +22,9 @@ mod softmax_xent;
 // Whole programs and runs, bad input, the application code.
 mod errors;
 mod gpu_vs_cpu;
+mod hostile_input;
 mod model_gradient;
+mod readme_snippet;
 mod strategies;
 mod train;
 mod tune;
