@@ -14,6 +14,19 @@ here=$(cd "$(dirname "$0")" && pwd)
 if [ "${MEASURE_INNER:-}" != 1 ]; then
   MEASURE_INNER=1 exec bash "$here/run.sh" bash "$here/measure.sh" "$@"
 fi
+# NVIDIA's manifest names libGLX_nvidia.so.0, whose Vulkan entry points fail
+# without an X server ("Could not get 'vkCreateInstance' via
+# 'vk_icdGetInstanceProcAddr'"): point the loader at the same driver's
+# headless EGL library instead (seen on an H200 container, 2026-11-30).
+for egl in /usr/local/nvidia/lib64/libEGL_nvidia.so.0 /usr/lib/x86_64-linux-gnu/libEGL_nvidia.so.0; do
+  if [ -e "$egl" ]; then
+    mkdir -p /tmp/wgpu-train-icd
+    printf '{"file_format_version":"1.0.1","ICD":{"library_path":"%s","api_version":"1.3.0"}}\n' "$egl" \
+      > /tmp/wgpu-train-icd/nvidia_egl_icd.json
+    export VK_DRIVER_FILES=/tmp/wgpu-train-icd/nvidia_egl_icd.json
+    break
+  fi
+done
 out=${OUT:-/tmp/measure-out}
 mkdir -p "$out"
 quick=${MEASURE_QUICK:-0}
