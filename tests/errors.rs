@@ -206,6 +206,24 @@ fn wgpu_validation_errors_become_results() {
 
 #[test]
 fn missing_adapter_error_says_how_to_install_one() {
+    // No backend searched: no adapter at all, so the driver advice is what
+    // helps.
+    let r = Gpu::with_options(GpuOptions {
+        backends: Some(wgpu::Backends::empty()),
+        ..GpuOptions::default()
+    });
+    match r {
+        Err(e @ Error::NoAdapter(_)) => {
+            let msg = e.to_string();
+            assert!(msg.contains("mesa-vulkan-drivers"), "{msg}");
+            assert!(msg.contains("backends searched: none"), "{msg}");
+        }
+        other => panic!("expected NoAdapter, got {other:?}"),
+    }
+}
+
+#[test]
+fn adapter_name_that_matches_nothing_lists_the_adapters_not_driver_advice() {
     let r = Gpu::with_options(GpuOptions {
         adapter_name: Some("no-such-adapter-anywhere".into()),
         ..GpuOptions::default()
@@ -213,8 +231,9 @@ fn missing_adapter_error_says_how_to_install_one() {
     match r {
         Err(e @ Error::NoAdapter(_)) => {
             let msg = e.to_string();
-            assert!(msg.contains("mesa-vulkan-drivers"), "{msg}");
             assert!(msg.contains("no-such-adapter-anywhere"), "{msg}");
+            assert!(msg.contains(&format!("{:?}", gpu().summary().name)), "{msg}");
+            assert!(!msg.contains("mesa-vulkan-drivers"), "{msg}");
         }
         other => panic!("expected NoAdapter, got {other:?}"),
     }
