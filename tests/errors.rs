@@ -232,7 +232,10 @@ fn adapter_name_that_matches_nothing_lists_the_adapters_not_driver_advice() {
         Err(e @ Error::NoAdapter(_)) => {
             let msg = e.to_string();
             assert!(msg.contains("no-such-adapter-anywhere"), "{msg}");
-            assert!(msg.contains(&format!("{:?}", gpu().summary().name)), "{msg}");
+            assert!(
+                msg.contains(&format!("{:?}", gpu().summary().name)),
+                "{msg}"
+            );
             assert!(!msg.contains("mesa-vulkan-drivers"), "{msg}");
         }
         other => panic!("expected NoAdapter, got {other:?}"),
