@@ -7,10 +7,10 @@
 // The product reads its A operand straight from the packed bytes resident on
 // the GPU, by index through the epoch's order, instead of from an f32 batch
 // that a separate gather dispatch wrote. The backward pass still needs X (the
-// first layer's weight gradient reads it) and the labels, so the threads of
-// the first column block, which read every element of their rows, also
-// write X and y: one dispatch where there were two, the same values, and
-// X's f32 read by the product replaced by its bytes.
+// first layer's weight gradient reads it) and the labels, so the threads that
+// share a group of rows, which all read every byte of them, each write a
+// share of them to X (and one writes y): one dispatch where there were two,
+// the same values, and X's f32 read by the product replaced by its bytes.
 //
 // The gather's per-step slot (start, rows, ...; shaders/gather.wgsl's Params)
 // comes at a dynamic offset, so an epoch is recorded without a CPU round trip.
@@ -112,10 +112,13 @@ fn x_at(base: vec4<u32>, kk: u32) -> vec4<f32> {
 }
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
-fn gather_matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn gather_matmul(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
     let row0 = gid.y * 4u;
     let col0 = gid.x * 4u;
-    if (row0 >= p.m || col0 >= p.n) {
+    if (row0 >= p.m) {
         return;
     }
     let rows = min(vec4<u32>(row0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.m - 1u));
@@ -128,6 +131,41 @@ fn gather_matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
     );
     let base = (ex - vec4<u32>(g.chunk_first)) * g.stride_words;
     let b_base = p.w_offset + cols * p.k;
+
+    // Every thread of a row group writes a share of its rows of X: words
+    // gid.x, gid.x + nx, … (neighbouring threads, neighbouring words), so
+    // the writing is spread evenly instead of lengthening one column block.
+    let live = vec4<u32>(row0) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(p.m);
+    let out = g.x_offset + rows * g.out_stride;
+    let nx = groups.x * WG_X;
+    for (var kw = gid.x; kw < g.stride_words; kw = kw + nx) {
+        let wi = base + vec4<u32>(kw);
+        let words = vec4<u32>(images[wi.x], images[wi.y], images[wi.z], images[wi.w]);
+        for (var j = 0u; j < 4u; j = j + 1u) {
+            let kk = kw * 4u + j;
+            if (kk < g.dim) {
+                let av = unpack(words, j);
+                for (var i = 0u; i < 4u; i = i + 1u) {
+                    if (live[i]) {
+                        x[out[i] + kk] = av[i];
+                    }
+                }
+            }
+        }
+    }
+    if (gid.x == 0u) {
+        for (var i = 0u; i < 4u; i = i + 1u) {
+            if (live[i]) {
+                y[g.y_offset + rows[i]] = labels[ex[i]];
+                if (g.append_one == 1u) {
+                    x[out[i] + g.dim] = 1.0;
+                }
+            }
+        }
+    }
+    if (col0 >= p.n) {
+        return;
+    }
 
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
@@ -167,26 +205,6 @@ fn gather_matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
                 if (col0 + j < p.n) {
                     c[p.c_offset + row * p.n + col0 + j] = epilogue(accs[i][j], col0 + j);
                 }
-            }
-        }
-    }
-
-    // The first column block writes its rows of X and their labels, in a
-    // pass of its own so the product's loop stays free of the branch.
-    if (col0 == 0u) {
-        let live = vec4<u32>(row0) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(p.m);
-        let out = g.x_offset + rows * g.out_stride;
-        for (var kk = 0u; kk < p.k; kk = kk + 1u) {
-            let av = x_at(base, kk);
-            for (var i = 0u; i < 4u; i = i + 1u) {
-                if (live[i]) {
-                    x[out[i] + kk] = av[i];
-                }
-            }
-        }
-        for (var i = 0u; i < 4u; i = i + 1u) {
-            if (live[i]) {
-                y[g.y_offset + rows[i]] = labels[ex[i]];
             }
         }
     }
