@@ -7,10 +7,10 @@
 // The product reads its A operand straight from the packed bytes resident on
 // the GPU, by index through the epoch's order, instead of from an f32 batch
 // that a separate gather dispatch wrote. The backward pass still needs X (the
-// first layer's weight gradient reads it) and the labels, so the threads of
-// the first column block, which load every element of their rows once,
-// write X and y as they go: one dispatch where there were two, the same
-// values, and X's f32 read by the product replaced by its bytes.
+// first layer's weight gradient reads it) and the labels, so the threads that
+// share a group of rows, which all read every byte of them, each write a
+// share of them to X (and one writes y): one dispatch where there were two,
+// the same values, and X's f32 read by the product replaced by its bytes.
 //
 // The gather's per-step slot (start, rows, ...; shaders/gather.wgsl's Params)
 // comes at a dynamic offset, so an epoch is recorded without a CPU round trip.
@@ -90,15 +90,9 @@ fn epilogue(acc: f32, col: u32) -> f32 {
     return v;
 }
 
-// Column kk of the four rows whose examples start at word `base`: one byte of
-// one word each, normalised as gather.wgsl does; 1 in the bias column.
-fn x_at(base: vec4<u32>, kk: u32) -> vec4<f32> {
-    if (kk >= g.dim) {
-        return vec4<f32>(1.0);
-    }
-    let wi = base + vec4<u32>(kk / 4u);
-    let words = vec4<u32>(images[wi.x], images[wi.y], images[wi.z], images[wi.w]);
-    let bytes = (words >> vec4<u32>(8u * (kk % 4u))) & vec4<u32>(0xffu);
+// Byte j (0..3) of each of four words, normalised as gather.wgsl does.
+fn unpack(words: vec4<u32>, j: u32) -> vec4<f32> {
+    let bytes = (words >> vec4<u32>(8u * j)) & vec4<u32>(0xffu);
     return vec4<f32>(
         f32(bytes.x) * g.scale + g.shift,
         f32(bytes.y) * g.scale + g.shift,
@@ -107,11 +101,24 @@ fn x_at(base: vec4<u32>, kk: u32) -> vec4<f32> {
     );
 }
 
+// Column kk of the four rows whose examples start at word `base`; 1 in the
+// bias column.
+fn x_at(base: vec4<u32>, kk: u32) -> vec4<f32> {
+    if (kk >= g.dim) {
+        return vec4<f32>(1.0);
+    }
+    let wi = base + vec4<u32>(kk / 4u);
+    return unpack(vec4<u32>(images[wi.x], images[wi.y], images[wi.z], images[wi.w]), kk % 4u);
+}
+
 @compute @workgroup_size(WG_X, WG_Y, 1)
-fn gather_matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn gather_matmul(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
     let row0 = gid.y * 4u;
     let col0 = gid.x * 4u;
-    if (row0 >= p.m || col0 >= p.n) {
+    if (row0 >= p.m) {
         return;
     }
     let rows = min(vec4<u32>(row0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.m - 1u));
@@ -124,31 +131,65 @@ fn gather_matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
     );
     let base = (ex - vec4<u32>(g.chunk_first)) * g.stride_words;
     let b_base = p.w_offset + cols * p.k;
-    // The first column block loads every column of its rows: it writes them.
-    let writer = col0 == 0u;
+
+    // Every thread of a row group writes a share of its rows of X: words
+    // gid.x, gid.x + nx, … (neighbouring threads, neighbouring words), so
+    // the writing is spread evenly instead of lengthening one column block.
     let live = vec4<u32>(row0) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(p.m);
     let out = g.x_offset + rows * g.out_stride;
-    if (writer) {
+    let nx = groups.x * WG_X;
+    for (var kw = gid.x; kw < g.stride_words; kw = kw + nx) {
+        let wi = base + vec4<u32>(kw);
+        let words = vec4<u32>(images[wi.x], images[wi.y], images[wi.z], images[wi.w]);
+        for (var j = 0u; j < 4u; j = j + 1u) {
+            let kk = kw * 4u + j;
+            if (kk < g.dim) {
+                let av = unpack(words, j);
+                for (var i = 0u; i < 4u; i = i + 1u) {
+                    if (live[i]) {
+                        x[out[i] + kk] = av[i];
+                    }
+                }
+            }
+        }
+    }
+    if (gid.x == 0u) {
         for (var i = 0u; i < 4u; i = i + 1u) {
             if (live[i]) {
                 y[g.y_offset + rows[i]] = labels[ex[i]];
+                if (g.append_one == 1u) {
+                    x[out[i] + g.dim] = 1.0;
+                }
             }
         }
+    }
+    if (col0 >= p.n) {
+        return;
     }
 
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    for (var kk = 0u; kk < p.k; kk = kk + 1u) {
-        let av = x_at(base, kk);
-        if (writer) {
-            for (var i = 0u; i < 4u; i = i + 1u) {
-                if (live[i]) {
-                    x[out[i] + kk] = av[i];
-                }
-            }
+    // Whole words first: one load per row gives four columns. Then the last
+    // partial word and the bias column, a column at a time. k still runs in
+    // increasing order, as in matmul_blocked.
+    let whole = g.dim / 4u;
+    for (var kw = 0u; kw < whole; kw = kw + 1u) {
+        let wi = base + vec4<u32>(kw);
+        let words = vec4<u32>(images[wi.x], images[wi.y], images[wi.z], images[wi.w]);
+        for (var j = 0u; j < 4u; j = j + 1u) {
+            let av = unpack(words, j);
+            let bi = b_base + vec4<u32>(kw * 4u + j);
+            let bv = vec4<f32>(w[bi.x], w[bi.y], w[bi.z], w[bi.w]);
+            acc0 = acc0 + av.x * bv;
+            acc1 = acc1 + av.y * bv;
+            acc2 = acc2 + av.z * bv;
+            acc3 = acc3 + av.w * bv;
         }
+    }
+    for (var kk = whole * 4u; kk < p.k; kk = kk + 1u) {
+        let av = x_at(base, kk);
         let bi = b_base + vec4<u32>(kk);
         let bv = vec4<f32>(w[bi.x], w[bi.y], w[bi.z], w[bi.w]);
         acc0 = acc0 + av.x * bv;
