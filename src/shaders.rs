@@ -92,9 +92,29 @@ pub static REDUCE: Shader = Shader {
     ],
 };
 
+pub static LINALG: Shader = Shader {
+    name: "linalg",
+    source: include_str!("../shaders/linalg.wgsl"),
+    bindings: &[
+        Binding::Uniform,          // params
+        Binding::StorageRead,      // a
+        Binding::StorageRead,      // b
+        Binding::StorageRead,      // items: dot pairs or combine terms
+        Binding::StorageReadWrite, // out
+    ],
+};
+
 /// Every shader file.
 pub fn all() -> Vec<&'static Shader> {
-    vec![&MATMUL, &DATA, &OPTIM, &SOFTMAX_XENT, &ACTIVATION, &REDUCE]
+    vec![
+        &MATMUL,
+        &DATA,
+        &OPTIM,
+        &SOFTMAX_XENT,
+        &ACTIVATION,
+        &REDUCE,
+        &LINALG,
+    ]
 }
 
 /// Every pipeline specialisation the launchers can ask for.
@@ -105,5 +125,6 @@ pub fn specialisations() -> Vec<PipelineKey> {
     keys.extend(crate::kernels::softmax_xent::specialisations());
     keys.extend(crate::kernels::activation::specialisations());
     keys.extend(crate::kernels::reduce::specialisations());
+    keys.extend(crate::kernels::linalg::specialisations());
     keys
 }

@@ -14,6 +14,7 @@
 pub mod activation;
 pub mod data;
 pub mod gradcheck;
+pub mod linalg;
 pub mod matmul;
 pub mod optim;
 pub mod real;

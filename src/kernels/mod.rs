@@ -4,6 +4,7 @@
 
 pub mod activation;
 pub mod data;
+pub mod linalg;
 pub mod matmul;
 pub mod optim;
 pub mod reduce;
