@@ -28,6 +28,11 @@
 //!   summary.
 //! - [`plot`]: loss and accuracy curves per epoch as SVG or PNG.
 //!
+//! - [`second_order`]: L-BFGS and Newton-CG on the linear classifier's
+//!   full-batch loss, with vectors on the GPU (or the CPU twin) and only
+//!   scalars read back; built on [`kernels::linalg`] (dot products, linear
+//!   combinations, the softmax-CE Hessian-vector product).
+//!
 //! - [`strategies`]: the course notebook's four optimisation strategies
 //!   (random search, random local search, numerical vs analytic gradient,
 //!   minibatch descent) on the linear classifier, on the GPU and the CPU.
@@ -47,6 +52,7 @@ pub mod model;
 pub mod ops;
 pub mod optim;
 pub mod plot;
+pub mod second_order;
 pub mod shaders;
 pub mod strategies;
 pub mod train;

@@ -51,7 +51,7 @@ pub fn dot<F: Real>(a: &[F], b: &[F]) -> Result<F> {
     let mut half = DOT_LANES / 2;
     while half > 0 {
         for l in 0..half {
-            lanes[l] = lanes[l] + lanes[l + half];
+            lanes[l] += lanes[l + half];
         }
         half /= 2;
     }
