@@ -236,3 +236,102 @@ pub(crate) fn run(
     }
     Ok((Stop::MaxIterations, x))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::second_order::quadratic::Quadratic;
+    use crate::second_order::{Method, minimize};
+
+    /// The recursion on Gram entries gives the direction and `gᵀd` of the
+    /// textbook two-loop recursion on the vectors themselves.
+    #[test]
+    fn gram_two_loop_matches_the_vector_two_loop() {
+        let (n, m) = (15, 5);
+        let mut q = Quadratic::new(n, slots(m));
+        let vec = |k: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| ((i * 7 + k * 13) as f32 * 0.41).cos())
+                .collect()
+        };
+        q.write(G, &vec(0)).unwrap();
+        let mut history = VecDeque::new();
+        for i in 0..m {
+            let (s, y) = (Slot(FIRST_PAIR + 2 * i), Slot(FIRST_PAIR + 2 * i + 1));
+            q.write(s, &vec(i + 1)).unwrap();
+            // y = A·s (+ a little of another vector): sᵀy > 0 as from a Wolfe step.
+            let mut y_val = q.times(&q.bank[s.0].clone());
+            y_val
+                .iter_mut()
+                .zip(vec(i + 20))
+                .for_each(|(a, b)| *a += 0.1 * b as f64);
+            q.bank[y.0] = y_val;
+            history.push_back(Pair {
+                s,
+                y,
+                rho: 1.0 / q.dot(s, y),
+            });
+        }
+        let mut gram = Gram::new(slots(m));
+        let all: Vec<Slot> = std::iter::once(G)
+            .chain(history.iter().flat_map(|p| [p.s, p.y]))
+            .collect();
+        for &a in &all {
+            for &b in &all {
+                gram.set(a, b, q.dot(a, b));
+            }
+        }
+        let dphi0 = direction(&mut q, &history, &gram, G).unwrap();
+
+        // Textbook: q = g; αᵢ = ρᵢ sᵢᵀq, q −= αᵢ yᵢ (newest first); r = γq;
+        // β = ρᵢ yᵢᵀr, r += (αᵢ − β) sᵢ (oldest first); d = −r.
+        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+        let mut v = q.bank[G.0].clone();
+        let mut alpha = vec![0.0; m];
+        for (i, p) in history.iter().enumerate().rev() {
+            alpha[i] = p.rho * dot(&q.bank[p.s.0], &v);
+            v.iter_mut()
+                .zip(&q.bank[p.y.0])
+                .for_each(|(a, y)| *a -= alpha[i] * y);
+        }
+        let last = history[m - 1];
+        let gamma =
+            dot(&q.bank[last.s.0], &q.bank[last.y.0]) / dot(&q.bank[last.y.0], &q.bank[last.y.0]);
+        v.iter_mut().for_each(|a| *a *= gamma);
+        for (i, p) in history.iter().enumerate() {
+            let beta = p.rho * dot(&q.bank[p.y.0], &v);
+            v.iter_mut()
+                .zip(&q.bank[p.s.0])
+                .for_each(|(a, s)| *a += (alpha[i] - beta) * s);
+        }
+        let d: Vec<f64> = v.iter().map(|a| -a).collect();
+        let scale = d.iter().fold(0f64, |m, x| m.max(x.abs()));
+        for (got, want) in q.bank[D.0].iter().zip(&d) {
+            assert!((got - want).abs() <= 1e-12 * scale, "{got} vs {want}");
+        }
+        let want = dot(&q.bank[G.0], &d);
+        assert!(
+            (dphi0 - want).abs() <= 1e-12 * want.abs(),
+            "{dphi0} vs {want}"
+        );
+    }
+
+    /// On an n-dimensional quadratic with exact line searches L-BFGS would
+    /// finish in n steps; with Wolfe steps it takes a few more.
+    #[test]
+    fn solves_a_quadratic() {
+        let n = 12;
+        let mut q = Quadratic::new(n, slots(10));
+        let config = SecondOrderConfig {
+            gtol: 1e-9,
+            ..SecondOrderConfig::new(Method::Lbfgs)
+        };
+        let out = minimize(&mut q, &vec![0.0; n], &config, &mut |_| {}).unwrap();
+        assert_eq!(out.stop, Stop::Converged);
+        assert!(
+            out.iterations.len() <= 3 * n,
+            "{} iterations",
+            out.iterations.len()
+        );
+    }
+}

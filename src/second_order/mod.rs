@@ -61,6 +61,8 @@ pub mod gpu;
 mod lbfgs;
 mod line_search;
 mod newton_cg;
+#[cfg(test)]
+mod quadratic;
 
 pub use cpu::CpuObjective;
 pub use gpu::GpuObjective;
