@@ -26,6 +26,10 @@ pub enum Optimizer {
     Rmsprop,
     Adam,
     Adamw,
+    /// L-BFGS on the full batch (train_linear only).
+    Lbfgs,
+    /// Newton-CG on the full batch (train_linear only).
+    NewtonCg,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -92,6 +96,12 @@ impl Common {
         let lr = self.lr.unwrap_or(default_lr);
         let eps = 1e-7;
         let cfg = match self.optimizer.unwrap_or(default) {
+            Optimizer::Lbfgs | Optimizer::NewtonCg => {
+                return Err(Error::InvalidArgument {
+                    name: "--optimizer",
+                    msg: "lbfgs and newton-cg train the linear model only (train_linear)".into(),
+                });
+            }
             Optimizer::Sgd => OptimizerConfig::sgd(lr),
             Optimizer::Momentum => OptimizerConfig::momentum(lr, 0.9),
             Optimizer::Nesterov => OptimizerConfig::nesterov(lr, 0.9),

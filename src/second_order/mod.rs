@@ -63,9 +63,11 @@ mod line_search;
 mod newton_cg;
 #[cfg(test)]
 mod quadratic;
+mod run;
 
 pub use cpu::CpuObjective;
 pub use gpu::GpuObjective;
+pub use run::{Device, LinearRun, fit_linear};
 
 use crate::error::{Error, Result};
 use std::fmt;
