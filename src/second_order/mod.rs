@@ -57,6 +57,7 @@
 //! nothing hangs. A non-finite loss at a trial step only shortens the step.
 
 pub mod cpu;
+pub mod demos;
 pub mod gpu;
 mod lbfgs;
 mod line_search;

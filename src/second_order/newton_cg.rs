@@ -157,3 +157,59 @@ pub(crate) fn run(
     }
     Ok((Stop::MaxIterations, x))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::second_order::quadratic::Quadratic;
+    use crate::second_order::{Method, minimize};
+
+    /// The `gᵀz` CG tracks from its per-step dots is `gᵀz` computed directly.
+    #[test]
+    fn tracked_directional_derivative_matches_a_direct_dot() {
+        let n = 12;
+        let mut q = Quadratic::new(n, SLOTS);
+        let x0: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+        q.write(X, &x0).unwrap();
+        let gg = q.loss_grad(X, G, &[(G, G)]).unwrap().dots[0];
+        let mut noop = |_: &super::super::Iteration| {};
+        let mut rec = Recorder::new(&q, &mut noop);
+        for max_cg in [1, 2, 5, n] {
+            let s = solve(&mut q, &mut rec, X, G, gg, 0.0, max_cg)
+                .unwrap()
+                .unwrap();
+            let direct = q.dot(G, Z);
+            assert!(
+                (s.gz - direct).abs() <= 1e-10 * direct.abs(),
+                "{max_cg} steps: tracked {} direct {direct}",
+                s.gz
+            );
+            assert!(s.gz < 0.0, "z is a descent direction");
+        }
+    }
+
+    /// On a quadratic, inexact Newton with the forcing term √‖g‖ converges
+    /// superlinearly: the gradient's reduction per step improves towards 0.
+    #[test]
+    fn converges_superlinearly_on_a_quadratic() {
+        let n = 10;
+        let mut q = Quadratic::new(n, SLOTS);
+        let config = SecondOrderConfig {
+            max_cg: n,
+            gtol: 1e-9,
+            ..SecondOrderConfig::new(Method::NewtonCg)
+        };
+        let out = minimize(&mut q, &vec![0.0; n], &config, &mut |_| {}).unwrap();
+        assert_eq!(out.stop, Stop::Converged);
+        assert!(out.iterations.len() <= 10, "{:?}", out.iterations);
+        let norms: Vec<f64> = out.iterations.iter().map(|i| i.grad_norm).collect();
+        let last = norms[norms.len() - 1] / norms[norms.len() - 2];
+        assert!(last < 1e-2, "last reduction {last}: {norms:?}");
+        // The unit step is always accepted on a quadratic.
+        assert!(
+            out.iterations[1..]
+                .iter()
+                .all(|i| i.step == 1.0 && i.evaluations == 1)
+        );
+    }
+}
