@@ -131,8 +131,9 @@ pub fn rosenbrock_grad(p: &[f64]) -> Vec<f64> {
 /// Levenberg–Marquardt for the line `y = a·t + b`: least squares on the
 /// residuals `r_i = a·t_i + b − y_i` with the damped Gauss–Newton step
 /// `(JᵀJ + μ·diag(JᵀJ))·δ = −Jᵀr`; μ shrinks ×10 after a step that lowers
-/// the squared error and grows ×10 after one that does not. Returns
-/// `(a, b)` and the iterations taken.
+/// the squared error and grows ×10 after one that does not. Stops when a
+/// step changes a and b by less than 1e-12 relative. Returns `(a, b)` and
+/// the iterations taken.
 pub fn levenberg_marquardt_line(
     t: &[f64],
     y: &[f64],
@@ -169,13 +170,13 @@ pub fn levenberg_marquardt_line(
             sr += r;
         }
         let n = t.len() as f64;
-        if (str_ * str_ + sr * sr).sqrt() < 1e-12 {
-            return Ok(((a, b), k));
-        }
         let (m00, m11) = (stt * (1.0 + mu), n * (1.0 + mu));
         let det = m00 * m11 - st * st;
         let da = (-str_ * m11 + sr * st) / det;
         let db = (-sr * m00 + str_ * st) / det;
+        if da.abs() <= 1e-12 * a.abs().max(1e-12) && db.abs() <= 1e-12 * b.abs().max(1e-12) {
+            return Ok(((a, b), k));
+        }
         let next = sse(a + da, b + db);
         if next < cost {
             (a, b, cost) = (a + da, b + db, next);
@@ -234,5 +235,7 @@ mod tests {
             "{a} {b} vs {a_ls} {b_ls} after {k}"
         );
         assert!((a - 2.0).abs() < 0.1 && (b - 1.0).abs() < 0.1);
+        // A linear least-squares problem: a handful of damped Gauss–Newton steps.
+        assert!(k < 10, "{k} iterations");
     }
 }
