@@ -92,7 +92,8 @@ const VECTOR_TOL: Tolerance = Tolerance::new(2e-6, 2e-4);
 
 /// Loss, gradient and Hv of the GPU objective against the CPU objective (f32,
 /// the same chunks) and the f64 reference of `cpu::linalg` (one matrix),
-/// with the output slots poisoned with NaN first.
+/// with the output slots poisoned with NaN first; each device with its rows
+/// resident and gathered every pass, which must give the same bits.
 fn check_objective(n: usize, shape: [usize; 3], classes: usize, chunk_rows: usize, l2: f64) {
     let g = gpu();
     let data = dataset(n, shape, classes, n as u64);
@@ -101,8 +102,16 @@ fn check_objective(n: usize, shape: [usize; 3], classes: usize, chunk_rows: usiz
         chunk_rows,
         ..FullBatchConfig::default()
     };
-    let mut gpu_obj = GpuObjective::new(g, &data, None, 4, &config).unwrap();
-    let mut cpu_obj = CpuObjective::<f32>::new(&data, None, 4, &config).unwrap();
+    let streaming = FullBatchConfig {
+        resident: false,
+        ..config
+    };
+    let mut objs: Vec<Box<dyn Objective>> = vec![
+        Box::new(GpuObjective::new(g, &data, None, 4, &config).unwrap()),
+        Box::new(GpuObjective::new(g, &data, None, 4, &streaming).unwrap()),
+        Box::new(CpuObjective::<f32>::new(&data, None, 4, &config).unwrap()),
+        Box::new(CpuObjective::<f32>::new(&data, None, 4, &streaming).unwrap()),
+    ];
     let dim = classes * (data.dim() + 1);
     let w = random(dim, 1, 0.05);
     let v = random(dim, 2, 1.0);
@@ -111,7 +120,7 @@ fn check_objective(n: usize, shape: [usize; 3], classes: usize, chunk_rows: usiz
     let mut evals: Vec<Evaluation> = Vec::new();
     let mut grads = Vec::new();
     let mut hvs = Vec::new();
-    for obj in [&mut gpu_obj as &mut dyn Objective, &mut cpu_obj] {
+    for obj in objs.iter_mut() {
         obj.write(Slot(0), &w).unwrap();
         obj.write(Slot(1), &v).unwrap();
         obj.write(Slot(2), &nan).unwrap();
@@ -140,7 +149,8 @@ fn check_objective(n: usize, shape: [usize; 3], classes: usize, chunk_rows: usiz
     let (loss64, grad64) = cpu::linalg::loss_grad(x.view(), &labels, w64.view(), l2).unwrap();
     let hv64 = cpu::linalg::hvp(x.view(), w64.view(), v64.view(), l2).unwrap();
 
-    for (i, device) in ["gpu", "cpu"].iter().enumerate() {
+    let names = ["gpu", "gpu streaming", "cpu", "cpu streaming"];
+    for (i, device) in names.iter().enumerate() {
         let e = &evals[i];
         assert!(
             (e.loss - loss64).abs() <= 1e-6 * loss64.abs(),
@@ -166,23 +176,41 @@ fn check_objective(n: usize, shape: [usize; 3], classes: usize, chunk_rows: usiz
             e.dots[0]
         );
     }
+    for pair in [(0, 1), (2, 3)] {
+        let (a, b) = pair;
+        assert_eq!(
+            evals[a], evals[b],
+            "{what}: {} and {} evaluations differ",
+            names[a], names[b]
+        );
+        assert_eq!(
+            grads[a], grads[b],
+            "{what}: {} and {} gradients differ",
+            names[a], names[b]
+        );
+        assert_eq!(
+            hvs[a], hvs[b],
+            "{what}: {} and {} Hv differ",
+            names[a], names[b]
+        );
+    }
     assert_eq!(
-        evals[0].correct, evals[1].correct,
+        evals[0].correct, evals[2].correct,
         "{what}: correct counts differ"
     );
     cpu::assert_close(
         &format!("{what} gpu vs cpu gradient"),
         &arr(&grads[0]),
-        &arr(&grads[1]),
+        &arr(&grads[2]),
         VECTOR_TOL,
     );
     cpu::assert_close(
         &format!("{what} gpu vs cpu Hv"),
         &arr(&hvs[0].0),
-        &arr(&hvs[1].0),
+        &arr(&hvs[2].0),
         VECTOR_TOL,
     );
-    let (a, b) = (hvs[0].1[0], hvs[1].1[0]);
+    let (a, b) = (hvs[0].1[0], hvs[2].1[0]);
     assert!(
         (a - b).abs() <= 1e-4 * b.abs().max(1e-6),
         "{what} vᵀHv {a} vs {b}"

@@ -1,8 +1,9 @@
 //! The full-batch objective on the CPU: the twin of [`super::GpuObjective`],
-//! chunk for chunk. Each pass gathers the training set in chunks of
-//! `chunk_rows` f32 rows (as the GPU does, so neither holds more than the
-//! bytes and one chunk), and runs the same products and kernels' twins in
-//! the same order: `f32` to compare with the GPU, `f64` for reference runs.
+//! chunk for chunk. The training set is gathered in chunks of `chunk_rows`
+//! f32 rows, once and kept when `resident`, else on every pass (then no
+//! more than the bytes and one chunk are held), and each pass runs the same
+//! products and kernels' twins in the same order as the GPU: `f32` to
+//! compare with the GPU, `f64` for reference runs.
 
 use super::{Evaluation, FullBatchConfig, Objective, Slot, check_data};
 use crate::cpu::linalg::{combine, dot, xent_hvp_rows};
@@ -11,6 +12,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::kernels::GatherOptions;
 use ndarray::{Array2, ArrayView2, s};
+use std::borrow::Cow;
 
 /// The full-batch loss, gradient and Hessian-vector products on the CPU,
 /// with a bank of `slots` vectors in memory.
@@ -29,6 +31,8 @@ pub struct CpuObjective<'d, F: Real = f32> {
     y: Vec<u32>,
     order: Vec<u32>,
     test_order: Vec<u32>,
+    /// With `resident`: every training chunk's rows and labels, kept.
+    resident: Vec<(Array2<F>, Vec<u32>)>,
     readbacks: usize,
 }
 
@@ -47,7 +51,7 @@ impl<'d, F: Real> CpuObjective<'d, F> {
         let width = train.dim() + 1;
         let dim = train.classes * width;
         let chunk_rows = config.chunk_rows.min(train.len());
-        Ok(CpuObjective {
+        let mut obj = CpuObjective {
             train,
             test,
             opts: config.gather_options(),
@@ -62,8 +66,16 @@ impl<'d, F: Real> CpuObjective<'d, F> {
             y: Vec::new(),
             order: (0..train.len() as u32).collect(),
             test_order: (0..test.map_or(0, Dataset::len) as u32).collect(),
+            resident: Vec::new(),
             readbacks: 0,
-        })
+        };
+        if config.resident {
+            for c in 0..obj.chunks(false) {
+                let x = obj.gather(false, c)?;
+                obj.resident.push((x, obj.y.clone()));
+            }
+        }
+        Ok(obj)
     }
 
     fn range(&self, slot: Slot) -> Result<std::ops::Range<usize>> {
@@ -90,9 +102,19 @@ impl<'d, F: Real> CpuObjective<'d, F> {
         Ok(())
     }
 
-    /// Gathers chunk `c` of `order` and returns it as an F matrix with its
-    /// labels in `self.y`.
-    fn chunk(&mut self, test: bool, c: usize) -> Result<Array2<F>> {
+    /// Chunk `c` of the training (or test) rows and their labels: kept, or
+    /// gathered now.
+    fn chunk(&mut self, test: bool, c: usize) -> Result<(Cow<'_, Array2<F>>, Cow<'_, [u32]>)> {
+        if !test && !self.resident.is_empty() {
+            let (x, y) = &self.resident[c];
+            return Ok((Cow::Borrowed(x), Cow::Borrowed(y)));
+        }
+        let x = self.gather(test, c)?;
+        Ok((Cow::Owned(x), Cow::Borrowed(&self.y)))
+    }
+
+    /// Gathers chunk `c` of `order` as an F matrix, its labels into `self.y`.
+    fn gather(&mut self, test: bool, c: usize) -> Result<Array2<F>> {
         let (data, order) = if test {
             (self.test.ok_or_else(no_test)?, &self.test_order)
         } else {
@@ -201,28 +223,29 @@ impl<F: Real> Objective for CpuObjective<'_, F> {
         let (mut total, mut correct) = (0f64, 0u64);
         let mut grad: Option<Array2<F>> = None;
         let chunks = self.chunks(false);
+        let (classes, width, l2) = (self.classes, self.width, self.l2);
         for c in 0..chunks {
-            let x = self.chunk(false, c)?;
+            let (x, y) = self.chunk(false, c)?;
             let rows = F::of(x.nrows() as f64);
-            let out = softmax_xent(&x.dot(&wm.t()), &self.y)?;
+            let out = softmax_xent(&x.dot(&wm.t()), &y)?;
             total += out.loss.iter().map(|&l| Real::to_f64(l)).sum::<f64>();
             correct += out.correct.iter().map(|&v| v as u64).sum::<u64>();
             let dlogits = out
                 .dlogits
                 .ok_or_else(|| Error::shape("loss_grad", "no gradient from softmax_xent"))?;
             // The GPU's chunk accumulation: g = [g] + (rows/N)·dW [+ λ·W].
-            let dw = dlogits.t().dot(&x);
+            let dw = dlogits.t().dot(x.as_ref());
             let mut terms: Vec<(F, &[F])> = Vec::with_capacity(3);
             if let Some(acc) = grad.as_ref() {
                 terms.push((F::one(), slice(acc)?));
             }
             terms.push((rows / n, slice(&dw)?));
             if c + 1 == chunks {
-                terms.push((self.l2, slice(&wm)?));
+                terms.push((l2, slice(&wm)?));
             }
             let next = combine(&terms)?;
             grad = Some(
-                Array2::from_shape_vec((self.classes, self.width), next)
+                Array2::from_shape_vec((classes, width), next)
                     .map_err(|e| Error::shape("loss_grad", e))?,
             );
         }
@@ -244,27 +267,25 @@ impl<F: Real> Objective for CpuObjective<'_, F> {
         let wv = ndarray::concatenate(ndarray::Axis(0), &[wm.view(), vm.view()])
             .map_err(|e| Error::shape("hvp", e))?;
         let inv_n = F::one() / F::of(self.order.len() as f64);
-        let c = self.classes;
+        let (c, width, l2) = (self.classes, self.width, self.l2);
         let mut acc: Option<Array2<F>> = None;
         let chunks = self.chunks(false);
         for k in 0..chunks {
-            let x = self.chunk(false, k)?;
+            let (x, _) = self.chunk(false, k)?;
             let zu = x.dot(&wv.t());
             let r = xent_hvp_rows(zu.slice(s![.., ..c]), zu.slice(s![.., c..]), inv_n)?;
-            let hv = r.t().dot(&x);
+            let hv = r.t().dot(x.as_ref());
             let mut terms: Vec<(F, &[F])> = Vec::with_capacity(3);
             if let Some(a) = acc.as_ref() {
                 terms.push((F::one(), slice(a)?));
             }
             terms.push((F::one(), slice(&hv)?));
             if k + 1 == chunks {
-                terms.push((self.l2, slice(&vm)?));
+                terms.push((l2, slice(&vm)?));
             }
             let next = combine(&terms)?;
-            acc = Some(
-                Array2::from_shape_vec((self.classes, self.width), next)
-                    .map_err(|e| Error::shape("hvp", e))?,
-            );
+            acc =
+                Some(Array2::from_shape_vec((c, width), next).map_err(|e| Error::shape("hvp", e))?);
         }
         let acc = acc.ok_or_else(|| Error::shape("hvp", "no chunks"))?;
         self.store(out, &acc)?;
@@ -296,8 +317,8 @@ impl<F: Real> Objective for CpuObjective<'_, F> {
         let len = self.test.ok_or_else(no_test)?.len();
         let (mut total, mut correct) = (0f64, 0u64);
         for c in 0..self.chunks(true) {
-            let x = self.chunk(true, c)?;
-            let out = softmax_xent_eval(&x.dot(&wm.t()), &self.y)?;
+            let (x, y) = self.chunk(true, c)?;
+            let out = softmax_xent_eval(&x.dot(&wm.t()), &y)?;
             total += out.loss.iter().map(|&l| Real::to_f64(l)).sum::<f64>();
             correct += out.correct.iter().map(|&v| v as u64).sum::<u64>();
         }

@@ -1,13 +1,14 @@
 //! The full-batch objective on the GPU.
 //!
-//! The training set stays resident as bytes ([`GpuDataset`]); a pass
-//! gathers it chunk by chunk (`chunk_rows` f32 rows at a time, with the
-//! bias column) and runs, per chunk:
+//! The training set goes up once as bytes ([`GpuDataset`]) and is gathered
+//! chunk by chunk (`chunk_rows` f32 rows at a time, with the bias column):
+//! once, into a buffer per chunk, when `resident` (the default), else on
+//! every pass. A pass runs, per chunk:
 //!
 //! ```text
-//! loss_grad   gather → logits = X·Wᵀ → softmax-CE (loss, correct, dlogits)
+//! loss_grad   [gather] → logits = X·Wᵀ → softmax-CE (loss, correct, dlogits)
 //!             → loss/correct totals → dW = dlogitsᵀ·X → g = [g] + (rows/N)·dW [+ λW]
-//! hvp         gather → [Z | U] = X·[W; V]ᵀ → R = (diag(p) − p pᵀ)·U/N per row
+//! hvp         [gather] → [Z | U] = X·[W; V]ᵀ → R = (diag(p) − p pᵀ)·U/N per row
 //!             → Rᵀ·X → Hv = [Hv] + Rᵀ·X [+ λV]
 //! ```
 //!
@@ -98,6 +99,8 @@ pub struct GpuObjective<'g> {
     staging: wgpu::Buffer,
     readbacks: usize,
     dataset_chunks: usize,
+    /// The training rows are gathered once, not every pass.
+    resident: bool,
 }
 
 impl<'g> GpuObjective<'g> {
@@ -173,15 +176,30 @@ impl<'g> GpuObjective<'g> {
             opts,
         )?;
         let s = &scratch;
+        // Resident: each chunk's rows and labels in buffers of their own,
+        // gathered once below; otherwise every chunk reuses the scratch.
+        let mut resident = Vec::new();
+        if config.resident {
+            for k in 0..train_gather.steps() {
+                let rows = train_gather.rows(k);
+                resident.push((
+                    GpuTensor::<f32>::zeros(gpu, &[rows, width])?,
+                    GpuTensor::<u32>::zeros(gpu, &[rows])?,
+                ));
+            }
+        }
         let mut train_chunks = Vec::with_capacity(train_gather.steps());
         for k in 0..train_gather.steps() {
             let rows = train_gather.rows(k);
-            let x = s.x.view(0, &[rows, width])?;
+            let (x, y) = match resident.get(k) {
+                Some((x, y)) => (x.clone(), y.clone()),
+                None => (s.x.view(0, &[rows, width])?, s.y.view(0, &[rows])?),
+            };
             let logits = s.logits.view(0, &[rows, c])?;
             let loss = s.loss.view(0, &[rows])?;
             let correct = s.correct.view(0, &[rows])?;
             let dlogits = s.dlogits.view(0, &[rows, c])?;
-            let labels = GpuLabels::from_checked(s.y.view(0, &[rows])?, c);
+            let labels = GpuLabels::from_checked(y, c);
             let zu = s.zu.view(0, &[rows, 2 * c])?;
             let r = s.r.view(0, &[rows, c])?;
             let auto = MatmulKernel::Auto;
@@ -250,6 +268,19 @@ impl<'g> GpuObjective<'g> {
             }
         };
 
+        if !resident.is_empty() {
+            let mut encoder = gpu.encoder("gathering the resident rows");
+            for (k, (x, y)) in resident.iter().enumerate() {
+                {
+                    let mut pass = begin(&mut encoder, "gather");
+                    train_gather.record(&mut pass, k)?;
+                }
+                encoder.copy_buffer_to_buffer(s.x.buffer(), 0, x.buffer(), 0, x.size_bytes());
+                encoder.copy_buffer_to_buffer(s.y.buffer(), 0, y.buffer(), 0, y.size_bytes());
+            }
+            gpu.submit(encoder)?;
+        }
+
         // Room for the largest batch of dots an optimizer asks for (L-BFGS:
         // three per kept vector) plus the loss's ‖W‖².
         let capacity = 8 + 3 * (FIXED + slots);
@@ -287,6 +318,7 @@ impl<'g> GpuObjective<'g> {
             staging,
             readbacks: 0,
             dataset_chunks,
+            resident: !resident.is_empty(),
         })
     }
 
@@ -294,7 +326,12 @@ impl<'g> GpuObjective<'g> {
     /// combinations): the copy of W, per chunk the gather (one per dataset
     /// buffer) and five kernels, and the dots.
     pub fn dispatches_per_evaluation(&self) -> usize {
-        2 + self.train.len() * (self.dataset_chunks + 5)
+        let gathers = if self.resident {
+            0
+        } else {
+            self.dataset_chunks
+        };
+        2 + self.train.len() * (gathers + 5)
     }
 
     /// Chunks a pass over the training set takes.
@@ -489,7 +526,9 @@ impl Objective for GpuObjective<'_> {
             self.record_pending(&mut pass);
             self.copy_w.record(&mut pass);
             for (k, ch) in self.train.iter().enumerate() {
-                self.train_gather.record(&mut pass, k)?;
+                if !self.resident {
+                    self.train_gather.record(&mut pass, k)?;
+                }
                 ch.forward.record(&mut pass);
                 ch.xent.record(&mut pass);
                 ch.sum.record(&mut pass);
@@ -536,7 +575,9 @@ impl Objective for GpuObjective<'_> {
             self.copy_w.record(&mut pass);
             self.copy_v.record(&mut pass);
             for (k, ch) in self.train.iter().enumerate() {
-                self.train_gather.record(&mut pass, k)?;
+                if !self.resident {
+                    self.train_gather.record(&mut pass, k)?;
+                }
                 ch.hv_forward.record(&mut pass);
                 ch.hv_rows.record(&mut pass);
                 ch.hv_backward.record(&mut pass);
