@@ -646,3 +646,29 @@ fn bad_arguments_are_errors() {
         Err(Error::Shape { .. })
     ));
 }
+
+#[test]
+fn a_target_loss_stops_the_run_where_it_is_reached() {
+    let (data, config) = small_problem();
+    for method in [Method::Lbfgs, Method::NewtonCg] {
+        let full = SecondOrderConfig::new(method);
+        let mut obj = CpuObjective::<f32>::new(&data, None, full.slots(), &config).unwrap();
+        let w0 = vec![0.0; obj.dim()];
+        let whole = minimize(&mut obj, &w0, &full, &mut |_| {}).unwrap();
+        // A loss halfway down: the run stops at the first iterate below it.
+        let target = 0.5 * (whole.iterations[0].loss + whole.last().loss);
+        let cfg = SecondOrderConfig {
+            target_loss: Some(target),
+            ..full
+        };
+        let out = minimize(&mut obj, &w0, &cfg, &mut |_| {}).unwrap();
+        assert_eq!(out.stop, Stop::TargetReached, "{method}");
+        let first = whole
+            .iterations
+            .iter()
+            .position(|i| i.loss <= target)
+            .unwrap();
+        assert_eq!(out.iterations.len(), first + 1, "{method}");
+        assert!(out.last().loss <= target);
+    }
+}

@@ -14,6 +14,9 @@ use crate::kernels::GatherOptions;
 use ndarray::{Array2, ArrayView2, s};
 use std::borrow::Cow;
 
+/// A chunk's rows and labels, kept or just gathered.
+type Rows<'a, F> = (Cow<'a, Array2<F>>, Cow<'a, [u32]>);
+
 /// The full-batch loss, gradient and Hessian-vector products on the CPU,
 /// with a bank of `slots` vectors in memory.
 pub struct CpuObjective<'d, F: Real = f32> {
@@ -104,7 +107,7 @@ impl<'d, F: Real> CpuObjective<'d, F> {
 
     /// Chunk `c` of the training (or test) rows and their labels: kept, or
     /// gathered now.
-    fn chunk(&mut self, test: bool, c: usize) -> Result<(Cow<'_, Array2<F>>, Cow<'_, [u32]>)> {
+    fn chunk(&mut self, test: bool, c: usize) -> Result<Rows<'_, F>> {
         if !test && !self.resident.is_empty() {
             let (x, y) = &self.resident[c];
             return Ok((Cow::Borrowed(x), Cow::Borrowed(y)));

@@ -119,6 +119,9 @@ pub(crate) fn run(
         .map(|i| (Slot(FIRST_PAIR + 2 * i), Slot(FIRST_PAIR + 2 * i + 1)))
         .collect();
     for k in 0usize.. {
+        if config.target_loss.is_some_and(|t| f <= t) {
+            return Ok((Stop::TargetReached, x));
+        }
         if gg.sqrt() <= config.gtol {
             return Ok((Stop::Converged, x));
         }

@@ -50,7 +50,8 @@
 //! `‖Hp‖²`, from which `‖r⁺‖²` follows without a second readback). Every
 //! [`Iteration`] reports its readbacks.
 //!
-//! **Stops.** [`Stop::Converged`] when `‖g‖ ≤ gtol`; otherwise a reported
+//! **Stops.** [`Stop::Converged`] when `‖g‖ ≤ gtol` ([`Stop::TargetReached`]
+//! when a target loss was given and reached); otherwise a reported
 //! [`Stop::MaxIterations`], [`Stop::LineSearchFailed`] or
 //! [`Stop::NonFinite`] (a NaN or infinite loss or gradient where a finite one
 //! was needed), each with the last good weights. Every loop is bounded:
@@ -247,6 +248,9 @@ pub struct SecondOrderConfig {
     pub c2: f64,
     /// Loss evaluations per line search at most.
     pub max_evaluations: usize,
+    /// Stop as soon as an accepted point's loss is at most this
+    /// ([`Stop::TargetReached`]); `None`: run to `gtol`.
+    pub target_loss: Option<f64>,
 }
 
 impl SecondOrderConfig {
@@ -262,6 +266,7 @@ impl SecondOrderConfig {
             c1: 1e-4,
             c2: 0.9,
             max_evaluations: 20,
+            target_loss: None,
         }
     }
 
@@ -292,6 +297,9 @@ impl SecondOrderConfig {
         if self.max_evaluations == 0 {
             return bad("max_evaluations", "must be at least 1".into());
         }
+        if self.target_loss.is_some_and(f64::is_nan) {
+            return bad("target_loss", "must not be NaN".into());
+        }
         Ok(())
     }
 
@@ -309,6 +317,8 @@ impl SecondOrderConfig {
 pub enum Stop {
     /// `‖∇L‖ ≤ gtol`.
     Converged,
+    /// The loss reached `target_loss`.
+    TargetReached,
     /// `max_iterations` steps taken without converging.
     MaxIterations,
     /// No step satisfying the line search's conditions was found.
@@ -321,6 +331,7 @@ impl fmt::Display for Stop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Stop::Converged => f.write_str("converged"),
+            Stop::TargetReached => f.write_str("target reached"),
             Stop::MaxIterations => f.write_str("iteration limit reached"),
             Stop::LineSearchFailed(why) => write!(f, "line search failed: {why}"),
             Stop::NonFinite(why) => write!(f, "non-finite value: {why}"),

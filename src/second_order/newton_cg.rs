@@ -104,6 +104,9 @@ pub(crate) fn run(
         return Ok((Stop::NonFinite(why), x));
     }
     for k in 0usize.. {
+        if config.target_loss.is_some_and(|t| f <= t) {
+            return Ok((Stop::TargetReached, x));
+        }
         let gnorm = gg.sqrt();
         if gnorm <= config.gtol {
             return Ok((Stop::Converged, x));
