@@ -193,6 +193,13 @@ where
         .y_desc(&panel.y_desc)
         .axis_desc_style((FONT, 16))
         .label_style((FONT, 14))
+        .x_label_formatter(&|x: &f64| {
+            if x.fract() == 0.0 {
+                format!("{x:.0}")
+            } else {
+                format!("{x}")
+            }
+        })
         .y_label_formatter(&|y: &f64| format!("{y:.0e}"))
         .bold_line_style(BLACK.mix(0.08))
         .light_line_style(TRANSPARENT)
