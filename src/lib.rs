@@ -31,6 +31,11 @@
 //! - `plot` (default-on cargo feature `plot`): loss and accuracy curves per
 //!   epoch as SVG or PNG.
 //!
+//! - [`second_order`]: L-BFGS and Newton-CG on the linear classifier's
+//!   full-batch loss, with vectors on the GPU (or the CPU twin) and only
+//!   scalars read back; built on [`kernels::linalg`] (dot products, linear
+//!   combinations, the softmax-CE Hessian-vector product).
+//!
 //! - [`strategies`]: the course notebook's four optimisation strategies
 //!   (random search, random local search, numerical vs analytic gradient,
 //!   minibatch descent) on the linear classifier, on the GPU and the CPU.
@@ -51,6 +56,7 @@ pub mod model;
 pub mod optim;
 #[cfg(feature = "plot")]
 pub mod plot;
+pub mod second_order;
 pub mod shaders;
 pub mod shapes;
 pub mod strategies;

@@ -18,6 +18,9 @@ use plotters::style::{FontStyle, register_font};
 use crate::error::{Error, Result};
 use crate::metrics::{EpochMetrics, History};
 
+mod curves;
+pub use curves::{CurvePanel, Series, plot_curves};
+
 /// Picture size in pixels (SVG user units): two panels of about 640×470.
 const SIZE: (u32, u32) = (1280, 520);
 /// The family the embedded DejaVu Sans is registered under.

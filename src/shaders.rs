@@ -139,6 +139,18 @@ pub static REDUCE: Shader = Shader {
     ],
 };
 
+pub static LINALG: Shader = Shader {
+    name: "linalg",
+    source: include_str!("../shaders/linalg.wgsl"),
+    bindings: &[
+        Binding::Uniform,          // params
+        Binding::StorageRead,      // a
+        Binding::StorageRead,      // b
+        Binding::StorageRead,      // items: dot pairs or combine terms
+        Binding::StorageReadWrite, // out
+    ],
+};
+
 /// Every shader file.
 pub fn all() -> Vec<&'static Shader> {
     vec![
@@ -150,6 +162,7 @@ pub fn all() -> Vec<&'static Shader> {
         &SOFTMAX_XENT,
         &ACTIVATION,
         &REDUCE,
+        &LINALG,
     ]
 }
 
@@ -163,5 +176,6 @@ pub fn specialisations() -> Vec<PipelineKey> {
     keys.extend(crate::kernels::softmax_xent::specialisations());
     keys.extend(crate::kernels::activation::specialisations());
     keys.extend(crate::kernels::reduce::specialisations());
+    keys.extend(crate::kernels::linalg::specialisations());
     keys
 }

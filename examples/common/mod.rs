@@ -28,6 +28,10 @@ pub enum Optimizer {
     Rmsprop,
     Adam,
     Adamw,
+    /// L-BFGS on the full batch (train_linear only).
+    Lbfgs,
+    /// Newton-CG on the full batch (train_linear only).
+    NewtonCg,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -110,6 +114,12 @@ impl Common {
     /// given defaults for this model.
     pub fn optimizer(&self, default: Optimizer, default_lr: f32) -> Result<OptimizerConfig> {
         let rule = self.optimizer.unwrap_or(default);
+        if matches!(rule, Optimizer::Lbfgs | Optimizer::NewtonCg) {
+            return Err(Error::InvalidArgument {
+                name: "--optimizer",
+                msg: "lbfgs and newton-cg train the linear model only (train_linear)".into(),
+            });
+        }
         let name = rule
             .to_possible_value()
             .map(|v| v.get_name().to_string())

@@ -16,6 +16,7 @@ pub mod gather;
 pub mod gather_matmul;
 pub mod gradcheck;
 pub mod layer_backward;
+pub mod linalg;
 pub mod matmul;
 pub mod optim;
 pub mod real;

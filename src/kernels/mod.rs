@@ -6,6 +6,7 @@ pub mod activation;
 pub mod gather;
 pub mod gather_matmul;
 pub mod layer_backward;
+pub mod linalg;
 pub mod matmul;
 #[cfg(test)]
 mod mirror;
@@ -168,6 +169,11 @@ impl Dispatch {
             bind_group,
             grid,
         }
+    }
+
+    /// Changes the grid, for launchers whose work size is set per use.
+    pub(crate) fn set_grid(&mut self, grid: [u32; 3]) {
+        self.grid = grid;
     }
 
     /// Records the dispatch into an open compute pass.
