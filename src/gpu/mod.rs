@@ -2,16 +2,20 @@
 //!
 //! A [`Gpu`] is built once and shared (it is `Send + Sync`); every kernel
 //! launcher takes `&Gpu`. It owns the pipeline cache, so shaders compile once
-//! per process however many launchers are built.
+//! per process however many launchers are built. On wgpu's GL backend it also
+//! serialises device access itself (see [`Gpu::exclusive`] and the `serial`
+//! module), so several threads may share one there too.
 
 mod buffer;
 mod labels;
 mod pipeline;
+mod serial;
 mod timer;
 
 pub use buffer::{Element, GpuTensor};
 pub use labels::GpuLabels;
 pub use pipeline::{Binding, KernelPipeline, PipelineKey};
+pub use serial::Deferred;
 pub use timer::{GpuTimer, TimerKind};
 
 use crate::error::{Error, Result};
@@ -90,6 +94,8 @@ pub struct Gpu {
     /// Errors raised outside any error scope. wgpu's default handler panics;
     /// ours keeps them so the next scoped call can return them.
     uncaptured: Arc<Mutex<Vec<String>>>,
+    /// The device lock, on backends whose driver needs calls serialised (GL).
+    serial: Option<serial::Serial>,
 }
 
 const NO_ADAPTER_HELP: &str = "\
@@ -177,6 +183,8 @@ impl Gpu {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
+        // GL: one context per device behind a lock that panics after 6 s.
+        let serial = (summary.backend == wgpu::Backend::Gl).then(serial::Serial::new);
         Ok(Gpu {
             adapter,
             device,
@@ -187,6 +195,7 @@ impl Gpu {
             placeholder,
             placeholder_rw,
             uncaptured,
+            serial,
         })
     }
 
@@ -265,6 +274,50 @@ impl Gpu {
         self.summary.device_type == wgpu::DeviceType::Cpu
     }
 
+    /// Whether this `Gpu` serialises device access itself: true on wgpu's GL
+    /// backend, whose single context cannot be waited for across threads.
+    pub fn serialises(&self) -> bool {
+        self.serial.is_some()
+    }
+
+    /// Runs `f` with exclusive use of the device where the backend needs it
+    /// (GL), else simply runs it. Every call of this crate that may touch the
+    /// GL context goes through here; wrap your own calls on [`Gpu::device`]
+    /// and [`Gpu::queue`] (buffer creation, mapping, polling, submits) the
+    /// same way when other threads share the `Gpu`. [`Gpu::scoped`] already
+    /// does.
+    pub fn exclusive<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.serial {
+            Some(s) => s.run(f),
+            None => f(),
+        }
+    }
+
+    /// Wraps an object the crate keeps so that its destruction waits for the
+    /// device lock (GL); elsewhere it drops as usual.
+    pub(crate) fn defer<T: Send + 'static>(&self, value: T) -> Deferred<T> {
+        Deferred::new(value, self.serial.as_ref().map(|s| s.graveyard().clone()))
+    }
+
+    /// A buffer initialised with `contents` (uniforms, parameter slots).
+    pub(crate) fn buffer_init(
+        &self,
+        label: &str,
+        contents: &[u8],
+        usage: wgpu::BufferUsages,
+    ) -> Result<Deferred<wgpu::Buffer>> {
+        use wgpu::util::DeviceExt;
+        let buffer = self.scoped(&format!("creating {label}"), || {
+            self.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(label),
+                    contents,
+                    usage,
+                })
+        })?;
+        Ok(self.defer(buffer))
+    }
+
     pub(crate) fn placeholder(&self) -> &wgpu::Buffer {
         &self.placeholder
     }
@@ -275,8 +328,13 @@ impl Gpu {
 
     /// Runs `f` inside wgpu error scopes (validation, out-of-memory, internal)
     /// and turns any error raised by the wgpu calls it makes into an [`Err`].
-    /// `during` names the work for the message.
+    /// `during` names the work for the message. `f` runs with exclusive use
+    /// of the device where the backend needs it ([`Gpu::exclusive`]).
     pub fn scoped<R>(&self, during: &str, f: impl FnOnce() -> R) -> Result<R> {
+        self.exclusive(|| self.scoped_unlocked(during, f))
+    }
+
+    fn scoped_unlocked<R>(&self, during: &str, f: impl FnOnce() -> R) -> Result<R> {
         let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -325,21 +383,31 @@ impl Gpu {
     /// Blocks until all submitted work has finished (native only; on WebGPU
     /// await a readback instead).
     pub fn wait(&self) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map(|_| ())
-            .map_err(|e| Error::Device(e.to_string()))
+        self.poll_until_done(None)
     }
 
     /// Blocks until the submission `index` has finished (native only).
     pub fn wait_for(&self, index: wgpu::SubmissionIndex) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::Wait {
-                submission_index: Some(index),
-                timeout: None,
-            })
-            .map(|_| ())
-            .map_err(|e| Error::Device(e.to_string()))
+        self.poll_until_done(Some(index))
+    }
+
+    fn poll_until_done(&self, index: Option<wgpu::SubmissionIndex>) -> Result<()> {
+        loop {
+            let polled = self.exclusive(|| {
+                self.device.poll(wgpu::PollType::Wait {
+                    submission_index: index.clone(),
+                    timeout: None,
+                })
+            });
+            match polled {
+                Ok(_) => return Ok(()),
+                // "No timeout" still times out on GL: wgpu-hal caps its
+                // glClientWaitSync at i32::MAX ns (2.1 s). Wait again, letting
+                // other threads in between.
+                Err(wgpu::PollError::Timeout) => continue,
+                Err(e) => return Err(Error::Device(e.to_string())),
+            }
+        }
     }
 
     /// Checks that a buffer of `bytes` may be created and bound as storage.
@@ -368,6 +436,14 @@ impl Gpu {
             });
         }
         Ok(())
+    }
+}
+
+impl Drop for Gpu {
+    fn drop(&mut self) {
+        // Destroy what was dropped since the last locked call, while the
+        // device still exists.
+        self.exclusive(|| ());
     }
 }
 

@@ -4,7 +4,7 @@
 //! beside the shader in [`crate::shaders`], so launchers can swap kernel
 //! versions without rebuilding bind groups.
 
-use super::Gpu;
+use super::{Deferred, Gpu};
 use crate::error::Result;
 use crate::shaders::Shader;
 use std::collections::HashMap;
@@ -150,7 +150,7 @@ impl Gpu {
         &self,
         kp: &KernelPipeline,
         buffers: &[&wgpu::Buffer],
-    ) -> Result<wgpu::BindGroup> {
+    ) -> Result<Deferred<wgpu::BindGroup>> {
         let resources: Vec<_> = buffers.iter().map(|b| b.as_entire_binding()).collect();
         self.bind_group_with(kp, resources)
     }
@@ -160,7 +160,7 @@ impl Gpu {
         &self,
         kp: &KernelPipeline,
         resources: Vec<wgpu::BindingResource<'_>>,
-    ) -> Result<wgpu::BindGroup> {
+    ) -> Result<Deferred<wgpu::BindGroup>> {
         let entries: Vec<wgpu::BindGroupEntry> = resources
             .into_iter()
             .enumerate()
@@ -169,13 +169,16 @@ impl Gpu {
                 resource,
             })
             .collect();
-        self.scoped("creating a bind group", || {
+        // Deferred: dropping a bind group may drop the last handle of the
+        // buffers it binds.
+        let group = self.scoped("creating a bind group", || {
             self.device().create_bind_group(&wgpu::BindGroupDescriptor {
                 label: None,
                 layout: &kp.layout,
                 entries: &entries,
             })
-        })
+        })?;
+        Ok(self.defer(group))
     }
 }
 

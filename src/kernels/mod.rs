@@ -23,9 +23,8 @@ pub use softmax_xent::{
 };
 
 use crate::error::{Error, Result};
-use crate::gpu::{Element, Gpu, GpuTensor};
+use crate::gpu::{Deferred, Element, Gpu, GpuTensor};
 use std::ops::Range;
-use wgpu::util::DeviceExt;
 
 /// Workgroups needed to cover `n` items with `per_group` items per workgroup.
 pub(crate) fn groups(n: usize, per_group: usize) -> u32 {
@@ -55,15 +54,12 @@ pub(crate) fn uniform<P: bytemuck::Pod>(
     gpu: &Gpu,
     label: &str,
     params: &P,
-) -> Result<wgpu::Buffer> {
-    gpu.scoped(&format!("creating {label}"), || {
-        gpu.device()
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: bytemuck::bytes_of(params),
-                usage: wgpu::BufferUsages::UNIFORM,
-            })
-    })
+) -> Result<Deferred<wgpu::Buffer>> {
+    gpu.buffer_init(
+        label,
+        bytemuck::bytes_of(params),
+        wgpu::BufferUsages::UNIFORM,
+    )
 }
 
 /// A tensor as one binding of a dispatch: its name for messages, its buffer
@@ -142,7 +138,7 @@ pub(crate) fn check_shape<T: Element>(
 pub(crate) struct Dispatch {
     label: &'static str,
     pipeline: std::sync::Arc<crate::gpu::KernelPipeline>,
-    bind_group: wgpu::BindGroup,
+    bind_group: Deferred<wgpu::BindGroup>,
     grid: [u32; 3],
 }
 
@@ -150,7 +146,7 @@ impl Dispatch {
     pub(crate) fn new(
         label: &'static str,
         pipeline: std::sync::Arc<crate::gpu::KernelPipeline>,
-        bind_group: wgpu::BindGroup,
+        bind_group: Deferred<wgpu::BindGroup>,
         grid: [u32; 3],
     ) -> Self {
         Dispatch {
@@ -165,7 +161,7 @@ impl Dispatch {
     pub(crate) fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         let [x, y, z] = self.grid;
         pass.set_pipeline(&self.pipeline.pipeline);
-        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.set_bind_group(0, &*self.bind_group, &[]);
         pass.dispatch_workgroups(x, y, z);
     }
 

@@ -21,13 +21,12 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuTensor, KernelPipeline, PipelineKey};
+use crate::gpu::{Deferred, Gpu, GpuTensor, KernelPipeline, PipelineKey};
 use crate::optim::{
     AdamVariant, OptimizerConfig, Plateau, RmsPropVariant, Rule, ScalarHyper, Schedule, StepScalars,
 };
 use crate::shaders::OPTIM;
 use std::sync::Arc;
-use wgpu::util::DeviceExt;
 
 /// Threads per workgroup of the update kernels (`@workgroup_size(256)`).
 const WORKGROUP: usize = 256;
@@ -231,8 +230,8 @@ pub struct GpuOptimizer {
     n: usize,
     advance: Arc<KernelPipeline>,
     update: Arc<KernelPipeline>,
-    bind_group: wgpu::BindGroup,
-    uniform: wgpu::Buffer,
+    bind_group: Deferred<wgpu::BindGroup>,
+    uniform: Deferred<wgpu::Buffer>,
     hyper: Hyper,
     step: GpuTensor<u32>,
     state: Vec<GpuTensor<f32>>,
@@ -327,14 +326,11 @@ impl GpuOptimizer {
             params.offset(),
             grads.offset(),
         );
-        let uniform = gpu.scoped("creating optimizer uniforms", || {
-            gpu.device()
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("optim hyper"),
-                    contents: bytemuck::bytes_of(&hyper),
-                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                })
-        })?;
+        let uniform = gpu.buffer_init(
+            "optimizer uniforms",
+            bytemuck::bytes_of(&hyper),
+            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        )?;
         let advance = gpu.pipeline(&advance_key(&config.schedule))?;
         let update = gpu.pipeline(&update_key(&config.rule))?;
         let slot = |k: usize| slots[k].as_ref().map_or(gpu.placeholder(), |t| t.buffer());
@@ -369,7 +365,7 @@ impl GpuOptimizer {
     /// Records one optimizer step (two dispatches) into an open compute
     /// pass. Call it after the dispatches that write the gradients.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.set_bind_group(0, &*self.bind_group, &[]);
         pass.set_pipeline(&self.advance.pipeline);
         pass.dispatch_workgroups(1, 1, 1);
         pass.set_pipeline(&self.update.pipeline);
