@@ -22,9 +22,10 @@ use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex};
 
 /// How to pick an adapter. `GpuOptions::default()` honours the usual wgpu
-/// environment variables: `WGPU_BACKEND` (e.g. `vulkan`, `metal`, `dx12`),
-/// `WGPU_POWER_PREF` (`low`/`high`) and `WGPU_ADAPTER_NAME` (a substring of
-/// the adapter's name, case-insensitive).
+/// environment variables: `WGPU_BACKEND` (e.g. `vulkan`, `metal`, `dx12`,
+/// `gl`), `WGPU_POWER_PREF` (`low`/`high`) and `WGPU_ADAPTER_NAME` (a
+/// substring of the adapter's name, case-insensitive). Every [`Gpu`] also
+/// honours `WGPU_TRAIN_LIMITS` (see [`limits_from_env`]).
 #[derive(Clone, Debug)]
 pub struct GpuOptions {
     /// Backends to consider. `None` reads `WGPU_BACKEND`, else the primary
@@ -36,10 +37,36 @@ pub struct GpuOptions {
     pub force_fallback_adapter: bool,
     /// Only accept an adapter whose name contains this (case-insensitive).
     pub adapter_name: Option<String>,
-    /// Lower some device limits below the adapter's, for tests that must
-    /// exercise limit handling (e.g. a 1 MiB storage binding). `None` requests
-    /// the adapter's real limits.
+    /// Caps the device's limits: each limit is the worse of the adapter's
+    /// and this one's, so a big GPU behaves like a smaller one (e.g.
+    /// `wgpu::Limits::default()`, WebGPU's guaranteed limits). Start from
+    /// `wgpu::Limits::unlimited()` to cap only some. `None` requests the
+    /// adapter's real limits (less any `WGPU_TRAIN_LIMITS` cap).
+    pub limits: Option<wgpu::Limits>,
+    /// Shorthand for a cap on `max_storage_buffer_binding_size` alone, for
+    /// tests that exercise chunking and limit errors (e.g. 1 MiB).
     pub max_storage_buffer_binding_size: Option<u64>,
+}
+
+/// The cap named by `WGPU_TRAIN_LIMITS`: `webgpu` is WebGPU's guaranteed
+/// limits (`wgpu::Limits::default()`: 8 storage buffers per stage, 256
+/// invocations and 16 KiB of workgroup memory, 256 MiB buffers), `downlevel`
+/// wgpu's downlevel defaults (4 storage buffers per stage, as on GLES 3.1
+/// and many phones), `adapter` or unset no cap. Any other value is an error,
+/// so a typo does not silently run uncapped.
+pub fn limits_from_env() -> Result<Option<wgpu::Limits>> {
+    let Ok(value) = std::env::var("WGPU_TRAIN_LIMITS") else {
+        return Ok(None);
+    };
+    match value.trim() {
+        "" | "adapter" => Ok(None),
+        "webgpu" => Ok(Some(wgpu::Limits::default())),
+        "downlevel" => Ok(Some(wgpu::Limits::downlevel_defaults())),
+        other => Err(Error::InvalidArgument {
+            name: "WGPU_TRAIN_LIMITS",
+            msg: format!("{other:?} is not one of webgpu, downlevel, adapter"),
+        }),
+    }
 }
 
 impl Default for GpuOptions {
@@ -52,6 +79,7 @@ impl Default for GpuOptions {
             adapter_name: std::env::var("WGPU_ADAPTER_NAME")
                 .ok()
                 .filter(|s| !s.is_empty()),
+            limits: None,
             max_storage_buffer_binding_size: None,
         }
     }
@@ -142,7 +170,14 @@ impl Gpu {
 
         // The adapter's real limits, not wgpu's conservative defaults (128 MiB
         // bindings): MNIST and CIFAR need more.
+        // Caps (WGPU_TRAIN_LIMITS, then the options) only ever lower them.
         let mut limits = adapter.limits();
+        for cap in [limits_from_env()?, options.limits.clone()]
+            .into_iter()
+            .flatten()
+        {
+            limits = limits.or_worse_values_from(&cap);
+        }
         if let Some(max) = options.max_storage_buffer_binding_size {
             limits.max_storage_buffer_binding_size =
                 limits.max_storage_buffer_binding_size.min(max);
@@ -263,7 +298,8 @@ impl Gpu {
         &self.summary
     }
 
-    /// The limits the device was created with (the adapter's own).
+    /// The limits the device was created with: the adapter's own, less any
+    /// cap ([`GpuOptions::limits`], `WGPU_TRAIN_LIMITS`).
     pub fn limits(&self) -> &wgpu::Limits {
         &self.limits
     }
@@ -291,6 +327,17 @@ impl Gpu {
             Some(s) => s.run(f),
             None => f(),
         }
+    }
+
+    /// Whether pipelines ask wgpu to zero workgroup memory before each
+    /// workgroup starts: everywhere but GL. The kernels do not need it (each
+    /// writes every element of its workgroup arrays before its first barrier
+    /// and reads only after it: matmul's tiles, the reduction trees), and on
+    /// GL it is costly: naga's GLSL has one thread store every element
+    /// (2,048 stores for matmul's tiles), which llvmpipe took 25–77 s to
+    /// compile per tiled-matmul pipeline, against 0.3–0.5 s without.
+    pub fn zero_initialises_workgroup_memory(&self) -> bool {
+        self.summary.backend != wgpu::Backend::Gl
     }
 
     /// Wraps an object the crate keeps so that its destruction waits for the

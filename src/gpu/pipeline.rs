@@ -135,7 +135,7 @@ impl Gpu {
                     entry_point: Some(key.entry),
                     compilation_options: wgpu::PipelineCompilationOptions {
                         constants: &key.constants,
-                        zero_initialize_workgroup_memory: true,
+                        zero_initialize_workgroup_memory: self.zero_initialises_workgroup_memory(),
                     },
                     cache: None,
                 })
