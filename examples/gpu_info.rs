@@ -15,6 +15,19 @@ fn main() {
     };
     println!("adapter:  {}", gpu.summary());
     println!("software: {}", gpu.is_software());
+    // The paths the crate takes on this backend (see src/gpu/mod.rs).
+    println!(
+        "device lock (one thread at a time on the device): {}",
+        gpu.serialises()
+    );
+    println!(
+        "zero-initialised workgroup memory: {}",
+        gpu.zero_initialises_workgroup_memory()
+    );
+    match std::env::var("WGPU_TRAIN_LIMITS") {
+        Ok(v) if !v.is_empty() => println!("limits capped by WGPU_TRAIN_LIMITS={v}"),
+        _ => {}
+    }
 
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
     let all = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));

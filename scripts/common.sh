@@ -36,6 +36,35 @@ ensure_vulkan() {
     apt_install mesa-vulkan-drivers libvulkan1
 }
 
+# wgpu's GL backend, the suite's second backend: EGL without a display
+# (Mesa's surfaceless platform) and, without a GPU, Mesa's llvmpipe. wgpu
+# loads libEGL.so.1 (libegl1, the GLVND loader), which loads Mesa's EGL
+# vendor library (libegl-mesa0), which loads swrast_dri.so (libgl1-mesa-dri);
+# no libGL or libGLESv2 is needed.
+ensure_gl() {
+    [ "$(uname -s)" = Linux ] || return 0
+    local egl=0 vendor=0 dri=0
+    if ldconfig -p 2>/dev/null | grep 'libEGL\.so\.1' >/dev/null; then egl=1; fi
+    if compgen -G '/usr/share/glvnd/egl_vendor.d/*.json' >/dev/null \
+        || compgen -G '/etc/glvnd/egl_vendor.d/*.json' >/dev/null; then vendor=1; fi
+    if compgen -G '/usr/lib/*/dri/swrast_dri.so' >/dev/null \
+        || compgen -G '/usr/lib*/dri/swrast_dri.so' >/dev/null; then dri=1; fi
+    if [ "$egl" = 1 ] && [ "$vendor" = 1 ] && [ "$dri" = 1 ]; then return 0; fi
+    echo "setup: no EGL driver found; installing libegl1, libegl-mesa0 and libgl1-mesa-dri (llvmpipe)"
+    apt_install libegl1 libegl-mesa0 libgl1-mesa-dri
+}
+
+# Independent validators for the shader translation test
+# (tests/shader_writers.rs): spirv-val and glslangValidator.
+ensure_shader_tools() {
+    local missing=()
+    command -v spirv-val >/dev/null 2>&1 || missing+=(spirv-tools)
+    command -v glslangValidator >/dev/null 2>&1 || missing+=(glslang-tools)
+    [ "${#missing[@]}" = 0 ] && return 0
+    echo "setup: installing ${missing[*]} (SPIR-V and GLSL validators)"
+    apt_install "${missing[@]}"
+}
+
 # Mesa's window-system code warns on every device when XDG_RUNTIME_DIR is
 # unset (as under CI or sudo); give it a private directory.
 ensure_runtime_dir() {

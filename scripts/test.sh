@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 . scripts/common.sh
 ensure_all
 ensure_fashion_mnist
+# spirv-val and glslangValidator check every shader through naga's writers.
+ensure_shader_tools
 
 echo "== adapter"
 cargo run --quiet --example gpu_info

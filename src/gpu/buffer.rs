@@ -6,7 +6,7 @@
 //! impossible. [`GpuTensor::read`] is the blocking convenience. Nothing is
 //! ever read back unless the caller asks.
 
-use super::Gpu;
+use super::{Deferred, Gpu};
 use crate::error::{Error, Result};
 use ndarray::{ArrayBase, ArrayD, Data, Dimension, IxDyn};
 use std::marker::PhantomData;
@@ -30,7 +30,8 @@ impl Element for u32 {
 /// their uniforms, which is how one flat parameter buffer holds many tensors.
 #[derive(Clone)]
 pub struct GpuTensor<T: Element> {
-    buffer: wgpu::Buffer,
+    /// Deferred: on GL the buffer is destroyed under the device lock.
+    buffer: Deferred<wgpu::Buffer>,
     offset: usize,
     shape: Vec<usize>,
     len: usize,
@@ -89,7 +90,7 @@ impl<T: Element> GpuTensor<T> {
             })
         })?;
         Ok(GpuTensor {
-            buffer,
+            buffer: gpu.defer(buffer),
             offset: 0,
             shape: shape.to_vec(),
             len,
@@ -229,15 +230,18 @@ impl<T: Element> GpuTensor<T> {
                 mapped_at_creation: false,
             })
         })?;
+        let staging = gpu.defer(staging);
         let mut encoder = gpu.encoder("readback");
         encoder.copy_buffer_to_buffer(&self.buffer, self.byte_offset(), &staging, 0, size);
         gpu.submit(encoder)?;
 
         let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            // The receiver outlives this callback unless the future was
-            // dropped, in which case nobody wants the result.
-            let _ = sender.send(r);
+        gpu.exclusive(|| {
+            staging.map_async(wgpu::MapMode::Read, .., move |r| {
+                // The receiver outlives this callback unless the future was
+                // dropped, in which case nobody wants the result.
+                let _ = sender.send(r);
+            })
         });
         // Native backends deliver map callbacks from poll; WebGPU ignores it.
         gpu.wait()?;
@@ -252,7 +256,7 @@ impl<T: Element> GpuTensor<T> {
                 .map_err(|e| Error::Device(format!("reading the staging buffer: {e}")))?;
             bytemuck::cast_slice::<u8, T>(&view).to_vec()
         };
-        staging.unmap();
+        gpu.exclusive(|| staging.unmap());
         Ok(data)
     }
 

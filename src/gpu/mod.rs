@@ -2,26 +2,31 @@
 //!
 //! A [`Gpu`] is built once and shared (it is `Send + Sync`); every kernel
 //! launcher takes `&Gpu`. It owns the pipeline cache, so shaders compile once
-//! per process however many launchers are built.
+//! per process however many launchers are built. On wgpu's GL backend it also
+//! serialises device access itself (see [`Gpu::exclusive`] and the `serial`
+//! module), so several threads may share one there too.
 
 mod buffer;
 mod labels;
 mod pipeline;
+mod serial;
 mod timer;
 
 pub use buffer::{Element, GpuTensor};
 pub use labels::GpuLabels;
 pub use pipeline::{Binding, KernelPipeline, PipelineKey};
+pub use serial::Deferred;
 pub use timer::{GpuTimer, TimerKind};
 
 use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex};
 
 /// How to pick an adapter. `GpuOptions::default()` honours the usual wgpu
-/// environment variables: `WGPU_BACKEND` (e.g. `vulkan`, `metal`, `dx12`;
-/// an unknown name is an error rather than, as in wgpu, no backend at all),
-/// `WGPU_POWER_PREF` (`low`/`high`) and `WGPU_ADAPTER_NAME` (a substring of
-/// the adapter's name, case-insensitive).
+/// environment variables: `WGPU_BACKEND` (e.g. `vulkan`, `metal`, `dx12`,
+/// `gl`; an unknown name is an error rather than, as in wgpu, no backend at
+/// all), `WGPU_POWER_PREF` (`low`/`high`) and `WGPU_ADAPTER_NAME` (a
+/// substring of the adapter's name, case-insensitive). Every [`Gpu`] also
+/// honours `WGPU_TRAIN_LIMITS` (see [`limits_from_env`]).
 #[derive(Clone, Debug)]
 pub struct GpuOptions {
     /// Backends to consider. `None` reads `WGPU_BACKEND`, else the primary
@@ -33,15 +38,41 @@ pub struct GpuOptions {
     pub force_fallback_adapter: bool,
     /// Only accept an adapter whose name contains this (case-insensitive).
     pub adapter_name: Option<String>,
-    /// Lower some device limits below the adapter's, for tests that must
-    /// exercise limit handling (e.g. a 1 MiB storage binding). `None` requests
-    /// the adapter's real limits.
+    /// Caps the device's limits: each limit is the worse of the adapter's
+    /// and this one's, so a big GPU behaves like a smaller one (e.g.
+    /// `wgpu::Limits::default()`, WebGPU's guaranteed limits). Start from
+    /// `wgpu::Limits::unlimited()` to cap only some. `None` requests the
+    /// adapter's real limits (less any `WGPU_TRAIN_LIMITS` cap).
+    pub limits: Option<wgpu::Limits>,
+    /// Shorthand for a cap on `max_storage_buffer_binding_size` alone, for
+    /// tests that exercise chunking and limit errors (e.g. 1 MiB).
     pub max_storage_buffer_binding_size: Option<u64>,
     /// Kernel autotuning ([`crate::tune`]). `None` reads
     /// `WGPU_TRAIN_AUTOTUNE`, else off.
     pub autotune: Option<crate::tune::TuneMode>,
     /// Where the autotune cache lives; `None`: `$XDG_CACHE_HOME/wgpu-train`.
     pub autotune_dir: Option<std::path::PathBuf>,
+}
+
+/// The cap named by `WGPU_TRAIN_LIMITS`: `webgpu` is WebGPU's guaranteed
+/// limits (`wgpu::Limits::default()`: 8 storage buffers per stage, 256
+/// invocations and 16 KiB of workgroup memory, 256 MiB buffers), `downlevel`
+/// wgpu's downlevel defaults (4 storage buffers per stage, as on GLES 3.1
+/// and many phones), `adapter` or unset no cap. Any other value is an error,
+/// so a typo does not silently run uncapped.
+pub fn limits_from_env() -> Result<Option<wgpu::Limits>> {
+    let Ok(value) = std::env::var("WGPU_TRAIN_LIMITS") else {
+        return Ok(None);
+    };
+    match value.trim() {
+        "" | "adapter" => Ok(None),
+        "webgpu" => Ok(Some(wgpu::Limits::default())),
+        "downlevel" => Ok(Some(wgpu::Limits::downlevel_defaults())),
+        other => Err(Error::InvalidArgument {
+            name: "WGPU_TRAIN_LIMITS",
+            msg: format!("{other:?} is not one of webgpu, downlevel, adapter"),
+        }),
+    }
 }
 
 impl Default for GpuOptions {
@@ -54,6 +85,7 @@ impl Default for GpuOptions {
             adapter_name: std::env::var("WGPU_ADAPTER_NAME")
                 .ok()
                 .filter(|s| !s.is_empty()),
+            limits: None,
             max_storage_buffer_binding_size: None,
             autotune: None,
             autotune_dir: None,
@@ -99,6 +131,8 @@ pub struct Gpu {
     /// ours keeps them so the next scoped call can return them.
     uncaptured: Arc<Mutex<Vec<String>>>,
     tuner: crate::tune::Tuner,
+    /// The device lock, on backends whose driver needs calls serialised (GL).
+    serial: Option<serial::Serial>,
 }
 
 const NO_ADAPTER_HELP: &str = "\
@@ -160,7 +194,14 @@ impl Gpu {
 
         // The adapter's real limits, not wgpu's conservative defaults (128 MiB
         // bindings): MNIST and CIFAR need more.
+        // Caps (WGPU_TRAIN_LIMITS, then the options) only ever lower them.
         let mut limits = adapter.limits();
+        for cap in [limits_from_env()?, options.limits.clone()]
+            .into_iter()
+            .flatten()
+        {
+            limits = limits.or_worse_values_from(&cap);
+        }
         if let Some(max) = options.max_storage_buffer_binding_size {
             limits.max_storage_buffer_binding_size =
                 limits.max_storage_buffer_binding_size.min(max);
@@ -202,6 +243,8 @@ impl Gpu {
             mapped_at_creation: false,
         });
         let tuner = crate::tune::Tuner::new(tune_mode, &info, options.autotune_dir.clone());
+        // GL: one context per device behind a lock that panics after 6 s.
+        let serial = (summary.backend == wgpu::Backend::Gl).then(serial::Serial::new);
         Ok(Gpu {
             adapter,
             device,
@@ -213,6 +256,7 @@ impl Gpu {
             placeholder_rw,
             uncaptured,
             tuner,
+            serial,
         })
     }
 
@@ -299,7 +343,8 @@ impl Gpu {
         &self.tuner
     }
 
-    /// The limits the device was created with (the adapter's own).
+    /// The limits the device was created with: the adapter's own, less any
+    /// cap ([`GpuOptions::limits`], `WGPU_TRAIN_LIMITS`).
     pub fn limits(&self) -> &wgpu::Limits {
         &self.limits
     }
@@ -308,6 +353,61 @@ impl Gpu {
     /// which favour different kernel shapes than real GPUs.
     pub fn is_software(&self) -> bool {
         self.summary.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// Whether this `Gpu` serialises device access itself: true on wgpu's GL
+    /// backend, whose single context cannot be waited for across threads.
+    pub fn serialises(&self) -> bool {
+        self.serial.is_some()
+    }
+
+    /// Runs `f` with exclusive use of the device where the backend needs it
+    /// (GL), else simply runs it. Every call of this crate that may touch the
+    /// GL context goes through here; wrap your own calls on [`Gpu::device`]
+    /// and [`Gpu::queue`] (buffer creation, mapping, polling, submits) the
+    /// same way when other threads share the `Gpu`. [`Gpu::scoped`] already
+    /// does.
+    pub fn exclusive<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.serial {
+            Some(s) => s.run(f),
+            None => f(),
+        }
+    }
+
+    /// Whether pipelines ask wgpu to zero workgroup memory before each
+    /// workgroup starts: everywhere but GL. The kernels do not need it (each
+    /// writes every element of its workgroup arrays before its first barrier
+    /// and reads only after it: matmul's tiles, the reduction trees), and on
+    /// GL it is costly: naga's GLSL has one thread store every element
+    /// (2,048 stores for matmul's tiles), which llvmpipe took 25–77 s to
+    /// compile per tiled-matmul pipeline, against 0.3–0.5 s without.
+    pub fn zero_initialises_workgroup_memory(&self) -> bool {
+        self.summary.backend != wgpu::Backend::Gl
+    }
+
+    /// Wraps an object the crate keeps so that its destruction waits for the
+    /// device lock (GL); elsewhere it drops as usual.
+    pub(crate) fn defer<T: Send + 'static>(&self, value: T) -> Deferred<T> {
+        Deferred::new(value, self.serial.as_ref().map(|s| s.graveyard().clone()))
+    }
+
+    /// A buffer initialised with `contents` (uniforms, parameter slots).
+    pub(crate) fn buffer_init(
+        &self,
+        label: &str,
+        contents: &[u8],
+        usage: wgpu::BufferUsages,
+    ) -> Result<Deferred<wgpu::Buffer>> {
+        use wgpu::util::DeviceExt;
+        let buffer = self.scoped(&format!("creating {label}"), || {
+            self.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(label),
+                    contents,
+                    usage,
+                })
+        })?;
+        Ok(self.defer(buffer))
     }
 
     pub(crate) fn placeholder(&self) -> &wgpu::Buffer {
@@ -320,8 +420,13 @@ impl Gpu {
 
     /// Runs `f` inside wgpu error scopes (validation, out-of-memory, internal)
     /// and turns any error raised by the wgpu calls it makes into an [`Err`].
-    /// `during` names the work for the message.
+    /// `during` names the work for the message. `f` runs with exclusive use
+    /// of the device where the backend needs it ([`Gpu::exclusive`]).
     pub fn scoped<R>(&self, during: &str, f: impl FnOnce() -> R) -> Result<R> {
+        self.exclusive(|| self.scoped_unlocked(during, f))
+    }
+
+    fn scoped_unlocked<R>(&self, during: &str, f: impl FnOnce() -> R) -> Result<R> {
         let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -370,21 +475,31 @@ impl Gpu {
     /// Blocks until all submitted work has finished (native only; on WebGPU
     /// await a readback instead).
     pub fn wait(&self) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map(|_| ())
-            .map_err(|e| Error::Device(e.to_string()))
+        self.poll_until_done(None)
     }
 
     /// Blocks until the submission `index` has finished (native only).
     pub fn wait_for(&self, index: wgpu::SubmissionIndex) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::Wait {
-                submission_index: Some(index),
-                timeout: None,
-            })
-            .map(|_| ())
-            .map_err(|e| Error::Device(e.to_string()))
+        self.poll_until_done(Some(index))
+    }
+
+    fn poll_until_done(&self, index: Option<wgpu::SubmissionIndex>) -> Result<()> {
+        loop {
+            let polled = self.exclusive(|| {
+                self.device.poll(wgpu::PollType::Wait {
+                    submission_index: index.clone(),
+                    timeout: None,
+                })
+            });
+            match polled {
+                Ok(_) => return Ok(()),
+                // "No timeout" still times out on GL: wgpu-hal caps its
+                // glClientWaitSync at i32::MAX ns (2.1 s). Wait again, letting
+                // other threads in between.
+                Err(wgpu::PollError::Timeout) => continue,
+                Err(e) => return Err(Error::Device(e.to_string())),
+            }
+        }
     }
 
     /// Checks that a buffer of `bytes` may be created and bound as storage.
@@ -528,6 +643,14 @@ fn ensure_runtime_dir() {
             // its driver threads) exists.
             unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
         });
+    }
+}
+
+impl Drop for Gpu {
+    fn drop(&mut self) {
+        // Destroy what was dropped since the last locked call, while the
+        // device still exists.
+        self.exclusive(|| ());
     }
 }
 

@@ -4,7 +4,7 @@
 //! beside the shader in [`crate::shaders`], so launchers can swap kernel
 //! versions without rebuilding bind groups.
 
-use super::Gpu;
+use super::{Deferred, Gpu};
 use crate::error::Result;
 use crate::shaders::Shader;
 use std::collections::HashMap;
@@ -144,7 +144,7 @@ impl Gpu {
                     entry_point: Some(key.entry),
                     compilation_options: wgpu::PipelineCompilationOptions {
                         constants: &key.constants,
-                        zero_initialize_workgroup_memory: true,
+                        zero_initialize_workgroup_memory: self.zero_initialises_workgroup_memory(),
                     },
                     cache: None,
                 })
@@ -159,7 +159,7 @@ impl Gpu {
         &self,
         kp: &KernelPipeline,
         buffers: &[&wgpu::Buffer],
-    ) -> Result<wgpu::BindGroup> {
+    ) -> Result<Deferred<wgpu::BindGroup>> {
         let resources: Vec<_> = buffers.iter().map(|b| b.as_entire_binding()).collect();
         self.bind_group_with(kp, resources)
     }
@@ -169,7 +169,7 @@ impl Gpu {
         &self,
         kp: &KernelPipeline,
         resources: Vec<wgpu::BindingResource<'_>>,
-    ) -> Result<wgpu::BindGroup> {
+    ) -> Result<Deferred<wgpu::BindGroup>> {
         let entries: Vec<wgpu::BindGroupEntry> = resources
             .into_iter()
             .enumerate()
@@ -178,13 +178,16 @@ impl Gpu {
                 resource,
             })
             .collect();
-        self.scoped("creating a bind group", || {
+        // Deferred: dropping a bind group may drop the last handle of the
+        // buffers it binds.
+        let group = self.scoped("creating a bind group", || {
             self.device().create_bind_group(&wgpu::BindGroupDescriptor {
                 label: None,
                 layout: &kp.layout,
                 entries: &entries,
             })
-        })
+        })?;
+        Ok(self.defer(group))
     }
 }
 

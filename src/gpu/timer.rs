@@ -1,7 +1,7 @@
 //! Timing GPU work: timestamp queries where the adapter has them, otherwise
 //! the wall clock around a submit and a wait.
 
-use super::Gpu;
+use super::{Deferred, Gpu};
 use crate::error::{Error, Result};
 use std::time::Instant;
 
@@ -29,7 +29,8 @@ impl TimerKind {
 /// records a pass, submits it, waits for it and returns its duration.
 pub struct GpuTimer {
     kind: TimerKind,
-    queries: Option<Queries>,
+    /// Deferred: on GL query sets and buffers are destroyed under the device lock.
+    queries: Option<Deferred<Queries>>,
 }
 
 struct Queries {
@@ -77,7 +78,7 @@ impl GpuTimer {
         })?;
         Ok(GpuTimer {
             kind: TimerKind::Timestamp,
-            queries: Some(queries),
+            queries: Some(gpu.defer(queries)),
         })
     }
 
@@ -125,9 +126,11 @@ impl GpuTimer {
         gpu.submit(encoder)?;
         let slice = q.readback.slice(..);
         let (sender, receiver) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            // The receiver lives until after the wait below.
-            let _ = sender.send(r);
+        gpu.exclusive(|| {
+            slice.map_async(wgpu::MapMode::Read, move |r| {
+                // The receiver lives until after the wait below.
+                let _ = sender.send(r);
+            })
         });
         gpu.wait()?;
         match receiver.recv() {
@@ -146,7 +149,7 @@ impl GpuTimer {
             let v: &[u64] = bytemuck::cast_slice(&view);
             [v[0], v[1]]
         };
-        q.readback.unmap();
+        gpu.exclusive(|| q.readback.unmap());
         Ok(ticks[1].saturating_sub(ticks[0]) as f64 * q.period_ns * 1e-9)
     }
 }

@@ -9,7 +9,7 @@
 use super::fold;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuTensor, KernelPipeline, PipelineKey};
+use crate::gpu::{Deferred, Gpu, GpuTensor, KernelPipeline, PipelineKey};
 use crate::shaders::GATHER;
 use std::sync::Arc;
 
@@ -227,7 +227,7 @@ pub(crate) struct GatherSource {
     pub x: GpuTensor<f32>,
     pub y: GpuTensor<u32>,
     /// One [`PARAMS_SIZE`] slot per (step, chunk), `slot_stride` bytes apart.
-    pub slots: wgpu::Buffer,
+    pub slots: Deferred<wgpu::Buffer>,
 }
 
 /// The minibatch gather for one batch size, built once: step `s` of an epoch
@@ -235,7 +235,7 @@ pub(crate) struct GatherSource {
 /// `[batch, dim + 1]` with the bias column) and `y` (`[batch]`).
 pub struct Gather {
     pipeline: Arc<KernelPipeline>,
-    bind_groups: Vec<wgpu::BindGroup>,
+    bind_groups: Vec<Deferred<wgpu::BindGroup>>,
     /// What a fused consumer (`GatherMatmul`) binds in the gather's place.
     pub(crate) source: GatherSource,
     slot_stride: u64,
@@ -316,15 +316,7 @@ impl Gather {
                 slots[at..at + PARAMS_SIZE as usize].copy_from_slice(bytemuck::bytes_of(&p));
             }
         }
-        let slot_buffer = gpu.scoped("creating gather parameter slots", || {
-            use wgpu::util::DeviceExt;
-            gpu.device()
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("gather params"),
-                    contents: &slots,
-                    usage: wgpu::BufferUsages::UNIFORM,
-                })
-        })?;
+        let slot_buffer = gpu.buffer_init("gather params", &slots, wgpu::BufferUsages::UNIFORM)?;
         let pipeline = gpu.pipeline(&key())?;
         let bind_groups = data
             .chunks
@@ -398,7 +390,7 @@ impl Gather {
         let [gx, gy, gz] = self.workgroups;
         for (c, bg) in self.bind_groups.iter().enumerate() {
             let offset = (step * self.chunks + c) as u64 * self.slot_stride;
-            pass.set_bind_group(0, bg, &[offset as u32]);
+            pass.set_bind_group(0, &**bg, &[offset as u32]);
             pass.dispatch_workgroups(gx, gy, gz);
         }
         Ok(())

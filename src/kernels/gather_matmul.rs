@@ -8,7 +8,7 @@
 use super::gather::{Gather, PARAMS_SIZE};
 use super::{MatmulKernel, Operand, check_operands, groups};
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuTensor, KernelPipeline, PipelineKey};
+use crate::gpu::{Deferred, Gpu, GpuTensor, KernelPipeline, PipelineKey};
 use crate::shaders::GATHER_MATMUL;
 use crate::shapes::Activation;
 use std::sync::Arc;
@@ -57,7 +57,7 @@ pub fn specialisations() -> Vec<PipelineKey> {
 /// One fused gather and first product for a batch of `rows`, ready to record.
 pub struct GatherMatmul {
     pipeline: Arc<KernelPipeline>,
-    bind_group: wgpu::BindGroup,
+    bind_group: Deferred<wgpu::BindGroup>,
     step_stride: u64,
     rows: usize,
     workgroups: [u32; 3],
@@ -208,7 +208,7 @@ impl GatherMatmul {
         pass.set_pipeline(&self.pipeline.pipeline);
         pass.set_bind_group(
             0,
-            &self.bind_group,
+            &*self.bind_group,
             &[(step as u64 * self.step_stride) as u32],
         );
         pass.dispatch_workgroups(x, y, z);

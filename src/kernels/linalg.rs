@@ -537,3 +537,13 @@ pub fn xent_hvp_rows(
     XentHvpRows::new(gpu, logits, u, &r, inv_n)?.run(gpu)?;
     Ok(r)
 }
+
+#[cfg(test)]
+mod layout {
+    use crate::kernels::mirror::check_mirror;
+
+    #[test]
+    fn params_mirrors_the_wgsl_struct() {
+        check_mirror!(super::Params, &crate::shaders::LINALG, "Params"; n, count, out_offset, a_offset, b_offset, a_stride, b_stride, inv_n);
+    }
+}

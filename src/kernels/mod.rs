@@ -33,9 +33,8 @@ pub use softmax_xent::{
 };
 
 use crate::error::{Error, Result};
-use crate::gpu::{Element, Gpu, GpuTensor};
+use crate::gpu::{Deferred, Element, Gpu, GpuTensor};
 use std::ops::Range;
-use wgpu::util::DeviceExt;
 
 /// Workgroups needed to cover `n` items with `per_group` items per workgroup.
 pub(crate) fn groups(n: usize, per_group: usize) -> u32 {
@@ -65,15 +64,12 @@ pub(crate) fn uniform<P: bytemuck::Pod>(
     gpu: &Gpu,
     label: &str,
     params: &P,
-) -> Result<wgpu::Buffer> {
-    gpu.scoped(&format!("creating {label}"), || {
-        gpu.device()
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: bytemuck::bytes_of(params),
-                usage: wgpu::BufferUsages::UNIFORM,
-            })
-    })
+) -> Result<Deferred<wgpu::Buffer>> {
+    gpu.buffer_init(
+        label,
+        bytemuck::bytes_of(params),
+        wgpu::BufferUsages::UNIFORM,
+    )
 }
 
 /// A tensor as one binding of a dispatch: its name for messages, its buffer
@@ -152,7 +148,7 @@ pub(crate) fn check_shape<T: Element>(
 pub(crate) struct Dispatch {
     label: &'static str,
     pipeline: std::sync::Arc<crate::gpu::KernelPipeline>,
-    bind_group: wgpu::BindGroup,
+    bind_group: Deferred<wgpu::BindGroup>,
     grid: [u32; 3],
 }
 
@@ -160,7 +156,7 @@ impl Dispatch {
     pub(crate) fn new(
         label: &'static str,
         pipeline: std::sync::Arc<crate::gpu::KernelPipeline>,
-        bind_group: wgpu::BindGroup,
+        bind_group: Deferred<wgpu::BindGroup>,
         grid: [u32; 3],
     ) -> Self {
         Dispatch {
@@ -180,7 +176,7 @@ impl Dispatch {
     pub(crate) fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         let [x, y, z] = self.grid;
         pass.set_pipeline(&self.pipeline.pipeline);
-        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.set_bind_group(0, &*self.bind_group, &[]);
         pass.dispatch_workgroups(x, y, z);
     }
 

@@ -31,13 +31,12 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuTensor, KernelPipeline, PipelineKey};
+use crate::gpu::{Deferred, Gpu, GpuTensor, KernelPipeline, PipelineKey};
 use crate::optim::{
     AdamVariant, OptimizerConfig, Plateau, RmsPropVariant, Rule, ScalarHyper, Schedule, StepScalars,
 };
 use crate::shaders::OPTIM;
 use std::sync::Arc;
-use wgpu::util::DeviceExt;
 
 /// Threads per workgroup of the update kernels (`@workgroup_size(256)`).
 const WORKGROUP: usize = 256;
@@ -257,8 +256,8 @@ pub struct GpuOptimizer {
     n: usize,
     advance: Arc<KernelPipeline>,
     update: Arc<KernelPipeline>,
-    bind_group: wgpu::BindGroup,
-    uniform: wgpu::Buffer,
+    bind_group: Deferred<wgpu::BindGroup>,
+    uniform: Deferred<wgpu::Buffer>,
     hyper: Hyper,
     steps: Steps,
     state: Vec<GpuTensor<f32>>,
@@ -420,14 +419,11 @@ impl GpuOptimizer {
             params.offset(),
             grads.offset(),
         );
-        let uniform = gpu.scoped("creating optimizer uniforms", || {
-            gpu.device()
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("optim hyper"),
-                    contents: bytemuck::bytes_of(&hyper),
-                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                })
-        })?;
+        let uniform = gpu.buffer_init(
+            "optimizer uniforms",
+            bytemuck::bytes_of(&hyper),
+            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        )?;
         let advance = gpu.pipeline(&advance_key(&config.schedule))?;
         let update = gpu.pipeline(&update_key(&config.rule))?;
         let slot = |k: usize| {
@@ -480,7 +476,7 @@ impl GpuOptimizer {
         if !matches!(self.steps, Steps::Advance(_)) {
             return;
         }
-        pass.set_bind_group(0, &self.bind_group, &[0]);
+        pass.set_bind_group(0, &*self.bind_group, &[0]);
         pass.set_pipeline(&self.advance.pipeline);
         pass.dispatch_workgroups(1, 1, 1);
         pass.set_pipeline(&self.update.pipeline);
@@ -549,7 +545,7 @@ impl GpuOptimizer {
             });
         }
         // plan() keeps capacity · stride within u32.
-        pass.set_bind_group(0, &self.bind_group, &[(slot as u64 * stride) as u32]);
+        pass.set_bind_group(0, &*self.bind_group, &[(slot as u64 * stride) as u32]);
         pass.set_pipeline(&self.update.pipeline);
         let [x, y, z] = self.workgroups;
         pass.dispatch_workgroups(x, y, z);

@@ -21,4 +21,5 @@ mod metrics;
 mod model_gradient;
 #[cfg(feature = "plot")]
 mod plot;
+mod shader_writers;
 mod shaders;

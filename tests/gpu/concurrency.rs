@@ -1,0 +1,205 @@
+//! One `Gpu` driven from several threads at once, on whatever backend the
+//! suite runs on (CI: Vulkan and GL).
+//!
+//! The hazard, seen on wgpu's GL backend: one thread's submit holds the GL
+//! context for a long time (llvmpipe compiles new pipelines and runs the
+//! dispatches inside `queue.submit`), and another thread that creates,
+//! maps or drops a buffer meanwhile gives up after 6 s with "Could not lock
+//! adapter context", a panic, and then an abort. So one thread here makes
+//! submits that last at least `LONG_SUBMIT` (doubling its work until one
+//! does), while the others build launchers (new pipelines), upload, run,
+//! read back, time and drop, and check every result against the CPU twin.
+//! Self-contained: it builds its own `Gpu`, and so also drops one that other
+//! threads have used.
+
+use ndarray::{ArrayD, IxDyn};
+use rand::{RngExt, SeedableRng, rngs::StdRng};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use wgpu_train::cpu::{self, Tolerance};
+use wgpu_train::gpu::GpuTimer;
+use wgpu_train::kernels::Matmul;
+use wgpu_train::{Gpu, GpuTensor, MatmulKernel, MatmulOptions};
+
+/// Longer than wgpu-hal's GL context timeout (6 s).
+const LONG_SUBMIT: Duration = Duration::from_secs(7);
+/// On a fast GPU the long submit stops growing here (≈ 8.6 GFLOP).
+const MAX_REPEATS: usize = 256;
+const WORKERS: usize = 3;
+
+fn random(shape: &[usize], seed: u64) -> ArrayD<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let n = shape.iter().product();
+    let v = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    ArrayD::from_shape_vec(IxDyn(shape), v).expect("shape matches")
+}
+
+fn tolerance(k: usize) -> Tolerance {
+    Tolerance::new(1e-5 + 1e-6 * k as f32, 1e-4)
+}
+
+/// Sets the flag when dropped, so the workers stop even if the long thread
+/// panics.
+struct Done<'a>(&'a AtomicBool);
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Repeats one product in one pass, doubling the repeats until a single
+/// submit-and-wait lasts `LONG_SUBMIT`. Returns the longest one's window.
+fn long_submits(gpu: &Gpu, done: &AtomicBool) -> (Instant, Instant, usize) {
+    let _done = Done(done);
+    let n = 256;
+    let a = random(&[n, n], 1);
+    let b = random(&[n, n], 2);
+    let expected = cpu::matmul(&a, &b, None, MatmulOptions::nn()).expect("cpu twin");
+    let ga = GpuTensor::from_array(gpu, &a).expect("upload a");
+    let gb = GpuTensor::from_array(gpu, &b).expect("upload b");
+    let c = GpuTensor::<f32>::zeros(gpu, &[n, n]).expect("c");
+    let mm = Matmul::new(
+        gpu,
+        &ga,
+        &gb,
+        None,
+        &c,
+        MatmulOptions::nn(),
+        MatmulKernel::V1Naive,
+    )
+    .expect("matmul");
+    let mut repeats = 1;
+    loop {
+        c.fill(gpu, f32::NAN).expect("poison");
+        // Timed inside `exclusive` so that waiting for the workers to let go
+        // of the device is not counted: on GL this window is how long the
+        // submit holds the GL context.
+        let (start, end) = gpu.exclusive(|| {
+            let start = Instant::now();
+            mm.run(gpu, repeats).expect("long submit");
+            gpu.wait().expect("wait");
+            (start, Instant::now())
+        });
+        let actual = c.to_array(gpu).expect("read");
+        cpu::assert_close("the long product", &actual, &expected, tolerance(n));
+        eprintln!(
+            "long submit: {repeats} dispatches of {n}³ in {:.2} s",
+            (end - start).as_secs_f64()
+        );
+        if end - start >= LONG_SUBMIT || repeats >= MAX_REPEATS {
+            return (start, end, repeats);
+        }
+        repeats *= 2;
+    }
+}
+
+/// Small products of varying shapes, options and versions (so new pipelines
+/// are built while the long submit runs), each checked, plus a timed pass.
+/// Returns when each iteration started and ended.
+fn worker(gpu: &Gpu, id: u64, done: &AtomicBool) -> Vec<(Instant, Instant)> {
+    let mut rng = StdRng::seed_from_u64(0xc0c0 + id);
+    let timer = GpuTimer::new(gpu).expect("timer");
+    let mut iterations = Vec::new();
+    let mut i = 0u64;
+    while !done.load(Ordering::SeqCst) {
+        let start = Instant::now();
+        let (m, k, n) = (
+            rng.random_range(1..70),
+            rng.random_range(1..90),
+            rng.random_range(1..70),
+        );
+        let opts = [
+            MatmulOptions::nn(),
+            MatmulOptions::nt(),
+            MatmulOptions::tn(),
+            MatmulOptions::tt(),
+        ][rng.random_range(0..4)];
+        let kernel = MatmulKernel::ALL[rng.random_range(0..3)];
+        let sa = if opts.trans_a { [k, m] } else { [m, k] };
+        let sb = if opts.trans_b { [n, k] } else { [k, n] };
+        let seed = id * 1_000_003 + i * 2;
+        let (a, b) = (random(&sa, seed), random(&sb, seed + 1));
+        let expected = cpu::matmul(&a, &b, None, opts).expect("cpu twin");
+        let ga = GpuTensor::from_array(gpu, &a).expect("upload a");
+        let gb = GpuTensor::from_array(gpu, &b).expect("upload b");
+        let c = GpuTensor::<f32>::zeros(gpu, &[m, n]).expect("c");
+        c.fill(gpu, f32::NAN).expect("poison");
+        let mm = Matmul::new(gpu, &ga, &gb, None, &c, opts, kernel).expect("matmul");
+        if i % 4 == 3 {
+            let seconds = timer.time(gpu, |pass| mm.record(pass)).expect("timed");
+            assert!(seconds.is_finite() && seconds >= 0.0, "{seconds}");
+        } else {
+            mm.run(gpu, 1).expect("run");
+        }
+        let actual = c.to_array(gpu).expect("read");
+        cpu::assert_close(
+            &format!("worker {id}, {m}×{k}×{n} {opts:?} {kernel:?}"),
+            &actual,
+            &expected,
+            tolerance(k),
+        );
+        iterations.push((start, Instant::now()));
+        i += 1;
+    }
+    iterations
+}
+
+#[test]
+fn one_gpu_from_several_threads() {
+    let gpu = Gpu::new().unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
+    eprintln!("GPU: {}", gpu.summary());
+    // Detected from the adapter: GL is serialised by the crate, the rest not.
+    assert_eq!(
+        gpu.serialises(),
+        gpu.summary().backend == wgpu::Backend::Gl,
+        "{}",
+        gpu.summary()
+    );
+    let done = AtomicBool::new(false);
+    let iterations = Mutex::new(Vec::new());
+    let (start, end, repeats) = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..WORKERS as u64)
+            .map(|id| {
+                let (gpu, done, iterations) = (&gpu, &done, &iterations);
+                s.spawn(move || {
+                    let mine = worker(gpu, id, done);
+                    iterations.lock().unwrap().push((id, mine));
+                })
+            })
+            .collect();
+        let long = long_submits(&gpu, &done);
+        for w in workers {
+            if let Err(p) = w.join() {
+                std::panic::resume_unwind(p);
+            }
+        }
+        long
+    });
+    let iterations = iterations.into_inner().unwrap();
+    assert_eq!(iterations.len(), WORKERS);
+    for (id, s) in &iterations {
+        assert!(!s.is_empty(), "worker {id} never finished an iteration");
+    }
+    let seconds = (end - start).as_secs_f64();
+    if repeats < MAX_REPEATS {
+        // The hazard was exercised: the longest submit outlasted GL's context
+        // timeout while workers were mid-iteration (each makes a dozen device
+        // calls, so they called in during it).
+        assert!(seconds >= LONG_SUBMIT.as_secs_f64());
+        let during = iterations
+            .iter()
+            .flat_map(|(_, s)| s)
+            .filter(|&&(a, b)| a < end && b > start)
+            .count();
+        assert!(
+            during > 0,
+            "no worker iteration overlapped the {seconds:.1} s submit"
+        );
+        eprintln!("{during} worker iterations overlapped the {seconds:.1} s submit");
+    } else {
+        eprintln!("fast adapter: {repeats} dispatches took only {seconds:.2} s");
+    }
+    // Dropped here, after threads used it: its graveyard is emptied under the lock.
+    drop(gpu);
+}
