@@ -44,7 +44,15 @@ fn fails_with(args: &[&str], needle: &str) {
 
 #[test]
 fn unknown_optimizer_is_rejected() {
-    fails_with(&["--optimizer", "lbfgs"], "invalid value 'lbfgs'");
+    fails_with(&["--optimizer", "adadelta"], "invalid value 'adadelta'");
+}
+
+#[test]
+fn second_order_optimizer_is_for_the_linear_model_only() {
+    fails_with(
+        &["--optimizer", "lbfgs", "--device", "cpu"],
+        "train the linear model only",
+    );
 }
 
 #[test]
