@@ -664,3 +664,48 @@ fn a_target_loss_stops_the_run_where_it_is_reached() {
         assert!(out.last().loss <= target);
     }
 }
+
+// ------------------------------------------------------------- the example
+
+/// `examples/second_order.rs` on 600 Fashion-MNIST examples: the demos print
+/// their answers, every method runs on both devices, the reference converges
+/// and both Newton-CG runs reach the target. Needs the data (as
+/// `tests/fashion_mnist.rs` does); `cargo test` builds the example.
+#[test]
+fn the_example_runs_on_a_slice_of_fashion_mnist() {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let path = dir.join("examples").join("second_order");
+    assert!(path.exists(), "{} was not built", path.display());
+    let out = std::process::Command::new(path)
+        .args([
+            "--examples",
+            "600",
+            "--epochs",
+            "2",
+            "--iterations",
+            "60",
+            "--l2",
+            "1e-2",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("w₁ = 3,"), "{stdout}");
+    assert!(stdout.contains("(1.000000, 1.000000)"), "{stdout}");
+    let runs: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(runs.len(), 8, "{stdout}");
+    for r in &runs {
+        assert!(r["final_loss"].as_f64().unwrap().is_finite(), "{r}");
+        if r["method"] == "Newton-CG" || r["method"] == "L-BFGS" {
+            assert!(r["passes_to_target"].as_f64().is_some(), "{r}");
+        }
+    }
+}
