@@ -428,14 +428,25 @@ impl<'g> GpuObjective<'g> {
                 // The receiver is alive until this function returns.
                 let _ = sender.send(r);
             });
-        self.gpu.wait()?;
-        match receiver.try_recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(Error::Device(format!("mapping the scalars: {e}"))),
-            Err(_) => {
-                return Err(Error::Device(
-                    "the scalars were not mapped after the wait".into(),
-                ));
+        // The callback runs inside a poll; on a fast GPU (an NVIDIA H200)
+        // the copy can finish before `map_async` is even called, and the
+        // poll that waits for it may return before the mapping is handled:
+        // poll again, a bounded number of times, until it is.
+        let mut polls = 0;
+        loop {
+            self.gpu.wait()?;
+            match receiver.try_recv() {
+                Ok(Ok(())) => break,
+                Ok(Err(e)) => return Err(Error::Device(format!("mapping the scalars: {e}"))),
+                Err(std::sync::mpsc::TryRecvError::Empty) if polls < 1000 => {
+                    polls += 1;
+                    std::thread::yield_now();
+                }
+                Err(_) => {
+                    return Err(Error::Device(format!(
+                        "the scalars were not mapped after {polls} waits"
+                    )));
+                }
             }
         }
         let words: Vec<u32> = {
