@@ -13,6 +13,10 @@
 //!   binding maps). No Metal or DirectX compiler runs on Linux, so their
 //!   output is not compiled here.
 //!
+//! And one limits check: every specialisation's workgroup size and
+//! workgroup memory fit wgpu's downlevel defaults (and so every WebGPU
+//! device), which is why launchers need no runtime check of those.
+//!
 //! The tools are installed by `scripts/test.sh`; when one is missing this
 //! test fails and says which package to install (it never skips).
 
@@ -428,5 +432,55 @@ fn hlsl_is_written_for_shader_models_5_1_and_6_0() {
     eprintln!(
         "HLSL SM 5.1 and 6.0 written for {} specialisations",
         specs.len()
+    );
+}
+
+#[test]
+fn every_specialisation_fits_the_least_compute_limits() {
+    // Downlevel defaults: WebGPU's defaults with 16,352 bytes of workgroup
+    // memory (Metal's least) and 4 storage buffers per stage.
+    let least = wgpu::Limits::downlevel_defaults();
+    let mut worst = (0u32, 0u32);
+    for spec in specs() {
+        let (index, ep) = spec
+            .module
+            .entry_points
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.name == spec.entry)
+            .expect("entry point");
+        let [x, y, z] = ep.workgroup_size;
+        assert!(
+            x <= least.max_compute_workgroup_size_x
+                && y <= least.max_compute_workgroup_size_y
+                && z <= least.max_compute_workgroup_size_z,
+            "{}: workgroup size {x}×{y}×{z}",
+            spec.name
+        );
+        let invocations = x * y * z;
+        assert!(
+            invocations <= least.max_compute_invocations_per_workgroup,
+            "{}: {invocations} invocations per workgroup",
+            spec.name
+        );
+        // Workgroup memory the entry point uses (what wgpu validates).
+        let usage = spec.info.get_entry_point(index);
+        let bytes: u32 = spec
+            .module
+            .global_variables
+            .iter()
+            .filter(|(h, v)| v.space == AddressSpace::WorkGroup && !usage[*h].is_empty())
+            .map(|(_, v)| spec.module.types[v.ty].inner.size(spec.module.to_ctx()))
+            .sum();
+        assert!(
+            bytes <= least.max_compute_workgroup_storage_size,
+            "{}: {bytes} bytes of workgroup memory",
+            spec.name
+        );
+        worst = (worst.0.max(invocations), worst.1.max(bytes));
+    }
+    eprintln!(
+        "largest workgroup: {} invocations, {} bytes of workgroup memory",
+        worst.0, worst.1
     );
 }

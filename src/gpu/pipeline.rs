@@ -93,6 +93,7 @@ impl Gpu {
         if let Some(p) = lock(&cache.pipelines).get(&cache_key) {
             return Ok(Arc::clone(p));
         }
+        self.check_bindings(key.shader)?;
         let (module, layout) = {
             let mut modules = lock(&cache.modules);
             match modules.get(key.shader.name) {
@@ -143,6 +144,56 @@ impl Gpu {
         let kp = Arc::new(KernelPipeline { pipeline, layout });
         lock(&cache.pipelines).insert(cache_key, Arc::clone(&kp));
         Ok(kp)
+    }
+
+    /// Checks a shader's binding list against the device's per-stage limits,
+    /// so a smaller device (wgpu's downlevel defaults allow 4 storage buffers
+    /// per stage) gets an error that names the kernel and the limit rather
+    /// than a bind-group-layout validation error. Workgroup sizes and
+    /// workgroup memory need no runtime check: `tests/shader_writers.rs` keeps
+    /// every specialisation within the least any WebGPU device offers.
+    fn check_bindings(&self, shader: &Shader) -> Result<()> {
+        let limits = self.limits();
+        let count = |f: fn(&Binding) -> bool| shader.bindings.iter().filter(|b| f(b)).count();
+        let storage = count(|b| matches!(b, Binding::StorageRead | Binding::StorageReadWrite));
+        let uniform = count(|b| matches!(b, Binding::Uniform | Binding::UniformSlot(_)));
+        let dynamic = count(|b| matches!(b, Binding::UniformSlot(_)));
+        for (n, limit, what, limit_name) in [
+            (
+                storage,
+                limits.max_storage_buffers_per_shader_stage,
+                "storage buffers",
+                "max_storage_buffers_per_shader_stage",
+            ),
+            (
+                uniform,
+                limits.max_uniform_buffers_per_shader_stage,
+                "uniform buffers",
+                "max_uniform_buffers_per_shader_stage",
+            ),
+            (
+                dynamic,
+                limits.max_dynamic_uniform_buffers_per_pipeline_layout,
+                "uniform buffers with dynamic offsets",
+                "max_dynamic_uniform_buffers_per_pipeline_layout",
+            ),
+            (
+                shader.bindings.len(),
+                limits.max_bindings_per_bind_group,
+                "bindings in one bind group",
+                "max_bindings_per_bind_group",
+            ),
+        ] {
+            if n > limit as usize {
+                return Err(crate::Error::TooLarge {
+                    what: format!("{}.wgsl", shader.name),
+                    needed: format!("{n} {what}"),
+                    limit: limit.to_string(),
+                    limit_name,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Binds `buffers` (whole) in order, matching the shader's binding list.
