@@ -124,8 +124,12 @@ fn webgpu_default_limits_build_every_specialisation() {
     assert!(limits.check_limits(&wgpu::Limits::default()));
     assert!(limits.check_limits(&gpu.adapter().limits()));
     for key in shaders::specialisations() {
-        gpu.pipeline(&key)
-            .unwrap_or_else(|e| panic!("{key:?} under WebGPU's limits: {e}"));
+        gpu.pipeline(&key).unwrap_or_else(|e| {
+            panic!(
+                "{}::{} {:?} under WebGPU's limits: {e}",
+                key.shader.name, key.entry, key.constants
+            )
+        });
     }
     check_matmul(&gpu, MatmulKernel::V3Tiled);
 }
