@@ -4,7 +4,8 @@
 //! engines (`GpuEngine`, `CpuEngine`) on synthetic data: gather, forward,
 //! loss, backward, update, and on the GPU the order upload, the submits and
 //! the loss readback that an epoch pays. Criterion's "elem/s" is training
-//! samples per second.
+//! samples per second. `gpu` is the fused step (the default), `gpu_unfused`
+//! the reference kernels (`TrainConfig::fused = false`), in the same run.
 //!
 //! - `mlp`: 784-128-128-10 sigmoid, Adam, batch 128.
 //! - `linear_785`: 10×785 softmax classifier, SGD, batch 256.
@@ -71,11 +72,21 @@ fn bench_steps(c: &mut Criterion, gpu: &Gpu) {
             ..TrainConfig::default()
         };
         let order = data.epoch_order(0, 0);
-        let mut engine = GpuEngine::new(gpu, model, &data, &config).expect("gpu engine");
-        group.bench_function(BenchmarkId::new("gpu", name), |b| {
-            b.iter(|| engine.train_epoch(&order, &mut |_, _| {}).expect("epoch"))
-        });
-        drop(engine);
+        for (id, fused) in [("gpu", true), ("gpu_unfused", false)] {
+            let config = TrainConfig {
+                fused,
+                ..config.clone()
+            };
+            let mut engine = GpuEngine::new(gpu, model, &data, &config).expect("gpu engine");
+            eprintln!(
+                "{id}/{name}: {} dispatches, {} counted bytes per step",
+                engine.dispatches_per_step().unwrap_or(0.0),
+                engine.bytes_per_step()
+            );
+            group.bench_function(BenchmarkId::new(id, name), |b| {
+                b.iter(|| engine.train_epoch(&order, &mut |_, _| {}).expect("epoch"))
+            });
+        }
         let mut engine = CpuEngine::new(model, &data, &config).expect("cpu engine");
         group.bench_function(BenchmarkId::new("cpu", name), |b| {
             b.iter(|| engine.train_epoch(&order, &mut |_, _| {}).expect("epoch"))

@@ -8,6 +8,7 @@
 //! cargo run --release --example gpu_vs_cpu -- --json            # one JSON row per case
 //! cargo run --release --example gpu_vs_cpu -- --peak-gflops 51200 --peak-gbps 3350
 //! cargo run --release --example gpu_vs_cpu -- --big --filter square   # 4096³ on lavapipe too
+//! cargo run --release --example gpu_vs_cpu -- --versions        # every matmul version per shape
 //! ```
 //!
 //! Exit status 2 when any GPU result disagreed with the CPU's.
@@ -52,6 +53,69 @@ struct Args {
     cpu_peak_gflops: Option<f64>,
     #[arg(long)]
     cpu_peak_gbps: Option<f64>,
+    /// Instead of GPU vs CPU (alias --tune): time every matmul version on each shape (each
+    /// checked against the CPU twin first), with the fastest and the version
+    /// the fixed rule (`MatmulKernel::Auto`) picks on this adapter.
+    #[arg(long, alias = "tune")]
+    versions: bool,
+}
+
+/// The `--versions` table (or JSON rows): one line per shape.
+fn versions(gpu: &Gpu, opts: &Options, json: bool, peak: Option<f64>) -> Result<bool> {
+    let adapter = gpu.summary().to_string();
+    if !json {
+        println!(
+            "GPU: {adapter}\nms per product (GFLOP/s{}); median of {} runs\n",
+            if peak.is_some() { ", % of peak" } else { "" },
+            opts.runs
+        );
+        print!("{:<22} {:<28}", "case", "shape");
+        for k in wgpu_train::MatmulKernel::ALL {
+            print!(" {:>26}", k.name());
+        }
+        println!(" {:>11} {:>11} {:>8}", "fastest", "auto picks", "auto/best");
+    }
+    let mut all_ok = true;
+    bench::matmul_versions(gpu, opts, |r| {
+        all_ok &= r.notes.is_empty();
+        if json {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            v["adapter"] = serde_json::Value::String(adapter.clone());
+            println!("{v}");
+            return;
+        }
+        print!("{:<22} {:<28}", r.name, r.detail);
+        for (_, t) in &r.times {
+            match t {
+                Some(s) => {
+                    let gf = r.flops as f64 / s / 1e9;
+                    let pct = peak.map_or(String::new(), |p| format!(" {:.1}%", 100.0 * gf / p));
+                    print!(" {:>26}", format!("{:.4} ({gf:.1}{pct})", s * 1e3));
+                }
+                None => print!(" {:>26}", "failed"),
+            }
+        }
+        let time_of = |name: &str| {
+            r.times
+                .iter()
+                .find(|(n, _)| *n == name)
+                .and_then(|(_, t)| *t)
+        };
+        let ratio = match (time_of(r.auto), r.fastest.and_then(time_of)) {
+            (Some(a), Some(b)) => format!("{:.2}x", a / b),
+            _ => "-".into(),
+        };
+        println!(
+            " {:>11} {:>11} {:>8}",
+            r.fastest.unwrap_or("-"),
+            r.auto,
+            ratio
+        );
+        for n in &r.notes {
+            println!("    {n}");
+        }
+    })?;
+    Ok(all_ok)
 }
 
 fn positive(name: &'static str, v: Option<f64>) -> Result<Option<f64>> {
@@ -144,7 +208,10 @@ fn run(args: Args) -> Result<bool> {
         cpu_gbps: positive("--cpu-peak-gbps", args.cpu_peak_gbps)?,
     };
     opts.validate()?;
-    let gpu = Gpu::new()?;
+    let gpu = Gpu::new_tuned()?;
+    if args.versions {
+        return versions(&gpu, &opts, args.json, peaks.gpu_gflops);
+    }
     let adapter = gpu.summary().to_string();
     let timer = wgpu_train::gpu::GpuTimer::new(&gpu)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -196,6 +263,21 @@ fn run(args: Args) -> Result<bool> {
                 );
             }
         }
+        let ratios = bench::fusion_ratios(&rows);
+        if !ratios.is_empty() {
+            println!(
+                "\nfused vs unfused training step (unfused ÷ fused; above 1 the fused step wins):"
+            );
+            for (name, time, dispatches, bytes) in ratios {
+                let time = time.map_or_else(|| "-".to_string(), |t| format!("{t:.3}x"));
+                println!(
+                    "  {name}: GPU time {time}, dispatches {dispatches:.2}x, counted bytes {bytes:.2}x"
+                );
+            }
+        }
+    }
+    if let Some(r) = gpu.tuner().report() {
+        eprintln!("{r}");
     }
     let bad: Vec<&Comparison> = rows.iter().filter(|c| c.agreed == Some(false)).collect();
     for c in &bad {

@@ -326,7 +326,7 @@ fn run(args: Args) -> Result<()> {
         ..base
     };
 
-    let gpu = Gpu::new()?;
+    let gpu = Gpu::new_tuned()?;
     let (n, m, f) = (
         problem.y_train.len(),
         problem.y_test.len(),

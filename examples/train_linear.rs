@@ -7,14 +7,26 @@
 //! cargo run --release --example train_linear                    # Fashion-MNIST, SGD lr 0.1
 //! cargo run --release --example train_linear -- --data ~/cifar-10-batches-bin --lr 1e-3
 //! cargo run --release --example train_linear -- --synthetic --epochs 2 --device gpu
+//! cargo run --release --example train_linear -- --optimizer lbfgs --l2 1e-4
+//! cargo run --release --example train_linear -- --optimizer newton-cg --l2 1e-3 --iterations 20
 //! ```
+//!
+//! `--optimizer lbfgs|newton-cg` trains on the whole training set at once
+//! (`wgpu_train::second_order`): the loss is the mean cross-entropy plus
+//! `(λ/2)·‖W‖²` with λ from `--l2`, minimised until `‖∇L‖ ≤ --gtol` or for
+//! `--iterations` steps; `--epochs`, `--batch` and `--lr` do not apply. With
+//! the first-order optimizers `--l2` is their weight decay, which adds the
+//! same λ·W to every gradient.
 
 mod common;
 
+mod second_order_cli;
+
 use clap::Parser;
 use common::{Common, Optimizer};
-use wgpu_train::Dataset;
+use wgpu_train::data::synthetic;
 use wgpu_train::model::LinearSoftmax;
+use wgpu_train::optim::{OptimizerConfig, Rule};
 use wgpu_train::train::{TrainConfig, TrainData};
 
 /// Train the linear softmax classifier on the GPU and the CPU.
@@ -27,23 +39,41 @@ struct Args {
     /// uniform in 0..10): throughput only, accuracy stays at chance.
     #[arg(long, conflicts_with = "data")]
     synthetic: bool,
+    /// λ of the L2 term (λ/2)·‖W‖² (bias column included). Second-order
+    /// optimizers minimise it with the loss (default 1e-4); first-order ones
+    /// take it as weight decay (default 0).
+    #[arg(long)]
+    l2: Option<f64>,
+    /// lbfgs, newton-cg: iterations at most.
+    #[arg(long, default_value_t = 100)]
+    iterations: usize,
+    /// lbfgs, newton-cg: stop once ‖∇L‖ ≤ gtol.
+    #[arg(long, default_value_t = 1e-5)]
+    gtol: f64,
+    /// lbfgs: curvature pairs kept.
+    #[arg(long, default_value_t = 10)]
+    history: usize,
 }
 
-fn synthetic(n: usize, seed: u64) -> wgpu_train::Result<Dataset> {
-    use rand::{RngExt, SeedableRng};
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let images = (0..n * 3072).map(|_| rng.random::<u8>()).collect();
-    let labels = (0..n).map(|_| rng.random_range(0..10u8)).collect();
-    Dataset::new(images, labels, [3, 32, 32], 10)
+/// The first-order rule with weight decay `wd` (λ·W added to the gradient;
+/// AdamW decays instead, as it always does).
+fn with_weight_decay(mut cfg: OptimizerConfig, wd: f32) -> OptimizerConfig {
+    match &mut cfg.rule {
+        Rule::Sgd(r) => r.weight_decay = wd,
+        Rule::Adagrad(r) => r.weight_decay = wd,
+        Rule::RmsProp(r) => r.weight_decay = wd,
+        Rule::Adam(r) => r.weight_decay = wd,
+    }
+    cfg
 }
 
 fn run(args: Args) -> wgpu_train::Result<()> {
     let c = &args.common;
-    let optimizer = c.optimizer(Optimizer::Sgd, 0.1)?;
+    let second_order = matches!(c.optimizer, Some(Optimizer::Lbfgs | Optimizer::NewtonCg));
     let (train, test, name, short) = if args.synthetic {
         (
-            synthetic(50_000, c.seed)?,
-            synthetic(10_000, c.seed + 1)?,
+            synthetic::images(50_000, [3, 32, 32], 10, c.seed)?,
+            synthetic::images(10_000, [3, 32, 32], 10, c.seed.wrapping_add(1))?,
             "synthetic CIFAR-shaped (50000 train, 10000 test)".to_string(),
             "synthetic data".to_string(),
         )
@@ -52,6 +82,14 @@ fn run(args: Args) -> wgpu_train::Result<()> {
         let short = splits.name.clone();
         (splits.train, splits.test, name, short)
     };
+    if second_order {
+        return second_order_cli::run(&args, train, test, &name, &short);
+    }
+    let mut optimizer = c.optimizer(Optimizer::Sgd, 0.1)?;
+    if let Some(l2) = args.l2 {
+        optimizer = with_weight_decay(optimizer, l2 as f32);
+        optimizer.validate()?;
+    }
     let model = LinearSoftmax::new(train.dim(), train.classes)?;
     let config = TrainConfig {
         epochs: c.epochs,
@@ -59,6 +97,7 @@ fn run(args: Args) -> wgpu_train::Result<()> {
         seed: c.seed,
         optimizer,
         validation: c.validation,
+        fused: c.fused != common::OnOff::Off,
         ..TrainConfig::default()
     };
     config.validate()?;

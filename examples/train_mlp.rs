@@ -46,6 +46,7 @@ fn run(args: Args) -> wgpu_train::Result<()> {
         seed: c.seed,
         optimizer,
         validation: c.validation,
+        fused: c.fused != common::OnOff::Off,
         ..TrainConfig::default()
     };
     config.validate()?;

@@ -9,4 +9,10 @@ cd "$(dirname "$0")/.."
 ensure_all
 ensure_fashion_mnist
 
+# The first run compiles wgpu in release mode: say so rather than sit silent.
+if [ ! -x target/release/examples/train_mlp ]; then
+    echo "setup: building the release binary (a few minutes on a small machine, once)"
+fi
+# On a machine without a GPU the "GPU" run uses Mesa's lavapipe, on the CPU
+# cores: the binary says so before that run, with how to pick --device cpu.
 cargo run --release --quiet --example train_mlp -- "$@"

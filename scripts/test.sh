@@ -2,8 +2,8 @@
 # The full test suite: installs what is missing (a Vulkan driver, on Linux
 # Mesa's EGL/GL driver, the SPIR-V and GLSL validators, Fashion-MNIST),
 # then runs every test on the default backend (Vulkan, Metal or DX12), and
-# on Linux runs the tests again on wgpu's GL backend and once more with the
-# device limits capped at WebGPU's defaults. GPU tests never skip: without
+# on Linux runs the GPU tests again on wgpu's GL backend and once more with
+# the device limits capped at WebGPU's defaults. GPU tests never skip: without
 # an adapter they fail and say how to install one. Extra arguments go to
 # every `cargo test` (e.g. a filter, or `-- --nocapture`). With WGPU_BACKEND
 # set, only that backend runs.
@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 . scripts/common.sh
 ensure_all
 ensure_fashion_mnist
+# spirv-val and glslangValidator check every shader through naga's writers.
 ensure_shader_tools
 
 pass() {
@@ -33,8 +34,8 @@ fi
 
 ensure_gl
 pass "default backend"
-# The second backend and the capped limits run the tests again, not the
-# doc tests (no GPU in them).
-cargo_args=(--tests "$@")
+# The second backend and the capped limits run the GPU tests again (one
+# binary, tests/gpu); the CPU-only tests would only repeat themselves.
+cargo_args=(--test gpu "$@")
 pass "GL (EGL, surfaceless)" WGPU_BACKEND=gl
 pass "WebGPU default limits" WGPU_TRAIN_LIMITS=webgpu

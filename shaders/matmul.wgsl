@@ -17,7 +17,25 @@
 //                      barrier is expensive and a thread runs as SIMD lanes.
 //   v3 matmul_tiled    64×64 tiles staged through workgroup memory, 16 k per
 //                      stage, 4×4 outputs per thread: the shape real GPUs like.
+//   v4 matmul_tiled_8x8  128×128 tiles, 8×8 outputs per thread in named vec4
+//                      registers, two tile buffers (global loads overlap the
+//                      products): for large products on hardware GPUs.
 // Accumulation runs over k in increasing order in every version.
+//
+// Two fused epilogues for the backward pass (off by default; the launcher
+// turns one on with an override constant), each validated against its CPU
+// twin in src/cpu/matmul.rs by tests/fused.rs:
+//   ONES_COLUMN      op(B) gains a virtual trailing column of ones, so C gains
+//                    a column Σ_k op(A)[row, k], stored at `extra_offset` in
+//                    C's buffer instead of in C: with A = dZ (TN) the weight
+//                    gradient's product also yields the bias gradient
+//                    db = Σ_rows dZ, added in row order, as reduce.wgsl's
+//                    column_sum_serial adds it (the same bits), and no column
+//                    sum dispatch is needed.
+//   ACTIVATION_GRAD  C = (op(A)·op(B)) ⊙ act'(H): the input gradient of the
+//                    layer below, through its activation (ACTIVATION), with
+//                    H = act(Z) (M×N) bound where the bias goes. Replaces the
+//                    separate activation backward pass over dH.
 
 struct Params {
     m: u32,
@@ -31,7 +49,7 @@ struct Params {
     a_batch_stride: u32,
     b_batch_stride: u32,
     c_batch_stride: u32,
-    _pad: u32,
+    extra_offset: u32, // ONES_COLUMN: where the extra column of C goes
 }
 
 // Specialisation constants: the launcher builds one pipeline per combination
@@ -40,11 +58,13 @@ override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 override HAS_BIAS: bool = false;
 override ACTIVATION: u32 = 0u; // 0 identity, 1 sigmoid, 2 ReLU
+override ONES_COLUMN: bool = false;
+override ACTIVATION_GRAD: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>; // or H (ACTIVATION_GRAD)
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
 // Element (row, kk) of op(A) is at a_base + row * a_rs + kk * a_ks.
@@ -64,7 +84,18 @@ fn sigmoid(x: f32) -> f32 {
     return e / (1.0 + e);
 }
 
-fn epilogue(acc: f32, col: u32) -> f32 {
+// activation_grad(g, y) is appended from shaders/shared/activation_grad.wgsl.
+
+// Columns of C the dispatch covers: N, plus the ones column.
+fn n_out() -> u32 {
+    return p.n + select(0u, 1u, ONES_COLUMN);
+}
+
+fn epilogue(acc: f32, bz: u32, row: u32, col: u32) -> f32 {
+    if (ACTIVATION_GRAD) {
+        let h = bias[p.bias_offset + bz * p.c_batch_stride + row * p.n + col];
+        return activation_grad(acc, h);
+    }
     var x = acc;
     if (HAS_BIAS) {
         x = x + bias[p.bias_offset + col];
@@ -78,7 +109,11 @@ fn epilogue(acc: f32, col: u32) -> f32 {
 }
 
 fn store(bz: u32, row: u32, col: u32, acc: f32) {
-    c[p.c_offset + bz * p.c_batch_stride + row * p.n + col] = epilogue(acc, col);
+    if (ONES_COLUMN && col == p.n) {
+        c[p.extra_offset + bz * p.m + row] = acc;
+        return;
+    }
+    c[p.c_offset + bz * p.c_batch_stride + row * p.n + col] = epilogue(acc, bz, row, col);
 }
 
 // ---------------------------------------------------------------- v1: naive
@@ -87,16 +122,18 @@ fn matmul_naive(@builtin(global_invocation_id) gid: vec3<u32>) {
     let col = gid.x;
     let row = gid.y;
     let bz = gid.z;
-    if (row >= p.m || col >= p.n || bz >= p.batch) {
+    if (row >= p.m || col >= n_out() || bz >= p.batch) {
         return;
     }
+    let ones = ONES_COLUMN && col == p.n;
     let a_base = p.a_offset + bz * p.a_batch_stride + row * a_row_stride();
-    let b_base = p.b_offset + bz * p.b_batch_stride + col * b_col_stride();
+    let b_base = p.b_offset + bz * p.b_batch_stride + min(col, p.n - 1u) * b_col_stride();
     let aks = a_k_stride();
     let bks = b_k_stride();
     var acc = 0.0;
     for (var kk = 0u; kk < p.k; kk = kk + 1u) {
-        acc = acc + a[a_base + kk * aks] * b[b_base + kk * bks];
+        let bv = select(b[b_base + kk * bks], 1.0, ones);
+        acc = acc + a[a_base + kk * aks] * bv;
     }
     store(bz, row, col, acc);
 }
@@ -114,13 +151,16 @@ fn matmul_blocked(@builtin(global_invocation_id) gid: vec3<u32>) {
     let row0 = gid.y * 4u;
     let col0 = gid.x * 4u;
     let bz = gid.z;
-    if (row0 >= p.m || col0 >= p.n || bz >= p.batch) {
+    let ncols = n_out();
+    if (row0 >= p.m || col0 >= ncols || bz >= p.batch) {
         return;
     }
     let rows = min(vec4<u32>(row0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.m - 1u));
-    let cols = min(vec4<u32>(col0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n - 1u));
+    let cols = min(vec4<u32>(col0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(ncols - 1u));
+    // The ones column reads nothing: its lanes load column N − 1, then take 1.
+    let ones = cols == vec4<u32>(p.n);
     let a_base = p.a_offset + bz * p.a_batch_stride + rows * a_row_stride();
-    let b_base = p.b_offset + bz * p.b_batch_stride + cols * b_col_stride();
+    let b_base = p.b_offset + bz * p.b_batch_stride + min(cols, vec4<u32>(p.n - 1u)) * b_col_stride();
     let aks = a_k_stride();
     let bks = b_k_stride();
 
@@ -132,7 +172,10 @@ fn matmul_blocked(@builtin(global_invocation_id) gid: vec3<u32>) {
         let ai = a_base + kk * aks;
         let bi = b_base + kk * bks;
         let av = vec4<f32>(a[ai.x], a[ai.y], a[ai.z], a[ai.w]);
-        let bv = vec4<f32>(b[bi.x], b[bi.y], b[bi.z], b[bi.w]);
+        var bv = vec4<f32>(b[bi.x], b[bi.y], b[bi.z], b[bi.w]);
+        if (ONES_COLUMN) {
+            bv = select(bv, vec4<f32>(1.0), ones);
+        }
         acc0 = acc0 + av.x * bv;
         acc1 = acc1 + av.y * bv;
         acc2 = acc2 + av.z * bv;
@@ -143,7 +186,7 @@ fn matmul_blocked(@builtin(global_invocation_id) gid: vec3<u32>) {
         let row = row0 + i;
         if (row < p.m) {
             for (var j = 0u; j < 4u; j = j + 1u) {
-                if (col0 + j < p.n) {
+                if (col0 + j < ncols) {
                     store(bz, row, col0 + j, accs[i][j]);
                 }
             }
@@ -217,6 +260,8 @@ fn matmul_tiled(
             var v = 0.0;
             if (gc < p.n && gk < p.k) {
                 v = b[b_base + gk * bks + gc * bcs];
+            } else if (ONES_COLUMN && gc == p.n && gk < p.k) {
+                v = 1.0;
             }
             b_tile[kk * BN + col] = v;
         }
@@ -242,10 +287,174 @@ fn matmul_tiled(
     for (var i = 0u; i < 4u; i = i + 1u) {
         if (row0 + i < p.m) {
             for (var j = 0u; j < 4u; j = j + 1u) {
-                if (col0 + j < p.n) {
+                if (col0 + j < n_out()) {
                     store(bz, row0 + i, col0 + j, accs[i][j]);
                 }
             }
         }
     }
+}
+
+// ------------------------------- v4: 128×128 tiles, 8×8 per thread, 2 buffers
+// For hardware GPUs, after the public WGSL matmuls that reach a third of fp32
+// peak (wgpu-mm, gpu.cpp): a 128×128 output tile per workgroup of 16×16
+// threads, each thread holding 8×8 outputs in 16 *named* vec4 accumulators
+// (naga spills an array of accumulators to memory), reading the tiles from
+// workgroup memory as vec4s, and two tile buffers so that one global load
+// and one barrier per k-stage overlap the products of the previous stage.
+// A thread's rows are 4·ty..4·ty+3 and 64+4·ty..64+4·ty+3 (its columns
+// likewise in tx), so neighbouring threads read neighbouring vec4s.
+// 2 × 2 × 8 × 128 floats = 16 KiB of workgroup memory: WebGPU's default limit.
+const V4_BM: u32 = 128u;
+const V4_BK: u32 = 8u;
+// [buffer][kk][vec4 of 4 rows or columns]: 2 × 8 × 32 vec4s each.
+var<workgroup> a_tile4: array<vec4<f32>, 512>;
+var<workgroup> b_tile4: array<vec4<f32>, 512>;
+
+fn store4(bz: u32, row: u32, col_lo: u32, col_hi: u32, lo: vec4<f32>, hi: vec4<f32>) {
+    if (row >= p.m) {
+        return;
+    }
+    for (var j = 0u; j < 4u; j = j + 1u) {
+        if (col_lo + j < n_out()) {
+            store(bz, row, col_lo + j, lo[j]);
+        }
+        if (col_hi + j < n_out()) {
+            store(bz, row, col_hi + j, hi[j]);
+        }
+    }
+}
+
+// Element `i` (0..4) of this thread's share of stage `k0`, zero past the
+// edges; the index is clamped so the load itself is always in bounds.
+fn v4_load_a(a_base: u32, row: u32, kk: u32) -> f32 {
+    let v = a[a_base + min(row, p.m - 1u) * a_row_stride() + min(kk, p.k - 1u) * a_k_stride()];
+    return select(0.0, v, row < p.m && kk < p.k);
+}
+
+fn v4_load_b(b_base: u32, kk: u32, col: u32) -> f32 {
+    let v = b[b_base + min(kk, p.k - 1u) * b_k_stride() + min(col, p.n - 1u) * b_col_stride()];
+    // The ones column (ONES_COLUMN) reads nothing: it is 1 wherever k is.
+    let one = select(0.0, 1.0, ONES_COLUMN && col == p.n && kk < p.k);
+    return select(one, v, col < p.n && kk < p.k);
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn matmul_tiled_8x8(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    let tid = lid.y * 16u + lid.x;
+    let tile_row = wid.y * V4_BM;
+    let tile_col = wid.x * V4_BM;
+    let bz = wid.z;
+    let a_base = p.a_offset + bz * p.a_batch_stride;
+    let b_base = p.b_offset + bz * p.b_batch_stride;
+
+    // This thread's 4 elements of each 8×128 stage, walked in the direction
+    // memory is contiguous: A along k (along rows when TRANS_A), B along
+    // columns (along k when TRANS_B).
+    var a_r: array<u32, 4>;
+    var a_k: array<u32, 4>;
+    var b_c: array<u32, 4>;
+    var b_k: array<u32, 4>;
+    for (var i = 0u; i < 4u; i = i + 1u) {
+        let e = tid + i * 256u;
+        a_r[i] = select(e / V4_BK, e % V4_BM, TRANS_A);
+        a_k[i] = select(e % V4_BK, e / V4_BM, TRANS_A);
+        b_c[i] = select(e % V4_BM, e / V4_BK, TRANS_B);
+        b_k[i] = select(e / V4_BM, e % V4_BK, TRANS_B);
+    }
+    var a_reg: vec4<f32>;
+    var b_reg: vec4<f32>;
+
+    var acc00 = vec4<f32>(0.0);
+    var acc01 = vec4<f32>(0.0);
+    var acc10 = vec4<f32>(0.0);
+    var acc11 = vec4<f32>(0.0);
+    var acc20 = vec4<f32>(0.0);
+    var acc21 = vec4<f32>(0.0);
+    var acc30 = vec4<f32>(0.0);
+    var acc31 = vec4<f32>(0.0);
+    var acc40 = vec4<f32>(0.0);
+    var acc41 = vec4<f32>(0.0);
+    var acc50 = vec4<f32>(0.0);
+    var acc51 = vec4<f32>(0.0);
+    var acc60 = vec4<f32>(0.0);
+    var acc61 = vec4<f32>(0.0);
+    var acc70 = vec4<f32>(0.0);
+    var acc71 = vec4<f32>(0.0);
+
+    let stages = (p.k + V4_BK - 1u) / V4_BK;
+    // Stage 0 into buffer 0.
+    for (var i = 0u; i < 4u; i = i + 1u) {
+        a_reg[i] = v4_load_a(a_base, tile_row + a_r[i], a_k[i]);
+        b_reg[i] = v4_load_b(b_base, b_k[i], tile_col + b_c[i]);
+    }
+    for (var i = 0u; i < 4u; i = i + 1u) {
+        a_tile4[a_k[i] * 32u + a_r[i] / 4u][a_r[i] % 4u] = a_reg[i];
+        b_tile4[b_k[i] * 32u + b_c[i] / 4u][b_c[i] % 4u] = b_reg[i];
+    }
+    workgroupBarrier();
+
+    // Uniform trip count and uniform `more`: every thread reaches every barrier.
+    for (var s = 0u; s < stages; s = s + 1u) {
+        let cur = (s % 2u) * 256u;
+        let next = 256u - cur;
+        let more = s + 1u < stages;
+        if (more) {
+            // Issue the next stage's global loads before this stage's products.
+            let k0 = (s + 1u) * V4_BK;
+            for (var i = 0u; i < 4u; i = i + 1u) {
+                a_reg[i] = v4_load_a(a_base, tile_row + a_r[i], k0 + a_k[i]);
+                b_reg[i] = v4_load_b(b_base, k0 + b_k[i], tile_col + b_c[i]);
+            }
+        }
+        for (var kk = 0u; kk < V4_BK; kk = kk + 1u) {
+            let base = cur + kk * 32u;
+            let a_lo = a_tile4[base + lid.y];
+            let a_hi = a_tile4[base + 16u + lid.y];
+            let b_lo = b_tile4[base + lid.x];
+            let b_hi = b_tile4[base + 16u + lid.x];
+            acc00 = acc00 + a_lo.x * b_lo;
+            acc01 = acc01 + a_lo.x * b_hi;
+            acc10 = acc10 + a_lo.y * b_lo;
+            acc11 = acc11 + a_lo.y * b_hi;
+            acc20 = acc20 + a_lo.z * b_lo;
+            acc21 = acc21 + a_lo.z * b_hi;
+            acc30 = acc30 + a_lo.w * b_lo;
+            acc31 = acc31 + a_lo.w * b_hi;
+            acc40 = acc40 + a_hi.x * b_lo;
+            acc41 = acc41 + a_hi.x * b_hi;
+            acc50 = acc50 + a_hi.y * b_lo;
+            acc51 = acc51 + a_hi.y * b_hi;
+            acc60 = acc60 + a_hi.z * b_lo;
+            acc61 = acc61 + a_hi.z * b_hi;
+            acc70 = acc70 + a_hi.w * b_lo;
+            acc71 = acc71 + a_hi.w * b_hi;
+        }
+        if (more) {
+            // The other buffer was last read before the previous barrier.
+            for (var i = 0u; i < 4u; i = i + 1u) {
+                a_tile4[next + a_k[i] * 32u + a_r[i] / 4u][a_r[i] % 4u] = a_reg[i];
+                b_tile4[next + b_k[i] * 32u + b_c[i] / 4u][b_c[i] % 4u] = b_reg[i];
+            }
+        }
+        workgroupBarrier();
+    }
+    if (bz >= p.batch) {
+        return;
+    }
+    let row_lo = tile_row + lid.y * 4u;
+    let row_hi = row_lo + 64u;
+    let col_lo = tile_col + lid.x * 4u;
+    let col_hi = col_lo + 64u;
+    store4(bz, row_lo + 0u, col_lo, col_hi, acc00, acc01);
+    store4(bz, row_lo + 1u, col_lo, col_hi, acc10, acc11);
+    store4(bz, row_lo + 2u, col_lo, col_hi, acc20, acc21);
+    store4(bz, row_lo + 3u, col_lo, col_hi, acc30, acc31);
+    store4(bz, row_hi + 0u, col_lo, col_hi, acc40, acc41);
+    store4(bz, row_hi + 1u, col_lo, col_hi, acc50, acc51);
+    store4(bz, row_hi + 2u, col_lo, col_hi, acc60, acc61);
+    store4(bz, row_hi + 3u, col_lo, col_hi, acc70, acc71);
 }

@@ -1,6 +1,6 @@
 // Fused optimizer updates over one flat f32 parameter buffer.
 //
-// One optimizer step is two dispatches:
+// v1: one optimizer step is two dispatches:
 //   advance   one thread: t ← t + 1, then the per-update scalars (scheduled
 //             lr, βᵗ, bias corrections, Adagrad's decayed lr, AdamW's decay
 //             factor) into the step buffer `st`.
@@ -10,6 +10,12 @@
 // within one dispatch there is no ordering between workgroups, but between
 // two dispatches there is. Nothing changes per step on the host, so any
 // number of steps can be recorded into one command encoder.
+//
+// v2 (the fused training step): the same <rule> kernels, alone. `st` is bound
+// at a dynamic offset into a buffer of per-step slots that the host fills once
+// per epoch with the scalars of each update (computed by the CPU twin's own
+// StepScalars::advance, src/optim.rs), so step s reads slot s and nothing on
+// the GPU needs to advance: one dispatch per step.
 //
 // Semantics and defaults are torch.optim's (2.x); `p` parameter, `g`
 // gradient, `lr` the scheduled rate of update t, `wd` weight decay. Each

@@ -9,11 +9,12 @@
 //                     x = dH into dZ = dH ⊙ act'(h) (ACTIVATION), writes dZ,
 //                     and sums that: the activation backward and the bias
 //                     gradient in one pass, instead of writing dZ in one
-//                     kernel and reading it all back in the next. (Applying
-//                     act'(h) in the epilogue of the matmul that makes dH
-//                     would save the dH round trip too, but db would still
-//                     need a pass over dZ; this keeps matmul.wgsl as it is
-//                     and still saves one full pass.)
+//                     kernel and reading it all back in the next. (The
+//                     fused training step goes further: act'(h) in the
+//                     epilogue of the product that makes dH, and db from a
+//                     ones column in the weight-gradient product; see
+//                     matmul.wgsl and layer_backward.wgsl. This pair stays
+//                     the unfused reference.)
 //                     Two versions, column_sum_serial (v1) and column_sum (v2
 //                     tree), validated against src/cpu/reduce.rs.
 //   loss_correct_sum  the batch's total loss (Σ of per-row losses in x) and

@@ -14,13 +14,17 @@
 // label ≥ C reaching this shader anyway reads logit 0 instead of another row,
 // so it cannot read out of bounds; its row's loss is then meaningless.
 //
-// Two versions, both validated against the CPU twin (src/cpu/softmax_xent.rs):
+// Three versions, all validated against the CPU twin (src/cpu/softmax_xent.rs):
 //   v1 xent_row        one thread per row, three passes over the row in order:
 //                      the reference, and the right shape for C = 10.
 //   v2 xent_workgroup  one 64-thread workgroup per row; each thread strides
 //                      over the row, then max/argmax and the exp-sum are
 //                      combined by fixed-order trees in workgroup memory, so
 //                      results are the same bits on every run. For C = 1000.
+//   v3 xent_totals     v1's rows and the batch's loss and correct totals in
+//                      one dispatch (fused with reduce.wgsl's loss_correct_sum,
+//                      same order, same bits): one 256-thread workgroup for the
+//                      whole batch, which adds the batch to the epoch totals.
 
 struct Params {
     n: u32,
@@ -30,7 +34,10 @@ struct Params {
     loss_offset: u32,
     correct_offset: u32,
     dlogits_offset: u32,
-    _pad: u32,
+    total_offset: u32,  // v3: the epoch's loss total
+    count_offset: u32,  // v3: the epoch's correct count
+    _pad0: u32,
+    _pad1: u32,
 }
 
 override WRITE_GRAD: bool = true;
@@ -41,6 +48,8 @@ override WRITE_GRAD: bool = true;
 @group(0) @binding(3) var<storage, read_write> loss: array<f32>;
 @group(0) @binding(4) var<storage, read_write> correct: array<u32>;
 @group(0) @binding(5) var<storage, read_write> dlogits: array<f32>;
+@group(0) @binding(6) var<storage, read_write> loss_total: array<f32>;
+@group(0) @binding(7) var<storage, read_write> correct_total: array<u32>;
 
 // Dispatches of more than 65,535 workgroups are folded into 2-D by the
 // launcher; this recovers the linear workgroup index.
@@ -53,10 +62,12 @@ fn label_of(row: u32) -> u32 {
     return select(0u, label, label < p.c);
 }
 
-fn write_row(row: u32, label: u32, m: f32, s: f32, argmax: u32) {
+fn write_row(row: u32, label: u32, m: f32, s: f32, argmax: u32) -> RowResult {
     let x_label = logits[p.logits_offset + row * p.c + label];
-    loss[p.loss_offset + row] = log(s) - (x_label - m);
-    correct[p.correct_offset + row] = select(0u, 1u, argmax == label);
+    let r = RowResult(log(s) - (x_label - m), select(0u, 1u, argmax == label));
+    loss[p.loss_offset + row] = r.loss;
+    correct[p.correct_offset + row] = r.correct;
+    return r;
 }
 
 fn grad(x: f32, m: f32, s: f32, is_label: bool) -> f32 {
@@ -65,16 +76,14 @@ fn grad(x: f32, m: f32, s: f32, is_label: bool) -> f32 {
 }
 
 // ------------------------------------------------------- v1: thread per row
-@compute @workgroup_size(64, 1, 1)
-fn xent_row(
-    @builtin(local_invocation_index) lid: u32,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-) {
-    let row = group_index(wid, groups) * 64u + lid;
-    if (row >= p.n) {
-        return;
-    }
+// Row `row` in full: loss, correct flag and (WRITE_GRAD) dlogits written;
+// the loss and the flag returned for v3's totals.
+struct RowResult {
+    loss: f32,
+    correct: u32,
+}
+
+fn xent_one_row(row: u32) -> RowResult {
     let base = p.logits_offset + row * p.c;
     var m = logits[base];
     var argmax = 0u;
@@ -90,13 +99,27 @@ fn xent_row(
         s = s + exp(logits[base + j] - m);
     }
     let label = label_of(row);
-    write_row(row, label, m, s, argmax);
+    let r = write_row(row, label, m, s, argmax);
     if (WRITE_GRAD) {
         let out = p.dlogits_offset + row * p.c;
         for (var j = 0u; j < p.c; j = j + 1u) {
             dlogits[out + j] = grad(logits[base + j], m, s, j == label);
         }
     }
+    return r;
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn xent_row(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let row = group_index(wid, groups) * 64u + lid;
+    if (row >= p.n) {
+        return;
+    }
+    xent_one_row(row);
 }
 
 // -------------------------------------------------- v2: workgroup per row
@@ -172,5 +195,43 @@ fn xent_workgroup(
         for (var j = lid; j < p.c; j = j + WG) {
             dlogits[out + j] = grad(logits[base + j], m, s, j == label);
         }
+    }
+}
+
+// ------------------------------------------- v3: rows and the batch totals
+// One workgroup for the whole batch: thread t runs v1 on rows t, t + 256, …
+// in order, keeping its running loss and correct count exactly as
+// reduce.wgsl's loss_correct_sum adds them (same start, same order), then the
+// same tree, then thread 0 adds the batch's sums to the epoch's totals. So the
+// bits are those of v1 followed by loss_correct_sum with ACCUMULATE, one
+// dispatch instead of two. A batch of 128 rows of 10 classes is ~40 k flops:
+// far too little to need more than one workgroup, even at 1,000 rows.
+const TOTAL_WG: u32 = 256u;
+
+var<workgroup> part_loss: array<f32, TOTAL_WG>;
+var<workgroup> part_count: array<u32, TOTAL_WG>;
+
+@compute @workgroup_size(256, 1, 1)
+fn xent_totals(@builtin(local_invocation_index) lid: u32) {
+    var total = 0.0;
+    var n = 0u;
+    for (var row = lid; row < p.n; row = row + TOTAL_WG) {
+        let r = xent_one_row(row);
+        total = total + r.loss;
+        n = n + r.correct;
+    }
+    part_loss[lid] = total;
+    part_count[lid] = n;
+    workgroupBarrier();
+    for (var half = TOTAL_WG / 2u; half > 0u; half = half / 2u) {
+        if (lid < half) {
+            part_loss[lid] = part_loss[lid] + part_loss[lid + half];
+            part_count[lid] = part_count[lid] + part_count[lid + half];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        loss_total[p.total_offset] = loss_total[p.total_offset] + part_loss[0];
+        correct_total[p.count_offset] = correct_total[p.count_offset] + part_count[0];
     }
 }

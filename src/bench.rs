@@ -109,6 +109,24 @@ impl Options {
                 msg: format!("must be a positive number, got {}", self.target_run_s),
             });
         }
+        // A filter that matches nothing would print an empty table and
+        // "succeed"; say so instead, with the names it could match.
+        let cases = case_names();
+        if let Some(f) = &self.filter
+            && !cases.iter().any(|(family, name)| self.wants(family, name))
+        {
+            return Err(Error::InvalidArgument {
+                name: "filter",
+                msg: format!(
+                    "'{f}' matches no case; the cases are {}",
+                    cases
+                        .iter()
+                        .map(|(family, name)| format!("{family}/{name}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -149,6 +167,8 @@ pub struct Comparison {
     pub bytes: u64,
     /// Examples per repetition (training steps: the batch).
     pub samples: u64,
+    /// GPU dispatches per repetition (training steps; 0 elsewhere).
+    pub dispatches: f64,
     pub gpu: Option<Measurement>,
     pub cpu: Option<Measurement>,
     /// Whether the GPU's result agreed with the CPU's (`None`: not run).
@@ -168,6 +188,7 @@ impl Comparison {
             flops: 0,
             bytes: 0,
             samples: 0,
+            dispatches: 0.0,
             gpu: None,
             cpu: None,
             agreed: None,
@@ -250,6 +271,7 @@ impl Comparison {
             "flops": self.flops,
             "bytes": self.bytes,
             "samples": self.samples,
+            "dispatches": self.dispatches,
             "gpu": side(&self.gpu, peaks.gpu_gflops, peaks.gpu_gbps),
             "cpu": side(&self.cpu, peaks.cpu_gflops, peaks.cpu_gbps),
             "gpu_speedup": self.gpu_speedup(),
@@ -301,7 +323,8 @@ fn measure(
     for _ in 1..opts.warmup {
         run(reps)?;
     }
-    let mut times = Vec::with_capacity(opts.runs);
+    // Not `with_capacity(opts.runs)`: a huge --runs must not abort here.
+    let mut times = Vec::new();
     for _ in 0..opts.runs {
         times.push(run(reps)? / reps as f64);
     }
@@ -333,20 +356,10 @@ fn array(shape: &[usize], seed: u32) -> Result<ArrayD<f32>> {
         .map_err(|e| Error::shape("bench", e))
 }
 
-/// `n` random images of `shape` with labels in `0..10`, from `seed`.
+/// `n` random images of `shape` with labels in `0..10`, from `seed`
+/// ([`crate::data::synthetic::images`]).
 pub fn synthetic_images(n: usize, shape: [usize; 3], seed: u64) -> Result<Dataset> {
-    let dim: usize = shape.iter().product();
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut next = move || {
-        // xorshift64*: fast, and good enough for pixels nobody learns from.
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    };
-    let images = (0..n * dim).map(|_| (next() >> 56) as u8).collect();
-    let labels = (0..n).map(|_| (next() % 10) as u8).collect();
-    Dataset::new(images, labels, shape, 10)
+    crate::data::synthetic::images(n, shape, 10, seed)
 }
 
 fn agree(c: &mut Comparison, what: &str, result: std::result::Result<(), Box<cpu::Mismatch>>) {
@@ -751,6 +764,9 @@ fn bench_gather(
     Ok(c)
 }
 
+/// A training step of `model`, fused ([`TrainConfig::fused`], the
+/// default) or the reference kernels, named `name` or `name.unfused`. Bytes
+/// are the engine's counted floor per step ([`GpuEngine::bytes_per_step`]).
 #[allow(clippy::too_many_arguments)]
 fn bench_train(
     gpu: &Gpu,
@@ -760,21 +776,34 @@ fn bench_train(
     optimizer: OptimizerConfig,
     batch: usize,
     image_shape: [usize; 3],
+    fused: bool,
 ) -> Result<Comparison> {
+    let name = if fused {
+        name.to_string()
+    } else {
+        format!("{name}.unfused")
+    };
     let mut c = Comparison::new(
         "train_step",
-        name,
+        &name,
         format!(
-            "{} ({} params), {} batch {batch}",
+            "{} ({} params), {} batch {batch}{}",
             model.name(),
             parameter_count(model),
-            optimizer.name()
+            optimizer.name(),
+            if fused { "" } else { ", unfused" }
         ),
     );
     let steps = opts.train_steps;
     c.flops = model.flops_per_example() * batch as u64;
     c.samples = batch as u64;
-    let train = synthetic_images(steps * batch, image_shape, 21)?;
+    let examples = steps
+        .checked_mul(batch)
+        .ok_or_else(|| Error::InvalidArgument {
+            name: "train_steps",
+            msg: format!("{steps} steps of {batch} examples overflow"),
+        })?;
+    let train = synthetic_images(examples, image_shape, 21)?;
     let test = synthetic_images(batch, image_shape, 22)?;
     let data = TrainData::new(train, test, 0, 0)?;
     let config = TrainConfig {
@@ -784,6 +813,7 @@ fn bench_train(
         eval_batch: batch,
         mean: 0.5,
         std: 0.25,
+        fused,
         ..TrainConfig::default()
     };
     let order = data.epoch_order(0, 0);
@@ -803,9 +833,12 @@ fn bench_train(
     let mut g_losses = Vec::new();
     let mut ge = GpuEngine::new(gpu, model, &data, &config)?;
     let gm = measure(&run_opts, "wall", |_| epoch(&mut ge, &mut g_losses, 1))?;
+    c.dispatches = ge.dispatches_per_step().unwrap_or(0.0);
+    c.bytes = ge.bytes_per_step();
     c.note = format!(
-        "GPU: {} dispatches per step, {} host waits per {steps}-step epoch",
-        ge.dispatches_per_step().unwrap_or(0.0),
+        "GPU: {} dispatches, {} counted bytes per step, {} host waits per {steps}-step epoch",
+        c.dispatches,
+        c.bytes,
         ge.host_syncs_last_epoch().unwrap_or(0)
     );
     drop(ge);
@@ -826,6 +859,36 @@ fn bench_train(
     Ok(c)
 }
 
+/// The training-step cases; each also runs unfused as `<name>.unfused`.
+const TRAIN_CASES: [&str; 3] = ["mlp", "linear.785", "linear.3073"];
+
+/// Fused against unfused training steps of the same model in one run:
+/// `(name, GPU time ratio, dispatch ratio, byte ratio)`, each unfused ÷
+/// fused (above 1: the fused step is faster, fewer, smaller).
+pub fn fusion_ratios(rows: &[Comparison]) -> Vec<(String, Option<f64>, f64, f64)> {
+    let mut out = Vec::new();
+    for f in rows.iter().filter(|c| c.family == "train_step") {
+        let want = format!("{}.unfused", f.name);
+        let Some(u) = rows
+            .iter()
+            .find(|c| c.family == "train_step" && c.name == want)
+        else {
+            continue;
+        };
+        let time = match (&f.gpu, &u.gpu) {
+            (Some(a), Some(b)) => Some(b.seconds / a.seconds),
+            _ => None,
+        };
+        out.push((
+            f.name.clone(),
+            time,
+            u.dispatches / f.dispatches.max(1.0),
+            u.bytes as f64 / f.bytes.max(1) as f64,
+        ));
+    }
+    out
+}
+
 /// The names of every case, in the order [`run`] reports them.
 pub fn case_names() -> Vec<(&'static str, String)> {
     let mut v: Vec<(&'static str, String)> = matmul_cases()
@@ -839,11 +902,12 @@ pub fn case_names() -> Vec<(&'static str, String)> {
         ("optimizer", "linear.sgd"),
         ("gather", "mlp"),
         ("gather", "linear"),
-        ("train_step", "mlp"),
-        ("train_step", "linear.785"),
-        ("train_step", "linear.3073"),
     ] {
         v.push((f, n.to_string()));
+    }
+    for n in TRAIN_CASES {
+        v.push(("train_step", n.to_string()));
+        v.push(("train_step", format!("{n}.unfused")));
     }
     v
 }
@@ -902,38 +966,139 @@ pub fn run(
         let data = synthetic_images(cifar_n, [3, 32, 32], 32)?;
         emit(bench_gather(gpu, &timer, opts, "linear", &data, 256, true)?);
     }
-    if opts.wants("train_step", "mlp") {
-        emit(bench_train(
-            gpu,
-            opts,
-            "mlp",
-            &mlp,
-            OptimizerConfig::adam(),
-            128,
-            [1, 28, 28],
-        )?);
+    let linear_785 = LinearSoftmax::new(784, 10)?;
+    for name in TRAIN_CASES {
+        let (model, optimizer, batch, shape): (&dyn Model, _, _, _) = match name {
+            "mlp" => (&mlp, OptimizerConfig::adam(), 128, [1, 28, 28]),
+            "linear.785" => (&linear_785, OptimizerConfig::sgd(0.1), 256, [1, 28, 28]),
+            _ => (&linear, OptimizerConfig::sgd(0.1), 256, [3, 32, 32]),
+        };
+        // Fused and unfused side by side, so one run gives their ratio.
+        for fused in [true, false] {
+            let full = if fused {
+                name.to_string()
+            } else {
+                format!("{name}.unfused")
+            };
+            if opts.wants("train_step", &full) {
+                emit(bench_train(
+                    gpu, opts, name, model, optimizer, batch, shape, fused,
+                )?);
+            }
+        }
     }
-    if opts.wants("train_step", "linear.785") {
-        emit(bench_train(
-            gpu,
-            opts,
-            "linear.785",
-            &LinearSoftmax::new(784, 10)?,
-            OptimizerConfig::sgd(0.1),
-            256,
-            [1, 28, 28],
-        )?);
-    }
-    if opts.wants("train_step", "linear.3073") {
-        emit(bench_train(
-            gpu,
-            opts,
-            "linear.3073",
-            &linear,
-            OptimizerConfig::sgd(0.1),
-            256,
-            [3, 32, 32],
-        )?);
+    Ok(rows)
+}
+
+// ------------------------------------------------------------ every version
+
+/// Every version of one kernel family timed on one case: what a tuner would
+/// measure before choosing, and what [`MatmulKernel::choose`] picks today.
+#[derive(Clone, Debug, Serialize)]
+pub struct Versions {
+    pub family: &'static str,
+    pub name: String,
+    pub detail: String,
+    pub flops: u64,
+    /// (version, median seconds per product); `None` where a version failed
+    /// to build or disagreed with the CPU twin (the reason is in `notes`).
+    pub times: Vec<(&'static str, Option<f64>)>,
+    /// The fastest version that agreed with the CPU twin.
+    pub fastest: Option<&'static str>,
+    /// The version the fixed rule (`Auto`) runs on this adapter.
+    pub auto: &'static str,
+    pub notes: Vec<String>,
+}
+
+/// Times every matmul version on every case [`Options::filter`] lets through
+/// (GPU timestamps where the adapter has them), after checking each version's
+/// output against the CPU twin. 4096³ runs only with [`Options::big`] on a
+/// software adapter.
+pub fn matmul_versions(
+    gpu: &Gpu,
+    opts: &Options,
+    mut on_row: impl FnMut(&Versions),
+) -> Result<Vec<Versions>> {
+    opts.validate()?;
+    let timer = GpuTimer::new(gpu)?;
+    let mut rows = Vec::new();
+    for case in matmul_cases() {
+        if !opts.wants("matmul", &case.name) {
+            continue;
+        }
+        let shape = case.shape()?;
+        if shape.m >= 4096 && gpu.is_software() && !opts.big {
+            continue;
+        }
+        if case.name.starts_with("square.") && opts.quick {
+            continue;
+        }
+        let (sa, sb) = (&case.a[..], &case.b[..]);
+        let (a, b, bias) = (array(sa, 1)?, array(sb, 2)?, array(&[shape.n], 3)?);
+        let bias1 = bias
+            .view()
+            .into_dimensionality::<ndarray::Ix1>()
+            .map_err(|e| Error::shape("bench", e))?;
+        let want = cpu::matmul(&a, &b, case.bias.then_some(bias1.view()), case.opts)?;
+        let (ga, gb, gbias) = (
+            GpuTensor::from_array(gpu, &a)?,
+            GpuTensor::from_array(gpu, &b)?,
+            GpuTensor::from_array(gpu, &bias)?,
+        );
+        let out = GpuTensor::<f32>::zeros(gpu, &shape.output_shape())?;
+        let tol = Tolerance::new(1e-5 + 1e-6 * shape.k as f32, 1e-4);
+        let mut row = Versions {
+            family: "matmul",
+            name: case.name.clone(),
+            detail: describe(&case, &shape),
+            flops: shape.flops(),
+            times: Vec::new(),
+            fastest: None,
+            auto: MatmulKernel::choose(gpu, &shape).name(),
+            notes: Vec::new(),
+        };
+        let mut best = f64::INFINITY;
+        for kernel in MatmulKernel::ALL {
+            let time = (|| -> Result<f64> {
+                let mm = Matmul::new(
+                    gpu,
+                    &ga,
+                    &gb,
+                    case.bias.then_some(&gbias),
+                    &out,
+                    case.opts,
+                    kernel,
+                )?;
+                out.fill(gpu, f32::NAN)?;
+                mm.run(gpu, 1)?;
+                cpu::compare(&out.to_array(gpu)?, &want, tol).map_err(|m| {
+                    Error::shape("bench", format!("disagrees with the CPU twin: {m}"))
+                })?;
+                let m = measure(opts, timer.kind().name(), |reps| {
+                    timer.time(gpu, |pass| {
+                        for _ in 0..reps {
+                            mm.record(pass);
+                        }
+                    })
+                })?;
+                Ok(m.seconds)
+            })();
+            match time {
+                Ok(s) => {
+                    if s < best {
+                        best = s;
+                        row.fastest = Some(kernel.name());
+                    }
+                    row.times.push((kernel.name(), Some(s)));
+                }
+                Err(e) => {
+                    row.notes.push(format!("{}: {e}", kernel.name()));
+                    row.times.push((kernel.name(), None));
+                }
+            }
+        }
+        on_row(&row);
+        rows.push(row);
     }
     Ok(rows)
 }

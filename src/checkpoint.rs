@@ -32,10 +32,8 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
@@ -258,10 +256,33 @@ fn check_len(tensor: &NamedTensor) -> std::result::Result<(), String> {
 /// Fails, writing nothing, on duplicate or empty tensor names, the reserved
 /// name `__metadata__`, or data that does not fill its shape.
 pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
-    let err = |msg: String| Error::Checkpoint {
+    let bytes = to_bytes(ckpt).map_err(|e| match e {
+        Error::Checkpoint { file: None, msg } => Error::Checkpoint {
+            file: Some(path.to_path_buf()),
+            msg,
+        },
+        e => e,
+    })?;
+    crate::atomic::write(path, &bytes).map_err(|e| Error::Checkpoint {
         file: Some(path.to_path_buf()),
-        msg,
-    };
+        msg: format!("cannot write: {e}"),
+    })
+}
+
+/// Checks, without writing, that [`save`] could write to `path`: its
+/// directory exists and is writable, and `path` is missing or a regular
+/// file (see [`crate::atomic::check_destination`]). Call it before work
+/// whose result is to be saved there.
+pub fn check_destination(path: &Path) -> Result<()> {
+    crate::atomic::check_destination(path).map_err(|e| Error::Checkpoint {
+        file: Some(path.to_path_buf()),
+        msg: format!("cannot be written: {e}"),
+    })
+}
+
+/// `ckpt` as the bytes of a safetensors file; the checks of [`save`].
+pub fn to_bytes(ckpt: &Checkpoint) -> Result<Vec<u8>> {
+    let err = |msg: String| Error::Checkpoint { file: None, msg };
 
     let mut seen = std::collections::HashSet::new();
     for t in &ckpt.tensors {
@@ -310,10 +331,8 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect::<HashMap<_, _>>()
     });
-    let bytes = safetensors::serialize(views, metadata)
-        .map_err(|e| err(format!("cannot encode as safetensors: {e}")))?;
-
-    write_atomically(path, &bytes).map_err(|e| err(format!("cannot write: {e}")))
+    safetensors::serialize(views, metadata)
+        .map_err(|e| err(format!("cannot encode as safetensors: {e}")))
 }
 
 /// Reads a checkpoint written by [`save`] (or any safetensors file whose
@@ -322,21 +341,35 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
 /// A missing, truncated or corrupt file, or one with other dtypes, is an
 /// [`Error::Checkpoint`] naming the file.
 pub fn load(path: &Path) -> Result<Checkpoint> {
-    let err = |msg: String| Error::Checkpoint {
+    let bytes = fs::read(path).map_err(|e| Error::Checkpoint {
         file: Some(path.to_path_buf()),
-        msg,
-    };
-    let bytes = fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        msg: format!("cannot read: {e}"),
+    })?;
+    let mut ckpt = parse(&bytes).map_err(|e| match e {
+        Error::Checkpoint { file: None, msg } => Error::Checkpoint {
+            file: Some(path.to_path_buf()),
+            msg,
+        },
+        e => e,
+    })?;
+    ckpt.source = Some(path.to_path_buf());
+    Ok(ckpt)
+}
+
+/// Reads a checkpoint from the bytes of a safetensors file, with the checks
+/// of [`load`] (which the fuzz target drives through this).
+pub fn parse(bytes: &[u8]) -> Result<Checkpoint> {
+    let err = |msg: String| Error::Checkpoint { file: None, msg };
     // `read_metadata` validates the header, every tensor's offsets against
     // its dtype and shape, and that the data exactly fills the file — so a
     // truncated file is caught here and the slicing below stays in bounds.
-    let (header_len, header) = SafeTensors::read_metadata(&bytes).map_err(|e| {
+    let (header_len, header) = SafeTensors::read_metadata(bytes).map_err(|e| {
         err(format!(
             "not a valid safetensors file (truncated or corrupt?): {e}"
         ))
     })?;
     let data = bytes
-        .get(8 + header_len..)
+        .get(header_len.saturating_add(8)..)
         .ok_or_else(|| err("not a valid safetensors file: no data section".to_string()))?;
 
     let mut tensors = Vec::new();
@@ -378,88 +411,6 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     Ok(Checkpoint {
         tensors,
         metadata,
-        source: Some(path.to_path_buf()),
+        source: None,
     })
-}
-
-/// Writes `bytes` to `path` so that `path` holds either its old contents or
-/// all of the new ones, never a mix: write a temporary file in the same
-/// directory (a rename is only atomic within one filesystem), flush it to
-/// disk, rename it over `path`, then flush the directory entry. The
-/// temporary file is removed on every error path.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let file_name = path.file_name().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "the path does not name a file")
-    })?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-
-    // Hidden, and unique per process and call, so concurrent saves (two runs
-    // writing the same checkpoint name) never share a temporary file.
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut attempt = 0;
-    let (mut temp, mut file) = loop {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let mut name = std::ffi::OsString::from(".");
-        name.push(file_name);
-        name.push(format!(".{}.{n}.tmp", std::process::id()));
-        let candidate = dir.join(name);
-        // `create_new` refuses to reuse a name, e.g. one a crashed run left.
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&candidate)
-        {
-            Ok(file) => {
-                break (
-                    TempFile {
-                        path: candidate,
-                        renamed: false,
-                    },
-                    file,
-                );
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
-            Err(e) => return Err(e),
-        }
-    };
-
-    file.write_all(bytes)?;
-    // Data on disk before the rename makes it visible: otherwise a crash
-    // could leave the new name pointing at an empty or partial file.
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&temp.path, path)?;
-    temp.renamed = true;
-    sync_dir(dir);
-    Ok(())
-}
-
-/// Removes the temporary file when dropped, unless it was renamed into place.
-struct TempFile {
-    path: PathBuf,
-    renamed: bool,
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.renamed {
-            // Best effort: the error that got us here is the one to report.
-            let _ = fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// Flushes the directory so the rename itself survives a crash. Best effort:
-/// some filesystems refuse to fsync a directory, and by now the file is
-/// complete under its final name either way.
-fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
 }

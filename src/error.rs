@@ -93,6 +93,19 @@ pub enum Error {
     #[error("checkpoint{}: {msg}", in_file(.file.as_deref()))]
     Checkpoint { file: Option<PathBuf>, msg: String },
 
+    /// Training diverged: a loss became NaN or infinite. `device` is "gpu"
+    /// or "cpu", `epoch` 1-based, `what` the loss that showed it ("training
+    /// loss", "validation loss", "test loss").
+    #[error(
+        "[{device}] diverged: the {what} became {value} in epoch {epoch}; try a smaller learning rate (--lr)"
+    )]
+    Diverged {
+        device: &'static str,
+        epoch: usize,
+        what: &'static str,
+        value: f64,
+    },
+
     /// A plot could not be drawn or written.
     #[error("plot '{}': {msg}", .file.display())]
     Plot { file: PathBuf, msg: String },

@@ -23,12 +23,19 @@
 //!   formulas, schedules and validation; run by
 //!   [`kernels::optim::GpuOptimizer`] (one fused dispatch per step) and
 //!   [`cpu::optim::CpuOptimizer`].
+//! - [`atomic`]: file writes that are atomic, follow symbolic links, refuse
+//!   devices and directories, keep permissions and clean up after killed runs.
 //! - [`checkpoint`]: named tensors and metadata as safetensors, written
 //!   atomically, loaded with checked names and shapes.
 //! - [`metrics`]: per-epoch metrics, the epoch line and the `--json` run
 //!   summary.
 //! - `plot` (default-on cargo feature `plot`): loss and accuracy curves per
 //!   epoch as SVG or PNG.
+//!
+//! - [`second_order`]: L-BFGS and Newton-CG on the linear classifier's
+//!   full-batch loss, with vectors on the GPU (or the CPU twin) and only
+//!   scalars read back; built on [`kernels::linalg`] (dot products, linear
+//!   combinations, the softmax-CE Hessian-vector product).
 //!
 //! - [`strategies`]: the course notebook's four optimisation strategies
 //!   (random search, random local search, numerical vs analytic gradient,
@@ -37,6 +44,7 @@
 //! Errors are values: bad shapes, oversized buffers, missing adapters and
 //! wgpu validation errors all come back as [`Error`].
 
+pub mod atomic;
 pub mod bench;
 pub mod checkpoint;
 pub mod cpu;
@@ -49,10 +57,12 @@ pub mod model;
 pub mod optim;
 #[cfg(feature = "plot")]
 pub mod plot;
+pub mod second_order;
 pub mod shaders;
 pub mod shapes;
 pub mod strategies;
 pub mod train;
+pub mod tune;
 
 pub use data::Dataset;
 pub use error::{Error, Result};

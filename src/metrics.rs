@@ -121,9 +121,48 @@ pub struct RunSummary {
     pub host_syncs_per_epoch: Option<f64>,
     /// The seed the run started from.
     pub seed: u64,
+    /// Whether the fused training step ran (`TrainConfig::fused`).
+    pub fused: bool,
+    /// The kernel versions the autotuner chose, by shape ([`crate::tune`]):
+    /// fixed before the first step, recorded so a run can be repeated.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub kernels: std::collections::BTreeMap<String, String>,
 }
 
 impl RunSummary {
+    /// The summary of a finished [`crate::train::fit`]: what the engine ran
+    /// on, the model, the configuration and the result, as the training
+    /// examples print it.
+    pub fn from_fit(
+        engine: &dyn crate::train::Engine,
+        model: &dyn crate::model::Model,
+        config: &crate::train::TrainConfig,
+        result: &crate::train::FitResult,
+    ) -> Self {
+        let lr = config.optimizer.lr;
+        RunSummary {
+            device: engine.device().to_string(),
+            adapter: engine.adapter(),
+            model: model.name(),
+            optimizer: config.optimizer.name(),
+            // Through its shortest decimal form, so 1e-3 prints as 0.001,
+            // not 0.0010000000474974513.
+            lr: lr.to_string().parse().unwrap_or(lr as f64),
+            batch: config.batch,
+            epochs: config.epochs,
+            test_accuracy: result.test_accuracy,
+            test_loss: result.test_loss,
+            final_train_loss: result.history.final_train_loss(),
+            samples_per_sec: result.history.median_samples_per_sec(),
+            epoch_seconds: result.history.epoch_seconds(),
+            dispatches_per_step: engine.dispatches_per_step(),
+            host_syncs_per_epoch: engine.host_syncs_last_epoch().map(|s| s as f64),
+            seed: config.seed,
+            fused: config.fused,
+            kernels: engine.kernel_choices(),
+        }
+    }
+
     /// The summary as one line of JSON, without a trailing newline.
     ///
     /// Non-finite numbers (a diverged loss) become `null`, so the line is

@@ -48,13 +48,21 @@
 //! # Per-step values stay on the GPU
 //!
 //! The step count `t`, the scheduled `lr`, the bias corrections `1−βᵗ` and
-//! the other per-update scalars live in a small GPU buffer ([`StepScalars`]).
-//! Each optimizer step is two dispatches: a one-thread `advance` kernel
-//! increments `t` and computes the scalars (running products `βᵗ ← βᵗ·β`, the
-//! schedule), then the update kernel reads them, so every workgroup of one
-//! update sees the same `t`. Any number of steps can be recorded into one
-//! command encoder with no CPU round trip; only
-//! [`Schedule::ReduceOnPlateau`] acts between epochs, from the host.
+//! the other per-update scalars ([`StepScalars`]) reach the update kernel in
+//! one of two ways, and any number of steps can be recorded into one command
+//! encoder with no CPU round trip either way:
+//!
+//! - v1: a small GPU buffer that a one-thread `advance` kernel rewrites
+//!   before each update (running products `βᵗ ← βᵗ·β`, the schedule), so
+//!   each step is two dispatches and every workgroup of one update sees the
+//!   same `t`;
+//! - v2 (the fused training step): the host, which knows each step's index
+//!   when it records it, computes the scalars of an epoch's updates with
+//!   [`StepScalars::advance`] — the CPU twin's own code, so the two sides
+//!   use the same bits — and writes them into per-step slots once per epoch;
+//!   each update reads its slot at a dynamic offset: one dispatch a step.
+//!
+//! Only [`Schedule::ReduceOnPlateau`] acts between epochs, from the host.
 
 use crate::error::{Error, Result};
 
@@ -544,7 +552,9 @@ fn unit_interval(name: &'static str, x: f32) -> Result<()> {
 /// The per-update scalars both optimizers compute once per step, before the
 /// elementwise update. On the GPU this is the layout of the step buffer that
 /// the one-thread `advance` kernel of `shaders/optim.wgsl` rewrites each
-/// step; [`StepScalars::advance`] is its CPU twin.
+/// step (v1), and of each per-step slot the host plans (v2);
+/// [`StepScalars::advance`] is the CPU twin of `advance` and what plans the
+/// slots.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct StepScalars {
@@ -717,6 +727,70 @@ impl Plateau {
     /// The best metric seen.
     pub fn best(&self) -> Option<f32> {
         self.best
+    }
+}
+
+/// The optimizers the training examples offer by name (`--optimizer`), with
+/// the hyperparameters of the PyTorch peer the README compares against:
+/// momentum and Nesterov 0.9; RMSprop α 0.9; Adam, AdamW and RMSprop with
+/// eps 1e-7 (Keras' default, which the peer sets). These differ from the
+/// bare constructors ([`OptimizerConfig::adam`] has torch's eps 1e-8), so a
+/// library caller who wants the main job's numbers asks for the preset.
+impl OptimizerConfig {
+    /// The names [`OptimizerConfig::preset`] accepts.
+    pub const PRESETS: [&'static str; 7] = [
+        "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw",
+    ];
+
+    /// The preset `name` (one of [`OptimizerConfig::PRESETS`]) at learning
+    /// rate `lr`, validated.
+    ///
+    /// ```
+    /// use wgpu_train::optim::OptimizerConfig;
+    /// let main_job = OptimizerConfig::preset("adam", 1e-3).unwrap();
+    /// assert_ne!(main_job, OptimizerConfig::adam()); // eps 1e-7, not 1e-8
+    /// ```
+    pub fn preset(name: &str, lr: f32) -> Result<Self> {
+        const EPS: f32 = 1e-7;
+        let cfg = match name {
+            "sgd" => Self::sgd(lr),
+            "momentum" => Self::momentum(lr, 0.9),
+            "nesterov" => Self::nesterov(lr, 0.9),
+            "adagrad" => Self::new(lr, Adagrad::default()),
+            "rmsprop" => Self::new(
+                lr,
+                RmsProp {
+                    alpha: 0.9,
+                    eps: EPS,
+                    ..RmsProp::default()
+                },
+            ),
+            "adam" => Self::new(
+                lr,
+                Adam {
+                    eps: EPS,
+                    ..Adam::default()
+                },
+            ),
+            "adamw" => Self::new(
+                lr,
+                Adam {
+                    eps: EPS,
+                    ..Adam::adamw()
+                },
+            ),
+            _ => {
+                return Err(invalid(
+                    "optimizer",
+                    format!(
+                        "unknown preset '{name}'; use one of {}",
+                        Self::PRESETS.join(", ")
+                    ),
+                ));
+            }
+        };
+        cfg.validate()?;
+        Ok(cfg)
     }
 }
 

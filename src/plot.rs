@@ -15,9 +15,11 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
-use crate::checkpoint::write_atomically;
 use crate::error::{Error, Result};
 use crate::metrics::{EpochMetrics, History};
+
+mod curves;
+pub use curves::{CurvePanel, Series, plot_curves};
 
 /// Picture size in pixels (SVG user units): two panels of about 640×470.
 const SIZE: (u32, u32) = (1280, 520);
@@ -56,19 +58,7 @@ pub fn plot_history(path: &Path, title: &str, runs: &[(&str, &History)]) -> Resu
         file: path.to_path_buf(),
         msg,
     };
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    let png = match ext.as_deref() {
-        Some("svg") => false,
-        Some("png") => true,
-        _ => {
-            return Err(err(
-                "unsupported file type: the name must end in .svg or .png".to_string(),
-            ));
-        }
-    };
+    let png = is_png(path)?;
     if runs.iter().all(|(_, h)| h.epochs.is_empty()) {
         return Err(err("nothing to plot: no run has any epoch".to_string()));
     }
@@ -80,7 +70,34 @@ pub fn plot_history(path: &Path, title: &str, runs: &[(&str, &History)]) -> Resu
         render_svg(title, runs)
     }
     .map_err(err)?;
-    write_atomically(path, &bytes).map_err(|e| err(format!("cannot write: {e}")))
+    crate::atomic::write(path, &bytes).map_err(|e| err(format!("cannot write: {e}")))
+}
+
+/// Checks, without drawing, that [`plot_history`] could write `path`: a
+/// known extension, and a destination [`crate::atomic::check_destination`]
+/// accepts. Call it before the training whose curves go there.
+pub fn check_destination(path: &Path) -> Result<()> {
+    is_png(path)?;
+    crate::atomic::check_destination(path).map_err(|e| Error::Plot {
+        file: path.to_path_buf(),
+        msg: format!("cannot be written: {e}"),
+    })
+}
+
+/// Whether `path` names a PNG (else an SVG); any other extension is an error.
+fn is_png(path: &Path) -> Result<bool> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("svg") => Ok(false),
+        Some("png") => Ok(true),
+        _ => Err(Error::Plot {
+            file: path.to_path_buf(),
+            msg: "unsupported file type: the name must end in .svg or .png".to_string(),
+        }),
+    }
 }
 
 /// Registers DejaVu Sans with plotters once per process.

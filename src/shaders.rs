@@ -4,7 +4,7 @@
 //! file so that naga's and the drivers' line numbers stay the file's own.
 //!
 //! [`specialisations`] lists every (entry point, override constants) pipeline
-//! the launchers can build; `tests/shaders.rs` validates each with naga
+//! the launchers can build; `tests/cpu/shaders.rs` validates each with naga
 //! without a GPU.
 
 use crate::gpu::{Binding, PipelineKey};
@@ -20,12 +20,15 @@ pub struct Shader {
 
 pub static MATMUL: Shader = Shader {
     name: "matmul",
-    source: include_str!("../shaders/matmul.wgsl"),
+    source: concat!(
+        include_str!("../shaders/matmul.wgsl"),
+        include_str!("../shaders/shared/activation_grad.wgsl")
+    ),
     bindings: &[
         Binding::Uniform,          // params
         Binding::StorageRead,      // a
         Binding::StorageRead,      // b
-        Binding::StorageRead,      // bias
+        Binding::StorageRead,      // bias, or H for the activation-grad epilogue
         Binding::StorageReadWrite, // c
     ],
 };
@@ -43,17 +46,50 @@ pub static GATHER: Shader = Shader {
     ],
 };
 
+pub static GATHER_MATMUL: Shader = Shader {
+    name: "gather_matmul",
+    source: include_str!("../shaders/gather_matmul.wgsl"),
+    bindings: &[
+        Binding::UniformSlot(crate::kernels::gather::PARAMS_SIZE), // g: the gather's per-step params
+        Binding::Uniform,                                          // p: the product's params
+        Binding::StorageRead,                                      // order
+        Binding::StorageRead,                                      // images (the one chunk)
+        Binding::StorageRead,                                      // labels
+        Binding::StorageRead,                                      // w
+        Binding::StorageRead,                                      // bias
+        Binding::StorageReadWrite,                                 // c
+        Binding::StorageReadWrite,                                 // x
+        Binding::StorageReadWrite,                                 // y
+    ],
+};
+
+pub static LAYER_BACKWARD: Shader = Shader {
+    name: "layer_backward",
+    source: concat!(
+        include_str!("../shaders/layer_backward.wgsl"),
+        include_str!("../shaders/shared/activation_grad.wgsl")
+    ),
+    bindings: &[
+        Binding::Uniform,          // params
+        Binding::StorageRead,      // dz
+        Binding::StorageRead,      // h
+        Binding::StorageRead,      // w
+        Binding::StorageReadWrite, // grads (dw and db)
+        Binding::StorageReadWrite, // dz_below
+    ],
+};
+
 pub static OPTIM: Shader = Shader {
     name: "optim",
     source: include_str!("../shaders/optim.wgsl"),
     bindings: &[
-        Binding::Uniform,          // h: hyperparameters
-        Binding::StorageReadWrite, // st: step scalars (t, scheduled lr, ...)
-        Binding::StorageReadWrite, // params
-        Binding::StorageRead,      // grads
-        Binding::StorageReadWrite, // s1: first state buffer
-        Binding::StorageReadWrite, // s2
-        Binding::StorageReadWrite, // s3
+        Binding::Uniform,                                        // h: hyperparameters
+        Binding::StorageSlot(crate::kernels::optim::STEP_BYTES), // st: step scalars, at a per-step offset
+        Binding::StorageReadWrite,                               // params
+        Binding::StorageRead,                                    // grads
+        Binding::StorageReadWrite,                               // s1: first state buffer
+        Binding::StorageReadWrite,                               // s2
+        Binding::StorageReadWrite,                               // s3
     ],
 };
 
@@ -67,6 +103,8 @@ pub static SOFTMAX_XENT: Shader = Shader {
         Binding::StorageReadWrite, // loss
         Binding::StorageReadWrite, // correct
         Binding::StorageReadWrite, // dlogits
+        Binding::StorageReadWrite, // loss_total (v3)
+        Binding::StorageReadWrite, // correct_total (v3)
     ],
 };
 
@@ -101,15 +139,53 @@ pub static REDUCE: Shader = Shader {
     ],
 };
 
+pub static LINALG: Shader = Shader {
+    name: "linalg",
+    source: include_str!("../shaders/linalg.wgsl"),
+    bindings: &[
+        Binding::Uniform,          // params
+        Binding::StorageRead,      // a
+        Binding::StorageRead,      // b
+        Binding::StorageRead,      // items: dot pairs or combine terms
+        Binding::StorageReadWrite, // out
+    ],
+};
+
+/// Workgroup memory of each entry point that uses any, in bytes: wgpu does
+/// not check it against the device's limit (it checks workgroup sizes), so
+/// [`crate::Gpu::pipeline`] does, from this table. `tests/cpu/shader_writers.rs`
+/// recomputes every specialisation's figure with naga, so the table cannot
+/// drift from the shaders.
+pub const WORKGROUP_MEMORY: &[(&str, &str, u32)] = &[
+    ("matmul", "matmul_tiled", 8192),      // two 16×64 f32 tiles
+    ("matmul", "matmul_tiled_8x8", 16384), // two double-buffered 8×128 tiles
+    ("reduce", "column_sum", 1024),
+    ("reduce", "loss_correct_sum", 2048),
+    ("softmax_xent", "xent_workgroup", 768),
+    ("softmax_xent", "xent_totals", 2048),
+    ("linalg", "dots", 1024),
+];
+
+/// Bytes of workgroup memory `entry` of `shader` uses (0: none).
+pub fn workgroup_memory(shader: &str, entry: &str) -> u32 {
+    WORKGROUP_MEMORY
+        .iter()
+        .find(|(s, e, _)| *s == shader && *e == entry)
+        .map_or(0, |&(_, _, bytes)| bytes)
+}
+
 /// Every shader file.
 pub fn all() -> Vec<&'static Shader> {
     vec![
         &MATMUL,
         &GATHER,
+        &GATHER_MATMUL,
+        &LAYER_BACKWARD,
         &OPTIM,
         &SOFTMAX_XENT,
         &ACTIVATION,
         &REDUCE,
+        &LINALG,
     ]
 }
 
@@ -117,9 +193,12 @@ pub fn all() -> Vec<&'static Shader> {
 pub fn specialisations() -> Vec<PipelineKey> {
     let mut keys = crate::kernels::matmul::specialisations();
     keys.extend(crate::kernels::gather::specialisations());
+    keys.extend(crate::kernels::gather_matmul::specialisations());
+    keys.extend(crate::kernels::layer_backward::specialisations());
     keys.extend(crate::kernels::optim::specialisations());
     keys.extend(crate::kernels::softmax_xent::specialisations());
     keys.extend(crate::kernels::activation::specialisations());
     keys.extend(crate::kernels::reduce::specialisations());
+    keys.extend(crate::kernels::linalg::specialisations());
     keys
 }

@@ -6,8 +6,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use wgpu_train::metrics::{History, RunSummary, format_epoch_line};
 use wgpu_train::model::Model;
-use wgpu_train::optim::{Adam, OptimizerConfig, RmsProp};
-use wgpu_train::train::{self, CpuEngine, Engine, Event, GpuEngine, TrainConfig, TrainData};
+use wgpu_train::optim::OptimizerConfig;
+use wgpu_train::train::{
+    self, CpuEngine, Engine, Event, GpuEngine, Resume, TrainConfig, TrainData,
+};
 use wgpu_train::{Error, Gpu, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -26,6 +28,18 @@ pub enum Optimizer {
     Rmsprop,
     Adam,
     Adamw,
+    /// L-BFGS on the full batch (train_linear only).
+    Lbfgs,
+    /// Newton-CG on the full batch (train_linear only).
+    NewtonCg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    /// The library's choice for the adapter (`GpuEngine::fused_by_default`).
+    Auto,
+    On,
+    Off,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -40,8 +54,8 @@ pub struct Common {
     /// Where to train: the GPU run, the CPU run, or both (then their speed ratio).
     #[arg(long, value_enum, default_value = "both")]
     pub device: Device,
-    /// Update rule. Hyperparameters follow the PyTorch peer: momentum 0.9;
-    /// Adam, AdamW and RMSprop (α 0.9) with eps 1e-7.
+    /// Update rule (`OptimizerConfig::preset`). Hyperparameters follow the
+    /// PyTorch peer: momentum 0.9; Adam, AdamW and RMSprop (α 0.9) with eps 1e-7.
     #[arg(long, value_enum)]
     pub optimizer: Option<Optimizer>,
     /// Learning rate.
@@ -72,58 +86,45 @@ pub struct Common {
     /// No progress bar and no per-epoch lines.
     #[arg(long)]
     pub quiet: bool,
-    /// Save parameters and optimizer state (safetensors) when training ends.
-    /// With `--device both` the GPU run's state goes to FILE and the CPU
-    /// run's to FILE with `.cpu` before the extension.
+    /// Save parameters and optimizer state (safetensors) when training ends
+    /// (not when it diverged). With `--device both` the GPU run's state goes
+    /// to FILE and the CPU run's to FILE with `.cpu` before the extension.
+    /// Checked before training starts.
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
     /// Resume from a checkpoint written by `--save`: training continues
-    /// from the epoch it had reached up to `--epochs`.
+    /// from the epoch it had reached up to `--epochs`. Read once, before
+    /// training, so both devices resume from the same state.
     #[arg(long, value_name = "FILE")]
     pub load: Option<PathBuf>,
-    /// Draw loss and accuracy per epoch (.svg).
+    /// Draw loss and accuracy per epoch (.svg or .png). Checked before
+    /// training starts.
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
+    /// The fused training step (fewer dispatches, the same arithmetic), or
+    /// `off` for the unfused reference kernels, to compare the two; `auto`
+    /// takes what is faster on this kind of adapter (fused on software
+    /// adapters, unfused on hardware GPUs: measured on an NVIDIA H200).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub fused: OnOff,
 }
 
 impl Common {
-    /// The optimizer configuration, with the given defaults for this model.
+    /// The optimizer configuration ([`OptimizerConfig::preset`]), with the
+    /// given defaults for this model.
     pub fn optimizer(&self, default: Optimizer, default_lr: f32) -> Result<OptimizerConfig> {
-        let lr = self.lr.unwrap_or(default_lr);
-        let eps = 1e-7;
-        let cfg = match self.optimizer.unwrap_or(default) {
-            Optimizer::Sgd => OptimizerConfig::sgd(lr),
-            Optimizer::Momentum => OptimizerConfig::momentum(lr, 0.9),
-            Optimizer::Nesterov => OptimizerConfig::nesterov(lr, 0.9),
-            Optimizer::Adagrad => OptimizerConfig {
-                lr,
-                ..OptimizerConfig::adagrad()
-            },
-            Optimizer::Rmsprop => OptimizerConfig::new(
-                lr,
-                RmsProp {
-                    alpha: 0.9,
-                    eps,
-                    ..RmsProp::default()
-                },
-            ),
-            Optimizer::Adam => OptimizerConfig::new(
-                lr,
-                Adam {
-                    eps,
-                    ..Adam::default()
-                },
-            ),
-            Optimizer::Adamw => OptimizerConfig::new(
-                lr,
-                Adam {
-                    eps,
-                    ..Adam::adamw()
-                },
-            ),
-        };
-        cfg.validate()?;
-        Ok(cfg)
+        let rule = self.optimizer.unwrap_or(default);
+        if matches!(rule, Optimizer::Lbfgs | Optimizer::NewtonCg) {
+            return Err(Error::InvalidArgument {
+                name: "--optimizer",
+                msg: "lbfgs and newton-cg train the linear model only (train_linear)".into(),
+            });
+        }
+        let name = rule
+            .to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default();
+        OptimizerConfig::preset(&name, self.lr.unwrap_or(default_lr))
     }
 
     fn with_suffix(path: &Path, device: &str) -> PathBuf {
@@ -135,33 +136,41 @@ impl Common {
             .map_or_else(String::new, |e| format!(".{}", e.to_string_lossy()));
         path.with_file_name(format!("{stem}.{device}{ext}"))
     }
+
+    /// Where `device`'s checkpoint goes, if anywhere.
+    fn save_path(&self, device: &str, devices: usize) -> Option<PathBuf> {
+        self.save.as_ref().map(|path| {
+            if devices > 1 && device == "cpu" {
+                Common::with_suffix(path, "cpu")
+            } else {
+                path.clone()
+            }
+        })
+    }
+
+    /// Refuses, before any training, an output that could not be written
+    /// afterwards: a missing or unwritable directory, a device or directory
+    /// in the file's place, a plot extension other than .svg or .png.
+    fn check_outputs(&self, devices: &[&str]) -> Result<()> {
+        for &device in devices {
+            if let Some(path) = self.save_path(device, devices.len()) {
+                wgpu_train::checkpoint::check_destination(&path)?;
+            }
+        }
+        if let Some(path) = &self.plot {
+            wgpu_train::plot::check_destination(path)?;
+        }
+        Ok(())
+    }
 }
 
-/// Loads the data the flags name.
+/// Loads the data the flags name (fetching it first with `--download`).
 /// Returns the splits and a one-line description of them.
 pub fn load_data(common: &Common) -> Result<(wgpu_train::data::Splits, String)> {
-    let downloaded = match &common.download {
-        Some(name) => {
-            let remote = wgpu_train::data::Remote::from_name(name).ok_or_else(|| {
-                Error::InvalidArgument {
-                    name: "--download",
-                    msg: format!("unknown dataset '{name}'; use mnist, fashion-mnist or cifar-10"),
-                }
-            })?;
-            eprintln!(
-                "fetching {} into {} …",
-                remote.name(),
-                remote.default_dir().display()
-            );
-            Some(wgpu_train::data::download::download(
-                remote,
-                &remote.default_dir(),
-                None,
-            )?)
-        }
-        None => None,
+    let splits = match &common.download {
+        Some(name) => wgpu_train::data::download_and_load(name)?,
+        None => wgpu_train::data::load(common.data.as_deref())?,
     };
-    let splits = wgpu_train::data::load(downloaded.as_deref().or(common.data.as_deref()))?;
     let what = format!(
         "{} from {} ({} train, {} test, images {:?})",
         splits.name,
@@ -176,6 +185,11 @@ pub fn load_data(common: &Common) -> Result<(wgpu_train::data::Splits, String)> 
 /// Trains `model` on the devices the flags ask for; prints progress, the
 /// summary (or JSON lines), draws the plot, saves checkpoints. `data_name`
 /// describes the data in full; `short_name` ("Fashion-MNIST") titles the plot.
+///
+/// Everything that can be checked before training is: the configuration,
+/// the output paths, the checkpoint to resume from. A device whose run
+/// fails (it diverged, its adapter failed) is reported and the next device
+/// still runs; the process then exits non-zero.
 pub fn run(
     common: &Common,
     model: &dyn Model,
@@ -190,11 +204,26 @@ pub fn run(
         Device::Cpu => &["cpu"],
         Device::Both => &["gpu", "cpu"],
     };
+    common.check_outputs(devices)?;
+    let resume = match &common.load {
+        Some(path) => Some(Resume::read(path, model, config)?),
+        None => None,
+    };
+    let first_epoch = match &resume {
+        Some(r) => r.first_epoch(config.epochs)?,
+        None => 0,
+    };
     let gpu = if devices.contains(&"gpu") {
-        Some(Gpu::new()?)
+        Some(Gpu::new_tuned()?)
     } else {
         None
     };
+    // Both devices run the same programs, so the choice is made once.
+    let mut config = config.clone();
+    if common.fused == OnOff::Auto {
+        config.fused = gpu.as_ref().is_none_or(GpuEngine::fused_by_default);
+    }
+    let config = &config;
     if !common.json {
         println!("data:      {data_name}");
         println!(
@@ -211,132 +240,199 @@ pub fn run(
             config.seed
         );
     }
+    let mut runs: Vec<(&str, History)> = Vec::new();
     let mut summaries: Vec<RunSummary> = Vec::new();
-    let mut histories: Vec<(String, History)> = Vec::new();
+    let mut failed = false;
     for &device in devices {
-        let mut engine: Box<dyn Engine + '_> = match (device, &gpu) {
-            ("gpu", Some(g)) => Box::new(GpuEngine::new(g, model, data, config)?),
-            _ => Box::new(CpuEngine::new(model, data, config)?),
-        };
-        let mut first_epoch = 0;
-        if let Some(path) = &common.load {
-            first_epoch = train::load_checkpoint(path, model, config, engine.as_mut())?;
-            if !common.json {
-                println!(
-                    "[{device}] resumed from {} after epoch {first_epoch}",
-                    path.display()
-                );
-            }
+        if let (Some(g), "gpu") = (&gpu, device)
+            && g.is_software()
+        {
+            software_adapter_notice(g, devices.len() > 1);
         }
-        if !common.json {
-            println!("\n[{device}] {}", engine.adapter());
-        }
-        let bar = if common.quiet {
-            ProgressBar::hidden()
-        } else {
-            let b = ProgressBar::new(0);
-            b.set_style(
-                ProgressStyle::with_template(
-                    "[{prefix}] epoch {msg} {bar:30} {pos}/{len} steps {elapsed}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            b.set_prefix(device);
-            b
-        };
-        let epochs = config.epochs;
-        let quiet = common.quiet;
-        let result = train::fit(
-            engine.as_mut(),
+        let mut history = History::new();
+        match run_device(
+            common,
+            device,
+            gpu.as_ref(),
+            model,
             data,
             config,
-            first_epoch,
-            &mut |event| match event {
-                Event::Step { epoch, done, total } => {
-                    bar.set_length(total as u64);
-                    bar.set_position(done as u64);
-                    bar.set_message(format!("{}/{epochs}", epoch + 1));
+            (resume.as_ref(), first_epoch),
+            devices.len(),
+            &mut history,
+        ) {
+            Ok(summary) => summaries.push(summary),
+            Err(e) => {
+                failed = true;
+                match e {
+                    Error::Diverged { .. } => eprintln!("error: {e}"),
+                    e => eprintln!("error: [{device}] {e}"),
                 }
-                Event::Epoch(m) => {
-                    if !quiet {
-                        bar.suspend(|| eprintln!("[{device}] {}", format_epoch_line(m, epochs)));
-                    }
+                if let Some(path) = common.save_path(device, devices.len()) {
+                    eprintln!("[{device}] nothing saved to {}", path.display());
                 }
-            },
-        )?;
-        bar.finish_and_clear();
-        let summary = RunSummary {
-            device: device.to_string(),
-            adapter: engine.adapter(),
-            model: model.name(),
-            optimizer: config.optimizer.name(),
-            // Through its shortest decimal form, so 1e-3 prints as 0.001, not 0.0010000000474974513.
-            lr: config
-                .optimizer
-                .lr
-                .to_string()
-                .parse()
-                .unwrap_or(config.optimizer.lr as f64),
-            batch: config.batch,
-            epochs: config.epochs,
-            test_accuracy: result.test_accuracy,
-            test_loss: result.test_loss,
-            final_train_loss: result.history.final_train_loss(),
-            samples_per_sec: result.history.median_samples_per_sec(),
-            epoch_seconds: result.history.epoch_seconds(),
-            dispatches_per_step: engine.dispatches_per_step(),
-            host_syncs_per_epoch: engine.host_syncs_last_epoch().map(|s| s as f64),
-            seed: config.seed,
-        };
-        if common.json {
-            println!("{}", summary.to_json_line());
-        } else {
-            println!(
-                "[{device}] test accuracy {:.4}  test loss {:.4}  final train loss {:.4}  {:.0} samples/s (median epoch {:.2} s){}",
-                summary.test_accuracy,
-                summary.test_loss,
-                summary.final_train_loss,
-                summary.samples_per_sec,
-                wgpu_train::metrics::median(&summary.epoch_seconds),
-                match (summary.dispatches_per_step, summary.host_syncs_per_epoch) {
-                    (Some(d), Some(s)) => format!("  {d} dispatches/step, {s} host syncs/epoch"),
-                    _ => String::new(),
-                }
-            );
-        }
-        if let Some(path) = &common.save {
-            let path = if devices.len() > 1 && device == "cpu" {
-                Common::with_suffix(path, "cpu")
-            } else {
-                path.clone()
-            };
-            train::save_checkpoint(&path, model, config, engine.as_mut(), config.epochs)?;
-            if !common.json {
-                println!("[{device}] saved {}", path.display());
             }
         }
-        histories.push((device.to_string(), result.history));
-        summaries.push(summary);
+        if !history.epochs.is_empty() {
+            runs.push((device, history));
+        }
     }
     if let [g, c] = summaries.as_slice()
         && !common.json
+        && measured(g.samples_per_sec)
+        && measured(c.samples_per_sec)
     {
         println!(
             "\nGPU/CPU speed: {:.2}x  (GPU {:.0} samples/s on {}, CPU {:.0} samples/s)",
-            g.samples_per_sec / c.samples_per_sec.max(1e-9),
+            g.samples_per_sec / c.samples_per_sec,
             g.samples_per_sec,
             g.adapter,
             c.samples_per_sec
         );
     }
-    if let Some(path) = &common.plot {
-        let runs: Vec<(&str, &History)> = histories.iter().map(|(d, h)| (d.as_str(), h)).collect();
+    if let Some(path) = &common.plot
+        && !runs.is_empty()
+    {
+        let runs: Vec<(&str, &History)> = runs.iter().map(|(d, h)| (*d, h)).collect();
         wgpu_train::plot::plot_history(path, &format!("{} on {short_name}", model.name()), &runs)?;
         if !common.json {
             println!("plot: {}", path.display());
         }
     }
+    if failed {
+        std::process::exit(1);
+    }
     Ok(())
+}
+
+/// A throughput that was measured: finite and positive.
+fn measured(x: f64) -> bool {
+    x.is_finite() && x > 0.0
+}
+
+/// Says, before the GPU run on a software adapter, what it is and how to
+/// choose something faster.
+fn software_adapter_notice(gpu: &Gpu, cpu_follows: bool) {
+    let s = gpu.summary();
+    eprintln!(
+        "[gpu] note: the adapter {} ({:?}) is a software renderer: it runs the shaders on this \
+         machine's CPU cores, so the CPU path is faster here{}.\n\
+         [gpu]       For a quicker run use --device cpu, or fewer --epochs; the progress bar \
+         shows the time left.",
+        s.name,
+        s.device_type,
+        if cpu_follows {
+            " (the CPU run follows this one)"
+        } else {
+            ""
+        }
+    );
+}
+
+/// One device's run: engine, resume, training, summary, checkpoint. Epoch
+/// metrics go into `history` as they come, so a run that fails part way
+/// still has its epochs to plot.
+#[allow(clippy::too_many_arguments)]
+fn run_device(
+    common: &Common,
+    device: &'static str,
+    gpu: Option<&Gpu>,
+    model: &dyn Model,
+    data: &TrainData,
+    config: &TrainConfig,
+    (resume, first_epoch): (Option<&Resume>, usize),
+    devices: usize,
+    history: &mut History,
+) -> Result<RunSummary> {
+    let mut engine: Box<dyn Engine + '_> = match (device, gpu) {
+        ("gpu", Some(g)) => Box::new(GpuEngine::new(g, model, data, config)?),
+        _ => Box::new(CpuEngine::new(model, data, config)?),
+    };
+    if let (Some(r), Some(path)) = (resume, &common.load) {
+        r.restore(engine.as_mut())?;
+        if !common.json {
+            println!(
+                "[{device}] resumed from {} after epoch {first_epoch}",
+                path.display()
+            );
+        }
+    }
+    if !common.json {
+        println!("\n[{device}] {}", engine.adapter());
+    }
+    let bar = if common.quiet {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::new(0);
+        b.set_style(
+            ProgressStyle::with_template(
+                "[{prefix}] epoch {msg} {bar:30} {percent:>3}%  {elapsed_precise} elapsed, ETA {eta_precise}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b.set_prefix(device);
+        b
+    };
+    let epochs = config.epochs;
+    let quiet = common.quiet;
+    // One bar over every epoch of the run, so its ETA is the whole run's.
+    let remaining = (epochs - first_epoch) as u64;
+    let result = train::fit(
+        engine.as_mut(),
+        data,
+        config,
+        first_epoch,
+        &mut |event| match event {
+            Event::Step { epoch, done, total } => {
+                let total = total as u64;
+                bar.set_length(total.saturating_mul(remaining));
+                bar.set_position(
+                    ((epoch - first_epoch) as u64)
+                        .saturating_mul(total)
+                        .saturating_add(done as u64),
+                );
+                bar.set_message(format!("{}/{epochs}", epoch + 1));
+            }
+            Event::Epoch(m) => {
+                history.push(m.clone());
+                if !quiet {
+                    bar.suspend(|| eprintln!("[{device}] {}", format_epoch_line(m, epochs)));
+                }
+            }
+        },
+    );
+    bar.finish_and_clear();
+    let result = result?;
+    let summary = RunSummary::from_fit(engine.as_ref(), model, config, &result);
+    if let (Some(g), "gpu") = (gpu, device)
+        && let Some(report) = g.tuner().report()
+        && !common.json
+    {
+        println!("[gpu] {report}");
+    }
+    if common.json {
+        println!("{}", summary.to_json_line());
+    } else {
+        println!(
+            "[{device}] test accuracy {:.4}  test loss {:.4}  final train loss {:.4}  {:.0} samples/s (median epoch {:.2} s){}",
+            summary.test_accuracy,
+            summary.test_loss,
+            summary.final_train_loss,
+            summary.samples_per_sec,
+            wgpu_train::metrics::median(&summary.epoch_seconds),
+            match (summary.dispatches_per_step, summary.host_syncs_per_epoch) {
+                (Some(d), Some(s)) => format!("  {d} dispatches/step, {s} host syncs/epoch"),
+                _ => String::new(),
+            }
+        );
+    }
+    if let Some(path) = common.save_path(device, devices) {
+        train::save_checkpoint(&path, model, config, engine.as_mut(), config.epochs)?;
+        if !common.json {
+            println!("[{device}] saved {}", path.display());
+        }
+    }
+    Ok(summary)
 }
 
 /// Prints the error (no panic, no backtrace) and exits non-zero.

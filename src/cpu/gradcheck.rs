@@ -19,7 +19,7 @@
 //! differences, at h_i and h_i/2, and combines them by Richardson
 //! extrapolation, `(4·D(h/2) − D(h)) / 3`, which cancels the h² term: with
 //! `step` = 1e-3 the truncation is O(h⁴) and the rounding about 1e-12, and
-//! the linear classifier and the MLPs of `tests/gradcheck.rs` check to 2e-8
+//! the linear classifier and the MLPs of `tests/cpu/gradcheck.rs` check to 2e-8
 //! relative or better. The figure of merit per coordinate is
 //!
 //! ```text

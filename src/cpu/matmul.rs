@@ -4,8 +4,8 @@ use crate::error::{Error, Result};
 use crate::shapes::{Activation, MatmulOptions, MatmulShape};
 use ndarray::parallel::prelude::*;
 use ndarray::{
-    ArrayBase, ArrayD, ArrayView1, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMut1,
-    ArrayViewMut2, ArrayViewMutD, Axis, Data, Dimension, Ix3, s,
+    Array1, Array2, ArrayBase, ArrayD, ArrayView1, ArrayView2, ArrayView3, ArrayViewD,
+    ArrayViewMut1, ArrayViewMut2, ArrayViewMutD, Axis, Data, Dimension, Ix2, Ix3, s,
 };
 
 /// `act(op(a)·op(b) + bias)`, batched exactly as [`crate::kernels::matmul`]:
@@ -73,6 +73,137 @@ where
         epilogue(&mut ci, bias.as_ref(), opts.activation);
     }
     Ok(())
+}
+
+/// The twin of the ones-column epilogue
+/// ([`crate::kernels::MatmulEpilogue::OnesColumn`]): `C = op(a)·op(b)` and
+/// `sums[m] = Σ_k op(a)[m, k]`, added in k order (with A = dZ stored
+/// rows × out and `tn`, the bias gradient, summed over the rows in order as
+/// [`super::column_sum`] does). Unbatched.
+pub fn matmul_ones_column<S1, S2>(
+    a: &ArrayBase<S1, Ix2>,
+    b: &ArrayBase<S2, Ix2>,
+    opts: MatmulOptions,
+) -> Result<(Array2<f32>, Array1<f32>)>
+where
+    S1: Data<Elem = f32>,
+    S2: Data<Elem = f32>,
+{
+    let shape = fused_shape(a.shape(), b.shape(), &opts)?;
+    let mut c = Array2::zeros((shape.m, shape.n));
+    let mut sums = Array1::zeros(shape.m);
+    matmul_ones_column_into(a, b, opts, c.view_mut(), sums.view_mut())?;
+    Ok((c, sums))
+}
+
+/// [`matmul_ones_column`] into outputs the caller owns (both overwritten).
+pub fn matmul_ones_column_into<S1, S2>(
+    a: &ArrayBase<S1, Ix2>,
+    b: &ArrayBase<S2, Ix2>,
+    opts: MatmulOptions,
+    mut c: ArrayViewMut2<'_, f32>,
+    mut sums: ArrayViewMut1<'_, f32>,
+) -> Result<()>
+where
+    S1: Data<Elem = f32>,
+    S2: Data<Elem = f32>,
+{
+    let shape = fused_shape(a.shape(), b.shape(), &opts)?;
+    if c.shape() != [shape.m, shape.n] || sums.len() != shape.m {
+        return Err(Error::shape(
+            "matmul",
+            format!(
+                "outputs must be [{}, {}] and [{}], got {:?} and [{}]",
+                shape.m,
+                shape.n,
+                shape.m,
+                c.shape(),
+                sums.len()
+            ),
+        ));
+    }
+    let opa = if opts.trans_a { a.t() } else { a.view() };
+    let opb = if opts.trans_b { b.t() } else { b.view() };
+    product(opa, opb, &mut c);
+    // Σ_k in k order: k runs over the columns of op(A), the rows of A (TN).
+    sums.fill(0.0);
+    for col in opa.columns() {
+        sums += &col;
+    }
+    Ok(())
+}
+
+/// The twin of the activation-gradient epilogue
+/// ([`crate::kernels::MatmulEpilogue::ActivationGrad`]):
+/// `C = (op(a)·op(b)) ⊙ act'(h)`, `h = act(Z)` with C's shape. Unbatched.
+pub fn matmul_activation_grad<S1, S2, S3>(
+    a: &ArrayBase<S1, Ix2>,
+    b: &ArrayBase<S2, Ix2>,
+    h: &ArrayBase<S3, Ix2>,
+    activation: Activation,
+    opts: MatmulOptions,
+) -> Result<Array2<f32>>
+where
+    S1: Data<Elem = f32>,
+    S2: Data<Elem = f32>,
+    S3: Data<Elem = f32>,
+{
+    let shape = fused_shape(a.shape(), b.shape(), &opts)?;
+    let mut c = Array2::zeros((shape.m, shape.n));
+    matmul_activation_grad_into(a, b, h, activation, opts, c.view_mut())?;
+    Ok(c)
+}
+
+/// [`matmul_activation_grad`] into an output the caller owns (overwritten).
+pub fn matmul_activation_grad_into<S1, S2, S3>(
+    a: &ArrayBase<S1, Ix2>,
+    b: &ArrayBase<S2, Ix2>,
+    h: &ArrayBase<S3, Ix2>,
+    activation: Activation,
+    opts: MatmulOptions,
+    mut c: ArrayViewMut2<'_, f32>,
+) -> Result<()>
+where
+    S1: Data<Elem = f32>,
+    S2: Data<Elem = f32>,
+    S3: Data<Elem = f32>,
+{
+    let shape = fused_shape(a.shape(), b.shape(), &opts)?;
+    if c.shape() != [shape.m, shape.n] || h.shape() != [shape.m, shape.n] {
+        return Err(Error::shape(
+            "matmul",
+            format!(
+                "C and h must be [{}, {}], got {:?} and {:?}",
+                shape.m,
+                shape.n,
+                c.shape(),
+                h.shape()
+            ),
+        ));
+    }
+    let opa = if opts.trans_a { a.t() } else { a.view() };
+    let opb = if opts.trans_b { b.t() } else { b.view() };
+    product(opa, opb, &mut c);
+    let grad = |(o, &y): (&mut f32, &f32)| *o = super::activation_grad(activation, *o, y);
+    if c.len() >= super::PARALLEL_MIN {
+        ndarray::Zip::from(&mut c)
+            .and(h)
+            .par_for_each(|o, &y| grad((o, &y)));
+    } else {
+        c.iter_mut().zip(h.iter()).for_each(grad);
+    }
+    Ok(())
+}
+
+/// The shape of an unbatched fused product (no bias, no forward activation).
+fn fused_shape(a: &[usize], b: &[usize], opts: &MatmulOptions) -> Result<MatmulShape> {
+    if opts.activation != Activation::Identity {
+        return Err(Error::shape(
+            "matmul",
+            "a fused backward epilogue applies no forward activation; leave opts.activation at identity",
+        ));
+    }
+    MatmulShape::resolve(a, b, None, opts)
 }
 
 /// Adds the bias to every row and applies the activation, in place; rows

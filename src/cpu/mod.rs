@@ -13,7 +13,10 @@
 
 pub mod activation;
 pub mod gather;
+pub mod gather_matmul;
 pub mod gradcheck;
+pub mod layer_backward;
+pub mod linalg;
 pub mod matmul;
 pub mod optim;
 pub mod real;
@@ -23,14 +26,21 @@ pub mod tolerance;
 
 pub use activation::{activate, activation_backward, activation_grad};
 pub use gather::{gather, gather_into};
-pub use matmul::{matmul, matmul_into};
+pub use gather_matmul::gather_matmul;
+pub use layer_backward::layer_backward_into;
+pub use matmul::{
+    matmul, matmul_activation_grad, matmul_activation_grad_into, matmul_into, matmul_ones_column,
+    matmul_ones_column_into,
+};
 pub use optim::CpuOptimizer;
 pub use real::Real;
 pub use reduce::{
     activation_bias_backward, activation_bias_backward_into, column_sum, column_sum_into,
     loss_correct_sum,
 };
-pub use softmax_xent::{SoftmaxXentOutput, softmax_xent, softmax_xent_eval, softmax_xent_into};
+pub use softmax_xent::{
+    SoftmaxXentOutput, softmax_xent, softmax_xent_eval, softmax_xent_into, softmax_xent_totals_into,
+};
 pub use tolerance::{Mismatch, Tolerance, assert_close, compare};
 
 /// Elementwise loops over at least this many values are split across the

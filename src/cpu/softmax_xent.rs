@@ -131,6 +131,32 @@ where
     Ok(())
 }
 
+/// The twin of the fused v3 (`SoftmaxXent::with_totals`): [`softmax_xent_into`],
+/// then the batch's loss and correct count, as [`super::loss_correct_sum`]
+/// adds them, added to `total` and `count` (an epoch's running totals).
+pub fn softmax_xent_totals_into<F, S, D>(
+    logits: &ArrayBase<S, D>,
+    labels: &[u32],
+    loss: ArrayViewMut1<F>,
+    correct: &mut [u32],
+    dlogits: Option<ArrayViewMut2<F>>,
+    total: &mut F,
+    count: &mut u32,
+) -> Result<()>
+where
+    F: Real,
+    S: Data<Elem = F>,
+    D: Dimension,
+{
+    let mut loss = loss;
+    softmax_xent_into(logits, labels, loss.view_mut(), correct, dlogits)?;
+    let values: Vec<F> = loss.iter().copied().collect();
+    let (t, c) = super::loss_correct_sum(&values, correct)?;
+    *total += t;
+    *count = count.wrapping_add(c);
+    Ok(())
+}
+
 /// The row maximum seeded from element 0 (so a row of −∞ or of huge values
 /// needs no special start value) and its lowest index. Out of line: an
 /// inlined float max-reduction once crashed rustc's LLVM backend (DESIGN.md).

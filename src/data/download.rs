@@ -2,11 +2,12 @@
 //! size and SHA-256, and write it atomically.
 //!
 //! Every file is streamed into a temporary file in the destination directory
-//! (`.NAME.part-PID-N`), hashed on the way, fsynced, and renamed over the
-//! final name only once its size and checksum match; on any error the
-//! temporary file is removed, so the final name holds a verified file or
-//! nothing. (A process killed mid-download can leave a `.part-` file behind:
-//! it never has a name the readers look for.)
+//! (`.NAME.PID.N.tmp`, see [`crate::atomic`]), hashed on the way, fsynced,
+//! and renamed over the final name only once its size and checksum match; on
+//! any error the temporary file is removed, so the final name holds a
+//! verified file or nothing. (A process killed mid-download can leave a
+//! temporary file behind: it never has a name the readers look for, and the
+//! next download of that file removes it.)
 //!
 //! # Where the checksums come from
 //!
@@ -15,11 +16,15 @@
 //!   Checked here: Debian's `dataset-fashion-mnist` holds the same deflate
 //!   streams re-wrapped without the gzip header's file name; putting the
 //!   name and the original mtime back reproduces these four SHA-256 values
-//!   (and Zalando's MD5s) byte for byte.
+//!   (and Zalando's MD5s) byte for byte. The decompressed content's sizes
+//!   and SHA-256 sums were computed here from those files (`zcat F |
+//!   sha256sum`), so Debian's files (24 bytes shorter each) are accepted
+//!   without a download.
 //! - MNIST: TensorFlow Datasets' `url_checksums/mnist.txt` (its CVDF mirror
 //!   of yann.lecun.com), the same values several independent projects list
 //!   for yann.lecun.com itself. Not recomputed here: no copy of MNIST was
-//!   available offline.
+//!   available offline, so no content checksum is pinned either (CIFAR-10
+//!   neither).
 //! - CIFAR-10: TensorFlow Datasets' `url_checksums/cifar10.txt`, matching
 //!   several independent projects. Not recomputed here, for the same reason.
 //!
@@ -27,12 +32,12 @@
 //! tests — by the `base_url` argument or the [`BASE_URL_ENV`] variable.
 
 use super::{cifar, idx::open_error};
+use crate::atomic::TempFile;
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Overrides the canonical base URL of every [`Remote`] when set.
@@ -46,13 +51,18 @@ pub enum Remote {
     Cifar10,
 }
 
-/// A file to fetch: its name under the base URL, exact size and SHA-256.
+/// A file to fetch: its name under the base URL, exact size and SHA-256,
+/// and, where known, the size and SHA-256 of its decompressed content.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteFile {
     pub name: String,
     pub size: u64,
     /// Lower-case hex.
     pub sha256: String,
+    /// The decompressed content's size and SHA-256 (lower-case hex): a file
+    /// already on disk whose content matches is kept, whatever its
+    /// compression (another gzip header, another level, none at all).
+    pub content: Option<(u64, String)>,
 }
 
 impl RemoteFile {
@@ -61,6 +71,15 @@ impl RemoteFile {
             name: name.to_string(),
             size,
             sha256: sha256.to_ascii_lowercase(),
+            content: None,
+        }
+    }
+
+    /// The same file, with the size and SHA-256 of its decompressed content.
+    pub fn with_content(self, size: u64, sha256: &str) -> Self {
+        RemoteFile {
+            content: Some((size, sha256.to_ascii_lowercase())),
+            ..self
         }
     }
 }
@@ -92,6 +111,17 @@ impl Remote {
         Remote::ALL
             .into_iter()
             .find(|r| r.name().replace('-', "") == key)
+    }
+
+    /// [`Remote::from_name`], or an error that lists the names known.
+    pub fn parse(name: &str) -> Result<Remote> {
+        Remote::from_name(name).ok_or_else(|| Error::InvalidArgument {
+            name: "--download",
+            msg: format!(
+                "unknown dataset '{name}'; use {}",
+                Remote::ALL.map(Remote::name).join(", ")
+            ),
+        })
     }
 
     /// Where the files live upstream.
@@ -143,21 +173,37 @@ impl Remote {
                     "train-images-idx3-ubyte.gz",
                     26_421_880,
                     "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+                )
+                .with_content(
+                    47_040_016,
+                    "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
                 ),
                 RemoteFile::new(
                     "train-labels-idx1-ubyte.gz",
                     29_515,
                     "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+                )
+                .with_content(
+                    60_008,
+                    "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
                 ),
                 RemoteFile::new(
                     "t10k-images-idx3-ubyte.gz",
                     4_422_102,
                     "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+                )
+                .with_content(
+                    7_840_016,
+                    "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
                 ),
                 RemoteFile::new(
                     "t10k-labels-idx1-ubyte.gz",
                     5_148,
                     "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+                )
+                .with_content(
+                    10_008,
+                    "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
                 ),
             ],
             Remote::Cifar10 => vec![RemoteFile::new(
@@ -201,8 +247,21 @@ pub fn download(remote: Remote, dir: &Path, base_url: Option<&str>) -> Result<Pa
     }
 }
 
+/// Downloads the dataset called `name` (see [`Remote::from_name`]) into its
+/// [`Remote::default_dir`] (files already there and intact are kept) and
+/// reads it: what `--download NAME` does.
+pub fn download_and_load(name: &str) -> Result<super::Splits> {
+    let remote = Remote::parse(name)?;
+    let dir = remote.default_dir();
+    eprintln!("fetching {} into {} …", remote.name(), dir.display());
+    super::load(Some(&download(remote, &dir, None)?))
+}
+
 /// Fetches each file from `base_url` + name into `dir`, skipping those
-/// already present with the right size and SHA-256. Returns their paths.
+/// already present with the right size and SHA-256, or with the pinned
+/// decompressed content (under the name, or the name without `.gz`; see
+/// [`RemoteFile::content`]). A file that is there but refused is replaced,
+/// after a line saying why. Returns the paths to read.
 pub fn fetch_files(base_url: &str, dir: &Path, files: &[RemoteFile]) -> Result<Vec<PathBuf>> {
     fs::create_dir_all(dir)
         .map_err(|e| Error::data(dir, format!("cannot create the directory: {e}")))?;
@@ -210,19 +269,88 @@ pub fn fetch_files(base_url: &str, dir: &Path, files: &[RemoteFile]) -> Result<V
     let mut paths = Vec::with_capacity(files.len());
     for f in files {
         let dest = dir.join(&f.name);
-        if !is_verified(&dest, f) {
-            let url = format!("{base}/{}", f.name);
-            eprintln!("fetching {url} ({})", crate::error::bytes(f.size));
-            fetch_file(&url, &dest, f.size, &f.sha256)?;
+        match existing(dir, f) {
+            Ok(path) => paths.push(path),
+            Err(why) => {
+                if let Some(why) = why {
+                    eprintln!("{}: {why}; fetching it again", dest.display());
+                }
+                let url = format!("{base}/{}", f.name);
+                eprintln!("fetching {url} ({})", crate::error::bytes(f.size));
+                fetch_file(&url, &dest, f.size, &f.sha256)?;
+                paths.push(dest);
+            }
         }
-        paths.push(dest);
     }
     Ok(paths)
 }
 
-fn is_verified(path: &Path, f: &RemoteFile) -> bool {
-    fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == f.size)
-        && sha256_file(path).is_ok_and(|h| h == f.sha256)
+/// A copy of `f` already in `dir` that can be used as it is: the file
+/// itself (size and SHA-256 as published), or, when `f` pins its
+/// decompressed content, any file under its name or its name without
+/// `.gz` whose content matches (Debian's Fashion-MNIST is the same data in
+/// a different gzip wrapper). `Err(None)` when there is none;
+/// `Err(Some(why))` when a file is there but refused, saying precisely why.
+pub fn existing(dir: &Path, f: &RemoteFile) -> std::result::Result<PathBuf, Option<String>> {
+    let dest = dir.join(&f.name);
+    let raw = f.name.strip_suffix(".gz").map(|n| dir.join(n));
+    let mut refused = None;
+    for path in std::iter::once(dest).chain(raw) {
+        match fs::metadata(&path) {
+            Ok(m) if m.is_file() => {}
+            _ => continue,
+        }
+        let file_sha = sha256_file(&path).map_err(|e| Some(e.to_string()))?;
+        let len = fs::metadata(&path).map_or(0, |m| m.len());
+        if len == f.size && file_sha == f.sha256 {
+            return Ok(path);
+        }
+        let mut why = format!(
+            "{len} bytes with SHA-256 {file_sha}, not the published {} bytes with SHA-256 {}",
+            f.size, f.sha256
+        );
+        if let Some((size, sha)) = &f.content {
+            match content_sha256(&path, *size) {
+                Ok((n, h)) if n == *size && h == *sha => {
+                    eprintln!(
+                        "{}: kept: its decompressed content matches the pinned SHA-256 of {} \
+                         (the same data, compressed differently)",
+                        path.display(),
+                        f.name
+                    );
+                    return Ok(path);
+                }
+                Ok((n, h)) => why.push_str(&format!(
+                    ", and its decompressed content ({n} bytes, SHA-256 {h}) is not the pinned \
+                     content ({size} bytes, SHA-256 {sha})"
+                )),
+                Err(e) => why.push_str(&format!(", and its content cannot be read: {e}")),
+            }
+        }
+        // Report the file under the published name if both are there.
+        refused.get_or_insert(why);
+    }
+    Err(refused)
+}
+
+/// Size and SHA-256 of a file's content: gunzipped when it starts with
+/// gzip's magic bytes, as it is otherwise. Reads at most `limit + 1`
+/// decompressed bytes, so a decompression bomb costs no more than a match.
+fn content_sha256(path: &Path, limit: u64) -> std::result::Result<(u64, String), String> {
+    let mut file = File::open(path).map_err(|e| open_error(&e))?;
+    let mut magic = [0u8; 2];
+    let gzip = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
+    drop(file);
+    let file = io::BufReader::new(File::open(path).map_err(|e| open_error(&e))?);
+    let reader: Box<dyn Read> = if gzip {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut hasher = Sha256::new();
+    let n = io::copy(&mut reader.take(limit.saturating_add(1)), &mut hasher)
+        .map_err(|e| format!("not valid gzip: {e}"))?;
+    Ok((n, hex(&hasher.finalize())))
 }
 
 /// Fetches one URL to `dest` atomically: the file appears only once its size
@@ -259,7 +387,7 @@ pub fn fetch_file(url: &str, dest: &Path, size: u64, sha256: &str) -> Result<()>
         )));
     }
     let mut body = response.body_mut().as_reader().take(size + 1);
-    let mut temp = TempFile::create(dest)?;
+    let mut temp = temp_file(dest)?;
     let mut hasher = Sha256::new();
     let mut got = 0u64;
     let mut buf = vec![0u8; 1 << 16];
@@ -272,7 +400,7 @@ pub fn fetch_file(url: &str, dest: &Path, size: u64, sha256: &str) -> Result<()>
         };
         hasher.update(&buf[..n]);
         temp.write_all(&buf[..n])
-            .map_err(|e| Error::data(&temp.path, format!("write error: {e}")))?;
+            .map_err(|e| Error::data(dest, format!("write error: {e}")))?;
         got += n as u64;
     }
     if got != size {
@@ -285,7 +413,7 @@ pub fn fetch_file(url: &str, dest: &Path, size: u64, sha256: &str) -> Result<()>
              published one, and was not kept"
         )));
     }
-    temp.commit(dest)
+    commit(temp)
 }
 
 fn is_loopback(url: &str) -> bool {
@@ -354,7 +482,7 @@ pub fn extract_cifar(archive: &Path, dir: &Path) -> Result<PathBuf> {
             ));
         }
         let dest = out.join(name);
-        let mut temp = TempFile::create(&dest)?;
+        let mut temp = temp_file(&dest)?;
         let copied = io::copy(&mut (&mut entry).take(size + 1), &mut temp).map_err(bad)?;
         if copied != size {
             return Err(Error::data(
@@ -365,7 +493,7 @@ pub fn extract_cifar(archive: &Path, dir: &Path) -> Result<PathBuf> {
                 ),
             ));
         }
-        temp.commit(&dest)?;
+        commit(temp)?;
         done.push(name);
     }
     let missing: Vec<&str> = wanted.into_iter().filter(|w| !done.contains(w)).collect();
@@ -378,87 +506,21 @@ pub fn extract_cifar(archive: &Path, dir: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// A file being written next to its destination; removed on drop unless
-/// committed, which is what makes every early return above leave nothing.
-struct TempFile {
-    path: PathBuf,
-    file: Option<File>,
+/// A temporary file beside `dest` (see [`crate::atomic`]), as a data error.
+fn temp_file(dest: &Path) -> Result<TempFile> {
+    TempFile::create(dest)
+        .map_err(|e| Error::data(dest, format!("cannot create a temporary file: {e}")))
 }
 
-impl TempFile {
-    fn create(dest: &Path) -> Result<Self> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let dir = dest.parent().unwrap_or(Path::new("."));
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "download".to_string());
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = dir.join(format!(".{name}.part-{}-{n}", std::process::id()));
-        let file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| Error::data(&path, format!("cannot create a temporary file: {e}")))?;
-        Ok(TempFile {
-            path,
-            file: Some(file),
-        })
-    }
-
-    /// fsync, rename over `dest`, then fsync the directory so the rename
-    /// itself survives a crash.
-    fn commit(mut self, dest: &Path) -> Result<()> {
-        let file = self.file.take();
-        if let Some(f) = file {
-            f.sync_all()
-                .map_err(|e| Error::data(&self.path, format!("fsync failed: {e}")))?;
-        }
-        fs::rename(&self.path, dest).map_err(|e| {
-            Error::data(
-                dest,
-                format!("cannot rename the finished download into place: {e}"),
-            )
-        })?;
-        // Renamed: nothing left for Drop to remove.
-        self.path = PathBuf::new();
-        #[cfg(unix)]
-        if let Some(dir) = dest.parent() {
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Write for TempFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &mut self.file {
-            Some(f) => f.write(buf),
-            None => Err(io::Error::other("temporary file already committed")),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match &mut self.file {
-            Some(f) => f.flush(),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        self.file.take();
-        if !self.path.as_os_str().is_empty() {
-            let _ = fs::remove_file(&self.path);
-        }
-    }
+/// fsync, rename over the destination, fsync the directory.
+fn commit(temp: TempFile) -> Result<()> {
+    let dest = temp.destination().to_path_buf();
+    temp.commit().map_err(|e| {
+        Error::data(
+            &dest,
+            format!("cannot rename the finished download into place: {e}"),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -3,13 +3,15 @@
 //!
 //! - [`load`] finds and reads a dataset (`--data DIR`, `$FASHION_MNIST_DIR`,
 //!   Debian's `/usr/share/datasets/fashion-mnist`, `./data/…`) into
-//!   [`Splits`]; [`download::download`] fetches one, checksummed.
+//!   [`Splits`]; [`download::download`] fetches one, checksummed, and
+//!   [`download_and_load`] does both, as `--download NAME` does.
 //! - [`idx`] and [`cifar`] are the readers, callable on files or on bytes
 //!   (the fuzz targets use the latter). Every malformed file is an
 //!   [`Error::Data`] that names the file and the problem.
 //! - [`Dataset::split`], [`Dataset::epoch_permutation`] and
 //!   [`Dataset::subset`]: seeded, deterministic (see [`shuffle`]).
-//! - [`synthetic::gaussian`]: random data for throughput runs.
+//! - [`synthetic::images`] (random pixel bytes shaped like a real dataset)
+//!   and [`synthetic::gaussian`]: random data for throughput runs.
 
 pub mod cifar;
 pub mod download;
@@ -18,7 +20,7 @@ pub mod shuffle;
 pub mod source;
 pub mod synthetic;
 
-pub use download::Remote;
+pub use download::{Remote, download_and_load};
 pub use source::{Format, Layout, Splits, load, load_dir, locate, locate_first};
 
 use crate::error::{Error, Result};

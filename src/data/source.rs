@@ -159,13 +159,18 @@ pub fn locate(source: Option<&Path>) -> Result<Layout> {
 pub fn locate_first(dirs: &[PathBuf]) -> Result<Layout> {
     let mut looked = Vec::new();
     for dir in dirs {
-        if dir.is_dir() {
-            if let Some(layout) = detect(dir)? {
-                return Ok(layout);
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {
+                if let Some(layout) = detect(dir)? {
+                    return Ok(layout);
+                }
+                looked.push(format!("{}: no dataset files in it", dir.display()));
             }
-            looked.push(format!("{}: no dataset files in it", dir.display()));
-        } else {
-            looked.push(format!("{}: not found", dir.display()));
+            Ok(_) => looked.push(format!("{}: not a directory", dir.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                looked.push(format!("{}: not found", dir.display()))
+            }
+            Err(e) => looked.push(format!("{}: {}", dir.display(), unreadable(&e))),
         }
     }
     Err(Error::NoData(format!(
@@ -174,19 +179,45 @@ pub fn locate_first(dirs: &[PathBuf]) -> Result<Layout> {
     )))
 }
 
+/// Why a path that exists (or may) cannot be used: permission, a loop of
+/// symbolic links, or whatever the system says.
+fn unreadable(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => format!(
+            "cannot be read: permission denied ({e}); check the permissions of it and of the \
+             directories above it"
+        ),
+        _ => format!("cannot be read: {e}"),
+    }
+}
+
 fn locate_named(dir: &Path, given_by: &str) -> Result<Layout> {
-    if !dir.exists() {
-        return Err(Error::data(
-            dir,
-            format!("does not exist (given by {given_by}).\n{HOW_TO_GET}"),
-        ));
+    // `exists()` and `is_dir()` say false for any error; a directory that
+    // is there but unreadable, or a symlink loop, must not read as missing.
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(Error::data(
+                dir,
+                format!("is not a directory ({given_by} names the directory that holds the files)"),
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::data(
+                dir,
+                format!("does not exist (given by {given_by}).\n{HOW_TO_GET}"),
+            ));
+        }
+        Err(e) => {
+            return Err(Error::data(
+                dir,
+                format!("{} (given by {given_by})", unreadable(&e)),
+            ));
+        }
     }
-    if !dir.is_dir() {
-        return Err(Error::data(
-            dir,
-            format!("is not a directory ({given_by} names the directory that holds the files)"),
-        ));
-    }
+    // Listing it proves it readable: otherwise every file would look absent.
+    std::fs::read_dir(dir)
+        .map_err(|e| Error::data(dir, format!("{} (given by {given_by})", unreadable(&e))))?;
     detect(dir)?.ok_or_else(|| {
         Error::data(
             dir,
@@ -213,7 +244,7 @@ pub fn detect(dir: &Path) -> Result<Option<Layout>> {
     let found: Vec<Option<PathBuf>> = stems
         .iter()
         .map(|&(set, kind, nd)| find_idx_file(dir, set, kind, nd))
-        .collect();
+        .collect::<Result<_>>()?;
     let present = found.iter().filter(|f| f.is_some()).count();
     if present == stems.len() {
         let mut it = found.into_iter().flatten();
@@ -244,17 +275,25 @@ pub fn detect(dir: &Path) -> Result<Option<Layout>> {
 }
 
 /// Both spellings seen in the wild (`train-images-idx3-ubyte` from the
-/// original site, `train-images.idx3-ubyte` from some re-packagings), raw or .gz.
-fn find_idx_file(dir: &Path, set: &str, kind: &str, nd: u32) -> Option<PathBuf> {
-    [
+/// original site, `train-images.idx3-ubyte` from some re-packagings), raw or
+/// .gz. A name that is there but cannot be looked at (no permission, a
+/// symlink loop) is an error naming it, not a missing file.
+fn find_idx_file(dir: &Path, set: &str, kind: &str, nd: u32) -> Result<Option<PathBuf>> {
+    for name in [
         format!("{set}-{kind}-idx{nd}-ubyte.gz"),
         format!("{set}-{kind}-idx{nd}-ubyte"),
         format!("{set}-{kind}.idx{nd}-ubyte.gz"),
         format!("{set}-{kind}.idx{nd}-ubyte"),
-    ]
-    .into_iter()
-    .map(|name| dir.join(name))
-    .find(|p| p.is_file())
+    ] {
+        let path = dir.join(name);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => return Ok(Some(path)),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::data(&path, unreadable(&e))),
+        }
+    }
+    Ok(None)
 }
 
 fn display_name(layout: &Layout) -> String {

@@ -1,10 +1,13 @@
-//! Synthetic data for throughput runs, as in the course notebook: X drawn
-//! from a standard normal, labels uniform over the classes. Nothing in it can
-//! be learned; it exists so that timing does not depend on a download.
+//! Synthetic data for throughput runs: [`gaussian`] features as in the course
+//! notebook (X from a standard normal, labels uniform over the classes), or
+//! [`images`] of random pixel bytes shaped like a real dataset. Nothing in
+//! them can be learned; they exist so that timing does not depend on a
+//! download.
 //!
 //! The notebook stores X as D×N (examples in columns); here, as everywhere
 //! in this crate, examples are rows: X is N×D.
 
+use super::Dataset;
 use crate::error::{Error, Result};
 use ndarray::Array2;
 use rand::{RngExt, SeedableRng, rngs::StdRng};
@@ -54,4 +57,41 @@ pub fn gaussian(n: usize, dim: usize, classes: usize, seed: u64) -> Result<Synth
     let x = Array2::from_shape_vec((n, dim), values)
         .map_err(|e| invalid(format!("shape {n}×{dim}: {e}")))?;
     Ok(Synthetic { x, labels, classes })
+}
+
+/// `n` images of `shape` with random pixel bytes and labels uniform in
+/// `0..classes` (at most 256), from `seed`: a [`Dataset`] shaped like MNIST
+/// (`[1, 28, 28]`) or CIFAR-10 (`[3, 32, 32]`) for throughput runs
+/// (`train_linear --synthetic`, the benchmarks). A fixed xorshift64*
+/// generator, so the same arguments give the same bytes on every platform
+/// and `rand` release.
+pub fn images(n: usize, shape: [usize; 3], classes: usize, seed: u64) -> Result<Dataset> {
+    let invalid = |msg: String| Error::InvalidArgument {
+        name: "synthetic data",
+        msg,
+    };
+    if !(1..=256).contains(&classes) {
+        return Err(invalid(format!(
+            "classes={classes} must be between 1 and 256"
+        )));
+    }
+    let len = shape
+        .iter()
+        .try_fold(n, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| invalid(format!("{n} images of {shape:?} overflow usize")))?;
+    let mut pixels = Vec::new();
+    pixels
+        .try_reserve_exact(len)
+        .map_err(|_| invalid(format!("cannot allocate {n} images of {shape:?}")))?;
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move || {
+        // xorshift64*: fast, and good enough for pixels nobody learns from.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    pixels.extend((0..len).map(|_| (next() >> 56) as u8));
+    let labels = (0..n).map(|_| (next() % classes as u64) as u8).collect();
+    Dataset::new(pixels, labels, shape, classes)
 }

@@ -23,7 +23,8 @@ use std::sync::{Arc, Mutex};
 
 /// How to pick an adapter. `GpuOptions::default()` honours the usual wgpu
 /// environment variables: `WGPU_BACKEND` (e.g. `vulkan`, `metal`, `dx12`,
-/// `gl`), `WGPU_POWER_PREF` (`low`/`high`) and `WGPU_ADAPTER_NAME` (a
+/// `gl`; an unknown name is an error rather than, as in wgpu, no backend at
+/// all), `WGPU_POWER_PREF` (`low`/`high`) and `WGPU_ADAPTER_NAME` (a
 /// substring of the adapter's name, case-insensitive). Every [`Gpu`] also
 /// honours `WGPU_TRAIN_LIMITS` (see [`limits_from_env`]).
 #[derive(Clone, Debug)]
@@ -46,6 +47,11 @@ pub struct GpuOptions {
     /// Shorthand for a cap on `max_storage_buffer_binding_size` alone, for
     /// tests that exercise chunking and limit errors (e.g. 1 MiB).
     pub max_storage_buffer_binding_size: Option<u64>,
+    /// Kernel autotuning ([`crate::tune`]). `None` reads
+    /// `WGPU_TRAIN_AUTOTUNE`, else off.
+    pub autotune: Option<crate::tune::TuneMode>,
+    /// Where the autotune cache lives; `None`: `$XDG_CACHE_HOME/wgpu-train`.
+    pub autotune_dir: Option<std::path::PathBuf>,
 }
 
 /// The cap named by `WGPU_TRAIN_LIMITS`: `webgpu` is WebGPU's guaranteed
@@ -81,6 +87,8 @@ impl Default for GpuOptions {
                 .filter(|s| !s.is_empty()),
             limits: None,
             max_storage_buffer_binding_size: None,
+            autotune: None,
+            autotune_dir: None,
         }
     }
 }
@@ -122,6 +130,7 @@ pub struct Gpu {
     /// Errors raised outside any error scope. wgpu's default handler panics;
     /// ours keeps them so the next scoped call can return them.
     uncaptured: Arc<Mutex<Vec<String>>>,
+    tuner: crate::tune::Tuner,
     /// The device lock, on backends whose driver needs calls serialised (GL).
     serial: Option<serial::Serial>,
 }
@@ -141,6 +150,17 @@ impl Gpu {
         Self::with_options(GpuOptions::default())
     }
 
+    /// As [`Gpu::new`], but with kernel autotuning on unless
+    /// `WGPU_TRAIN_AUTOTUNE` says otherwise: what the examples use. The
+    /// library's own default (and the tests') is off, a fixed choice.
+    pub fn new_tuned() -> Result<Self> {
+        let mode = crate::tune::TuneMode::from_env()?.unwrap_or(crate::tune::TuneMode::On);
+        Self::with_options(GpuOptions {
+            autotune: Some(mode),
+            ..GpuOptions::default()
+        })
+    }
+
     /// Builds a context with explicit options, blocking on the async setup.
     pub fn with_options(options: GpuOptions) -> Result<Self> {
         pollster::block_on(Self::new_async(options))
@@ -150,13 +170,17 @@ impl Gpu {
     pub async fn new_async(options: GpuOptions) -> Result<Self> {
         // Vulkan, Metal, DX12 (and WebGPU in a browser) unless WGPU_BACKEND
         // or the caller says otherwise: compute needs no GL.
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-        desc.backends = wgpu::Backends::PRIMARY;
-        let mut desc = desc.with_env();
-        if let Some(backends) = options.backends {
-            desc.backends = backends;
-        }
-        let backends = desc.backends;
+        let backends = match options.backends {
+            Some(b) => b,
+            None => backends_from_env()?.unwrap_or(wgpu::Backends::PRIMARY),
+        };
+        ensure_runtime_dir();
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
+        desc.backends = backends;
+        let tune_mode = match options.autotune {
+            Some(m) => m,
+            None => crate::tune::TuneMode::from_env()?.unwrap_or_default(),
+        };
         let instance = wgpu::Instance::new(desc);
         let adapter = Self::pick_adapter(&instance, backends, &options).await?;
         let info = adapter.get_info();
@@ -218,6 +242,7 @@ impl Gpu {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
+        let tuner = crate::tune::Tuner::new(tune_mode, &info, options.autotune_dir.clone());
         // GL: one context per device behind a lock that panics after 6 s.
         let serial = (summary.backend == wgpu::Backend::Gl).then(serial::Serial::new);
         Ok(Gpu {
@@ -230,6 +255,7 @@ impl Gpu {
             placeholder,
             placeholder_rw,
             uncaptured,
+            tuner,
             serial,
         })
     }
@@ -250,14 +276,27 @@ impl Gpu {
             name_ok && fallback_ok
         };
         let all = instance.enumerate_adapters(backends).await;
-        if options.adapter_name.is_some() {
+        if let Some(name) = &options.adapter_name {
             let names: Vec<String> = all.iter().map(|a| a.get_info().name).collect();
             return all.into_iter().find(wanted).ok_or_else(|| {
-                Error::NoAdapter(format!(
-                    "no adapter's name contains {:?}; adapters found: {:?}\n{NO_ADAPTER_HELP}",
-                    options.adapter_name.as_deref().unwrap_or(""),
-                    names
-                ))
+                // Adapters exist: the name is what to change, not the drivers.
+                if names.is_empty() {
+                    Error::NoAdapter(format!(
+                        "{NO_ADAPTER_HELP}\n(backends searched: {})",
+                        backend_names(backends)
+                    ))
+                } else {
+                    Error::NoAdapter(format!(
+                        "no adapter's name contains {name:?} (WGPU_ADAPTER_NAME); the adapters \
+                         found are: {}. Set WGPU_ADAPTER_NAME to part of one of these names, or \
+                         unset it to let wgpu choose.",
+                        names
+                            .iter()
+                            .map(|n| format!("{n:?}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                }
             });
         }
         let requested = instance
@@ -272,7 +311,8 @@ impl Gpu {
             Ok(a) if wanted(&a) => Ok(a),
             _ => all.into_iter().find(wanted).ok_or_else(|| {
                 Error::NoAdapter(format!(
-                    "{NO_ADAPTER_HELP}\n(backends searched: {backends:?})"
+                    "{NO_ADAPTER_HELP}\n(backends searched: {})",
+                    backend_names(backends)
                 ))
             }),
         }
@@ -296,6 +336,11 @@ impl Gpu {
     /// Name, backend and device type of the adapter.
     pub fn summary(&self) -> &AdapterSummary {
         &self.summary
+    }
+
+    /// The kernel autotuner ([`crate::tune`]).
+    pub fn tuner(&self) -> &crate::tune::Tuner {
+        &self.tuner
     }
 
     /// The limits the device was created with: the adapter's own, less any
@@ -483,6 +528,121 @@ impl Gpu {
             });
         }
         Ok(())
+    }
+}
+
+/// The names `WGPU_BACKEND` accepts (as wgpu reads it), with their aliases.
+const BACKEND_NAMES: [(&str, &[&str]); 5] = [
+    ("vulkan", &["vulkan", "vk"]),
+    ("metal", &["metal", "mtl"]),
+    ("dx12", &["dx12", "d3d12"]),
+    ("gl", &["gl", "gles", "opengl"]),
+    ("webgpu", &["webgpu"]),
+];
+
+/// `WGPU_BACKEND`, checked. wgpu itself skips names it does not know, and
+/// with none left it searches no backend at all and reports no adapter, as
+/// if no driver were installed; here a bad value is an error that names it.
+pub(crate) fn backends_from_env() -> Result<Option<wgpu::Backends>> {
+    let Some(value) = std::env::var_os("WGPU_BACKEND") else {
+        return Ok(None);
+    };
+    let valid = || {
+        BACKEND_NAMES
+            .iter()
+            .map(|(name, aliases)| match aliases {
+                [_] => name.to_string(),
+                _ => format!("{name} ({})", aliases[1..].join(", ")),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let invalid = |msg: String| Error::InvalidArgument {
+        name: "WGPU_BACKEND",
+        msg: format!(
+            "{msg}; use a comma-separated list of {}, or unset it",
+            valid()
+        ),
+    };
+    let text = value
+        .to_str()
+        .ok_or_else(|| invalid(format!("{value:?} is not valid UTF-8")))?;
+    for item in text.split(',') {
+        let item = item.trim().to_lowercase();
+        if !BACKEND_NAMES
+            .iter()
+            .any(|(_, aliases)| aliases.contains(&item.as_str()))
+        {
+            return Err(invalid(if item.is_empty() {
+                format!("{text:?} names no backend")
+            } else {
+                format!("'{item}' (in {text:?}) is not a backend")
+            }));
+        }
+    }
+    Ok(Some(wgpu::Backends::from_comma_list(text)))
+}
+
+/// "vulkan, metal, dx12" rather than wgpu's bit pattern.
+fn backend_names(backends: wgpu::Backends) -> String {
+    let names: Vec<&str> = [
+        (wgpu::Backends::VULKAN, "vulkan"),
+        (wgpu::Backends::METAL, "metal"),
+        (wgpu::Backends::DX12, "dx12"),
+        (wgpu::Backends::GL, "gl"),
+        (wgpu::Backends::BROWSER_WEBGPU, "webgpu"),
+    ]
+    .into_iter()
+    .filter(|(b, _)| backends.contains(*b))
+    .map(|(_, n)| n)
+    .collect();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Mesa's Vulkan drivers print "error: XDG_RUNTIME_DIR is invalid or not
+/// set in the environment" for every device when it is missing, as under
+/// CI, sudo or a service. When it is unset or not a directory, point it at
+/// a private directory (`$TMPDIR/wgpu-train-runtime-UID`, mode 0700, ours)
+/// before the instance is created; an existing one that is not ours and
+/// private is left alone (the warning is better than a shared directory).
+///
+/// This sets an environment variable, which is only sound while no other
+/// thread reads the environment: it runs at most once per process, in the
+/// first [`Gpu::new`], which programs call before they start threads. A
+/// program that creates its first `Gpu` from a multi-threaded context and
+/// cares should set `XDG_RUNTIME_DIR` itself.
+fn ensure_runtime_dir() {
+    #[cfg(all(unix, not(target_vendor = "apple")))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+            let current = std::env::var_os("XDG_RUNTIME_DIR");
+            if current
+                .as_ref()
+                .is_some_and(|d| std::path::Path::new(d).is_dir())
+            {
+                return;
+            }
+            let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+                return;
+            };
+            let dir = std::env::temp_dir().join(format!("wgpu-train-runtime-{uid}"));
+            let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+            let Ok(m) = std::fs::symlink_metadata(&dir) else {
+                return;
+            };
+            if !m.is_dir() || m.uid() != uid || m.permissions().mode() & 0o077 != 0 {
+                return;
+            }
+            // SAFETY: see above: once per process, before the instance (and
+            // its driver threads) exists.
+            unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+        });
     }
 }
 

@@ -19,6 +19,10 @@ pub enum Binding {
     /// all written once, so recorded steps need no CPU round trip. The value
     /// is the slot's size in bytes.
     UniformSlot(u64),
+    /// A read-write storage window at a per-dispatch dynamic offset (the
+    /// optimizer's step scalars: one slot per planned update). The value is
+    /// the slot's size in bytes.
+    StorageSlot(u64),
     StorageRead,
     StorageReadWrite,
 }
@@ -72,6 +76,11 @@ fn layout_entries(bindings: &[Binding]) -> Vec<wgpu::BindGroupLayoutEntry> {
                     has_dynamic_offset: true,
                     min_binding_size: wgpu::BufferSize::new(*size),
                 },
+                Binding::StorageSlot(size) => wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only: false },
+                    has_dynamic_offset: true,
+                    min_binding_size: wgpu::BufferSize::new(*size),
+                },
                 Binding::StorageRead | Binding::StorageReadWrite => wgpu::BindingType::Buffer {
                     ty: wgpu::BufferBindingType::Storage {
                         read_only: *b == Binding::StorageRead,
@@ -94,6 +103,7 @@ impl Gpu {
             return Ok(Arc::clone(p));
         }
         self.check_bindings(key.shader)?;
+        self.check_workgroup_memory(key)?;
         let (module, layout) = {
             let mut modules = lock(&cache.modules);
             match modules.get(key.shader.name) {
@@ -149,15 +159,21 @@ impl Gpu {
     /// Checks a shader's binding list against the device's per-stage limits,
     /// so a smaller device (wgpu's downlevel defaults allow 4 storage buffers
     /// per stage) gets an error that names the kernel and the limit rather
-    /// than a bind-group-layout validation error. Workgroup sizes and
-    /// workgroup memory need no runtime check: `tests/shader_writers.rs` keeps
-    /// every specialisation within the least any WebGPU device offers.
+    /// than a bind-group-layout validation error. (Workgroup sizes: wgpu
+    /// checks them, and `tests/cpu/shader_writers.rs` keeps every
+    /// specialisation within WebGPU's defaults.)
     fn check_bindings(&self, shader: &Shader) -> Result<()> {
         let limits = self.limits();
         let count = |f: fn(&Binding) -> bool| shader.bindings.iter().filter(|b| f(b)).count();
-        let storage = count(|b| matches!(b, Binding::StorageRead | Binding::StorageReadWrite));
+        let storage = count(|b| {
+            matches!(
+                b,
+                Binding::StorageRead | Binding::StorageReadWrite | Binding::StorageSlot(_)
+            )
+        });
         let uniform = count(|b| matches!(b, Binding::Uniform | Binding::UniformSlot(_)));
-        let dynamic = count(|b| matches!(b, Binding::UniformSlot(_)));
+        let dynamic_uniform = count(|b| matches!(b, Binding::UniformSlot(_)));
+        let dynamic_storage = count(|b| matches!(b, Binding::StorageSlot(_)));
         for (n, limit, what, limit_name) in [
             (
                 storage,
@@ -172,10 +188,16 @@ impl Gpu {
                 "max_uniform_buffers_per_shader_stage",
             ),
             (
-                dynamic,
+                dynamic_uniform,
                 limits.max_dynamic_uniform_buffers_per_pipeline_layout,
                 "uniform buffers with dynamic offsets",
                 "max_dynamic_uniform_buffers_per_pipeline_layout",
+            ),
+            (
+                dynamic_storage,
+                limits.max_dynamic_storage_buffers_per_pipeline_layout,
+                "storage buffers with dynamic offsets",
+                "max_dynamic_storage_buffers_per_pipeline_layout",
             ),
             (
                 shader.bindings.len(),
@@ -192,6 +214,24 @@ impl Gpu {
                     limit_name,
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// Checks an entry point's workgroup memory against the device's limit:
+    /// wgpu validates workgroup sizes but not this, and a device with less
+    /// (wgpu's downlevel defaults: 16,352 bytes, Metal's least) would fail in
+    /// the driver instead.
+    fn check_workgroup_memory(&self, key: &PipelineKey) -> Result<()> {
+        let bytes = crate::shaders::workgroup_memory(key.shader.name, key.entry);
+        let limit = self.limits().max_compute_workgroup_storage_size;
+        if bytes > limit {
+            return Err(crate::Error::TooLarge {
+                what: format!("{}.wgsl's {}", key.shader.name, key.entry),
+                needed: format!("{bytes} bytes of workgroup memory"),
+                limit: limit.to_string(),
+                limit_name: "max_compute_workgroup_storage_size",
+            });
         }
         Ok(())
     }

@@ -29,7 +29,7 @@ fn key(activation: Activation) -> PipelineKey {
     }
 }
 
-/// Every pipeline this launcher can build (validated by `tests/shaders.rs`).
+/// Every pipeline this launcher can build (validated by `tests/cpu/shaders.rs`).
 pub fn specialisations() -> Vec<PipelineKey> {
     [Activation::Identity, Activation::Sigmoid, Activation::Relu]
         .into_iter()
@@ -107,4 +107,14 @@ pub fn activation_backward(
     let dz = GpuTensor::zeros(gpu, dh.shape())?;
     ActivationBackward::new(gpu, dh, h, &dz, activation)?.run(gpu, 1)?;
     Ok(dz)
+}
+
+#[cfg(test)]
+mod layout {
+    use crate::kernels::mirror::check_mirror;
+
+    #[test]
+    fn params_mirrors_the_wgsl_struct() {
+        check_mirror!(super::Params, &crate::shaders::ACTIVATION, "Params"; len, dh_offset, h_offset, dz_offset);
+    }
 }

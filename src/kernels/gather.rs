@@ -164,6 +164,16 @@ impl GpuDataset {
         self.classes
     }
 
+    /// The packed pixels of chunk `c` and the examples before it.
+    pub(crate) fn chunk(&self, c: usize) -> Option<(&GpuTensor<u32>, usize)> {
+        self.chunks.get(c).map(|t| (t, c * self.chunk_examples))
+    }
+
+    /// The labels, one u32 per example.
+    pub(crate) fn labels(&self) -> &GpuTensor<u32> {
+        &self.labels
+    }
+
     /// How many buffers the pixels were split into.
     pub fn chunk_count(&self) -> usize {
         self.chunks.len()
@@ -208,12 +218,26 @@ fn key() -> PipelineKey {
     }
 }
 
+/// The buffers one [`Gather`] reads and writes, shared with the kernels that
+/// fuse it (clones share the GPU buffers).
+#[derive(Clone)]
+pub(crate) struct GatherSource {
+    pub data: GpuDataset,
+    pub order: GpuTensor<u32>,
+    pub x: GpuTensor<f32>,
+    pub y: GpuTensor<u32>,
+    /// One [`PARAMS_SIZE`] slot per (step, chunk), `slot_stride` bytes apart.
+    pub slots: Deferred<wgpu::Buffer>,
+}
+
 /// The minibatch gather for one batch size, built once: step `s` of an epoch
 /// reads `order[s·batch ..]` and writes `x` (`[batch, dim]`, or
 /// `[batch, dim + 1]` with the bias column) and `y` (`[batch]`).
 pub struct Gather {
     pipeline: Arc<KernelPipeline>,
     bind_groups: Vec<Deferred<wgpu::BindGroup>>,
+    /// What a fused consumer (`GatherMatmul`) binds in the gather's place.
+    pub(crate) source: GatherSource,
     slot_stride: u64,
     chunks: usize,
     steps: usize,
@@ -320,6 +344,13 @@ impl Gather {
         Ok(Gather {
             pipeline,
             bind_groups,
+            source: GatherSource {
+                data: data.clone(),
+                order: order.clone(),
+                x: x.clone(),
+                y: y.clone(),
+                slots: slot_buffer,
+            },
             slot_stride,
             chunks,
             steps,
@@ -327,6 +358,16 @@ impl Gather {
             order_len,
             workgroups,
         })
+    }
+
+    /// Bytes between step `s`'s and step `s + 1`'s slot of one chunk.
+    pub(crate) fn step_stride(&self) -> u64 {
+        self.slot_stride * self.chunks as u64
+    }
+
+    /// Dispatches one step records: one per chunk.
+    pub fn dispatches(&self) -> usize {
+        self.chunks
     }
 
     /// Steps per epoch: ⌈order length / batch⌉ (the last may be partial).
@@ -371,5 +412,15 @@ impl Gather {
             name: "step",
             msg: format!("{step} is past the epoch's {} steps", self.steps),
         }
+    }
+}
+
+#[cfg(test)]
+mod layout {
+    use crate::kernels::mirror::check_mirror;
+
+    #[test]
+    fn params_mirrors_the_wgsl_struct() {
+        check_mirror!(super::Params, &crate::shaders::GATHER, "Params"; start, rows, dim, stride_words, chunk_first, chunk_len, out_stride, append_one, x_offset, y_offset, scale, shift, _pad);
     }
 }

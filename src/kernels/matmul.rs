@@ -21,7 +21,8 @@ use crate::shapes::{Activation, MatmulOptions, MatmulShape};
 /// and are all validated; they differ in speed by shape and adapter.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum MatmulKernel {
-    /// Pick by adapter and shape (see [`MatmulKernel::choose`]).
+    /// The autotuner's choice where autotuning is on ([`crate::tune`]),
+    /// else the fixed rule [`MatmulKernel::choose`].
     #[default]
     Auto,
     /// v1: one output per thread, the readable reference.
@@ -30,14 +31,18 @@ pub enum MatmulKernel {
     V2Blocked,
     /// v3: 64×64 tiles staged through workgroup memory.
     V3Tiled,
+    /// v4: 128×128 tiles, 8×8 outputs per thread in named vec4 registers,
+    /// double-buffered workgroup tiles.
+    V4Tiled8x8,
 }
 
 impl MatmulKernel {
     /// Every concrete version, for tests and benchmarks.
-    pub const ALL: [MatmulKernel; 3] = [
+    pub const ALL: [MatmulKernel; 4] = [
         MatmulKernel::V1Naive,
         MatmulKernel::V2Blocked,
         MatmulKernel::V3Tiled,
+        MatmulKernel::V4Tiled8x8,
     ];
 
     /// Short name for tables ("v2_blocked").
@@ -47,6 +52,7 @@ impl MatmulKernel {
             MatmulKernel::V1Naive => "v1_naive",
             MatmulKernel::V2Blocked => "v2_blocked",
             MatmulKernel::V3Tiled => "v3_tiled",
+            MatmulKernel::V4Tiled8x8 => "v4_tiled_8x8",
         }
     }
 
@@ -55,15 +61,16 @@ impl MatmulKernel {
             MatmulKernel::Auto | MatmulKernel::V2Blocked => "matmul_blocked",
             MatmulKernel::V1Naive => "matmul_naive",
             MatmulKernel::V3Tiled => "matmul_tiled",
+            MatmulKernel::V4Tiled8x8 => "matmul_tiled_8x8",
         }
     }
 
     /// Threads per workgroup along (columns, rows). v2's shape follows N:
     /// 64 threads, but no wider than C has 4-column blocks, so that N = 10
     /// runs 4×16 threads instead of leaving 5 of 8 columns of lanes idle.
-    fn workgroup(self, n: usize) -> (usize, usize) {
+    pub(crate) fn workgroup(self, n: usize) -> (usize, usize) {
         match self {
-            MatmulKernel::V1Naive | MatmulKernel::V3Tiled => (16, 16),
+            MatmulKernel::V1Naive | MatmulKernel::V3Tiled | MatmulKernel::V4Tiled8x8 => (16, 16),
             MatmulKernel::Auto | MatmulKernel::V2Blocked => {
                 let x = n.div_ceil(4).next_power_of_two().min(8);
                 (x, 64 / x)
@@ -75,6 +82,7 @@ impl MatmulKernel {
     fn per_thread(self) -> usize {
         match self {
             MatmulKernel::V1Naive => 1,
+            MatmulKernel::V4Tiled8x8 => 8,
             _ => 4,
         }
     }
@@ -114,10 +122,47 @@ struct Params {
     a_batch_stride: u32,
     b_batch_stride: u32,
     c_batch_stride: u32,
-    _pad: u32,
+    extra_offset: u32,
+}
+
+/// A fused epilogue for the backward pass (see `shaders/matmul.wgsl`); the
+/// plain product with bias and activation is [`Matmul::new`].
+#[derive(Clone, Copy, Debug)]
+pub enum MatmulEpilogue<'a> {
+    /// op(B) gains a trailing column of ones: besides `C = op(A)·op(B)`,
+    /// `sums[m] = Σ_k op(A)[m, k]`. With A = dZ (stored rows × out) and
+    /// [`MatmulOptions::tn`] that is a layer's weight gradient and its bias
+    /// gradient in one product. `sums` (`[M]`) must be a view into C's
+    /// buffer that does not overlap C: the flat gradient buffer holds both.
+    OnesColumn { sums: &'a GpuTensor<f32> },
+    /// `C = (op(A)·op(B)) ⊙ act'(h)`, `h` (C's shape) the activations
+    /// `act(Z)` the forward pass stored: with [`MatmulOptions::nn`], the
+    /// input gradient dZ of the layer below, through its activation.
+    ActivationGrad {
+        h: &'a GpuTensor<f32>,
+        activation: Activation,
+    },
+}
+
+/// Which epilogue a pipeline is specialised for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fusion {
+    None,
+    OnesColumn,
+    ActivationGrad,
 }
 
 fn key(kernel: MatmulKernel, opts: &MatmulOptions, has_bias: bool, n: usize) -> PipelineKey {
+    fused_key(kernel, opts, has_bias, n, Fusion::None)
+}
+
+fn fused_key(
+    kernel: MatmulKernel,
+    opts: &MatmulOptions,
+    has_bias: bool,
+    n: usize,
+    fusion: Fusion,
+) -> PipelineKey {
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
     let mut constants = vec![
         ("TRANS_A", flag(opts.trans_a)),
@@ -125,6 +170,13 @@ fn key(kernel: MatmulKernel, opts: &MatmulOptions, has_bias: bool, n: usize) -> 
         ("HAS_BIAS", flag(has_bias)),
         ("ACTIVATION", opts.activation.shader_code()),
     ];
+    // Only the fused keys name the fused constants, so the plain keys (and
+    // their cached pipelines) are what they were.
+    match fusion {
+        Fusion::None => {}
+        Fusion::OnesColumn => constants.push(("ONES_COLUMN", 1.0)),
+        Fusion::ActivationGrad => constants.push(("ACTIVATION_GRAD", 1.0)),
+    }
     if kernel.entry() == "matmul_blocked" {
         let (x, y) = kernel.workgroup(n);
         constants.push(("WG_X", x as f64));
@@ -137,7 +189,7 @@ fn key(kernel: MatmulKernel, opts: &MatmulOptions, has_bias: bool, n: usize) -> 
     }
 }
 
-/// Every pipeline this launcher can build (validated by `tests/shaders.rs`).
+/// Every pipeline this launcher can build (validated by `tests/cpu/shaders.rs`).
 pub fn specialisations() -> Vec<PipelineKey> {
     let mut keys = Vec::new();
     for kernel in MatmulKernel::ALL {
@@ -153,9 +205,31 @@ pub fn specialisations() -> Vec<PipelineKey> {
                         };
                         // N = 4, 8, 16, 32 give every v2 workgroup width.
                         for n in [4, 8, 16, 32] {
-                            let k = key(kernel, &opts, has_bias, n);
-                            if !keys.contains(&k) {
-                                keys.push(k);
+                            let mut candidates = vec![key(kernel, &opts, has_bias, n)];
+                            // The fused epilogues take no bias; the ones
+                            // column no activation either.
+                            if !has_bias {
+                                candidates.push(fused_key(
+                                    kernel,
+                                    &opts,
+                                    false,
+                                    n,
+                                    Fusion::ActivationGrad,
+                                ));
+                                if activation == Activation::Identity {
+                                    candidates.push(fused_key(
+                                        kernel,
+                                        &opts,
+                                        false,
+                                        n,
+                                        Fusion::OnesColumn,
+                                    ));
+                                }
+                            }
+                            for k in candidates {
+                                if !keys.contains(&k) {
+                                    keys.push(k);
+                                }
                             }
                         }
                     }
@@ -187,6 +261,35 @@ impl Matmul {
         opts: MatmulOptions,
         kernel: MatmulKernel,
     ) -> Result<Self> {
+        Self::build(gpu, a, b, bias, c, opts, kernel, None)
+    }
+
+    /// The product `op(a)·op(b)` into `c` with a fused backward epilogue
+    /// ([`MatmulEpilogue`]) instead of bias and activation: `opts` gives
+    /// the transposes and must leave `activation` at identity. Unbatched.
+    pub fn fused(
+        gpu: &Gpu,
+        a: &GpuTensor<f32>,
+        b: &GpuTensor<f32>,
+        c: &GpuTensor<f32>,
+        opts: MatmulOptions,
+        epilogue: MatmulEpilogue<'_>,
+        kernel: MatmulKernel,
+    ) -> Result<Self> {
+        Self::build(gpu, a, b, None, c, opts, kernel, Some(epilogue))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        gpu: &Gpu,
+        a: &GpuTensor<f32>,
+        b: &GpuTensor<f32>,
+        bias: Option<&GpuTensor<f32>>,
+        c: &GpuTensor<f32>,
+        opts: MatmulOptions,
+        kernel: MatmulKernel,
+        epilogue: Option<MatmulEpilogue<'_>>,
+    ) -> Result<Self> {
         let shape = MatmulShape::resolve(a.shape(), b.shape(), bias.map(|t| t.shape()), &opts)?;
         let want = shape.output_shape();
         let c_ok = c.shape() == want.as_slice()
@@ -199,15 +302,28 @@ impl Matmul {
         }
         let mut reads = vec![Operand::of("A", a), Operand::of("B", b)];
         reads.extend(bias.map(|t| Operand::of("bias", t)));
-        check_operands(gpu, "matmul", &reads, &[Operand::of("C", c)])?;
+        let mut writes = vec![Operand::of("C", c)];
+        let (fusion, extra) = fused_operands(&shape, c, &opts, epilogue)?;
+        match (fusion, epilogue) {
+            (Fusion::OnesColumn, Some(MatmulEpilogue::OnesColumn { sums })) => {
+                writes.push(Operand::of("sums", sums))
+            }
+            (Fusion::ActivationGrad, Some(MatmulEpilogue::ActivationGrad { h, .. })) => {
+                reads.push(Operand::of("h", h))
+            }
+            _ => {}
+        }
+        check_operands(gpu, "matmul", &reads, &writes)?;
         let kernel = match kernel {
-            MatmulKernel::Auto => MatmulKernel::choose(gpu, &shape),
+            MatmulKernel::Auto => gpu.tuner().matmul(gpu, &shape, &opts, bias.is_some()),
             k => k,
         };
-        let (wg_x, wg_y) = kernel.workgroup(shape.n);
+        // The ones column is one more column of C to cover.
+        let n_out = shape.n + usize::from(fusion == Fusion::OnesColumn);
+        let (wg_x, wg_y) = kernel.workgroup(n_out);
         let per = kernel.per_thread();
         let workgroups = [
-            groups(shape.n, wg_x * per),
+            groups(n_out, wg_x * per),
             groups(shape.m, wg_y * per),
             shape.batch as u32,
         ];
@@ -223,15 +339,22 @@ impl Matmul {
             a_offset: a.offset() as u32,
             b_offset: b.offset() as u32,
             c_offset: c.offset() as u32,
-            bias_offset: bias.map_or(0, |t| t.offset() as u32),
+            bias_offset: bias.or(extra.h).map_or(0, |t| t.offset() as u32),
             a_batch_stride: shape.a_batch_stride as u32,
             b_batch_stride: shape.b_batch_stride as u32,
             c_batch_stride: (shape.m * shape.n) as u32,
-            _pad: 0,
+            extra_offset: extra.sums.map_or(0, |t| t.offset() as u32),
         };
-        let pipeline = gpu.pipeline(&key(kernel, &opts, bias.is_some(), shape.n))?;
+        let key_opts = match epilogue {
+            Some(MatmulEpilogue::ActivationGrad { activation, .. }) => {
+                opts.with_activation(activation)
+            }
+            _ => opts,
+        };
+        let pipeline =
+            gpu.pipeline(&fused_key(kernel, &key_opts, bias.is_some(), n_out, fusion))?;
         let uniform = super::uniform(gpu, "matmul params", &params)?;
-        let bias_buffer = bias.map_or(gpu.placeholder(), |t| t.buffer());
+        let bias_buffer = bias.or(extra.h).map_or(gpu.placeholder(), |t| t.buffer());
         let bind_group = gpu.bind_group(
             &pipeline,
             &[&uniform, a.buffer(), b.buffer(), bias_buffer, c.buffer()],
@@ -265,6 +388,137 @@ impl Matmul {
     }
 }
 
+/// The tensors a fused epilogue adds to the bindings.
+#[derive(Default)]
+struct Extra<'a> {
+    h: Option<&'a GpuTensor<f32>>,
+    sums: Option<&'a GpuTensor<f32>>,
+}
+
+/// Checks a fused epilogue's operands against the product's shape.
+fn fused_operands<'a>(
+    shape: &MatmulShape,
+    c: &GpuTensor<f32>,
+    opts: &MatmulOptions,
+    epilogue: Option<MatmulEpilogue<'a>>,
+) -> Result<(Fusion, Extra<'a>)> {
+    let Some(epilogue) = epilogue else {
+        return Ok((Fusion::None, Extra::default()));
+    };
+    if opts.activation != Activation::Identity {
+        return Err(Error::shape(
+            "matmul",
+            "a fused backward epilogue applies no forward activation; leave opts.activation at identity",
+        ));
+    }
+    if shape.batch != 1 || shape.a_batch_stride != 0 || shape.b_batch_stride != 0 {
+        return Err(Error::shape(
+            "matmul",
+            "the fused backward epilogues take unbatched (2-D) operands",
+        ));
+    }
+    match epilogue {
+        MatmulEpilogue::OnesColumn { sums } => {
+            if sums.shape() != [shape.m] {
+                return Err(Error::shape(
+                    "matmul",
+                    format!(
+                        "the ones column's sums must have shape [{}], got {:?}",
+                        shape.m,
+                        sums.shape()
+                    ),
+                ));
+            }
+            if sums.buffer() != c.buffer() {
+                return Err(Error::shape(
+                    "matmul",
+                    "the ones column's sums must be a view into C's buffer (e.g. the bias gradient beside the weight gradient in one gradient buffer)",
+                ));
+            }
+            Ok((
+                Fusion::OnesColumn,
+                Extra {
+                    sums: Some(sums),
+                    h: None,
+                },
+            ))
+        }
+        MatmulEpilogue::ActivationGrad { h, .. } => {
+            if h.shape() != [shape.m, shape.n] {
+                return Err(Error::shape(
+                    "matmul",
+                    format!(
+                        "h must have C's shape [{}, {}], got {:?}",
+                        shape.m,
+                        shape.n,
+                        h.shape()
+                    ),
+                ));
+            }
+            Ok((
+                Fusion::ActivationGrad,
+                Extra {
+                    h: Some(h),
+                    sums: None,
+                },
+            ))
+        }
+    }
+}
+
+/// `C = op(a)·op(b)` and `sums = Σ_k op(a)[·, k]` (the ones column) into
+/// new tensors, with the automatic kernel choice. The GPU twin of
+/// [`crate::cpu::matmul_ones_column`].
+pub fn matmul_ones_column(
+    gpu: &Gpu,
+    a: &GpuTensor<f32>,
+    b: &GpuTensor<f32>,
+    opts: MatmulOptions,
+) -> Result<(GpuTensor<f32>, GpuTensor<f32>)> {
+    let shape = MatmulShape::resolve(a.shape(), b.shape(), None, &opts)?;
+    let out_shape = shape.output_shape();
+    let len: usize = out_shape.iter().product();
+    let all = GpuTensor::<f32>::zeros(gpu, &[len + shape.m])?;
+    let c = all.view(0, &out_shape)?;
+    let sums = all.view(len, &[shape.m])?;
+    Matmul::fused(
+        gpu,
+        a,
+        b,
+        &c,
+        opts,
+        MatmulEpilogue::OnesColumn { sums: &sums },
+        MatmulKernel::Auto,
+    )?
+    .run(gpu, 1)?;
+    Ok((c, sums))
+}
+
+/// `C = (op(a)·op(b)) ⊙ act'(h)` into a new tensor, with the automatic
+/// kernel choice. The GPU twin of [`crate::cpu::matmul_activation_grad`].
+pub fn matmul_activation_grad(
+    gpu: &Gpu,
+    a: &GpuTensor<f32>,
+    b: &GpuTensor<f32>,
+    h: &GpuTensor<f32>,
+    activation: Activation,
+    opts: MatmulOptions,
+) -> Result<GpuTensor<f32>> {
+    let shape = MatmulShape::resolve(a.shape(), b.shape(), None, &opts)?;
+    let c = GpuTensor::zeros(gpu, &shape.output_shape())?;
+    Matmul::fused(
+        gpu,
+        a,
+        b,
+        &c,
+        opts,
+        MatmulEpilogue::ActivationGrad { h, activation },
+        MatmulKernel::Auto,
+    )?
+    .run(gpu, 1)?;
+    Ok(c)
+}
+
 /// `act(op(a)·op(b) + bias)` into a new tensor, with the automatic kernel
 /// choice. The GPU twin of [`crate::cpu::matmul`].
 pub fn matmul(
@@ -290,4 +544,14 @@ pub fn matmul_with(
     let c = GpuTensor::zeros(gpu, &shape.output_shape())?;
     Matmul::new(gpu, a, b, bias, &c, opts, kernel)?.run(gpu, 1)?;
     Ok(c)
+}
+
+#[cfg(test)]
+mod layout {
+    use crate::kernels::mirror::check_mirror;
+
+    #[test]
+    fn params_mirrors_the_wgsl_struct() {
+        check_mirror!(super::Params, &crate::shaders::MATMUL, "Params"; m, n, k, batch, a_offset, b_offset, c_offset, bias_offset, a_batch_stride, b_batch_stride, c_batch_stride, extra_offset);
+    }
 }

@@ -4,14 +4,24 @@
 
 pub mod activation;
 pub mod gather;
+pub mod gather_matmul;
+pub mod layer_backward;
+pub mod linalg;
 pub mod matmul;
+#[cfg(test)]
+mod mirror;
 pub mod optim;
 pub mod reduce;
 pub mod softmax_xent;
 
 pub use activation::{ActivationBackward, activation_backward};
 pub use gather::{Gather, GatherOptions, GpuDataset};
-pub use matmul::{Matmul, MatmulKernel, matmul, matmul_with};
+pub use gather_matmul::GatherMatmul;
+pub use layer_backward::LayerBackward;
+pub use matmul::{
+    Matmul, MatmulEpilogue, MatmulKernel, matmul, matmul_activation_grad, matmul_ones_column,
+    matmul_with,
+};
 pub use optim::GpuOptimizer;
 pub use reduce::{
     ColumnSum, ColumnSumKernel, LossCorrectSum, activation_bias_backward, column_sum,
@@ -155,6 +165,11 @@ impl Dispatch {
             bind_group,
             grid,
         }
+    }
+
+    /// Changes the grid, for launchers whose work size is set per use.
+    pub(crate) fn set_grid(&mut self, grid: [u32; 3]) {
+        self.grid = grid;
     }
 
     /// Records the dispatch into an open compute pass.

@@ -2,11 +2,21 @@
 //! a model per step, for any rule of [`crate::optim`].
 //!
 //! A [`GpuOptimizer`] owns the rule's state buffers (momentum, accumulators,
-//! Adam's moments) and a 48-byte step buffer ([`StepScalars`]) that the GPU
-//! itself advances, so a step records two dispatches — `advance` (one
-//! thread: t ← t + 1, scheduled lr, bias corrections) and the rule's update
-//! (one thread per parameter) — and nothing is written from the host between
-//! steps. Record as many steps as you like into one encoder.
+//! Adam's moments) and the per-update scalars ([`StepScalars`]: t, the
+//! scheduled lr, βᵗ, bias corrections), which come from one of two places:
+//!
+//! - v1 ([`GpuOptimizer::new`]): a 48-byte step buffer that the GPU itself
+//!   advances, so a step records two dispatches — `advance` (one thread:
+//!   t ← t + 1, scheduled lr, bias corrections) and the rule's update (one
+//!   thread per parameter). Nothing is planned ahead: record as many steps
+//!   as you like into one encoder.
+//! - v2 ([`GpuOptimizer::with_planned_steps`]): the host, which knows every
+//!   step's index when it records it, computes the scalars of the next
+//!   updates with [`StepScalars::advance`] — the very code the CPU twin
+//!   runs, so the scalars are the twin's bits — and writes them into
+//!   per-step slots of one buffer ([`GpuOptimizer::plan`]); each update
+//!   reads its slot at a dynamic offset. One dispatch per step, and the
+//!   update kernels are the same.
 //!
 //! ```no_run
 //! # use wgpu_train::{Gpu, GpuTensor, kernels::optim::GpuOptimizer, optim::OptimizerConfig};
@@ -156,7 +166,7 @@ fn update_key(rule: &Rule) -> PipelineKey {
     }
 }
 
-/// Every pipeline this launcher can build (validated by `tests/shaders.rs`).
+/// Every pipeline this launcher can build (validated by `tests/cpu/shaders.rs`).
 pub fn specialisations() -> Vec<PipelineKey> {
     let mut keys: Vec<PipelineKey> = [
         Schedule::Constant,
@@ -224,6 +234,22 @@ pub(crate) fn grid(n: usize, per_group: usize, max: u32) -> ([u32; 3], u32) {
     ([x as u32, y as u32, 1], (x * per_group) as u32)
 }
 
+/// Where each update's [`StepScalars`] come from.
+enum Steps {
+    /// v1: one step buffer, rewritten on the GPU by `advance` each step.
+    Advance(GpuTensor<u32>),
+    /// v2: `capacity` slots `stride` bytes apart, written by [`GpuOptimizer::plan`];
+    /// `last` holds the scalars of the last planned update, `planned` how many
+    /// slots the last plan filled.
+    Planned {
+        slots: wgpu::Buffer,
+        stride: u64,
+        capacity: usize,
+        planned: usize,
+        last: StepScalars,
+    },
+}
+
 /// A fused optimizer over one flat parameter tensor and its gradient.
 pub struct GpuOptimizer {
     config: OptimizerConfig,
@@ -233,7 +259,7 @@ pub struct GpuOptimizer {
     bind_group: Deferred<wgpu::BindGroup>,
     uniform: Deferred<wgpu::Buffer>,
     hyper: Hyper,
-    step: GpuTensor<u32>,
+    steps: Steps,
     state: Vec<GpuTensor<f32>>,
     workgroups: [u32; 3],
     plateau: Plateau,
@@ -262,6 +288,43 @@ impl GpuOptimizer {
         params: &GpuTensor<f32>,
         grads: &GpuTensor<f32>,
         elems_per_thread: u32,
+    ) -> Result<Self> {
+        Self::build(gpu, config, params, grads, elems_per_thread, None)
+    }
+
+    /// v2: an optimizer whose updates read host-planned step scalars, room
+    /// for `capacity` updates per plan (e.g. the steps of an epoch). Record
+    /// with [`GpuOptimizer::record_planned`] after [`GpuOptimizer::plan`].
+    pub fn with_planned_steps(
+        gpu: &Gpu,
+        config: OptimizerConfig,
+        params: &GpuTensor<f32>,
+        grads: &GpuTensor<f32>,
+        capacity: usize,
+    ) -> Result<Self> {
+        if capacity == 0 {
+            return Err(Error::InvalidArgument {
+                name: "capacity",
+                msg: "must be at least 1, got 0".into(),
+            });
+        }
+        Self::build(
+            gpu,
+            config,
+            params,
+            grads,
+            DEFAULT_ELEMS_PER_THREAD,
+            Some(capacity),
+        )
+    }
+
+    fn build(
+        gpu: &Gpu,
+        config: OptimizerConfig,
+        params: &GpuTensor<f32>,
+        grads: &GpuTensor<f32>,
+        elems_per_thread: u32,
+        planned: Option<usize>,
     ) -> Result<Self> {
         config.validate()?;
         if elems_per_thread == 0 {
@@ -311,11 +374,41 @@ impl GpuOptimizer {
             })
             .into_iter()
             .collect::<Result<Vec<_>>>()?;
-        let step = GpuTensor::<u32>::from_slice(
-            gpu,
-            &[STEP_WORDS],
-            bytemuck::cast_slice(&[StepScalars::initial()]),
-        )?;
+        let steps = match planned {
+            None => Steps::Advance(GpuTensor::<u32>::from_slice(
+                gpu,
+                &[STEP_WORDS],
+                bytemuck::cast_slice(&[StepScalars::initial()]),
+            )?),
+            Some(capacity) => {
+                let align = u64::from(gpu.limits().min_storage_buffer_offset_alignment).max(1);
+                let stride = STEP_BYTES.div_ceil(align) * align;
+                let size = stride
+                    .checked_mul(capacity as u64)
+                    .filter(|&b| b <= gpu.limits().max_buffer_size && b / stride <= u32::MAX as u64)
+                    .ok_or_else(|| Error::TooLarge {
+                        what: format!("step slots for {capacity} planned updates"),
+                        needed: format!("{capacity} × {stride} bytes"),
+                        limit: crate::error::bytes(gpu.limits().max_buffer_size),
+                        limit_name: "max_buffer_size",
+                    })?;
+                let slots = gpu.scoped("creating the optimizer's step slots", || {
+                    gpu.device().create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("optim step slots"),
+                        size,
+                        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    })
+                })?;
+                Steps::Planned {
+                    slots,
+                    stride,
+                    capacity,
+                    planned: 0,
+                    last: StepScalars::initial(),
+                }
+            }
+        };
         // At most n + 256·65,535 threads, which fits u32 for any n we accept.
         let threads = row.saturating_mul(workgroups[1]);
         let hyper = Hyper::new(
@@ -333,14 +426,27 @@ impl GpuOptimizer {
         )?;
         let advance = gpu.pipeline(&advance_key(&config.schedule))?;
         let update = gpu.pipeline(&update_key(&config.rule))?;
-        let slot = |k: usize| slots[k].as_ref().map_or(gpu.placeholder(), |t| t.buffer());
-        let bind_group = gpu.bind_group(
+        let slot = |k: usize| {
+            slots[k]
+                .as_ref()
+                .map_or(gpu.placeholder(), |t| t.buffer())
+                .as_entire_binding()
+        };
+        let step_buffer = match &steps {
+            Steps::Advance(t) => t.buffer(),
+            Steps::Planned { slots, .. } => slots,
+        };
+        let bind_group = gpu.bind_group_with(
             &update,
-            &[
-                &uniform,
-                step.buffer(),
-                params.buffer(),
-                grads.buffer(),
+            vec![
+                uniform.as_entire_binding(),
+                wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: step_buffer,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(STEP_BYTES),
+                }),
+                params.buffer().as_entire_binding(),
+                grads.buffer().as_entire_binding(),
                 slot(0),
                 slot(1),
                 slot(2),
@@ -355,17 +461,22 @@ impl GpuOptimizer {
             bind_group,
             uniform,
             hyper,
-            step,
+            steps,
             state,
             workgroups,
             plateau: Plateau::new(&config.schedule),
         })
     }
 
-    /// Records one optimizer step (two dispatches) into an open compute
-    /// pass. Call it after the dispatches that write the gradients.
+    /// Records one optimizer step into an open compute pass: v1's two
+    /// dispatches (`advance`, then the update). Call it after the dispatches
+    /// that write the gradients. A v2 optimizer (planned steps) records
+    /// nothing here: use [`GpuOptimizer::record_planned`].
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        pass.set_bind_group(0, &*self.bind_group, &[]);
+        if !matches!(self.steps, Steps::Advance(_)) {
+            return;
+        }
+        pass.set_bind_group(0, &*self.bind_group, &[0]);
         pass.set_pipeline(&self.advance.pipeline);
         pass.dispatch_workgroups(1, 1, 1);
         pass.set_pipeline(&self.update.pipeline);
@@ -373,8 +484,82 @@ impl GpuOptimizer {
         pass.dispatch_workgroups(x, y, z);
     }
 
+    /// v2: computes the step scalars of the next `steps` updates on the host
+    /// (as the CPU twin does, with the plateau schedule's current rate) and
+    /// writes them into slots `0..steps`, taking effect at the next submit.
+    /// Slot `i` then holds update `t + i + 1`, `t` being the updates planned
+    /// before. Plan only after the previous plan's steps were submitted.
+    pub fn plan(&mut self, gpu: &Gpu, steps: usize) -> Result<()> {
+        let lr = self.config.lr * self.plateau.scale();
+        let config = self.config;
+        let Steps::Planned {
+            slots,
+            stride,
+            capacity,
+            planned,
+            last,
+        } = &mut self.steps
+        else {
+            return Err(Error::InvalidArgument {
+                name: "plan",
+                msg: "this optimizer advances its own step on the GPU (v1)".into(),
+            });
+        };
+        if steps > *capacity {
+            return Err(Error::InvalidArgument {
+                name: "steps",
+                msg: format!("{steps} updates do not fit the {capacity} planned slots"),
+            });
+        }
+        let mut bytes = vec![0u8; *stride as usize * steps];
+        let mut s = *last;
+        for slot in bytes.chunks_exact_mut(*stride as usize) {
+            s.advance(&config, lr);
+            slot[..STEP_BYTES as usize].copy_from_slice(bytemuck::bytes_of(&s));
+        }
+        if steps > 0 {
+            gpu.scoped("writing the planned step scalars", || {
+                gpu.queue().write_buffer(slots, 0, &bytes)
+            })?;
+        }
+        *last = s;
+        *planned = steps;
+        Ok(())
+    }
+
+    /// v2: records the update of planned slot `slot` (one dispatch).
+    pub fn record_planned(&self, pass: &mut wgpu::ComputePass<'_>, slot: usize) -> Result<()> {
+        let Steps::Planned {
+            stride, planned, ..
+        } = self.steps
+        else {
+            return Err(Error::InvalidArgument {
+                name: "record_planned",
+                msg: "this optimizer advances its own step on the GPU (v1): use record".into(),
+            });
+        };
+        if slot >= planned {
+            return Err(Error::InvalidArgument {
+                name: "slot",
+                msg: format!("slot {slot} was not planned ({planned} were)"),
+            });
+        }
+        // plan() keeps capacity · stride within u32.
+        pass.set_bind_group(0, &*self.bind_group, &[(slot as u64 * stride) as u32]);
+        pass.set_pipeline(&self.update.pipeline);
+        let [x, y, z] = self.workgroups;
+        pass.dispatch_workgroups(x, y, z);
+        Ok(())
+    }
+
+    /// Whether this is a v2 optimizer (host-planned step scalars).
+    pub fn is_planned(&self) -> bool {
+        matches!(self.steps, Steps::Planned { .. })
+    }
+
     /// Records `steps` steps in one pass of a new encoder and submits it
-    /// (no wait, no readback). The gradients stay what they are.
+    /// (no wait, no readback). The gradients stay what they are. A v2
+    /// optimizer runs planned slots `0..steps` ([`GpuOptimizer::plan`] first).
     pub fn run(&self, gpu: &Gpu, steps: usize) -> Result<()> {
         let mut encoder = gpu.encoder("optimizer");
         {
@@ -382,18 +567,28 @@ impl GpuOptimizer {
                 label: Some("optimizer"),
                 timestamp_writes: None,
             });
-            for _ in 0..steps {
-                self.record(&mut pass);
+            for i in 0..steps {
+                if self.is_planned() {
+                    self.record_planned(&mut pass, i)?;
+                } else {
+                    self.record(&mut pass);
+                }
             }
         }
         gpu.submit(encoder)?;
         Ok(())
     }
 
-    /// Reads back the step buffer: `t` and the scalars of the last update.
+    /// `t` and the scalars of the last update: read back from the step
+    /// buffer (v1), or the host's copy of the last planned slot (v2).
     pub fn step_scalars(&self, gpu: &Gpu) -> Result<StepScalars> {
-        let words = self.step.read(gpu)?;
-        Ok(bytemuck::pod_read_unaligned(bytemuck::cast_slice(&words)))
+        match &self.steps {
+            Steps::Advance(step) => {
+                let words = step.read(gpu)?;
+                Ok(bytemuck::pod_read_unaligned(bytemuck::cast_slice(&words)))
+            }
+            Steps::Planned { last, .. } => Ok(*last),
+        }
     }
 
     /// Ends an epoch for [`Schedule::ReduceOnPlateau`]: records `metric`
@@ -421,12 +616,27 @@ impl GpuOptimizer {
         for (t, v) in self.state.iter().zip(state) {
             t.write(gpu, v)?;
         }
-        self.step.write(gpu, bytemuck::cast_slice(&[step]))
+        self.set_step(gpu, step)
     }
 
-    /// Dispatches one recorded step makes: `advance`, then the update.
+    fn set_step(&mut self, gpu: &Gpu, step: StepScalars) -> Result<()> {
+        match &mut self.steps {
+            Steps::Advance(t) => t.write(gpu, bytemuck::cast_slice(&[step])),
+            Steps::Planned { last, planned, .. } => {
+                *last = step;
+                *planned = 0;
+                Ok(())
+            }
+        }
+    }
+
+    /// Dispatches one recorded step makes: v1 `advance`, then the update;
+    /// v2 the update alone.
     pub fn dispatches(&self) -> usize {
-        2
+        match self.steps {
+            Steps::Advance(_) => 2,
+            Steps::Planned { .. } => 1,
+        }
     }
 
     /// Restarts from step 0 with fresh state (parameters are left alone).
@@ -434,8 +644,7 @@ impl GpuOptimizer {
         for t in &self.state {
             t.fill(gpu, self.config.initial_state())?;
         }
-        self.step
-            .write(gpu, bytemuck::cast_slice(&[StepScalars::initial()]))?;
+        self.set_step(gpu, StepScalars::initial())?;
         self.plateau = Plateau::new(&self.config.schedule);
         self.hyper.lr = self.config.lr;
         gpu.scoped("resetting the learning rate", || {
@@ -473,7 +682,7 @@ impl GpuOptimizer {
         self.workgroups
     }
 
-    /// Dispatches one [`GpuOptimizer::record`] makes.
+    /// Dispatches one [`GpuOptimizer::record`] makes (v1).
     pub const DISPATCHES_PER_STEP: usize = 2;
 }
 
@@ -489,6 +698,9 @@ impl std::fmt::Debug for GpuOptimizer {
 
 /// 32-bit words of [`StepScalars`].
 const STEP_WORDS: usize = std::mem::size_of::<StepScalars>() / 4;
+
+/// Bytes of [`StepScalars`]: one step slot's binding size.
+pub const STEP_BYTES: u64 = std::mem::size_of::<StepScalars>() as u64;
 
 #[cfg(test)]
 mod tests {
@@ -520,6 +732,13 @@ mod tests {
         // Past max² workgroups y exceeds the limit too: check_dispatch refuses it.
         let ([_, y, _], _) = grid(5 * 256, 256, 2);
         assert_eq!(y, 3);
+    }
+
+    #[test]
+    fn hyper_and_step_scalars_mirror_the_wgsl_structs() {
+        use crate::kernels::mirror::check_mirror;
+        check_mirror!(Hyper, &OPTIM, "Hyper"; n, row, param_offset, grad_offset, lr, weight_decay, momentum, dampening, beta1, beta2, eps, lr_decay, step_size, gamma, t_max, eta_min, alpha, threads, _pad);
+        check_mirror!(StepScalars, &OPTIM, "StepScalars"; t, lr, decay_factor, beta1_pow, beta2_pow, adagrad_lr, step_size, bias_correction2_sqrt, keras_alpha, decay, _pad);
     }
 
     #[test]

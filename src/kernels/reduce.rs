@@ -103,7 +103,7 @@ fn totals_key(accumulate: bool) -> PipelineKey {
     }
 }
 
-/// Every pipeline these launchers can build (validated by `tests/shaders.rs`).
+/// Every pipeline these launchers can build (validated by `tests/cpu/shaders.rs`).
 pub fn specialisations() -> Vec<PipelineKey> {
     let mut keys = Vec::new();
     for kernel in ColumnSumKernel::ALL {
@@ -370,4 +370,14 @@ pub fn loss_correct_sum(
     let count = GpuTensor::zeros(gpu, &[1])?;
     LossCorrectSum::new(gpu, loss, correct, &total, &count, false)?.run(gpu, 1)?;
     Ok((total, count))
+}
+
+#[cfg(test)]
+mod layout {
+    use crate::kernels::mirror::check_mirror;
+
+    #[test]
+    fn params_mirrors_the_wgsl_struct() {
+        check_mirror!(super::Params, &crate::shaders::REDUCE, "Params"; rows, cols, x_offset, h_offset, dz_offset, sums_offset, flags_offset, count_offset);
+    }
 }

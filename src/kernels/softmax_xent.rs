@@ -1,5 +1,7 @@
 //! Launcher for `shaders/softmax_xent.wgsl`: per-row softmax cross-entropy,
-//! its gradient and the correct-prediction flag, in one pass over the logits.
+//! its gradient and the correct-prediction flag, in one pass over the logits;
+//! and ([`SoftmaxXent::with_totals`], v3) the same with the batch's loss and
+//! correct count added to running totals in the same dispatch.
 //!
 //! ```no_run
 //! # use wgpu_train::{Gpu, GpuLabels, GpuTensor, kernels::softmax_xent};
@@ -87,23 +89,36 @@ struct Params {
     loss_offset: u32,
     correct_offset: u32,
     dlogits_offset: u32,
-    _pad: u32,
+    total_offset: u32,
+    count_offset: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 fn key(kernel: SoftmaxXentKernel, with_grad: bool) -> PipelineKey {
+    entry_key(kernel.entry(), with_grad)
+}
+
+fn entry_key(entry: &'static str, with_grad: bool) -> PipelineKey {
     PipelineKey {
         shader: &SOFTMAX_XENT,
-        entry: kernel.entry(),
+        entry,
         constants: vec![("WRITE_GRAD", if with_grad { 1.0 } else { 0.0 })],
     }
 }
 
-/// Every pipeline this launcher can build (validated by `tests/shaders.rs`).
+/// The fused version's entry point (v3: rows and batch totals).
+const TOTALS_ENTRY: &str = "xent_totals";
+
+/// Every pipeline this launcher can build (validated by `tests/cpu/shaders.rs`).
 pub fn specialisations() -> Vec<PipelineKey> {
-    SoftmaxXentKernel::ALL
+    let mut keys: Vec<PipelineKey> = SoftmaxXentKernel::ALL
         .iter()
         .flat_map(|&k| [key(k, true), key(k, false)])
-        .collect()
+        .collect();
+    keys.push(entry_key(TOTALS_ENTRY, true));
+    keys.push(entry_key(TOTALS_ENTRY, false));
+    keys
 }
 
 /// One softmax cross-entropy, ready to record: pipeline and bind group are
@@ -131,6 +146,49 @@ impl SoftmaxXent {
         dlogits: Option<&GpuTensor<f32>>,
         kernel: SoftmaxXentKernel,
     ) -> Result<Self> {
+        Self::build(gpu, logits, labels, loss, correct, dlogits, kernel, None)
+    }
+
+    /// v3, fused with the batch totals: what [`SoftmaxXent::new`] computes
+    /// (with v1's arithmetic), and in the same dispatch `total += Σ loss`
+    /// and `count += Σ correct` (one-element tensors, zeroed by the caller
+    /// at the start of an epoch) in the fixed order of
+    /// [`super::LossCorrectSum`] — the same bits as v1 followed by it with
+    /// `accumulate`. One workgroup does the whole batch.
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_totals(
+        gpu: &Gpu,
+        logits: &GpuTensor<f32>,
+        labels: &GpuLabels,
+        loss: &GpuTensor<f32>,
+        correct: &GpuTensor<u32>,
+        dlogits: Option<&GpuTensor<f32>>,
+        total: &GpuTensor<f32>,
+        count: &GpuTensor<u32>,
+    ) -> Result<Self> {
+        Self::build(
+            gpu,
+            logits,
+            labels,
+            loss,
+            correct,
+            dlogits,
+            SoftmaxXentKernel::V1Row,
+            Some((total, count)),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        gpu: &Gpu,
+        logits: &GpuTensor<f32>,
+        labels: &GpuLabels,
+        loss: &GpuTensor<f32>,
+        correct: &GpuTensor<u32>,
+        dlogits: Option<&GpuTensor<f32>>,
+        kernel: SoftmaxXentKernel,
+        totals: Option<(&GpuTensor<f32>, &GpuTensor<u32>)>,
+    ) -> Result<Self> {
         const OP: &str = "softmax_xent";
         let shape = SoftmaxXentShape::resolve(logits.shape(), labels.tensor().shape())?;
         if labels.classes() != shape.c {
@@ -150,6 +208,12 @@ impl SoftmaxXent {
             check_shape(OP, "dlogits", d, &[shape.n, shape.c])?;
             writes.push(Operand::of("dlogits", d));
         }
+        if let Some((total, count)) = totals {
+            check_shape(OP, "total", total, &[1])?;
+            check_shape(OP, "count", count, &[1])?;
+            writes.push(Operand::of("total", total));
+            writes.push(Operand::of("count", count));
+        }
         let reads = [
             Operand::of("logits", logits),
             Operand::of("labels", labels.tensor()),
@@ -160,7 +224,10 @@ impl SoftmaxXent {
             SoftmaxXentKernel::Auto => SoftmaxXentKernel::choose(gpu, &shape),
             k => k,
         };
-        let workgroups = fold(gpu, OP, shape.n.div_ceil(kernel.rows_per_group()) as u64)?;
+        let workgroups = match totals {
+            Some(_) => [1, 1, 1],
+            None => fold(gpu, OP, shape.n.div_ceil(kernel.rows_per_group()) as u64)?,
+        };
         // GpuTensor keeps every element index within u32.
         let params = Params {
             n: shape.n as u32,
@@ -170,10 +237,16 @@ impl SoftmaxXent {
             loss_offset: loss.offset() as u32,
             correct_offset: correct.offset() as u32,
             dlogits_offset: dlogits.map_or(0, |d| d.offset() as u32),
-            _pad: 0,
+            total_offset: totals.map_or(0, |(t, _)| t.offset() as u32),
+            count_offset: totals.map_or(0, |(_, c)| c.offset() as u32),
+            _pad0: 0,
+            _pad1: 0,
         };
         let with_grad = dlogits.is_some();
-        let pipeline = gpu.pipeline(&key(kernel, with_grad))?;
+        let pipeline = gpu.pipeline(&match totals {
+            Some(_) => entry_key(TOTALS_ENTRY, with_grad),
+            None => key(kernel, with_grad),
+        })?;
         let uniform = uniform(gpu, "softmax_xent params", &params)?;
         let dlogits_buffer = dlogits.map_or(gpu.placeholder_rw(), |d| d.buffer());
         let bind_group = gpu.bind_group(
@@ -185,6 +258,8 @@ impl SoftmaxXent {
                 loss.buffer(),
                 correct.buffer(),
                 dlogits_buffer,
+                totals.map_or(gpu.placeholder_rw(), |(t, _)| t.buffer()),
+                totals.map_or(gpu.placeholder_rw(), |(_, c)| c.buffer()),
             ],
         )?;
         Ok(SoftmaxXent {
@@ -285,4 +360,14 @@ pub fn softmax_xent_with(
         correct,
         dlogits,
     })
+}
+
+#[cfg(test)]
+mod layout {
+    use crate::kernels::mirror::check_mirror;
+
+    #[test]
+    fn params_mirrors_the_wgsl_struct() {
+        check_mirror!(super::Params, &crate::shaders::SOFTMAX_XENT, "Params"; n, c, logits_offset, labels_offset, loss_offset, correct_offset, dlogits_offset, total_offset, count_offset, _pad0, _pad1);
+    }
 }

@@ -1,7 +1,7 @@
 //! The linear softmax classifier of the course notebooks: W is C×(D+1) with
 //! the bias folded in as the last column (the input rows carry a trailing 1).
 
-use super::{Builder, Model, Op, ParamSpec, Program, Region};
+use super::{Builder, Model, Op, ParamSpec, Program, Region, fuse_totals};
 use crate::error::{Error, Result};
 use crate::shapes::MatmulOptions;
 use rand::SeedableRng;
@@ -127,6 +127,16 @@ impl Model for LinearSoftmax {
             dlogits: None,
         });
         b.finish(x, loss, correct)
+    }
+
+    /// The same ops but the fused softmax cross-entropy with the batch
+    /// totals: the bias is already inside the one weight-gradient product.
+    fn fused_train_program(&self, rows: usize) -> Program {
+        fuse_totals(self.train_program(rows))
+    }
+
+    fn fused_eval_program(&self, rows: usize) -> Program {
+        fuse_totals(self.eval_program(rows))
     }
 
     fn flops_per_example(&self) -> u64 {

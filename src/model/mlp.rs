@@ -1,7 +1,7 @@
 //! The multilayer perceptron of the classic Keras MNIST example:
 //! 784-128-128-10 with sigmoid (or ReLU) hidden layers and softmax output.
 
-use super::{Builder, Model, Op, ParamSpec, Program, Region, TensorId};
+use super::{Builder, Model, Op, ParamSpec, Program, Region, TensorId, fuse_totals};
 use crate::error::{Error, Result};
 use crate::shapes::{Activation, MatmulOptions};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
@@ -232,6 +232,68 @@ impl Model for Mlp {
             dlogits: None,
         });
         b.finish(x, loss, correct)
+    }
+
+    fn fused_train_program(&self, rows: usize) -> Program {
+        let mut b = Builder::new(rows);
+        let (x, inputs, logits) = self.forward(&mut b, rows);
+        let classes = self.classes();
+        let loss = b.tensor("loss", &[rows], Region::Work);
+        let correct = b.tensor("correct", &[rows], Region::WorkU32);
+        let dlogits = b.tensor("dlogits", &[rows, classes], Region::Work);
+        b.op(Op::SoftmaxXentTotals {
+            logits,
+            loss,
+            correct,
+            dlogits: Some(dlogits),
+        });
+        // Backward, last layer first: one dispatch per layer, which computes
+        // its weight and bias gradients and (but for the first layer) the dz
+        // of the layer below, through its activation: train_program's five
+        // kernels per hidden layer in one.
+        let params = self.parameters();
+        let mut dz = dlogits;
+        for l in (0..self.layers()).rev() {
+            let (w, bias) = (&params[2 * l], &params[2 * l + 1]);
+            let wid = b.tensor(&w.name, &w.shape, Region::Param { offset: w.offset });
+            let dw = b.tensor(
+                &format!("d{}", w.name),
+                &w.shape,
+                Region::Grad { offset: w.offset },
+            );
+            let db = b.tensor(
+                &format!("d{}", bias.name),
+                &bias.shape,
+                Region::Grad {
+                    offset: bias.offset,
+                },
+            );
+            if l == 0 {
+                b.op(Op::WeightGrad {
+                    dz,
+                    h: inputs[l],
+                    dw,
+                    db,
+                });
+                break;
+            }
+            let dz_below = b.tensor(&format!("dz{l}"), &[rows, self.sizes[l]], Region::Work);
+            b.op(Op::LayerBackward {
+                dz,
+                h: inputs[l],
+                w: wid,
+                dw,
+                db,
+                dz_below,
+                activation: self.activation,
+            });
+            dz = dz_below;
+        }
+        b.finish(x, loss, correct)
+    }
+
+    fn fused_eval_program(&self, rows: usize) -> Program {
+        fuse_totals(self.eval_program(rows))
     }
 
     fn flops_per_example(&self) -> u64 {

@@ -5,6 +5,12 @@
 //!
 //! Parameters and gradients each live in one flat buffer (per-tensor offsets
 //! from [`Model::parameters`]), so the optimizer is one dispatch.
+//!
+//! Each model has two training programs: the reference
+//! ([`Model::train_program`]), one op per unfused kernel, and the fused one
+//! ([`Model::fused_train_program`]), whose ops each map to one fused kernel
+//! ([`Op::WeightGrad`], [`Op::LayerBackward`], [`Op::SoftmaxXentTotals`]):
+//! the same arithmetic in fewer dispatches (see `TrainConfig::fused`).
 
 mod linear;
 mod mlp;
@@ -70,6 +76,35 @@ pub enum Op {
     },
     /// `sums = Σ_rows x`.
     ColumnSum { x: TensorId, sums: TensorId },
+    /// Fused: `dw = dzᵀ·h` and `db = Σ_rows dz` in one product (h with a
+    /// virtual column of ones): a layer's weight and bias gradients.
+    WeightGrad {
+        dz: TensorId,
+        h: TensorId,
+        dw: TensorId,
+        db: TensorId,
+    },
+    /// Fused: a hidden layer's whole backward in one kernel: [`Op::WeightGrad`]
+    /// (`dw`, `db`) and `dz_below = (dz·w) ⊙ act'(h)`, the gradient at the
+    /// pre-activation of the layer below, whose output `h` is.
+    LayerBackward {
+        dz: TensorId,
+        h: TensorId,
+        w: TensorId,
+        dw: TensorId,
+        db: TensorId,
+        dz_below: TensorId,
+        activation: Activation,
+    },
+    /// Fused: [`Op::SoftmaxXent`], and the batch's loss and correct count
+    /// added to the epoch's totals in the same kernel (the runner then adds
+    /// nothing itself).
+    SoftmaxXentTotals {
+        logits: TensorId,
+        loss: TensorId,
+        correct: TensorId,
+        dlogits: Option<TensorId>,
+    },
 }
 
 /// A training step or an evaluation pass for a batch of `rows` examples.
@@ -90,6 +125,36 @@ impl Program {
     pub fn spec(&self, id: TensorId) -> &TensorSpec {
         &self.tensors[id.0]
     }
+
+    /// Whether an op adds the batch's loss and correct count to the epoch's
+    /// totals itself ([`Op::SoftmaxXentTotals`]).
+    pub fn accumulates_totals(&self) -> bool {
+        self.ops
+            .iter()
+            .any(|op| matches!(op, Op::SoftmaxXentTotals { .. }))
+    }
+}
+
+/// The program with its softmax cross-entropy replaced by the fused one
+/// that also adds the batch totals.
+pub(crate) fn fuse_totals(mut program: Program) -> Program {
+    for op in &mut program.ops {
+        if let Op::SoftmaxXent {
+            logits,
+            loss,
+            correct,
+            dlogits,
+        } = *op
+        {
+            *op = Op::SoftmaxXentTotals {
+                logits,
+                loss,
+                correct,
+                dlogits,
+            };
+        }
+    }
+    program
 }
 
 /// Builds a program's tensor table.
@@ -173,6 +238,15 @@ pub trait Model: Send + Sync {
     fn train_program(&self, rows: usize) -> Program;
     /// Forward and loss only.
     fn eval_program(&self, rows: usize) -> Program;
+    /// [`Model::train_program`] with fused ops (fewer kernels, the same
+    /// arithmetic); the reference program unless a model has one.
+    fn fused_train_program(&self, rows: usize) -> Program {
+        self.train_program(rows)
+    }
+    /// [`Model::eval_program`] with fused ops.
+    fn fused_eval_program(&self, rows: usize) -> Program {
+        self.eval_program(rows)
+    }
     /// Matrix-product FLOPs of one training step per example (for reports).
     fn flops_per_example(&self) -> u64;
 }

@@ -1,39 +1,54 @@
 //! The strategies' CPU side: the same chunks and the same sequence of
-//! operations as [`super::GpuEngine`], through the ndarray twins
+//! operations as [`super::GpuBackend`], through the ndarray twins
 //! (`cpu::matmul`, `cpu::softmax_xent`, `cpu::column_sum`,
 //! `cpu::loss_correct_sum`, `CpuOptimizer`). Candidates are scored in the
 //! wide layout (one GEMM of N = K·C per chunk): the best shape for the CPU
-//! too, so the baseline is not a strawman.
+//! too, so the baseline is not a strawman. Gradients are the linear model's
+//! training program ([`LinearSoftmax::train_program`]) run by the training
+//! loop's CPU runner: the model's one backward, not a copy of it.
 
 use super::{
-    Engine, EpochStats, Evaluation, Problem, Split, chunk_ranges, step_ranges, weight_count,
+    Backend, EpochStats, Evaluation, Problem, Split, chunk_ranges, one_weight, step_ranges,
+    weight_count,
 };
 use crate::cpu;
 use crate::cpu::optim::CpuOptimizer;
 use crate::error::{Error, Result};
+use crate::model::{LinearSoftmax, Model};
 use crate::optim::OptimizerConfig;
 use crate::shapes::MatmulOptions;
+use crate::train::CpuProgram;
 use ndarray::{Array2, ArrayView2, Ix2, s};
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-/// The CPU twins as an [`Engine`].
-pub struct CpuEngine {
+/// The CPU twins as a [`Backend`].
+pub struct CpuBackend {
     problem: Arc<Problem>,
     chunk_rows: usize,
     grad_rows: usize,
+    model: LinearSoftmax,
+    /// The model's training program per batch size, built on first use.
+    programs: BTreeMap<usize, CpuProgram>,
+    /// dW of the last step, written by the program.
+    grads: Vec<f32>,
 }
 
-impl CpuEngine {
-    /// An engine over `problem` in chunks of `chunk_rows` rows; the
+impl CpuBackend {
+    /// A backend over `problem` in chunks of `chunk_rows` rows; the
     /// minibatch is the first `grad_rows` training rows.
     /// Checks that the problem's shapes and labels agree.
     pub fn new(problem: Arc<Problem>, chunk_rows: usize, grad_rows: usize) -> Result<Self> {
         problem.check()?;
-        Ok(CpuEngine {
+        let model = LinearSoftmax::new(problem.features() - 1, problem.classes)?;
+        Ok(CpuBackend {
+            grads: vec![0.0; problem.weights()],
             problem,
             chunk_rows: chunk_rows.max(1),
             grad_rows: grad_rows.max(1),
+            model,
+            programs: BTreeMap::new(),
         })
     }
 
@@ -57,7 +72,7 @@ fn scores(x: ArrayView2<f32>, w: ArrayView2<f32>) -> Result<Array2<f32>> {
         .map_err(|e| Error::shape("strategies", e))
 }
 
-impl Engine for CpuEngine {
+impl Backend for CpuBackend {
     fn label(&self) -> &'static str {
         "CPU"
     }
@@ -112,10 +127,10 @@ impl Engine for CpuEngine {
     }
 
     fn gradient(&mut self, w: &[f32]) -> Result<(f32, Vec<f32>)> {
-        weight_count(&self.problem, w, "W")?;
+        one_weight(&self.problem, w, "gradient")?;
         let n = self.grad_rows.min(self.problem.y_train.len());
-        let (loss, _, dw) = self.step(w, 0..n)?;
-        Ok((loss / n as f32, dw))
+        let (loss, _) = self.step(w, 0..n)?;
+        Ok((loss / n as f32, self.grads.clone()))
     }
 
     fn descend(
@@ -125,19 +140,19 @@ impl Engine for CpuEngine {
         epochs: usize,
         lr: f32,
     ) -> Result<(Vec<EpochStats>, Vec<f32>)> {
-        weight_count(&self.problem, w0, "W")?;
+        one_weight(&self.problem, w0, "descend")?;
         let n = self.problem.y_train.len();
         let steps = step_ranges(n, self.chunk_rows, batch);
         let mut w = w0.to_vec();
         let mut opt = CpuOptimizer::new(OptimizerConfig::sgd(lr), w.len())?;
-        let mut stats = Vec::with_capacity(epochs);
+        let mut stats = Vec::new();
         for _ in 0..epochs {
             let (mut total, mut count) = (0.0f32, 0u32);
             for r in &steps {
-                let (t, c, dw) = self.step(&w, r.clone())?;
+                let (t, c) = self.step(&w, r.clone())?;
                 total += t;
                 count += c;
-                opt.step(&mut w, &dw)?;
+                opt.step(&mut w, &self.grads)?;
             }
             stats.push(EpochStats {
                 loss: total / n as f32,
@@ -148,21 +163,15 @@ impl Engine for CpuEngine {
     }
 }
 
-impl CpuEngine {
-    /// One forward and backward on training rows `r`: the batch's loss
-    /// total, correct count and dW = dlogitsᵀ·x (dlogits already divided by
-    /// the batch size, so dW is the mean loss's gradient).
-    fn step(&self, w: &[f32], r: Range<usize>) -> Result<(f32, u32, Vec<f32>)> {
-        let (c, f) = (self.problem.classes, self.problem.features());
-        let w = ArrayView2::from_shape((c, f), w).map_err(|e| Error::shape("gradient", e))?;
+impl CpuBackend {
+    /// The model's training program on training rows `r`: the batch's loss
+    /// total and correct count, with dW (of the mean loss) in `self.grads`.
+    fn step(&mut self, w: &[f32], r: Range<usize>) -> Result<(f32, u32)> {
+        let program = self
+            .programs
+            .entry(r.len())
+            .or_insert_with(|| CpuProgram::new(self.model.train_program(r.len())));
         let x = self.problem.x_train.slice(s![r.clone(), ..]);
-        let logits = scores(x, w)?;
-        let out = cpu::softmax_xent::<f32, _, _>(&logits, &self.problem.y_train[r])?;
-        let (total, count) = cpu::loss_correct_sum(&out.loss.to_vec(), &out.correct.to_vec())?;
-        let dlogits = out
-            .dlogits
-            .ok_or_else(|| Error::shape("gradient", "softmax_xent returned no gradient"))?;
-        let dw = cpu::matmul(&dlogits, &x, None, MatmulOptions::tn())?;
-        Ok((total, count, dw.iter().copied().collect()))
+        program.run(x.into_dyn(), &self.problem.y_train[r], w, &mut self.grads)
     }
 }

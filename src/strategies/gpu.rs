@@ -4,13 +4,15 @@
 //!
 //! Scoring K candidates on a split records, per chunk, one matmul, one
 //! softmax-CE and the loss sums of the [`ScoreLayout`], all into one pass of
-//! one encoder; one readback returns the K totals. Minibatch descent
-//! records a whole epoch (forward matmul, softmax-CE, loss sum, dW matmul,
-//! SGD: 6 dispatches a step) into one encoder and reads the epoch's loss
-//! and correct count back once.
+//! one encoder; one readback returns the K totals. The gradient and
+//! minibatch descent run the linear model's training program through the
+//! training loop's GPU runner: descent records a whole epoch (forward
+//! matmul, softmax-CE, dW matmul, loss sum, then SGD: 6 dispatches a step)
+//! into one encoder and reads the epoch's loss and correct count back once.
 
 use super::{
-    Engine, EpochStats, Evaluation, Problem, ScoreLayout, Split, Task, chunk_ranges, weight_count,
+    Backend, EpochStats, Evaluation, Problem, ScoreLayout, Split, Task, chunk_ranges, one_weight,
+    weight_count,
 };
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuLabels, GpuTensor};
@@ -18,8 +20,10 @@ use crate::kernels::{
     ColumnSum, ColumnSumKernel, GpuOptimizer, LossCorrectSum, Matmul, MatmulKernel, SoftmaxXent,
     SoftmaxXentKernel,
 };
+use crate::model::{LinearSoftmax, Model};
 use crate::optim::OptimizerConfig;
 use crate::shapes::MatmulOptions;
+use crate::train::{Bindings, GpuProgram};
 use ndarray::{ArrayView2, s};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -108,7 +112,7 @@ struct ChunkScore {
 }
 
 /// K candidates scored on one split, built once.
-struct Scorer {
+struct ScorePlan {
     w: GpuTensor<f32>,
     chunks: Vec<ChunkScore>,
     /// Wide: the sum over the chunks' rows of totals.
@@ -119,7 +123,7 @@ struct Scorer {
     dispatches: usize,
 }
 
-impl Scorer {
+impl ScorePlan {
     fn new(
         gpu: &Gpu,
         rows: &Rows,
@@ -231,7 +235,7 @@ impl Scorer {
             .map(|ch| 2 + ch.sums.len() + usize::from(ch.column.is_some()))
             .sum::<usize>()
             + usize::from(total_over_chunks.is_some());
-        Ok(Scorer {
+        Ok(ScorePlan {
             w,
             chunks,
             total_over_chunks,
@@ -274,95 +278,47 @@ impl Scorer {
     }
 }
 
-/// One minibatch's forward and backward.
-struct Step {
-    forward: Matmul,
-    xent: SoftmaxXent,
-    sum: LossCorrectSum,
-    backward: Matmul,
-}
-
-impl Step {
-    const DISPATCHES: usize = 4;
-
-    fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        self.forward.record(pass);
-        self.xent.record(pass);
-        self.sum.record(pass);
-        self.backward.record(pass);
-    }
-}
-
-/// The forward and backward of every minibatch of an epoch over W, built
-/// once: logits = x·Wᵀ, softmax-CE (loss, correct, dlogits), loss and
-/// correct totals accumulated over the epoch, dW = dlogitsᵀ·x.
+/// The linear model's training program on every minibatch of an epoch
+/// over W, compiled once per minibatch (each binds its own rows of a chunk):
+/// logits = x·Wᵀ, softmax-CE (loss, correct, dlogits), dW = dlogitsᵀ·x,
+/// and the loss and correct totals accumulated over the epoch. The program
+/// is [`LinearSoftmax::train_program`], run by the training loop's GPU
+/// runner: the model's one backward.
 struct GradPlan {
     w: GpuTensor<f32>,
     dw: GpuTensor<f32>,
     total: GpuTensor<f32>,
     count: GpuTensor<u32>,
-    steps: Vec<Step>,
+    steps: Vec<GpuProgram>,
 }
 
 impl GradPlan {
     fn new(gpu: &Gpu, rows: &Rows, batch: usize, classes: usize, features: usize) -> Result<Self> {
-        let c = classes;
+        let model = LinearSoftmax::new(features - 1, classes)?;
         let max_batch = batch.min(rows.max_chunk()).max(1);
-        let w = GpuTensor::<f32>::zeros(gpu, &[c, features])?;
-        let dw = GpuTensor::<f32>::zeros(gpu, &[c, features])?;
-        let logits = GpuTensor::<f32>::zeros(gpu, &[max_batch, c])?;
-        let dlogits = GpuTensor::<f32>::zeros(gpu, &[max_batch, c])?;
-        let loss = GpuTensor::<f32>::zeros(gpu, &[max_batch])?;
-        let correct = GpuTensor::<u32>::zeros(gpu, &[max_batch])?;
+        let w = GpuTensor::<f32>::zeros(gpu, &[classes, features])?;
+        let dw = GpuTensor::<f32>::zeros(gpu, &[classes, features])?;
         let total = GpuTensor::<f32>::zeros(gpu, &[1])?;
         let count = GpuTensor::<u32>::zeros(gpu, &[1])?;
+        let mut programs = HashMap::new();
         let mut steps = Vec::new();
         for ch in &rows.chunks {
             // The same batches as `super::step_ranges`: none crosses a chunk.
             for start in (0..ch.rows()).step_by(max_batch) {
                 let b = max_batch.min(ch.rows() - start);
+                let program = programs.entry(b).or_insert_with(|| model.train_program(b));
                 let x = ch.x.view(start * features, &[b, features])?;
                 let labels = ch.labels.view(start, b)?;
-                let logits = logits.view(0, &[b, c])?;
-                let dlogits = dlogits.view(0, &[b, c])?;
-                let loss = loss.view(0, &[b])?;
-                let correct = correct.view(0, &[b])?;
-                let forward = Matmul::new(
-                    gpu,
-                    &x,
-                    &w,
-                    None,
-                    &logits,
-                    MatmulOptions::nt(),
-                    MatmulKernel::Auto,
-                )?;
-                let xent = SoftmaxXent::new(
-                    gpu,
-                    &logits,
-                    &labels,
-                    &loss,
-                    &correct,
-                    Some(&dlogits),
-                    SoftmaxXentKernel::Auto,
-                )?;
-                // The epoch's first step overwrites the totals, the rest add.
-                let sum =
-                    LossCorrectSum::new(gpu, &loss, &correct, &total, &count, !steps.is_empty())?;
-                let backward = Matmul::new(
-                    gpu,
-                    &dlogits,
-                    &x,
-                    None,
-                    &dw,
-                    MatmulOptions::tn(),
-                    MatmulKernel::Auto,
-                )?;
-                steps.push(Step {
-                    forward,
-                    xent,
-                    sum,
-                    backward,
-                });
+                let bindings = Bindings {
+                    x: &x,
+                    y: labels.tensor(),
+                    classes,
+                    params: &w,
+                    grads: &dw,
+                    loss_total: &total,
+                    correct_total: &count,
+                };
+                steps.push(GpuProgram::compile(gpu, program, &bindings, None)?);
             }
         }
         Ok(GradPlan {
@@ -373,10 +329,40 @@ impl GradPlan {
             steps,
         })
     }
+
+    /// Dispatches one step records.
+    fn dispatches_per_step(&self) -> usize {
+        self.steps.first().map_or(0, GpuProgram::dispatches_rows)
+    }
+
+    /// Records every step (each followed by `after`, the optimizer when
+    /// descending) into one pass and submits it; the totals start at zero.
+    fn run(
+        &self,
+        gpu: &Gpu,
+        label: &str,
+        after: impl Fn(&mut wgpu::ComputePass<'_>),
+    ) -> Result<()> {
+        self.total.fill(gpu, 0.0)?;
+        self.count.fill(gpu, 0)?;
+        let mut encoder = gpu.encoder(label);
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(label),
+                timestamp_writes: None,
+            });
+            for step in &self.steps {
+                step.record_rows(&mut pass)?;
+                after(&mut pass);
+            }
+        }
+        gpu.submit(encoder)?;
+        Ok(())
+    }
 }
 
-/// The GPU kernels as an [`super::Engine`].
-pub struct GpuEngine<'g> {
+/// The GPU kernels as a [`super::Backend`].
+pub struct GpuBackend<'g> {
     gpu: &'g Gpu,
     problem: Arc<Problem>,
     train: Rows,
@@ -384,14 +370,14 @@ pub struct GpuEngine<'g> {
     minibatch: Rows,
     per_pass: usize,
     layout: ScoreLayout,
-    scorers: HashMap<(Split, usize, ScoreLayout), Scorer>,
+    scorers: HashMap<(Split, usize, ScoreLayout), ScorePlan>,
     gradient: Option<GradPlan>,
     descents: HashMap<usize, GradPlan>,
     score_dispatches: Option<usize>,
     descent_dispatches: Option<usize>,
 }
 
-impl<'g> GpuEngine<'g> {
+impl<'g> GpuBackend<'g> {
     /// Uploads both splits (and the first `grad_rows` training rows as the
     /// minibatch) in chunks of `chunk_rows` rows; scores up to
     /// `candidates_per_pass` candidates per pass, fewer where a pass's
@@ -436,7 +422,7 @@ impl<'g> GpuEngine<'g> {
             .min(by_scores)
             .min(by_weights)
             .max(1) as usize;
-        Ok(GpuEngine {
+        Ok(GpuBackend {
             gpu,
             problem,
             train,
@@ -475,7 +461,7 @@ impl<'g> GpuEngine<'g> {
         let key = (split, k, layout.resolve());
         if !self.scorers.contains_key(&key) {
             let (c, f) = (self.problem.classes, self.problem.features());
-            let scorer = Scorer::new(self.gpu, self.rows(split), k, c, f, layout)?;
+            let scorer = ScorePlan::new(self.gpu, self.rows(split), k, c, f, layout)?;
             self.scorers.insert(key, scorer);
         }
         Ok(key)
@@ -518,7 +504,7 @@ impl<'g> GpuEngine<'g> {
     }
 }
 
-impl Engine for GpuEngine<'_> {
+impl Backend for GpuBackend<'_> {
     fn label(&self) -> &'static str {
         "GPU"
     }
@@ -538,9 +524,7 @@ impl Engine for GpuEngine<'_> {
     }
 
     fn evaluate(&mut self, split: Split, w: &[f32]) -> Result<Evaluation> {
-        if weight_count(&self.problem, w, "W")? != 1 {
-            return Err(Error::shape("evaluate", "expects exactly one W"));
-        }
+        one_weight(&self.problem, w, "evaluate")?;
         let (losses, counts, _) = self.score_group(split, w, ScoreLayout::Batched)?;
         let count = counts.and_then(|c| c.first().copied()).unwrap_or(0);
         Ok(Evaluation {
@@ -550,26 +534,14 @@ impl Engine for GpuEngine<'_> {
     }
 
     fn gradient(&mut self, w: &[f32]) -> Result<(f32, Vec<f32>)> {
-        if weight_count(&self.problem, w, "W")? != 1 {
-            return Err(Error::shape("gradient", "expects exactly one W"));
-        }
+        one_weight(&self.problem, w, "gradient")?;
         self.ensure_gradient()?;
         let plan = self
             .gradient
             .as_ref()
             .ok_or_else(|| Error::shape("strategies", "gradient plan missing"))?;
         plan.w.write(self.gpu, w)?;
-        let mut encoder = self.gpu.encoder("gradient");
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("gradient"),
-                timestamp_writes: None,
-            });
-            for step in &plan.steps {
-                step.record(&mut pass);
-            }
-        }
-        self.gpu.submit(encoder)?;
+        plan.run(self.gpu, "gradient", |_| {})?;
         let total = plan.total.read(self.gpu)?[0];
         let dw = plan.dw.read(self.gpu)?;
         Ok((total / self.minibatch.rows as f32, dw))
@@ -582,9 +554,7 @@ impl Engine for GpuEngine<'_> {
         epochs: usize,
         lr: f32,
     ) -> Result<(Vec<EpochStats>, Vec<f32>)> {
-        if weight_count(&self.problem, w0, "W")? != 1 {
-            return Err(Error::shape("descend", "expects exactly one W"));
-        }
+        one_weight(&self.problem, w0, "descend")?;
         let gpu = self.gpu;
         self.ensure_descent(batch)?;
         let plan = self
@@ -593,22 +563,11 @@ impl Engine for GpuEngine<'_> {
             .ok_or_else(|| Error::shape("strategies", "descent plan missing"))?;
         plan.w.write(gpu, w0)?;
         let opt = GpuOptimizer::new(gpu, OptimizerConfig::sgd(lr), &plan.w, &plan.dw)?;
-        self.descent_dispatches = Some(Step::DISPATCHES + GpuOptimizer::DISPATCHES_PER_STEP);
+        self.descent_dispatches = Some(plan.dispatches_per_step() + opt.dispatches());
         let n = self.train.rows as f32;
-        let mut stats = Vec::with_capacity(epochs);
+        let mut stats = Vec::new();
         for _ in 0..epochs {
-            let mut encoder = gpu.encoder("epoch");
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("epoch"),
-                    timestamp_writes: None,
-                });
-                for step in &plan.steps {
-                    step.record(&mut pass);
-                    opt.record(&mut pass);
-                }
-            }
-            gpu.submit(encoder)?;
+            plan.run(gpu, "epoch", |pass| opt.record(pass))?;
             // One wait per epoch: the first read waits for the epoch's work,
             // the second copies four bytes.
             let total = plan.total.read(gpu)?[0];

@@ -17,13 +17,13 @@
 //!    the minibatch loss after one step `W − s·dW` for `s` = 1e-10 … 1e-1.
 //! 4. [`descent`]: minibatch gradient descent, then the test accuracy.
 //!
-//! Each strategy is written once against the [`Engine`] trait, which
-//! [`GpuEngine`] implements with the crate's kernels and [`CpuEngine`] with
+//! Each strategy is written once against the [`Backend`] trait, which
+//! [`GpuBackend`] implements with the crate's kernels and [`CpuBackend`] with
 //! their ndarray twins, so the two runs do the same work in the same order
 //! and their results and times can be set side by side. [`Strategies`]
-//! bundles a problem, both engines and the options, and runs each strategy
+//! bundles a problem, both backends and the options, and runs each strategy
 //! on both: `examples/strategies.rs` prints what it returns, and
-//! `tests/strategies.rs` checks it.
+//! `tests/gpu/strategies.rs` checks it.
 //!
 //! The training examples are held as f32 rows (the Gaussian data of the
 //! notebook has no u8 form) and split into chunks of [`Options::chunk_rows`]
@@ -34,8 +34,8 @@
 mod cpu;
 mod gpu;
 
-pub use cpu::CpuEngine;
-pub use gpu::GpuEngine;
+pub use cpu::CpuBackend;
+pub use gpu::GpuBackend;
 
 use crate::cpu::gradcheck::{linear_softmax_loss, rel_error};
 use crate::data::{Splits, synthetic};
@@ -194,6 +194,14 @@ fn weight_count(problem: &Problem, w: &[f32], what: &str) -> Result<usize> {
     Ok(w.len() / per)
 }
 
+/// Checks that `w` is exactly one C×(D+1) weight, for `op`.
+fn one_weight(problem: &Problem, w: &[f32], op: &'static str) -> Result<()> {
+    if weight_count(problem, w, "W")? != 1 {
+        return Err(Error::shape(op, "expects exactly one W"));
+    }
+    Ok(())
+}
+
 /// Mean and standard deviation of `byte / 255` over all pixels.
 fn pixel_stats(images: &[u8]) -> (f32, f32) {
     let mut hist = [0u64; 256];
@@ -211,7 +219,7 @@ fn pixel_stats(images: &[u8]) -> (f32, f32) {
     (mean as f32, std as f32)
 }
 
-/// Which rows an engine works on.
+/// Which rows an backend works on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Split {
     /// All training examples.
@@ -267,14 +275,14 @@ impl ScoreLayout {
     }
 }
 
-/// Work an [`Engine`] can prepare before it is timed.
+/// Work an [`Backend`] can prepare before it is timed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Task {
-    /// [`Engine::score`] of this many candidates on `split`.
+    /// [`Backend::score`] of this many candidates on `split`.
     Score { split: Split, candidates: usize },
-    /// [`Engine::gradient`].
+    /// [`Backend::gradient`].
     Gradient,
-    /// [`Engine::descend`] with this batch size.
+    /// [`Backend::descend`] with this batch size.
     Descent { batch: usize },
 }
 
@@ -296,7 +304,7 @@ pub struct EpochStats {
 /// What one side (GPU or CPU) does for the strategies. Weights are passed
 /// and returned as row-major host slices: C×(D+1) for one W, K·C×(D+1) for
 /// K candidates.
-pub trait Engine {
+pub trait Backend {
     /// "GPU" or "CPU".
     fn label(&self) -> &'static str;
 
@@ -328,12 +336,12 @@ pub trait Engine {
         Ok(())
     }
 
-    /// Dispatches the last [`Engine::score`] call recorded (GPU only).
+    /// Dispatches the last [`Backend::score`] call recorded (GPU only).
     fn score_dispatches(&self) -> Option<usize> {
         None
     }
 
-    /// Dispatches per step of [`Engine::descend`] (GPU only).
+    /// Dispatches per step of [`Backend::descend`] (GPU only).
     fn descent_dispatches_per_step(&self) -> Option<usize> {
         None
     }
@@ -346,7 +354,7 @@ pub fn chunk_ranges(n: usize, chunk_rows: usize) -> Vec<Range<usize>> {
 }
 
 /// The minibatches of one epoch: consecutive `batch` rows within each chunk;
-/// a chunk's remainder is a smaller last batch. Both engines use this.
+/// a chunk's remainder is a smaller last batch. Both backends use this.
 pub fn step_ranges(n: usize, chunk_rows: usize, batch: usize) -> Vec<Range<usize>> {
     let batch = batch.max(1);
     chunk_ranges(n, chunk_rows)
@@ -479,7 +487,7 @@ pub struct Compared<T> {
     pub cpu: T,
 }
 
-/// Strategy 1's outcome on one engine.
+/// Strategy 1's outcome on one backend.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RandomSearch {
     /// Mean training loss of each candidate, in order.
@@ -494,7 +502,7 @@ pub struct RandomSearch {
     pub dispatches: Option<usize>,
 }
 
-/// Strategy 2's outcome on one engine.
+/// Strategy 2's outcome on one backend.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LocalSearch {
     /// Training loss of each try.
@@ -516,13 +524,13 @@ pub struct CoordinateCheck {
     pub col: usize,
     /// Centred difference `(L(w+h) − L(w−h)) / 2h` in f64.
     pub numeric: f64,
-    /// The engine's analytic gradient (f32).
+    /// The backend's analytic gradient (f32).
     pub analytic: f32,
     /// `|analytic − numeric| / max(|analytic|, |numeric|, 1e-10)`.
     pub rel_error: f64,
 }
 
-/// Strategy 3's outcome on one engine.
+/// Strategy 3's outcome on one backend.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GradientCheck {
     /// Minibatch loss at W.
@@ -537,7 +545,7 @@ pub struct GradientCheck {
     pub sweep_seconds: f64,
 }
 
-/// The finite differences strategy 3 compares both engines against, with the
+/// The finite differences strategy 3 compares both backends against, with the
 /// f64 twin's own analytic gradient as a check on the differences.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NumericalGradient {
@@ -550,7 +558,7 @@ pub struct NumericalGradient {
     pub seconds: f64,
 }
 
-/// Strategy 4's outcome for one batch size on one engine.
+/// Strategy 4's outcome for one batch size on one backend.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Descent {
     pub batch: usize,
@@ -576,6 +584,20 @@ pub fn randn(len: usize, scale: f32, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// [`randn`], with an error instead of an abort when `len` values do not
+/// fit in memory (`len` comes from the command line).
+pub fn try_randn(len: usize, scale: f32, seed: u64) -> Result<Vec<f32>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| Error::InvalidArgument {
+            name: "candidates",
+            msg: format!("cannot allocate {len} random values"),
+        })?;
+    let mut rng = StdRng::seed_from_u64(seed);
+    v.extend((0..len).map(|_| scale * rng.sample::<f32, _>(StandardNormal)));
+    Ok(v)
+}
+
 /// Index of the smallest value (the first among ties; NaN never wins).
 fn argmin(v: &[f32]) -> usize {
     let mut best = 0;
@@ -587,35 +609,35 @@ fn argmin(v: &[f32]) -> usize {
     best
 }
 
-/// Strategy 1 on one engine: score `candidates` (K weights, row-major, each
+/// Strategy 1 on one backend: score `candidates` (K weights, row-major, each
 /// C×(D+1)) on the training set, keep the best, evaluate it on the test set.
 pub fn random_search(
-    engine: &mut dyn Engine,
+    backend: &mut dyn Backend,
     candidates: &[f32],
     weights: usize,
 ) -> Result<RandomSearch> {
-    engine.prepare(Task::Score {
+    backend.prepare(Task::Score {
         split: Split::Train,
         candidates: candidates.len() / weights.max(1),
     })?;
-    let (losses, seconds) = timed(|| engine.score(Split::Train, candidates))?;
+    let (losses, seconds) = timed(|| backend.score(Split::Train, candidates))?;
     let best = argmin(&losses);
     let w = &candidates[best * weights..(best + 1) * weights];
-    let best_test = engine.evaluate(Split::Test, w)?;
+    let best_test = backend.evaluate(Split::Test, w)?;
     Ok(RandomSearch {
         losses,
         best,
         best_test,
         seconds,
-        dispatches: engine.score_dispatches(),
+        dispatches: backend.score_dispatches(),
     })
 }
 
-/// Strategy 2 on one engine: from `w0`, `iterations` tries of
+/// Strategy 2 on one backend: from `w0`, `iterations` tries of
 /// `W + step·randn` (perturbations drawn from `seed`, the same on every
-/// engine), each kept when its training loss is lower than the best so far.
+/// backend), each kept when its training loss is lower than the best so far.
 pub fn local_search(
-    engine: &mut dyn Engine,
+    backend: &mut dyn Backend,
     w0: &[f32],
     iterations: usize,
     step: f32,
@@ -625,10 +647,11 @@ pub fn local_search(
     let mut w = w0.to_vec();
     let mut try_w = vec![0.0f32; w.len()];
     let mut best_loss = f32::INFINITY;
-    let mut tried = Vec::with_capacity(iterations);
-    let mut best = Vec::with_capacity(iterations);
+    // Not `with_capacity(iterations)`: a huge --iterations must not abort.
+    let mut tried = Vec::new();
+    let mut best = Vec::new();
     let mut accepted = 0;
-    engine.prepare(Task::Score {
+    backend.prepare(Task::Score {
         split: Split::Train,
         candidates: 1,
     })?;
@@ -637,7 +660,7 @@ pub fn local_search(
         for (t, &x) in try_w.iter_mut().zip(&w) {
             *t = x + step * rng.sample::<f32, _>(StandardNormal);
         }
-        let loss = engine.score(Split::Train, &try_w)?[0];
+        let loss = backend.score(Split::Train, &try_w)?[0];
         if loss < best_loss {
             std::mem::swap(&mut w, &mut try_w);
             best_loss = loss;
@@ -647,7 +670,7 @@ pub fn local_search(
         best.push(best_loss);
     }
     let seconds = start.elapsed().as_secs_f64();
-    let test = engine.evaluate(Split::Test, &w)?;
+    let test = backend.evaluate(Split::Test, &w)?;
     Ok(LocalSearch {
         tried,
         best,
@@ -702,19 +725,19 @@ pub fn numerical_gradient(
     })
 }
 
-/// Strategy 3 on one engine: its analytic gradient at `w` on the minibatch,
+/// Strategy 3 on one backend: its analytic gradient at `w` on the minibatch,
 /// compared with `numerical` coordinate by coordinate; then the minibatch
 /// loss after `W − s·dW` for each step size (all scored as one group of
 /// candidates).
 pub fn gradient_check(
-    engine: &mut dyn Engine,
+    backend: &mut dyn Backend,
     w: &[f32],
     numerical: &NumericalGradient,
     features: usize,
     step_sizes: &[f32],
 ) -> Result<GradientCheck> {
-    engine.prepare(Task::Gradient)?;
-    let ((loss, grad), gradient_seconds) = timed(|| engine.gradient(w))?;
+    backend.prepare(Task::Gradient)?;
+    let ((loss, grad), gradient_seconds) = timed(|| backend.gradient(w))?;
     let mut checks = Vec::with_capacity(numerical.indices.len());
     for (&i, &numeric) in numerical.indices.iter().zip(&numerical.numeric) {
         let analytic = grad.get(i).copied().unwrap_or(f32::NAN);
@@ -736,11 +759,11 @@ pub fn gradient_check(
     for &s in step_sizes {
         candidates.extend(w.iter().zip(&grad).map(|(&x, &g)| x - s * g));
     }
-    engine.prepare(Task::Score {
+    backend.prepare(Task::Score {
         split: Split::Minibatch,
         candidates: step_sizes.len(),
     })?;
-    let (losses, sweep_seconds) = timed(|| engine.score(Split::Minibatch, &candidates))?;
+    let (losses, sweep_seconds) = timed(|| backend.score(Split::Minibatch, &candidates))?;
     Ok(GradientCheck {
         loss,
         checks,
@@ -751,37 +774,37 @@ pub fn gradient_check(
     })
 }
 
-/// Strategy 4 on one engine for one batch size.
+/// Strategy 4 on one backend for one batch size.
 pub fn descent(
-    engine: &mut dyn Engine,
+    backend: &mut dyn Backend,
     w0: &[f32],
     batch: usize,
     epochs: usize,
     lr: f32,
     steps_per_epoch: usize,
 ) -> Result<Descent> {
-    engine.prepare(Task::Descent { batch })?;
-    let ((stats, w), seconds) = timed(|| engine.descend(w0, batch, epochs, lr))?;
-    let test = engine.evaluate(Split::Test, &w)?;
+    backend.prepare(Task::Descent { batch })?;
+    let ((stats, w), seconds) = timed(|| backend.descend(w0, batch, epochs, lr))?;
+    let test = backend.evaluate(Split::Test, &w)?;
     Ok(Descent {
         batch,
         steps_per_epoch,
         epochs: stats,
         test,
         seconds,
-        dispatches_per_step: engine.descent_dispatches_per_step(),
+        dispatches_per_step: backend.descent_dispatches_per_step(),
     })
 }
 
-/// A problem, a GPU engine and a CPU engine over the same chunks, and the
-/// options: each method runs one strategy on both engines from the same
+/// A problem, a GPU backend and a CPU backend over the same chunks, and the
+/// options: each method runs one strategy on both backends from the same
 /// random draws.
 pub struct Strategies<'g> {
     problem: Arc<Problem>,
     options: Options,
     chunk_rows: usize,
-    gpu: GpuEngine<'g>,
-    cpu: CpuEngine,
+    gpu: GpuBackend<'g>,
+    cpu: CpuBackend,
     upload_seconds: f64,
 }
 
@@ -795,8 +818,8 @@ impl<'g> Strategies<'g> {
         let problem = Arc::new(problem);
         let chunk_rows = gpu::max_chunk_rows(gpu, problem.features())?.min(options.chunk_rows);
         let grad_rows = options.grad_batch.min(problem.y_train.len());
-        let ((gpu_engine, cpu_engine), upload_seconds) = timed(|| {
-            let g = GpuEngine::new(
+        let ((gpu_backend, cpu_backend), upload_seconds) = timed(|| {
+            let g = GpuBackend::new(
                 gpu,
                 Arc::clone(&problem),
                 chunk_rows,
@@ -806,15 +829,15 @@ impl<'g> Strategies<'g> {
             )?;
             Ok((
                 g,
-                CpuEngine::new(Arc::clone(&problem), chunk_rows, grad_rows)?,
+                CpuBackend::new(Arc::clone(&problem), chunk_rows, grad_rows)?,
             ))
         })?;
         Ok(Strategies {
             problem,
             options,
             chunk_rows,
-            gpu: gpu_engine,
-            cpu: cpu_engine,
+            gpu: gpu_backend,
+            cpu: cpu_backend,
             upload_seconds,
         })
     }
@@ -854,21 +877,28 @@ impl<'g> Strategies<'g> {
             .wrapping_add(strategy)
     }
 
-    /// Strategy 1 on both engines, from the same candidates.
+    /// Strategy 1 on both backends, from the same candidates.
     pub fn random_search(&mut self) -> Result<Compared<RandomSearch>> {
         let o = &self.options;
-        let candidates = randn(
-            o.candidates * self.problem.weights(),
-            o.candidate_scale,
-            self.seed(1),
-        );
+        let len = o
+            .candidates
+            .checked_mul(self.problem.weights())
+            .ok_or_else(|| Error::InvalidArgument {
+                name: "candidates",
+                msg: format!(
+                    "{} candidates of {} weights overflow",
+                    o.candidates,
+                    self.problem.weights()
+                ),
+            })?;
+        let candidates = try_randn(len, o.candidate_scale, self.seed(1))?;
         Ok(Compared {
             gpu: random_search(&mut self.gpu, &candidates, self.problem.weights())?,
             cpu: random_search(&mut self.cpu, &candidates, self.problem.weights())?,
         })
     }
 
-    /// Strategy 2 on both engines, from the same W and perturbations.
+    /// Strategy 2 on both backends, from the same W and perturbations.
     pub fn local_search(&mut self) -> Result<Compared<LocalSearch>> {
         let o = self.options.clone();
         let w0 = randn(self.problem.weights(), o.local_init_scale, self.seed(2));
@@ -879,7 +909,7 @@ impl<'g> Strategies<'g> {
         })
     }
 
-    /// Strategy 3: the f64 finite differences once, then each engine's
+    /// Strategy 3: the f64 finite differences once, then each backend's
     /// analytic gradient and step-size sweep.
     pub fn gradient_check(&mut self) -> Result<(NumericalGradient, Compared<GradientCheck>)> {
         let o = self.options.clone();
@@ -904,7 +934,7 @@ impl<'g> Strategies<'g> {
         Ok((numerical, compared))
     }
 
-    /// Strategy 4 for one batch size on both engines, from the same W.
+    /// Strategy 4 for one batch size on both backends, from the same W.
     pub fn descent(&mut self, batch: usize) -> Result<Compared<Descent>> {
         if batch == 0 {
             return Err(Error::InvalidArgument {

@@ -14,7 +14,10 @@ use crate::cpu;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::model::{Op, Program, Region, TensorId};
-use ndarray::{ArrayD, ArrayView1, ArrayViewD, ArrayViewMut1, ArrayViewMut2, ArrayViewMutD, IxDyn};
+use crate::shapes::MatmulOptions;
+use ndarray::{
+    ArrayD, ArrayView1, ArrayView2, ArrayViewD, ArrayViewMut1, ArrayViewMut2, ArrayViewMutD, IxDyn,
+};
 use std::collections::BTreeMap;
 
 /// Training on the CPU with the ndarray twins (threaded matrix products).
@@ -41,15 +44,25 @@ impl<'d> CpuEngine<'d> {
         let n = params.len();
         let mut train = BTreeMap::new();
         for rows in batch_sizes(data.train_idx.len(), config.batch) {
-            train.insert(rows, CpuProgram::new(model.train_program(rows)));
+            let program = if config.fused {
+                model.fused_train_program(rows)
+            } else {
+                model.train_program(rows)
+            };
+            train.insert(rows, CpuProgram::new(program));
         }
         let mut eval = BTreeMap::new();
         for set in [EvalSet::Validation, EvalSet::Test] {
             let len = eval_order(data, set).len();
             if len > 0 {
                 for rows in batch_sizes(len, config.eval_batch) {
-                    eval.entry(rows)
-                        .or_insert_with(|| CpuProgram::new(model.eval_program(rows)));
+                    eval.entry(rows).or_insert_with(|| {
+                        CpuProgram::new(if config.fused {
+                            model.fused_eval_program(rows)
+                        } else {
+                            model.eval_program(rows)
+                        })
+                    });
                 }
             }
         }
@@ -88,8 +101,27 @@ impl<'d> CpuEngine<'d> {
         };
         let opts = self.config.gather_options(self.append_one);
         let width = dataset.dim() + usize::from(self.append_one);
-        // One input buffer for the whole pass: a step allocates nothing.
-        self.x.resize(batch * width, 0.0);
+        // One input buffer for the whole pass: a step allocates nothing. It
+        // holds the largest real batch, never more than the set, so a huge
+        // nominal batch cannot ask for more memory than the data implies.
+        let rows = batch.min(order.len()).max(1);
+        let len = rows.checked_mul(width).ok_or_else(|| {
+            Error::shape(
+                "train",
+                format!("a batch of {rows}×{width} values overflows"),
+            )
+        })?;
+        self.x.clear();
+        self.x
+            .try_reserve_exact(len)
+            .map_err(|_| Error::InvalidArgument {
+                name: "batch",
+                msg: format!(
+                    "cannot allocate a batch of {rows}×{width} f32 values ({})",
+                    crate::error::bytes((len as u64).saturating_mul(4))
+                ),
+            })?;
+        self.x.resize(len, 0.0);
         let steps = order.len().div_ceil(batch);
         let (mut loss, mut correct) = (0f32, 0u64);
         for s in 0..steps {
@@ -229,6 +261,11 @@ fn to1<'a>(v: ArrayViewMutD<'a, f32>) -> Result<ArrayViewMut1<'a, f32>> {
         .map_err(|e| Error::shape("program", e))
 }
 
+fn to2v(v: ArrayViewD<'_, f32>) -> Result<ArrayView2<'_, f32>> {
+    v.into_dimensionality()
+        .map_err(|e| Error::shape("program", e))
+}
+
 impl CpuProgram {
     pub(crate) fn new(program: Program) -> Self {
         let work = program
@@ -317,6 +354,54 @@ impl CpuProgram {
         }
     }
 
+    /// Two windows of the gradient buffer written by one op (a weight and
+    /// its bias gradient), which must not overlap.
+    fn grad_pair<'g>(
+        &self,
+        first: TensorId,
+        second: TensorId,
+        grads: &'g mut [f32],
+    ) -> Result<(ArrayViewMutD<'g, f32>, ArrayViewMutD<'g, f32>)> {
+        let window = |id: TensorId| -> Result<(usize, &[usize])> {
+            let spec = self.program.spec(id);
+            match spec.region {
+                Region::Grad { offset } => Ok((offset, &spec.shape)),
+                _ => Err(Error::shape(
+                    "program",
+                    format!("{} must be a gradient", spec.name),
+                )),
+            }
+        };
+        let (o1, s1) = window(first)?;
+        let (o2, s2) = window(second)?;
+        let (l1, l2) = (s1.iter().product::<usize>(), s2.iter().product::<usize>());
+        let bad = || {
+            Error::shape(
+                "program",
+                format!(
+                    "{} and {} overlap or lie outside the gradients",
+                    self.program.spec(first).name,
+                    self.program.spec(second).name
+                ),
+            )
+        };
+        // Split the buffer between the two windows, whichever comes first.
+        let (lo, hi, swap) = if o1 <= o2 {
+            ((o1, l1, s1), (o2, l2, s2), false)
+        } else {
+            ((o2, l2, s2), (o1, l1, s1), true)
+        };
+        if lo.0 + lo.1 > hi.0 || hi.0 + hi.1 > grads.len() {
+            return Err(bad());
+        }
+        let (left, right) = grads.split_at_mut(hi.0);
+        let a = ArrayViewMutD::from_shape(IxDyn(lo.2), &mut left[lo.0..lo.0 + lo.1])
+            .map_err(|e| Error::shape("program", e))?;
+        let b = ArrayViewMutD::from_shape(IxDyn(hi.2), &mut right[..hi.1])
+            .map_err(|e| Error::shape("program", e))?;
+        Ok(if swap { (b, a) } else { (a, b) })
+    }
+
     /// Returns a scratch output to its slot.
     fn put_back(&mut self, out: Out<'_>) {
         if let Out::Work(id, a) = out {
@@ -377,7 +462,14 @@ impl CpuProgram {
                     self.put_back(o);
                     r?;
                 }
+                // The fused op's totals are the runner's own sum below.
                 Op::SoftmaxXent {
+                    logits,
+                    loss,
+                    correct,
+                    dlogits,
+                }
+                | Op::SoftmaxXentTotals {
                     logits,
                     loss,
                     correct,
@@ -442,6 +534,46 @@ impl CpuProgram {
                         cpu::column_sum_into::<f32, _, _>(&v, to1(s.view_mut())?)
                     })();
                     self.put_back(s);
+                    r?;
+                }
+                Op::WeightGrad { dz, h, dw, db } => {
+                    let (mut w, mut b) = self.grad_pair(dw, db, grads)?;
+                    let dzv = self.view(dz, &x, params)?;
+                    let hv = self.view(h, &x, params)?;
+                    cpu::matmul_ones_column_into(
+                        &to2v(dzv)?,
+                        &to2v(hv)?,
+                        MatmulOptions::tn(),
+                        to2(w.view_mut())?,
+                        to1(b.view_mut())?,
+                    )?;
+                }
+                Op::LayerBackward {
+                    dz,
+                    h,
+                    w,
+                    dw,
+                    db,
+                    dz_below,
+                    activation,
+                } => {
+                    let mut o = self.work_output(dz_below)?;
+                    let r = (|| {
+                        let (mut gw, mut gb) = self.grad_pair(dw, db, grads)?;
+                        let dzv = to2v(self.view(dz, &x, params)?)?;
+                        let hv = to2v(self.view(h, &x, params)?)?;
+                        let wv = to2v(self.view(w, &x, params)?)?;
+                        cpu::layer_backward_into(
+                            dzv,
+                            hv,
+                            wv,
+                            activation,
+                            to2(gw.view_mut())?,
+                            to1(gb.view_mut())?,
+                            to2(o.view_mut())?,
+                        )
+                    })();
+                    self.put_back(o);
                     r?;
                 }
             }

@@ -3,6 +3,13 @@
 //! loss and accuracy read back once per epoch) and its runner [`GpuProgram`],
 //! which compiles a model's [`Program`] into launchers once and then records
 //! it into any number of steps.
+//!
+//! With [`TrainConfig::fused`] (the default) the engine runs the models'
+//! fused programs, the first product gathers its own rows (when the
+//! training set fits one binding) and the optimizer reads host-planned step
+//! scalars: 8 dispatches a step for the MLP, 4 for the linear model, against
+//! 16 and 7 for the reference kernels. [`GpuEngine::bytes_per_step`] is the
+//! counted traffic beside [`Engine::dispatches_per_step`].
 
 use super::{
     Engine, EvalSet, TrainConfig, TrainData, TrainState, batch_sizes, check_model, eval_order,
@@ -10,12 +17,13 @@ use super::{
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuLabels, GpuTensor};
 use crate::kernels::{
-    ColumnSum, ColumnSumKernel, LossCorrectSum, Matmul, MatmulKernel, SoftmaxXent,
+    ColumnSum, ColumnSumKernel, LossCorrectSum, Matmul, MatmulEpilogue, MatmulKernel, SoftmaxXent,
     SoftmaxXentKernel,
 };
-use crate::kernels::{Gather, GpuDataset, GpuOptimizer};
+use crate::kernels::{Gather, GatherMatmul, GpuDataset, GpuOptimizer, LayerBackward};
 use crate::model::Model;
 use crate::model::{Op, Program, Region};
+use crate::shapes::MatmulOptions;
 use std::collections::BTreeMap;
 
 struct GpuSet {
@@ -39,11 +47,22 @@ pub struct GpuEngine<'g> {
     eval_programs: BTreeMap<usize, GpuProgram>,
     steps_per_submit: usize,
     dispatches_per_step: f64,
+    bytes_per_step: u64,
     /// Blocking waits in the last training epoch.
     train_syncs: usize,
 }
 
 impl<'g> GpuEngine<'g> {
+    /// Whether [`TrainConfig::fused`] should be on for `gpu`, as measured:
+    /// on software adapters (lavapipe) the fused step's fewer dispatches and
+    /// bytes win; on an NVIDIA H200 (2026-11-30, BENCHMARKS.md) the unfused
+    /// step ran 2.7× faster for the MLP and 3–4× for the linear model, its
+    /// fused kernels being under-occupied at these small shapes. So hardware
+    /// GPUs get the unfused kernels until the fused ones are tuned there.
+    pub fn fused_by_default(gpu: &Gpu) -> bool {
+        gpu.is_software()
+    }
+
     /// Uploads the data and the initial parameters, builds every pipeline,
     /// bind group and program once.
     pub fn new(
@@ -59,7 +78,14 @@ impl<'g> GpuEngine<'g> {
         let init = model.init(config.seed);
         let params = GpuTensor::from_slice(gpu, &[init.len()], &init)?;
         let grads = GpuTensor::<f32>::zeros(gpu, &[init.len()])?;
-        let optimizer = GpuOptimizer::new(gpu, config.optimizer, &params, &grads)?;
+        let steps = data.train_idx.len().div_ceil(config.batch);
+        // Fused: each update reads its step scalars from a slot the host
+        // plans per epoch (no `advance` dispatch).
+        let optimizer = if config.fused {
+            GpuOptimizer::with_planned_steps(gpu, config.optimizer, &params, &grads, steps)?
+        } else {
+            GpuOptimizer::new(gpu, config.optimizer, &params, &grads)?
+        };
         let loss_total = GpuTensor::<f32>::zeros(gpu, &[1])?;
         let correct_total = GpuTensor::<u32>::zeros(gpu, &[1])?;
 
@@ -81,9 +107,12 @@ impl<'g> GpuEngine<'g> {
 
         let train_data = GpuDataset::upload(gpu, &data.train)?;
         let test_data = GpuDataset::upload(gpu, &data.test)?;
-        let x = GpuTensor::<f32>::zeros(gpu, &[config.batch, width])?;
-        let y = GpuTensor::<u32>::zeros(gpu, &[config.batch])?;
-        let train = set(&train_data, &data.train_idx, &x, &y, config.batch)?;
+        // A batch larger than the training set is one full-set batch: size
+        // the buffers by what a step can hold, as the CPU engine does.
+        let batch = config.batch.min(data.train_idx.len()).max(1);
+        let x = GpuTensor::<f32>::zeros(gpu, &[batch, width])?;
+        let y = GpuTensor::<u32>::zeros(gpu, &[batch])?;
+        let train = set(&train_data, &data.train_idx, &x, &y, batch)?;
         let bindings = Bindings {
             x: &x,
             y: &y,
@@ -94,10 +123,18 @@ impl<'g> GpuEngine<'g> {
             correct_total: &correct_total,
         };
         let mut train_programs = BTreeMap::new();
+        // Fused: the first product gathers its own rows, when the training
+        // set fits one binding (else the gather stays a dispatch of its own).
+        let gathers = (config.fused && train_data.chunk_count() == 1).then_some(&train.gather);
         for rows in batch_sizes(data.train_idx.len(), config.batch) {
+            let program = if config.fused {
+                model.fused_train_program(rows)
+            } else {
+                model.train_program(rows)
+            };
             train_programs.insert(
                 rows,
-                GpuProgram::compile(gpu, &model.train_program(rows), &bindings)?,
+                GpuProgram::compile(gpu, &program, &bindings, gathers)?,
             );
         }
 
@@ -113,11 +150,12 @@ impl<'g> GpuEngine<'g> {
             for rows in batch_sizes(order.len(), config.eval_batch) {
                 if let std::collections::btree_map::Entry::Vacant(slot) = eval_programs.entry(rows)
                 {
-                    slot.insert(GpuProgram::compile(
-                        gpu,
-                        &model.eval_program(rows),
-                        &eval_bindings,
-                    )?);
+                    let program = if config.fused {
+                        model.fused_eval_program(rows)
+                    } else {
+                        model.eval_program(rows)
+                    };
+                    slot.insert(GpuProgram::compile(gpu, &program, &eval_bindings, None)?);
                 }
             }
             Ok((set(d, &order, &ex, &ey, config.eval_batch)?, order))
@@ -130,8 +168,8 @@ impl<'g> GpuEngine<'g> {
         let test = eval_set(&test_data, eval_order(data, EvalSet::Test))?;
 
         let full = &train_programs[&batch_sizes(data.train_idx.len(), config.batch)[0]];
-        let dispatches_per_step =
-            (train_data.chunk_count() + full.dispatches() + optimizer.dispatches()) as f64;
+        let dispatches_per_step = (full.dispatches(&train.gather) + optimizer.dispatches()) as f64;
+        let bytes_per_step = full.bytes(&train.gather) + optimizer_bytes(&optimizer);
         Ok(GpuEngine {
             gpu,
             params,
@@ -145,8 +183,17 @@ impl<'g> GpuEngine<'g> {
             eval_programs,
             steps_per_submit: config.steps_per_submit,
             dispatches_per_step,
+            bytes_per_step,
             train_syncs: 0,
         })
+    }
+
+    /// The counted memory traffic of one full training step, in bytes: every
+    /// dispatch's inputs read once and outputs written once (the floor a
+    /// kernel cannot go under; caches only help above it). The model the
+    /// fused kernels are measured by, beside [`Engine::dispatches_per_step`].
+    pub fn bytes_per_step(&self) -> u64 {
+        self.bytes_per_step
     }
 
     /// Records every step of a set's gather through its programs (with the
@@ -192,10 +239,13 @@ impl<'g> GpuEngine<'g> {
                     let program = programs.get(&rows).ok_or_else(|| {
                         Error::shape("train", format!("no program for {rows} rows"))
                     })?;
-                    set.gather.record(&mut pass, s)?;
-                    program.record(&mut pass);
+                    program.record(&mut pass, &set.gather, s)?;
                     if which.is_none() {
-                        self.optimizer.record(&mut pass);
+                        if self.optimizer.is_planned() {
+                            self.optimizer.record_planned(&mut pass, s)?;
+                        } else {
+                            self.optimizer.record(&mut pass);
+                        }
                     }
                 }
             }
@@ -245,6 +295,9 @@ impl Engine for GpuEngine<'_> {
         self.train
             .data
             .write_order(self.gpu, &self.train.order, order)?;
+        if self.optimizer.is_planned() {
+            self.optimizer.plan(self.gpu, self.train.gather.steps())?;
+        }
         let (loss, accuracy, syncs) = self.pass(None, order.len(), progress)?;
         self.train_syncs = syncs;
         Ok((loss, accuracy))
@@ -293,6 +346,10 @@ impl Engine for GpuEngine<'_> {
         self.params.write(self.gpu, &state.params)
     }
 
+    fn kernel_choices(&self) -> std::collections::BTreeMap<String, String> {
+        self.gpu.tuner().choices()
+    }
+
     fn dispatches_per_step(&self) -> Option<f64> {
         Some(self.dispatches_per_step)
     }
@@ -307,15 +364,21 @@ enum Launch {
     Matmul(Matmul),
     Softmax(SoftmaxXent),
     Sum(ColumnSum),
+    /// The first product, gathering its own input rows.
+    GatherMatmul(GatherMatmul),
+    Backward(LayerBackward),
 }
 
 impl Launch {
-    fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+    fn record(&self, pass: &mut wgpu::ComputePass<'_>, gather: &Gather, step: usize) -> Result<()> {
         match self {
             Launch::Matmul(m) => m.record(pass),
             Launch::Softmax(s) => s.record(pass),
             Launch::Sum(c) => c.record(pass),
+            Launch::GatherMatmul(g) => g.record(pass, gather, step)?,
+            Launch::Backward(b) => b.record(pass),
         }
+        Ok(())
     }
 }
 
@@ -327,8 +390,14 @@ enum Slot {
 /// A program bound to its buffers: every launcher built, nothing left to
 /// decide when a step is recorded.
 pub(crate) struct GpuProgram {
+    rows: usize,
     launches: Vec<Launch>,
-    totals: LossCorrectSum,
+    /// Whether the first product gathers its own rows (no gather dispatch).
+    gathers: bool,
+    /// Counted bytes the launches move (the gather's, if separate, apart).
+    bytes: u64,
+    /// The epoch totals' dispatch, unless an op adds them itself.
+    totals: Option<LossCorrectSum>,
 }
 
 /// Where a program's inputs and outputs live on the GPU.
@@ -346,7 +415,15 @@ pub(crate) struct Bindings<'a> {
 }
 
 impl GpuProgram {
-    pub(crate) fn compile(gpu: &Gpu, program: &Program, b: &Bindings<'_>) -> Result<Self> {
+    /// Builds every launcher of `program`. With `gather` (whose outputs
+    /// must be `b.x` and `b.y`), the product that first reads the input
+    /// rows gathers them itself ([`GatherMatmul`]).
+    pub(crate) fn compile(
+        gpu: &Gpu,
+        program: &Program,
+        b: &Bindings<'_>,
+        gather: Option<&Gather>,
+    ) -> Result<Self> {
         let rows = program.rows;
         let mut slots = Vec::with_capacity(program.tensors.len());
         for spec in &program.tensors {
@@ -388,8 +465,39 @@ impl GpuProgram {
         };
         let labels = GpuLabels::from_checked(b.y.view(0, &[rows])?, b.classes);
         let mut launches = Vec::with_capacity(program.ops.len());
-        for op in &program.ops {
+        let mut gathers = false;
+        for (i, op) in program.ops.iter().enumerate() {
             launches.push(match *op {
+                Op::Matmul {
+                    a,
+                    b: bb,
+                    bias,
+                    out,
+                    opts,
+                } if i == 0
+                    && a == program.input
+                    && !opts.trans_a
+                    && opts.trans_b
+                    && gather.is_some() =>
+                {
+                    let Some(g) = gather else {
+                        unreachable!("checked")
+                    };
+                    gathers = true;
+                    let bias = match bias {
+                        Some(id) => Some(f(id)?),
+                        None => None,
+                    };
+                    Launch::GatherMatmul(GatherMatmul::new(
+                        gpu,
+                        g,
+                        rows,
+                        f(bb)?,
+                        bias,
+                        f(out)?,
+                        opts.activation,
+                    )?)
+                }
                 Op::Matmul {
                     a,
                     b: bb,
@@ -449,29 +557,212 @@ impl GpuProgram {
                 Op::ColumnSum { x, sums } => {
                     Launch::Sum(ColumnSum::new(gpu, f(x)?, f(sums)?, ColumnSumKernel::Auto)?)
                 }
+                Op::WeightGrad { dz, h, dw, db } => Launch::Matmul(Matmul::fused(
+                    gpu,
+                    f(dz)?,
+                    f(h)?,
+                    f(dw)?,
+                    MatmulOptions::tn(),
+                    MatmulEpilogue::OnesColumn { sums: f(db)? },
+                    MatmulKernel::Auto,
+                )?),
+                Op::LayerBackward {
+                    dz,
+                    h,
+                    w,
+                    dw,
+                    db,
+                    dz_below,
+                    activation,
+                } => Launch::Backward(LayerBackward::new(
+                    gpu,
+                    f(dz)?,
+                    f(h)?,
+                    f(w)?,
+                    f(dw)?,
+                    f(db)?,
+                    f(dz_below)?,
+                    activation,
+                )?),
+                Op::SoftmaxXentTotals {
+                    logits,
+                    loss,
+                    correct,
+                    dlogits,
+                } => {
+                    let d = match dlogits {
+                        Some(id) => Some(f(id)?),
+                        None => None,
+                    };
+                    Launch::Softmax(SoftmaxXent::with_totals(
+                        gpu,
+                        f(logits)?,
+                        &labels,
+                        f(loss)?,
+                        u(correct)?,
+                        d,
+                        b.loss_total,
+                        b.correct_total,
+                    )?)
+                }
             });
         }
-        let totals = LossCorrectSum::new(
-            gpu,
-            f(program.loss)?,
-            u(program.correct)?,
-            b.loss_total,
-            b.correct_total,
-            true,
-        )?;
-        Ok(GpuProgram { launches, totals })
-    }
-
-    /// Records the program and the accumulation of its loss and correct count.
-    pub(crate) fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        for l in &self.launches {
-            l.record(pass);
+        let totals = if program.accumulates_totals() {
+            None
+        } else {
+            Some(LossCorrectSum::new(
+                gpu,
+                f(program.loss)?,
+                u(program.correct)?,
+                b.loss_total,
+                b.correct_total,
+                true,
+            )?)
+        };
+        let mut bytes: u64 = program.ops.iter().map(|op| op_bytes(program, op)).sum();
+        if totals.is_some() {
+            bytes += totals_bytes(rows);
         }
-        self.totals.record(pass);
+        if let (true, Some(g)) = (gathers, gather) {
+            // The first product reads bytes by index instead of the f32 rows,
+            // and writes the rows and labels the gather would have.
+            bytes = bytes - tensor_bytes(program, program.input) + gather_bytes(g, rows);
+        }
+        Ok(GpuProgram {
+            rows,
+            launches,
+            gathers,
+            totals,
+            bytes,
+        })
     }
 
-    /// Dispatches one recording makes (the loss total is a single dispatch).
-    pub(crate) fn dispatches(&self) -> usize {
-        self.launches.len() + 1
+    /// Records step `step` of `gather` (unless the first product gathers
+    /// itself), the program and the accumulation of its loss and correct
+    /// count.
+    pub(crate) fn record(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        gather: &Gather,
+        step: usize,
+    ) -> Result<()> {
+        if !self.gathers {
+            gather.record(pass, step)?;
+        }
+        for l in &self.launches {
+            l.record(pass, gather, step)?;
+        }
+        if let Some(t) = &self.totals {
+            t.record(pass);
+        }
+        Ok(())
     }
+
+    /// Records the program on input rows already in place, for programs
+    /// compiled without a gather (the gradient check, the strategies).
+    pub(crate) fn record_rows(&self, pass: &mut wgpu::ComputePass<'_>) -> Result<()> {
+        for l in &self.launches {
+            match l {
+                Launch::Matmul(m) => m.record(pass),
+                Launch::Softmax(s) => s.record(pass),
+                Launch::Sum(c) => c.record(pass),
+                Launch::Backward(b) => b.record(pass),
+                Launch::GatherMatmul(_) => {
+                    return Err(Error::shape(
+                        "program",
+                        "compiled to gather its own rows: record it with its gather",
+                    ));
+                }
+            }
+        }
+        if let Some(t) = &self.totals {
+            t.record(pass);
+        }
+        Ok(())
+    }
+
+    /// Dispatches one [`GpuProgram::record_rows`] makes.
+    pub(crate) fn dispatches_rows(&self) -> usize {
+        self.launches.len() + usize::from(self.totals.is_some())
+    }
+
+    /// Counted bytes one recording with `gather` moves.
+    pub(crate) fn bytes(&self, gather: &Gather) -> u64 {
+        let gather = if self.gathers {
+            0
+        } else {
+            gather_bytes(gather, self.rows)
+        };
+        gather + self.bytes
+    }
+
+    /// Dispatches one recording with `gather` makes.
+    pub(crate) fn dispatches(&self, gather: &Gather) -> usize {
+        let gather = if self.gathers { 0 } else { gather.dispatches() };
+        gather + self.launches.len() + usize::from(self.totals.is_some())
+    }
+}
+
+// ------------------------------------------------- the counted byte model
+// Each dispatch's floor: its inputs read once, its outputs written once.
+
+fn tensor_bytes(program: &Program, id: crate::model::TensorId) -> u64 {
+    4 * program.spec(id).shape.iter().product::<usize>() as u64
+}
+
+fn op_bytes(program: &Program, op: &Op) -> u64 {
+    let t = |id| tensor_bytes(program, id);
+    let rows = 4 * program.rows as u64; // one u32 per row: labels, flags
+    match *op {
+        Op::Matmul {
+            a, b, bias, out, ..
+        } => t(a) + t(b) + bias.map_or(0, t) + t(out),
+        Op::SoftmaxXent {
+            logits,
+            loss,
+            dlogits,
+            ..
+        } => t(logits) + rows + t(loss) + rows + dlogits.map_or(0, t),
+        Op::SoftmaxXentTotals {
+            logits,
+            loss,
+            dlogits,
+            ..
+        } => t(logits) + rows + t(loss) + rows + dlogits.map_or(0, t) + 16,
+        Op::ActivationBiasBackward { dh, h, dz, db, .. } => t(dh) + t(h) + t(dz) + t(db),
+        Op::ColumnSum { x, sums } => t(x) + t(sums),
+        Op::WeightGrad { dz, h, dw, db } => t(dz) + t(h) + t(dw) + t(db),
+        Op::LayerBackward {
+            dz,
+            h,
+            w,
+            dw,
+            db,
+            dz_below,
+            ..
+        } => t(dz) + t(h) + t(w) + t(dw) + t(db) + t(dz_below),
+    }
+}
+
+/// The loss and correct-count sum: the per-row values in, the totals read
+/// and written.
+fn totals_bytes(rows: usize) -> u64 {
+    8 * rows as u64 + 16
+}
+
+/// A gather of `rows`: the order, the packed pixels and the labels in, the
+/// f32 rows and the labels out.
+fn gather_bytes(gather: &Gather, rows: usize) -> u64 {
+    let src = &gather.source;
+    let (rows, width) = (rows as u64, src.x.shape()[1] as u64);
+    let pixels = src.data.dim().div_ceil(4) as u64 * 4;
+    rows * (4 + pixels + 4) + rows * (4 * width + 4)
+}
+
+/// One update: [`crate::optim::OptimizerConfig::bytes_per_param`] per
+/// parameter, and the step scalars (v1: `advance` reads and writes them;
+/// v2: the update reads its slot).
+fn optimizer_bytes(o: &GpuOptimizer) -> u64 {
+    let step = crate::kernels::optim::STEP_BYTES;
+    o.config().bytes_per_param() * o.len() as u64 + if o.is_planned() { step } else { 3 * step }
 }

@@ -9,11 +9,16 @@
 
 mod cpu;
 mod gpu;
+mod gradient;
 mod resume;
 
 pub use cpu::CpuEngine;
 pub use gpu::GpuEngine;
-pub use resume::{load_checkpoint, save_checkpoint};
+// The strategies run the linear model's program through the same runners.
+pub(crate) use cpu::CpuProgram;
+pub(crate) use gpu::{Bindings, GpuProgram};
+pub use gradient::{Gradient, gradient_cpu, gradient_cpu_fused, gradient_gpu, gradient_gpu_fused};
+pub use resume::{Resume, load_checkpoint, save_checkpoint};
 
 use crate::data::Dataset;
 use crate::error::{Error, Result, positive};
@@ -41,6 +46,11 @@ pub struct TrainConfig {
     pub std: f32,
     /// GPU steps recorded per command encoder (one submit each).
     pub steps_per_submit: usize,
+    /// Run the models' fused programs ([`Model::fused_train_program`]) and
+    /// the optimizer with host-planned step scalars: fewer dispatches per
+    /// step, the same arithmetic. `false` runs the reference kernels, one
+    /// per unfused operation (to compare the two on a real GPU).
+    pub fused: bool,
 }
 
 impl Default for TrainConfig {
@@ -55,6 +65,7 @@ impl Default for TrainConfig {
             mean: 0.0,
             std: 1.0,
             steps_per_submit: 64,
+            fused: true,
         }
     }
 }
@@ -182,6 +193,11 @@ pub trait Engine {
     fn dispatches_per_step(&self) -> Option<f64> {
         None
     }
+    /// The kernel versions the autotuner chose (GPU only; empty when
+    /// tuning is off).
+    fn kernel_choices(&self) -> std::collections::BTreeMap<String, String> {
+        Default::default()
+    }
     /// Blocking waits on the device in the last epoch (GPU only).
     fn host_syncs_last_epoch(&self) -> Option<usize> {
         None
@@ -211,6 +227,12 @@ pub enum Event<'a> {
 /// Trains for `config.epochs` epochs starting at `first_epoch` (0 unless
 /// resuming), evaluates on the validation set after each epoch when there is
 /// one, and on the test set at the end.
+///
+/// A training, validation or test loss that is NaN or infinite stops the run
+/// with [`Error::Diverged`] (after the epoch's [`Event::Epoch`], so its line
+/// can still be shown); the engine keeps the diverged state, which a caller
+/// may still save on purpose. `first_epoch >= config.epochs` is an error:
+/// there is nothing to train.
 pub fn fit(
     engine: &mut dyn Engine,
     data: &TrainData,
@@ -219,6 +241,16 @@ pub fn fit(
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<FitResult> {
     config.validate()?;
+    if first_epoch >= config.epochs {
+        return Err(nothing_to_do(first_epoch, config.epochs));
+    }
+    let device = engine.device();
+    let diverged = |epoch: usize, what: &'static str, value: f64| Error::Diverged {
+        device,
+        epoch,
+        what,
+        value,
+    };
     let mut history = History::new();
     for epoch in first_epoch..config.epochs {
         let order = data.epoch_order(config.seed, epoch);
@@ -233,7 +265,6 @@ pub fn fit(
             let (l, a) = engine.evaluate(EvalSet::Validation)?;
             (Some(l), Some(a))
         };
-        engine.end_epoch(val_loss.unwrap_or(train_loss) as f32)?;
         let m = EpochMetrics {
             epoch: epoch + 1,
             train_loss,
@@ -244,14 +275,38 @@ pub fn fit(
             samples_per_sec: order.len() as f64 / seconds.max(1e-12),
         };
         on_event(Event::Epoch(&m));
+        // The loss read back once per epoch (no extra sync) tells whether
+        // the run diverged; stop before the schedule or a save sees it.
+        if !train_loss.is_finite() {
+            return Err(diverged(epoch + 1, "training loss", train_loss));
+        }
+        if let Some(v) = val_loss.filter(|v| !v.is_finite()) {
+            return Err(diverged(epoch + 1, "validation loss", v));
+        }
+        engine.end_epoch(val_loss.unwrap_or(train_loss) as f32)?;
         history.push(m);
     }
     let (test_loss, test_accuracy) = engine.evaluate(EvalSet::Test)?;
+    if !test_loss.is_finite() {
+        return Err(diverged(config.epochs, "test loss", test_loss));
+    }
     Ok(FitResult {
         history,
         test_loss,
         test_accuracy,
     })
+}
+
+/// The error for a resumed run that has no epoch left to train.
+pub(crate) fn nothing_to_do(epochs_done: usize, epochs: usize) -> Error {
+    Error::InvalidArgument {
+        name: "epochs",
+        msg: format!(
+            "the checkpoint has already trained {epochs_done} epochs and this run asks for \
+             {epochs} in all: nothing to do; ask for more than {epochs_done} (--epochs) to \
+             continue training"
+        ),
+    }
 }
 
 pub(crate) fn eval_order(data: &TrainData, set: EvalSet) -> Vec<u32> {

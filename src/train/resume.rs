@@ -55,53 +55,135 @@ pub fn save_checkpoint(
     checkpoint::save(path, &ck)
 }
 
+/// A checkpoint read and checked against a model and optimizer: ready to
+/// restore into any number of engines. Read it once, before training, so a
+/// `--device both` run resumes both devices from the same state even when
+/// the first run saves over the file.
+#[derive(Clone, Debug)]
+pub struct Resume {
+    /// Epochs the checkpointed run had completed.
+    pub epochs_done: usize,
+    pub state: TrainState,
+}
+
+impl Resume {
+    /// Reads `path` and checks it with [`Resume::from_checkpoint`].
+    pub fn read(path: &Path, model: &dyn Model, config: &TrainConfig) -> Result<Self> {
+        Self::from_checkpoint(&checkpoint::load(path)?, model, config)
+    }
+
+    /// Checks that `ck` was written by [`save_checkpoint`] for this model
+    /// and optimizer, with every tensor of the right shape and every value
+    /// finite: a diverged run's NaN or infinite state is refused here, not
+    /// discovered an epoch later.
+    pub fn from_checkpoint(
+        ck: &Checkpoint,
+        model: &dyn Model,
+        config: &TrainConfig,
+    ) -> Result<Self> {
+        let error = |msg: String| Error::Checkpoint {
+            file: ck.source().map(Path::to_path_buf),
+            msg,
+        };
+        let mismatch = |what: &str, found: &str, want: String| {
+            error(format!(
+                "was written for {what} '{found}', this run uses '{want}'"
+            ))
+        };
+        let found = ck.meta("model")?;
+        if found != model.name() {
+            return Err(mismatch("model", found, model.name()));
+        }
+        let found = ck.meta("optimizer")?;
+        if found != config.optimizer.name() {
+            return Err(mismatch("optimizer", found, config.optimizer.name()));
+        }
+        let epochs_done: usize = ck
+            .meta("epochs_done")?
+            .parse()
+            .map_err(|_| error("metadata 'epochs_done' is not a number".into()))?;
+        let finite = |name: &str, values: &[f32]| match values.iter().position(|v| !v.is_finite()) {
+            None => Ok(()),
+            Some(i) => Err(error(format!(
+                "tensor '{name}' holds {} at index {i}: the state of a diverged run cannot be resumed",
+                values[i]
+            ))),
+        };
+        let mut params = Vec::new();
+        for p in model.parameters() {
+            let values = ck.f32(&p.name, &p.shape)?;
+            finite(&p.name, values)?;
+            params.extend_from_slice(values);
+        }
+        let optimizer_state = config
+            .optimizer
+            .state_names()
+            .iter()
+            .map(|name| {
+                let name = format!("optimizer.{name}");
+                let values = ck.f32(&name, &[params.len()])?;
+                finite(&name, values)?;
+                Ok(values.to_vec())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let words = ck.u32("optimizer.step", &[STEP_WORDS])?;
+        let step: StepScalars = bytemuck::pod_read_unaligned(bytemuck::cast_slice(words));
+        let scalars = [
+            step.lr,
+            step.decay_factor,
+            step.beta1_pow,
+            step.beta2_pow,
+            step.adagrad_lr,
+            step.step_size,
+            step.bias_correction2_sqrt,
+            step.keras_alpha,
+            step.decay,
+        ];
+        finite("optimizer.step", &scalars)?;
+        // The next update would wrap the u32 step count (t − 1 underflows
+        // in the optimizer's formulas): no real run gets there.
+        if step.t == u32::MAX {
+            return Err(error(format!(
+                "tensor 'optimizer.step' says {} updates were made, the most a u32 counter \
+                 can go on from",
+                step.t
+            )));
+        }
+        Ok(Resume {
+            epochs_done,
+            state: TrainState {
+                params,
+                optimizer_state,
+                step,
+            },
+        })
+    }
+
+    /// The epoch a run of `epochs` epochs resumes at; an error when the
+    /// checkpoint has done them all already (nothing to do).
+    pub fn first_epoch(&self, epochs: usize) -> Result<usize> {
+        if self.epochs_done >= epochs {
+            return Err(super::nothing_to_do(self.epochs_done, epochs));
+        }
+        Ok(self.epochs_done)
+    }
+
+    /// Replaces `engine`'s parameters and optimizer state with the checkpoint's.
+    pub fn restore(&self, engine: &mut dyn Engine) -> Result<()> {
+        engine.restore(&self.state)
+    }
+}
+
 /// Restores `engine` from a checkpoint written by [`save_checkpoint`] for
 /// the same model and optimizer; returns the number of epochs it had done.
+/// See [`Resume`] for the checks.
 pub fn load_checkpoint(
     path: &Path,
     model: &dyn Model,
     config: &TrainConfig,
     engine: &mut dyn Engine,
 ) -> Result<usize> {
-    let ck = checkpoint::load(path)?;
-    let mismatch = |what: &str, found: &str, want: String| Error::Checkpoint {
-        file: Some(path.to_path_buf()),
-        msg: format!("was written for {what} '{found}', this run uses '{want}'"),
-    };
-    let found = ck.meta("model")?;
-    if found != model.name() {
-        return Err(mismatch("model", found, model.name()));
-    }
-    let found = ck.meta("optimizer")?;
-    if found != config.optimizer.name() {
-        return Err(mismatch("optimizer", found, config.optimizer.name()));
-    }
-    let epochs_done: usize = ck
-        .meta("epochs_done")?
-        .parse()
-        .map_err(|_| Error::Checkpoint {
-            file: Some(path.to_path_buf()),
-            msg: "metadata 'epochs_done' is not a number".into(),
-        })?;
-    let mut params = Vec::new();
-    for p in model.parameters() {
-        params.extend_from_slice(ck.f32(&p.name, &p.shape)?);
-    }
-    let optimizer_state = config
-        .optimizer
-        .state_names()
-        .iter()
-        .map(|name| {
-            ck.f32(&format!("optimizer.{name}"), &[params.len()])
-                .map(<[f32]>::to_vec)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let words = ck.u32("optimizer.step", &[STEP_WORDS])?;
-    let step: StepScalars = bytemuck::pod_read_unaligned(bytemuck::cast_slice(words));
-    engine.restore(&TrainState {
-        params,
-        optimizer_state,
-        step,
-    })?;
-    Ok(epochs_done)
+    let resume = Resume::read(path, model, config)?;
+    resume.restore(engine)?;
+    Ok(resume.epochs_done)
 }

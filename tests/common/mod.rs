@@ -1,6 +1,11 @@
-//! Shared by the integration tests: one GPU context per test binary, seeded
-//! random inputs, and the tolerance helper from `wgpu_train::cpu`.
+//! Shared by the two test binaries (`tests/gpu`, `tests/cpu`): one GPU
+//! context per binary, seeded random inputs, and the model-gradient check
+//! both runners go through.
 #![allow(dead_code)]
+
+pub mod data_util;
+
+pub mod model_gradient;
 
 use ndarray::{ArrayD, IxDyn};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
@@ -39,4 +44,17 @@ pub fn random_labels(n: usize, classes: usize, seed: u64) -> Vec<u32> {
     (0..n)
         .map(|_| rng.random_range(0..classes as u32))
         .collect()
+}
+
+/// proptest's settings for `cases` cases, with failures kept beside the test
+/// file (`tests/gpu/X.proptest-regressions`); the default would put them
+/// under `tests/proptest-regressions/`, since `tests/gpu` has a `main.rs`.
+pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
+        ..proptest::test_runner::Config::default()
+    }
 }

@@ -1,4 +1,4 @@
-"""Reference values for tests/optim.rs from torch.optim itself.
+"""Reference values for tests/gpu/optim.rs from torch.optim itself.
 
 Runs each optimizer for 20 steps on 5 float32 parameters with seeded
 float32 gradients (the 5th parameter's gradients are tiny, ~1e-6, where eps

@@ -1,0 +1,210 @@
+//! `train_linear --optimizer lbfgs|newton-cg`: full-batch second-order
+//! training of the linear classifier on the GPU and/or the CPU, with the
+//! same output as the first-order runs (iteration lines in place of epoch
+//! lines, `--json`, `--plot` over iterations).
+
+use crate::Args;
+use crate::common::{Device as DeviceArg, Optimizer};
+use wgpu_train::metrics::{EpochMetrics, History, RunSummary};
+use wgpu_train::second_order::{
+    Device, FullBatchConfig, Iteration, LinearRun, Method, SecondOrderConfig, fit_linear,
+};
+use wgpu_train::{Dataset, Error, Gpu, Result};
+
+/// One iteration as a line: loss, accuracy, gradient norm, step, and what
+/// the iteration cost.
+pub fn iteration_line(it: &Iteration, max: usize) -> String {
+    let width = max.to_string().len();
+    format!(
+        "iter {:>width$}/{max}  loss {:.6}  acc {:.4}  |g| {:.2e}  step {:.3}  evals {}  cg {}  readbacks {}  passes {}  {:.2} s",
+        it.iteration,
+        it.loss,
+        it.train_accuracy,
+        it.grad_norm,
+        it.step,
+        it.evaluations,
+        it.cg_steps,
+        it.readbacks,
+        it.passes,
+        it.seconds
+    )
+}
+
+/// The iterations as a per-"epoch" history, for `plot_history`.
+pub fn history(iterations: &[Iteration], examples: usize) -> History {
+    let mut h = History::new();
+    let mut prev: Option<&Iteration> = None;
+    for it in iterations {
+        let (dt, dp) = match prev {
+            Some(p) => (it.seconds - p.seconds, it.passes - p.passes),
+            None => (it.seconds, it.passes),
+        };
+        h.push(EpochMetrics {
+            epoch: it.iteration,
+            train_loss: it.loss,
+            train_accuracy: it.train_accuracy,
+            val_loss: None,
+            val_accuracy: None,
+            seconds: dt,
+            samples_per_sec: (dp * examples) as f64 / dt.max(1e-12),
+        });
+        prev = Some(it);
+    }
+    h
+}
+
+pub fn run(args: &Args, train: Dataset, test: Dataset, name: &str, short: &str) -> Result<()> {
+    let c = &args.common;
+    if c.save.is_some() || c.load.is_some() || c.validation > 0 {
+        return Err(Error::InvalidArgument {
+            name: "--optimizer",
+            msg: "lbfgs and newton-cg train on the whole training set and do not take --save, --load or --validation".into(),
+        });
+    }
+    let method = match c.optimizer {
+        Some(Optimizer::Lbfgs) => Method::Lbfgs,
+        _ => Method::NewtonCg,
+    };
+    let config = SecondOrderConfig {
+        max_iterations: args.iterations,
+        gtol: args.gtol,
+        history: args.history,
+        ..SecondOrderConfig::new(method)
+    };
+    config.validate()?;
+    let data = FullBatchConfig {
+        l2: args.l2.unwrap_or(1e-4),
+        ..FullBatchConfig::default()
+    };
+    data.validate()?;
+    let model = format!("linear-{}x{}", train.classes, train.dim() + 1);
+    if !c.json {
+        println!("data:      {name}");
+        println!(
+            "model:     {model} ({} parameters)",
+            train.classes * (train.dim() + 1)
+        );
+        println!(
+            "optimizer: {method}{}  l2 {}  full batch of {}  iterations ≤ {}  gtol {:e}  seed {}",
+            if method == Method::Lbfgs {
+                format!(" (m {})", config.history)
+            } else {
+                String::new()
+            },
+            data.l2,
+            train.len(),
+            config.max_iterations,
+            config.gtol,
+            c.seed
+        );
+    }
+    let devices: &[&str] = match c.device {
+        DeviceArg::Gpu => &["gpu"],
+        DeviceArg::Cpu => &["cpu"],
+        DeviceArg::Both => &["gpu", "cpu"],
+    };
+    let gpu = if devices.contains(&"gpu") {
+        Some(Gpu::new()?)
+    } else {
+        None
+    };
+    let mut runs: Vec<LinearRun> = Vec::new();
+    for &device in devices {
+        let dev = match (device, &gpu) {
+            ("gpu", Some(g)) => {
+                if !c.json {
+                    println!("\n[gpu] {}", g.summary());
+                }
+                Device::Gpu(g)
+            }
+            _ => {
+                if !c.json {
+                    println!(
+                        "\n[cpu] CPU, ndarray + matrixmultiply, {} threads",
+                        rayon::current_num_threads()
+                    );
+                }
+                Device::Cpu
+            }
+        };
+        let quiet = c.quiet || c.json;
+        let max = config.max_iterations;
+        let run = fit_linear(dev, &train, &test, &data, &config, c.seed, &mut |it| {
+            if !quiet {
+                eprintln!("[{device}] {}", iteration_line(it, max));
+            }
+        })?;
+        let last = run.outcome.last();
+        let steps = last.iteration.max(1) as f64;
+        let step_readbacks: usize = run.outcome.iterations[1..]
+            .iter()
+            .map(|i| i.readbacks)
+            .sum();
+        if c.json {
+            let summary = RunSummary {
+                device: device.to_string(),
+                adapter: run.adapter.clone(),
+                model: model.clone(),
+                optimizer: method.name().to_string(),
+                lr: 0.0,
+                batch: train.len(),
+                epochs: last.iteration,
+                test_accuracy: run.test_accuracy,
+                test_loss: run.test_loss,
+                final_train_loss: last.loss,
+                samples_per_sec: (last.passes * train.len()) as f64 / last.seconds.max(1e-12),
+                epoch_seconds: history(&run.outcome.iterations, train.len()).epoch_seconds(),
+                dispatches_per_step: None,
+                host_syncs_per_epoch: Some(step_readbacks as f64 / steps),
+                seed: c.seed,
+                fused: false,
+                kernels: Default::default(),
+            };
+            println!("{}", summary.to_json_line());
+        } else {
+            println!(
+                "[{device}] {} after {} iterations ({} passes over the data, {:.1} readbacks per iteration): test accuracy {:.4}  test loss {:.4}  final train loss {:.6}  |g| {:.2e}  {:.2} s",
+                run.outcome.stop,
+                last.iteration,
+                last.passes,
+                step_readbacks as f64 / steps,
+                run.test_accuracy,
+                run.test_loss,
+                last.loss,
+                last.grad_norm,
+                last.seconds
+            );
+        }
+        runs.push(run);
+    }
+    if let [g, cpu] = runs.as_slice()
+        && !c.json
+    {
+        let (tg, tc) = (g.outcome.last().seconds, cpu.outcome.last().seconds);
+        println!(
+            "\nGPU/CPU speed: {:.2}x  (GPU {tg:.2} s, CPU {tc:.2} s)",
+            tc / tg.max(1e-12)
+        );
+    }
+    if let Some(path) = &c.plot {
+        let histories: Vec<(String, History)> = runs
+            .iter()
+            .map(|r| {
+                (
+                    r.device.to_string(),
+                    history(&r.outcome.iterations, train.len()),
+                )
+            })
+            .collect();
+        let refs: Vec<(&str, &History)> = histories.iter().map(|(d, h)| (d.as_str(), h)).collect();
+        wgpu_train::plot::plot_history(
+            path,
+            &format!("{model} {method} on {short} (x: iterations)"),
+            &refs,
+        )?;
+        if !c.json {
+            println!("plot: {}", path.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,380 @@
+//! Autotuning: the first time a kernel family meets a shape on an adapter,
+//! time every valid version of it there and keep the fastest.
+//!
+//! Users run this crate on GPUs we never see, so a version chosen by a rule
+//! reasoned on one machine ([`MatmulKernel::choose`]) is a guess elsewhere.
+//! The tuner replaces the guess with a measurement, as burn/CubeCL do:
+//! - **when**: the first time a launcher is built with `Auto` for a (shape,
+//!   options) key, i.e. while an engine is being built, before the first
+//!   training step; the choice is then fixed for the life of the [`Gpu`];
+//! - **how**: each version is checked to build (limits), run once to warm
+//!   up, then timed over 3 runs (GPU timestamps where the adapter has them,
+//!   else the wall clock to device idle); the median per product decides.
+//!   A version whose first run is 20× slower than the best so far is not
+//!   timed further, which bounds the cost of a bad version;
+//! - **where it is kept**: in memory, and in
+//!   `$XDG_CACHE_HOME/wgpu-train/autotune-<adapter hash>.json` (else
+//!   `~/.cache/…`), written atomically. The hash covers the adapter's name,
+//!   backend, vendor and device ids, driver and driver version, so a driver
+//!   update starts a new file. A corrupt or foreign file is ignored with a
+//!   warning and replaced at the next save, never an error.
+//!
+//! `WGPU_TRAIN_AUTOTUNE=off|on|refresh` (or [`crate::GpuOptions::autotune`]):
+//! `off` (the library's default, and the tests') uses the fixed rule and
+//! touches no file; `on` (the examples' default) reads the cache and tunes
+//! what is missing; `refresh` ignores the cache and tunes everything again.
+//!
+//! Reproducibility: every matmul version accumulates over k in increasing
+//! order; whether two versions give the same bits depends on the driver's
+//! floating-point contraction. A run's choices are fixed before its first
+//! step and reported by [`Tuner::choices`] (the examples record them in the
+//! run's JSON), and [`Tuner::pin`] replays recorded choices.
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, GpuTensor, GpuTimer};
+use crate::kernels::{Matmul, MatmulKernel};
+use crate::shapes::{MatmulOptions, MatmulShape};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Whether and how to tune.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TuneMode {
+    /// The fixed rule; no timing, no cache file.
+    #[default]
+    Off,
+    /// Cached choices where there are any, tuning for the rest.
+    On,
+    /// Tune every key again and rewrite the cache.
+    Refresh,
+}
+
+impl TuneMode {
+    /// Parses `off`, `on` or `refresh`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" | "0" | "false" => Ok(TuneMode::Off),
+            "on" | "1" | "true" => Ok(TuneMode::On),
+            "refresh" => Ok(TuneMode::Refresh),
+            other => Err(Error::InvalidArgument {
+                name: "WGPU_TRAIN_AUTOTUNE",
+                msg: format!("{other:?} is not one of off, on, refresh"),
+            }),
+        }
+    }
+
+    /// `WGPU_TRAIN_AUTOTUNE` when it is set and not empty.
+    pub fn from_env() -> Result<Option<Self>> {
+        match std::env::var("WGPU_TRAIN_AUTOTUNE") {
+            Ok(s) if !s.trim().is_empty() => Self::parse(&s).map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// File format tag: a file with another tag is foreign.
+const FORMAT: &str = "wgpu-train autotune 1";
+
+#[derive(Default)]
+struct State {
+    loaded: bool,
+    choices: BTreeMap<String, String>,
+    tuned: usize,
+    seconds: f64,
+}
+
+/// The per-[`Gpu`] tuner. Thread-safe; tuning holds its lock, so two
+/// threads meeting one new key tune it once.
+pub struct Tuner {
+    mode: TuneMode,
+    /// The cache file; `None` keeps choices in memory only.
+    file: Option<PathBuf>,
+    adapter_key: String,
+    state: Mutex<State>,
+}
+
+impl Tuner {
+    /// A tuner for the adapter described by `info`, caching in `dir` (or the
+    /// platform's cache directory when `None`).
+    pub(crate) fn new(mode: TuneMode, info: &wgpu::AdapterInfo, dir: Option<PathBuf>) -> Self {
+        let adapter_key = format!(
+            "{} | {:?} | vendor {:#x} device {:#x} | {} {}",
+            info.name, info.backend, info.vendor, info.device, info.driver, info.driver_info
+        );
+        let file = dir.or_else(default_dir).map(|d| {
+            use sha2::Digest;
+            let hash = sha2::Sha256::digest(adapter_key.as_bytes());
+            let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+            d.join(format!("autotune-{hex}.json"))
+        });
+        Tuner {
+            mode,
+            file,
+            adapter_key,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    pub fn mode(&self) -> TuneMode {
+        self.mode
+    }
+
+    /// The cache file, where there is one.
+    pub fn file(&self) -> Option<&std::path::Path> {
+        self.file.as_deref()
+    }
+
+    /// Every choice made or loaded so far, by key.
+    pub fn choices(&self) -> BTreeMap<String, String> {
+        self.lock().choices.clone()
+    }
+
+    /// Keys tuned (timed) by this tuner, and the seconds it spent.
+    pub fn tuned(&self) -> (usize, f64) {
+        let s = self.lock();
+        (s.tuned, s.seconds)
+    }
+
+    /// "tuned 9 shapes in 0.4 s (cache …)", once something was tuned.
+    pub fn report(&self) -> Option<String> {
+        let (n, secs) = self.tuned();
+        (n > 0).then(|| {
+            format!(
+                "autotune: tuned {n} shape{} in {secs:.2} s{}",
+                if n == 1 { "" } else { "s" },
+                self.file
+                    .as_ref()
+                    .map_or(String::new(), |f| format!(" (cached in {})", f.display()))
+            )
+        })
+    }
+
+    /// Fixes choices recorded by an earlier run, whatever the mode.
+    pub fn pin(&self, choices: &BTreeMap<String, String>) {
+        let mut s = self.lock();
+        s.loaded = true;
+        s.choices
+            .extend(choices.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while tuning leaves only a partial map: still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The matmul version for `shape`: the fixed rule when tuning is off,
+    /// else the cached or newly measured fastest.
+    pub fn matmul(
+        &self,
+        gpu: &Gpu,
+        shape: &MatmulShape,
+        opts: &MatmulOptions,
+        bias: bool,
+    ) -> MatmulKernel {
+        let key = matmul_key(shape, opts, bias);
+        let mut s = self.lock();
+        if let Some(k) = s.choices.get(&key).and_then(|n| kernel_named(n)) {
+            return k;
+        }
+        if self.mode == TuneMode::Off {
+            return MatmulKernel::choose(gpu, shape);
+        }
+        if !s.loaded {
+            s.loaded = true;
+            if self.mode == TuneMode::On {
+                let cached = self.load();
+                for (k, v) in cached {
+                    s.choices.entry(k).or_insert(v);
+                }
+                if let Some(k) = s.choices.get(&key).and_then(|n| kernel_named(n)) {
+                    return k;
+                }
+            }
+        }
+        let start = Instant::now();
+        let chosen = match tune_matmul(gpu, shape, opts, bias) {
+            Ok(k) => k,
+            Err(e) => {
+                eprintln!(
+                    "wgpu-train: warning: autotuning {key} failed ({e}); using the fixed rule"
+                );
+                MatmulKernel::choose(gpu, shape)
+            }
+        };
+        s.tuned += 1;
+        s.seconds += start.elapsed().as_secs_f64();
+        s.choices.insert(key, chosen.name().to_string());
+        self.save(&s.choices);
+        chosen
+    }
+
+    /// The cached choices, or none (with a warning) when the file is corrupt
+    /// or belongs to another adapter or format.
+    fn load(&self) -> BTreeMap<String, String> {
+        let Some(path) = &self.file else {
+            return BTreeMap::new();
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return BTreeMap::new(),
+            Err(e) => {
+                warn_ignored(path, &e.to_string());
+                return BTreeMap::new();
+            }
+        };
+        let parsed: Option<serde_json::Value> = serde_json::from_str(&text).ok();
+        let fields = parsed.as_ref().and_then(|v| {
+            Some((
+                v.get("format")?.as_str()?,
+                v.get("adapter")?.as_str()?,
+                v.get("choices")?.as_object()?,
+            ))
+        });
+        match fields {
+            Some((FORMAT, adapter, choices)) if adapter == self.adapter_key => choices
+                .iter()
+                .filter_map(|(k, v)| {
+                    let name = v.as_str()?;
+                    kernel_named(name).map(|_| (k.clone(), name.to_string()))
+                })
+                .collect(),
+            Some((FORMAT, adapter, _)) => {
+                warn_ignored(
+                    path,
+                    &format!("it was written for another adapter ({adapter})"),
+                );
+                BTreeMap::new()
+            }
+            _ => {
+                warn_ignored(path, "it is not a wgpu-train autotune file");
+                BTreeMap::new()
+            }
+        }
+    }
+
+    /// Writes the choices atomically; a failure only warns (the choices stay
+    /// in memory for this run).
+    fn save(&self, choices: &BTreeMap<String, String>) {
+        let Some(path) = &self.file else { return };
+        let doc = serde_json::json!({
+            "format": FORMAT,
+            "adapter": self.adapter_key,
+            "choices": choices,
+        });
+        let result = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .map_err(|e| e.to_string())
+            .and_then(|_| {
+                let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+                crate::atomic::write(path, text.as_bytes()).map_err(|e| e.to_string())
+            });
+        if let Err(e) = result {
+            eprintln!(
+                "wgpu-train: warning: cannot write the autotune cache {}: {e}",
+                path.display()
+            );
+        }
+    }
+}
+
+fn warn_ignored(path: &std::path::Path, why: &str) {
+    eprintln!(
+        "wgpu-train: warning: ignoring the autotune cache {}: {why}; it will be rewritten",
+        path.display()
+    );
+}
+
+fn default_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        })?;
+    Some(base.join("wgpu-train"))
+}
+
+/// The cache key of one matmul: exact sizes and the options that select a
+/// pipeline.
+pub fn matmul_key(shape: &MatmulShape, opts: &MatmulOptions, bias: bool) -> String {
+    let t = |b: bool| if b { 't' } else { 'n' };
+    format!(
+        "matmul {}x{}x{} batch {} {}{}{} {:?}",
+        shape.m,
+        shape.n,
+        shape.k,
+        shape.batch,
+        t(opts.trans_a),
+        t(opts.trans_b),
+        if bias { " +bias" } else { "" },
+        opts.activation
+    )
+}
+
+fn kernel_named(name: &str) -> Option<MatmulKernel> {
+    MatmulKernel::ALL.into_iter().find(|k| k.name() == name)
+}
+
+/// Times every version on scratch tensors of `shape` and returns the fastest.
+fn tune_matmul(
+    gpu: &Gpu,
+    shape: &MatmulShape,
+    opts: &MatmulOptions,
+    bias: bool,
+) -> Result<MatmulKernel> {
+    let sa = if opts.trans_a {
+        [shape.batch, shape.k, shape.m]
+    } else {
+        [shape.batch, shape.m, shape.k]
+    };
+    let sb = if opts.trans_b {
+        [shape.n, shape.k]
+    } else {
+        [shape.k, shape.n]
+    };
+    let fill = |n: usize| -> Vec<f32> { (0..n).map(|i| ((i % 17) as f32 - 8.0) / 8.0).collect() };
+    let a_shape: &[usize] = if shape.batch == 1 { &sa[1..] } else { &sa };
+    let a = GpuTensor::from_slice(gpu, a_shape, &fill(sa.iter().product()))?;
+    let b = GpuTensor::from_slice(gpu, &sb, &fill(sb.iter().product()))?;
+    let bias_t = GpuTensor::from_slice(gpu, &[shape.n], &fill(shape.n))?;
+    let c = GpuTensor::<f32>::zeros(gpu, &shape.output_shape())?;
+    let timer = GpuTimer::new(gpu)?;
+    let mut best: Option<(f64, f64, MatmulKernel)> = None; // (median, first, kernel)
+    for kernel in MatmulKernel::ALL {
+        let Ok(mm) = Matmul::new(gpu, &a, &b, bias.then_some(&bias_t), &c, *opts, kernel) else {
+            continue; // e.g. past this device's limits
+        };
+        let first = timer.time(gpu, |pass| mm.record(pass))?;
+        if best.is_some_and(|(_, f, _)| first > 20.0 * f) {
+            continue;
+        }
+        // About 2 ms of work per timed run, so the timer's resolution and a
+        // pass's fixed cost do not decide.
+        let reps = ((0.002 / first.max(1e-7)).ceil() as usize).clamp(1, 64);
+        let mut times = Vec::with_capacity(3);
+        for _ in 0..3 {
+            let t = timer.time(gpu, |pass| {
+                for _ in 0..reps {
+                    mm.record(pass);
+                }
+            })?;
+            times.push(t / reps as f64);
+        }
+        times.sort_by(f64::total_cmp);
+        let median = times[1];
+        if best.is_none_or(|(m, _, _)| median < m) {
+            best = Some((median, first, kernel));
+        }
+    }
+    best.map(|(_, _, k)| k).ok_or_else(|| {
+        Error::shape(
+            "autotune",
+            "no matmul version could be built for this shape".to_string(),
+        )
+    })
+}

@@ -1,0 +1,398 @@
+//! The library under hostile or careless input (issue 12): sizes from user
+//! input, diverging runs, resume bookkeeping, misleading messages and
+//! downloads. What the command line adds on top is in `hostile_cli.rs`.
+//! Where a behaviour exists on both devices, the GPU and the CPU engine are
+//! both checked.
+
+use crate::common::gpu;
+use crate::data_util::{Scratch, gzip, idx_images};
+use std::path::Path;
+use wgpu_train::checkpoint::{self, TensorData};
+use wgpu_train::data::{self, download::RemoteFile, download::sha256_hex};
+use wgpu_train::model::{Mlp, Model};
+use wgpu_train::optim::OptimizerConfig;
+use wgpu_train::train::{
+    self, CpuEngine, Engine, Event, GpuEngine, Resume, TrainConfig, TrainData,
+};
+use wgpu_train::{Activation, Error};
+
+fn small_data(train: usize, validation: usize) -> TrainData {
+    TrainData::new(
+        data::synthetic::images(train, [1, 28, 28], 10, 1).unwrap(),
+        data::synthetic::images(40, [1, 28, 28], 10, 2).unwrap(),
+        validation,
+        0,
+    )
+    .unwrap()
+}
+
+fn config(optimizer: OptimizerConfig, epochs: usize, batch: usize) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch,
+        optimizer,
+        mean: 0.5,
+        std: 0.25,
+        ..TrainConfig::default()
+    }
+}
+
+/// Both engines for one model, data and config: `(device, engine)`.
+fn engines<'a>(
+    model: &dyn Model,
+    data: &'a TrainData,
+    config: &TrainConfig,
+) -> Vec<(&'static str, Box<dyn Engine + 'a>)> {
+    vec![
+        (
+            "gpu",
+            Box::new(GpuEngine::new(gpu(), model, data, config).unwrap()),
+        ),
+        (
+            "cpu",
+            Box::new(CpuEngine::new(model, data, config).unwrap()),
+        ),
+    ]
+}
+
+// ------------------------------------------------------------ class 1: sizes
+#[test]
+fn a_batch_larger_than_the_set_is_one_full_batch_on_both_engines() {
+    let data = small_data(100, 0);
+    let model = Mlp::mnist(Activation::Sigmoid);
+    let reference = config(OptimizerConfig::sgd(0.1), 2, 100);
+    for batch in [101, 4_000_000_000, usize::MAX / 784 + 1, usize::MAX] {
+        let cfg = config(OptimizerConfig::sgd(0.1), 2, batch);
+        for ((device, mut huge), (_, mut exact)) in engines(&model, &data, &cfg)
+            .into_iter()
+            .zip(engines(&model, &data, &reference))
+        {
+            let a = train::fit(huge.as_mut(), &data, &cfg, 0, &mut |_| {})
+                .unwrap_or_else(|e| panic!("{device} batch {batch}: {e}"));
+            let b = train::fit(exact.as_mut(), &data, &reference, 0, &mut |_| {}).unwrap();
+            assert_eq!(a.test_loss, b.test_loss, "{device} batch {batch}");
+            assert_eq!(
+                huge.state().unwrap().params,
+                exact.state().unwrap().params,
+                "{device} batch {batch}"
+            );
+        }
+    }
+}
+
+#[test]
+fn synthetic_images_of_overflowing_size_are_an_error() {
+    let e = data::synthetic::images(usize::MAX, [3, 32, 32], 10, 0).unwrap_err();
+    assert!(e.to_string().contains("overflow"), "{e}");
+    assert!(data::synthetic::images(4, [1, 2, 2], 0, 0).is_err());
+    assert!(data::synthetic::images(4, [1, 2, 2], 257, 0).is_err());
+}
+
+// ------------------------------------------------------------ class 2: divergence
+#[test]
+fn fit_stops_a_diverging_run_naming_device_epoch_and_loss() {
+    let data = small_data(200, 0);
+    let model = Mlp::mnist(Activation::Sigmoid);
+    let cfg = config(OptimizerConfig::sgd(1e36), 5, 50);
+    for (device, mut engine) in engines(&model, &data, &cfg) {
+        let mut epochs_seen = Vec::new();
+        let err = train::fit(engine.as_mut(), &data, &cfg, 0, &mut |e| {
+            if let Event::Epoch(m) = e {
+                epochs_seen.push((m.epoch, m.train_loss));
+            }
+        })
+        .expect_err("a run at lr 1e36 diverges");
+        let Error::Diverged {
+            device: d,
+            epoch,
+            what,
+            value,
+        } = &err
+        else {
+            panic!("{device}: not a divergence: {err}");
+        };
+        assert_eq!(*d, device);
+        assert_eq!(*what, "training loss");
+        assert!(!value.is_finite());
+        // Stopped at the epoch it happened in, whose line was still reported.
+        assert!(*epoch < 5, "{device} trained on to epoch {epoch}");
+        assert_eq!(epochs_seen.last().map(|e| e.0), Some(*epoch));
+        let m = err.to_string();
+        assert!(
+            m.contains(&format!("[{device}] diverged"))
+                && m.contains(&format!("in epoch {epoch}"))
+                && m.contains("smaller learning rate"),
+            "{m}"
+        );
+    }
+}
+
+#[test]
+fn relu_divergence_with_validation_is_divergence_not_a_schedule_error() {
+    let data = small_data(200, 40);
+    let model = Mlp::mnist(Activation::Relu);
+    let adam = OptimizerConfig::preset("adam", 1e30).unwrap();
+    let cfg = TrainConfig {
+        optimizer: adam.with_schedule(wgpu_train::Schedule::reduce_on_plateau()),
+        ..config(adam, 3, 50)
+    };
+    for (device, mut engine) in engines(&model, &data, &cfg) {
+        let err = train::fit(engine.as_mut(), &data, &cfg, 0, &mut |_| {}).unwrap_err();
+        assert!(
+            matches!(err, Error::Diverged { device: d, epoch: 1, .. } if d == device),
+            "{device}: {err}"
+        );
+    }
+}
+
+// ------------------------------------------------------------ class 3: resume
+#[test]
+fn a_checkpoint_with_nan_or_inf_weights_is_refused_at_load_time() {
+    let data = small_data(100, 0);
+    let model = Mlp::mnist(Activation::Sigmoid);
+    let cfg = config(OptimizerConfig::preset("adam", 1e-3).unwrap(), 1, 50);
+    let s = Scratch::new("resume-nan");
+    let path = s.path().join("ckpt.safetensors");
+    let mut engine = CpuEngine::new(&model, &data, &cfg).unwrap();
+    train::fit(&mut engine, &data, &cfg, 0, &mut |_| {}).unwrap();
+    train::save_checkpoint(&path, &model, &cfg, &mut engine, 1).unwrap();
+    Resume::read(&path, &model, &cfg).expect("an intact checkpoint resumes");
+
+    for (tensor, index, bad) in [
+        ("layer2.weight", 17, f32::NAN),
+        ("layer1.bias", 0, f32::INFINITY),
+        ("optimizer.exp_avg_sq", 5, f32::NEG_INFINITY),
+    ] {
+        let mut ck = checkpoint::load(&path).unwrap();
+        let t = ck
+            .tensors
+            .iter_mut()
+            .find(|t| t.name == tensor)
+            .unwrap_or_else(|| panic!("no {tensor}"));
+        match &mut t.data {
+            TensorData::F32(v) => v[index] = bad,
+            TensorData::U32(_) => unreachable!(),
+        }
+        let broken = s.path().join(format!("{tensor}.safetensors"));
+        checkpoint::save(&broken, &ck).unwrap();
+        for (device, mut engine) in engines(&model, &data, &cfg) {
+            let e = train::load_checkpoint(&broken, &model, &cfg, engine.as_mut()).unwrap_err();
+            let m = e.to_string();
+            assert!(
+                m.contains(tensor)
+                    && m.contains(&format!("index {index}"))
+                    && m.contains("diverged"),
+                "{device}: {m}"
+            );
+        }
+    }
+}
+
+#[test]
+fn nothing_left_to_train_is_an_error_and_never_nan_statistics() {
+    let data = small_data(100, 0);
+    let model = Mlp::mnist(Activation::Sigmoid);
+    let cfg = config(OptimizerConfig::sgd(0.1), 3, 50);
+    for (device, mut engine) in engines(&model, &data, &cfg) {
+        for first in [3, 4] {
+            let e = train::fit(engine.as_mut(), &data, &cfg, first, &mut |_| {}).unwrap_err();
+            let m = e.to_string();
+            assert!(
+                m.contains(&format!("already trained {first} epochs")) && m.contains("nothing"),
+                "{device}: {m}"
+            );
+        }
+    }
+    let s = Scratch::new("resume-first");
+    let path = s.path().join("ckpt.safetensors");
+    let mut engine = CpuEngine::new(&model, &data, &cfg).unwrap();
+    train::save_checkpoint(&path, &model, &cfg, &mut engine, 3).unwrap();
+    let r = Resume::read(&path, &model, &cfg).unwrap();
+    assert_eq!(r.first_epoch(4).unwrap(), 3);
+    assert!(r.first_epoch(3).is_err());
+    assert!(r.first_epoch(1).is_err());
+}
+
+// ------------------------------------------------------------ class 6: messages
+#[test]
+fn data_dir_that_is_a_symlink_loop_is_reported_as_unreadable_not_missing() {
+    #[cfg(unix)]
+    {
+        let s = Scratch::new("data-loop");
+        let a = s.path().join("a");
+        std::os::unix::fs::symlink(&a, &a).unwrap();
+        let m = data::load(Some(&a)).unwrap_err().to_string();
+        assert!(
+            m.contains("cannot be read") && !m.contains("does not exist"),
+            "{m}"
+        );
+        // A file name that loops inside a real directory is named too.
+        let d = Scratch::new("data-file-loop");
+        let f = d.path().join("train-images-idx3-ubyte.gz");
+        std::os::unix::fs::symlink(&f, &f).unwrap();
+        let m = data::load(Some(d.path())).unwrap_err().to_string();
+        assert!(
+            m.contains("train-images-idx3-ubyte.gz") && m.contains("cannot be read"),
+            "{m}"
+        );
+    }
+}
+
+#[test]
+fn bench_filter_that_matches_nothing_is_an_error() {
+    let mut opts = wgpu_train::bench::Options::quick();
+    opts.filter = Some("nonexistent".into());
+    let m = opts.validate().unwrap_err().to_string();
+    assert!(
+        m.contains("matches no case") && m.contains("matmul/"),
+        "{m}"
+    );
+    opts.filter = Some("train_step/mlp".into());
+    opts.validate().unwrap();
+}
+
+// ------------------------------------------------------------ class 7: downloads
+/// Debian's `dataset-fashion-mnist` files differ from Zalando's by their
+/// gzip header: `--download fashion-mnist` keeps them, fetching nothing.
+#[test]
+fn debian_fashion_mnist_files_are_kept_without_a_download() {
+    let system = Path::new(data::source::SYSTEM_DIR);
+    let dir = std::env::var_os(data::source::ENV_DIR)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| system.to_path_buf());
+    let s = Scratch::new("debian-fashion");
+    for f in data::Remote::FashionMnist.files() {
+        let src = dir.join(&f.name);
+        assert!(
+            src.is_file(),
+            "{} is missing: bash scripts/test.sh installs dataset-fashion-mnist",
+            src.display()
+        );
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&src, s.path().join(&f.name)).unwrap();
+    }
+    // Port 9 on loopback refuses connections: any fetch would fail.
+    let paths = data::download::fetch_files(
+        "http://127.0.0.1:9/",
+        s.path(),
+        &data::Remote::FashionMnist.files(),
+    )
+    .unwrap_or_else(|e| panic!("Debian's files were not accepted: {e}"));
+    assert_eq!(paths.len(), 4);
+    let splits = data::load(Some(s.path())).unwrap();
+    assert_eq!((splits.train.len(), splits.test.len()), (60_000, 10_000));
+}
+
+#[test]
+fn a_file_with_the_pinned_content_is_kept_whatever_its_compression() {
+    let content = idx_images(20, 28, 28);
+    let published = gzip(&content);
+    let f = RemoteFile::new(
+        "train-images-idx3-ubyte.gz",
+        published.len() as u64,
+        &sha256_hex(&published),
+    )
+    .with_content(content.len() as u64, &sha256_hex(&content));
+    // Another gzip wrapper (best compression, so other bytes), then none.
+    let other = {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(&content).unwrap();
+        e.finish().unwrap()
+    };
+    assert_ne!(other, published);
+    let s = Scratch::new("content-gz");
+    s.write(&f.name, &other);
+    assert_eq!(
+        data::download::existing(s.path(), &f),
+        Ok(s.path().join(&f.name))
+    );
+    let raw = Scratch::new("content-raw");
+    raw.write("train-images-idx3-ubyte", &content);
+    assert_eq!(
+        data::download::existing(raw.path(), &f),
+        Ok(raw.path().join("train-images-idx3-ubyte"))
+    );
+    // Without a pinned content sum, only the published bytes are accepted.
+    let strict = RemoteFile {
+        content: None,
+        ..f.clone()
+    };
+    assert!(data::download::existing(s.path(), &strict).is_err());
+}
+
+#[test]
+fn a_file_with_other_content_is_refused_saying_precisely_why() {
+    let content = idx_images(20, 28, 28);
+    let published = gzip(&content);
+    let f = RemoteFile::new(
+        "train-images-idx3-ubyte.gz",
+        published.len() as u64,
+        &sha256_hex(&published),
+    )
+    .with_content(content.len() as u64, &sha256_hex(&content));
+    let s = Scratch::new("content-bad");
+    let mut changed = content.clone();
+    changed[100] ^= 1;
+    s.write(&f.name, &gzip(&changed));
+    let why = data::download::existing(s.path(), &f)
+        .unwrap_err()
+        .expect("a reason");
+    assert!(
+        why.contains(&sha256_hex(&changed)) && why.contains("is not the pinned content"),
+        "{why}"
+    );
+    let bad = Scratch::new("content-notgz");
+    bad.write(&f.name, &[0x1f, 0x8b, 0, 1, 2, 3]);
+    let why = data::download::existing(bad.path(), &f)
+        .unwrap_err()
+        .expect("a reason");
+    assert!(why.contains("not valid gzip"), "{why}");
+    // Nothing there: no reason, just missing.
+    let empty = Scratch::new("content-none");
+    assert_eq!(data::download::existing(empty.path(), &f), Err(None));
+}
+
+/// The checkpoint fuzz target's seeds are real checkpoints of its model, so
+/// fuzzing starts from inputs that reach every check of a resume.
+#[test]
+fn fuzz_checkpoint_seeds_resume_for_the_fuzz_targets_model() {
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds-checkpoint");
+    let model = Mlp::new(&[4, 3, 2], Activation::Relu).unwrap();
+    for (seed, optimizer) in [
+        ("mlp-sgd", OptimizerConfig::sgd(0.1)),
+        ("mlp-adam", OptimizerConfig::preset("adam", 1e-3).unwrap()),
+    ] {
+        let cfg = TrainConfig {
+            optimizer,
+            ..TrainConfig::default()
+        };
+        let r =
+            Resume::read(&seeds.join(seed), &model, &cfg).unwrap_or_else(|e| panic!("{seed}: {e}"));
+        assert_eq!(r.epochs_done, 2);
+        assert_eq!(r.state.step.t, 5);
+    }
+}
+
+#[test]
+fn a_checkpoint_whose_step_count_would_wrap_is_refused() {
+    let data = small_data(100, 0);
+    let model = Mlp::mnist(Activation::Sigmoid);
+    let cfg = config(OptimizerConfig::sgd(0.1), 2, 50);
+    let s = Scratch::new("resume-wrap");
+    let path = s.path().join("ckpt.safetensors");
+    let mut engine = CpuEngine::new(&model, &data, &cfg).unwrap();
+    train::save_checkpoint(&path, &model, &cfg, &mut engine, 1).unwrap();
+    let mut ck = checkpoint::load(&path).unwrap();
+    for t in &mut ck.tensors {
+        if let (true, TensorData::U32(words)) = (t.name == "optimizer.step", &mut t.data) {
+            words[0] = u32::MAX;
+        }
+    }
+    checkpoint::save(&path, &ck).unwrap();
+    let m = Resume::read(&path, &model, &cfg).unwrap_err().to_string();
+    assert!(
+        m.contains("optimizer.step") && m.contains("4294967295"),
+        "{m}"
+    );
+}

@@ -1,0 +1,34 @@
+//! Every GPU test, in one binary: one link, one adapter (`common::gpu`,
+//! created once and shared by every test), one file to carry to a machine
+//! with a real GPU. A module per kernel family, named like its shader
+//! (`shaders/X.wgsl` ↔ `src/kernels/X.rs` ↔ `src/cpu/X.rs` ↔ `tests/gpu/X.rs`),
+//! each checking its launchers against the CPU twin on random inputs with
+//! NaN-poisoned outputs; then whole programs and runs on both devices. The
+//! checks that need no GPU are in `tests/cpu`.
+
+#[path = "../common/mod.rs"]
+mod common;
+use common::data_util;
+
+// Kernel families, one per shader.
+mod activation;
+mod fused;
+mod gather;
+mod linalg;
+mod matmul;
+mod optim;
+mod reduce;
+mod softmax_xent;
+
+// Whole programs and runs, bad input, the application code.
+mod backend_paths;
+mod concurrency;
+mod errors;
+mod gpu_vs_cpu;
+mod hostile_input;
+mod model_gradient;
+mod readme_snippet;
+mod second_order;
+mod strategies;
+mod train;
+mod tune;

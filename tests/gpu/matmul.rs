@@ -1,0 +1,270 @@
+//! Every matmul version against the CPU twin, on fresh random inputs with the
+//! output poisoned with NaN before each dispatch. Test names say the case:
+//! the product (nn/nt/tn/tt), M×N×K, and what is awkward about it.
+
+use crate::common::{gpu, random, random_scaled};
+use ndarray::{ArrayD, Ix1};
+use proptest::prelude::*;
+use wgpu_train::cpu::{self, Tolerance};
+use wgpu_train::kernels::Matmul;
+use wgpu_train::{Activation, GpuTensor, MatmulKernel, MatmulOptions, MatmulShape};
+
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    /// None: A unbatched (2-D); Some(b): A is [b, ., .].
+    a_batch: Option<usize>,
+    b_batch: Option<usize>,
+    m: usize,
+    n: usize,
+    k: usize,
+    opts: MatmulOptions,
+    bias: bool,
+    /// Scale of A's entries, to push pre-activations to ±1e3.
+    a_scale: f32,
+}
+
+fn case(m: usize, n: usize, k: usize, opts: MatmulOptions) -> Case {
+    Case {
+        a_batch: None,
+        b_batch: None,
+        m,
+        n,
+        k,
+        opts,
+        bias: false,
+        a_scale: 1.0,
+    }
+}
+
+impl Case {
+    fn bias(self) -> Self {
+        Case { bias: true, ..self }
+    }
+    fn act(self, activation: Activation) -> Self {
+        Case {
+            opts: self.opts.with_activation(activation),
+            ..self
+        }
+    }
+    fn batched(self, a: Option<usize>, b: Option<usize>) -> Self {
+        Case {
+            a_batch: a,
+            b_batch: b,
+            ..self
+        }
+    }
+    fn scale_a(self, a_scale: f32) -> Self {
+        Case { a_scale, ..self }
+    }
+
+    fn stored(&self) -> (Vec<usize>, Vec<usize>) {
+        let mut a = if self.opts.trans_a {
+            vec![self.k, self.m]
+        } else {
+            vec![self.m, self.k]
+        };
+        let mut b = if self.opts.trans_b {
+            vec![self.n, self.k]
+        } else {
+            vec![self.k, self.n]
+        };
+        if let Some(bt) = self.a_batch {
+            a.insert(0, bt);
+        }
+        if let Some(bt) = self.b_batch {
+            b.insert(0, bt);
+        }
+        (a, b)
+    }
+
+    fn inputs(&self, seed: u64) -> (ArrayD<f32>, ArrayD<f32>, Option<ArrayD<f32>>) {
+        let (sa, sb) = self.stored();
+        let a = random_scaled(&sa, seed, self.a_scale);
+        let b = random(&sb, seed + 1);
+        let bias = self.bias.then(|| random(&[self.n], seed + 2));
+        (a, b, bias)
+    }
+}
+
+/// Rounding grows with K; an indexing bug is off by O(1), far outside this.
+fn tolerance(k: usize) -> Tolerance {
+    Tolerance::new(1e-5 + 1e-6 * k as f32, 1e-4)
+}
+
+fn check(c: Case, kernel: MatmulKernel) {
+    let g = gpu();
+    let (a, b, bias) = c.inputs(0x5eed + (c.m * 131 + c.n * 31 + c.k) as u64);
+    let bias1 = bias
+        .as_ref()
+        .map(|v| v.view().into_dimensionality::<Ix1>().unwrap());
+    let expected = cpu::matmul(&a, &b, bias1, c.opts).expect("cpu twin");
+
+    let ga = GpuTensor::from_array(g, &a).unwrap();
+    let gb = GpuTensor::from_array(g, &b).unwrap();
+    let gbias = bias.as_ref().map(|v| GpuTensor::from_array(g, v).unwrap());
+    let out = GpuTensor::<f32>::zeros(g, expected.shape()).unwrap();
+    out.fill(g, f32::NAN).unwrap();
+    let mm = Matmul::new(g, &ga, &gb, gbias.as_ref(), &out, c.opts, kernel).unwrap();
+    mm.run(g, 1).unwrap();
+    let actual = out.to_array(g).unwrap();
+    cpu::assert_close(
+        &format!("{c:?} with {:?}", mm.kernel()),
+        &actual,
+        &expected,
+        tolerance(c.k),
+    );
+}
+
+macro_rules! matmul_cases {
+    ($($name:ident: $case:expr;)*) => {
+        mod v1_naive { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::V1Naive) })* }
+        mod v2_blocked { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::V2Blocked) })* }
+        mod v3_tiled { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::V3Tiled) })* }
+        mod v4_tiled_8x8 { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::V4Tiled8x8) })* }
+        mod auto { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::Auto) })* }
+    };
+}
+
+use MatmulOptions as O;
+matmul_cases! {
+    nn_1x1x1: case(1, 1, 1, O::nn());
+    nt_1x1x1_bias_sigmoid: case(1, 1, 1, O::nt()).bias().act(Activation::Sigmoid);
+    nn_7x7x7: case(7, 7, 7, O::nn());
+    nt_7x7x7: case(7, 7, 7, O::nt());
+    tn_7x7x7: case(7, 7, 7, O::tn());
+    tt_7x7x7: case(7, 7, 7, O::tt());
+    nn_65x33x17_not_dividing_tiles: case(65, 33, 17, O::nn());
+    nt_33x65x70_not_dividing_tiles: case(33, 65, 70, O::nt());
+    tn_67x129x5_not_dividing_tiles: case(67, 129, 5, O::tn());
+    tt_130x3x66_not_dividing_tiles: case(130, 3, 66, O::tt());
+    nn_k_only_1_wide_100x100x1: case(100, 100, 1, O::nn());
+    mlp_layer1_forward_nt_128x128x784_bias_sigmoid: case(128, 128, 784, O::nt()).bias().act(Activation::Sigmoid);
+    mlp_layer2_forward_nt_128x128x128_bias_relu: case(128, 128, 128, O::nt()).bias().act(Activation::Relu);
+    mlp_layer3_forward_nt_128x10x128_bias: case(128, 10, 128, O::nt()).bias();
+    mlp_layer3_input_grad_nn_128x128x10: case(128, 128, 10, O::nn());
+    mlp_layer1_weight_grad_tn_128x784x128: case(128, 784, 128, O::tn());
+    mlp_layer3_weight_grad_tn_10x128x128: case(10, 128, 128, O::tn());
+    linear_forward_nt_256x10x3073_k_3073: case(256, 10, 3073, O::nt());
+    linear_weight_grad_tn_10x3073x256: case(10, 3073, 256, O::tn());
+    batch1_row_vector_nt_1x128x784: case(1, 128, 784, O::nt()).bias();
+    batched_nn_3x20x30x40: case(20, 30, 40, O::nn()).batched(Some(3), Some(3));
+    batched_tn_2x9x11x13_both_transposed_inputs: case(9, 11, 13, O::tt()).batched(Some(2), Some(2)).bias();
+    batched_nt_4x33x10x17_shared_weights: case(33, 10, 17, O::nt()).batched(Some(4), None).bias();
+    batched_nn_3x5x70x6_shared_left: case(5, 70, 6, O::nn()).batched(None, Some(3));
+    sigmoid_at_inputs_of_pm_1e3: case(37, 29, 7, O::nt()).scale_a(1e3).bias().act(Activation::Sigmoid);
+    relu_at_inputs_of_pm_1e3: case(37, 29, 7, O::nn()).scale_a(1e3).act(Activation::Relu);
+    nn_257x255x129_square_ish: case(257, 255, 129, O::nn());
+}
+
+/// Operands as windows into larger buffers at odd element offsets, as the
+/// flat parameter buffer will hold them.
+#[test]
+fn views_at_odd_offsets_nt_bias_relu() {
+    let g = gpu();
+    let (m, n, k) = (19, 23, 29);
+    let opts = O::nt().with_activation(Activation::Relu);
+    let a = random(&[m, k], 1);
+    let w = random(&[n, k], 2);
+    let bias = random(&[n], 3);
+    let expected = cpu::matmul(
+        &a,
+        &w,
+        Some(bias.view().into_dimensionality::<Ix1>().unwrap()),
+        opts,
+    )
+    .unwrap();
+    // One flat buffer: [3 junk][w][5 junk][bias][junk]
+    let mut flat = random(&[3 + n * k + 5 + n + 2], 4)
+        .into_raw_vec_and_offset()
+        .0;
+    flat[3..3 + n * k].copy_from_slice(w.as_slice().unwrap());
+    flat[3 + n * k + 5..3 + n * k + 5 + n].copy_from_slice(bias.as_slice().unwrap());
+    let params = GpuTensor::from_slice(g, &[flat.len()], &flat).unwrap();
+    let gw = params.view(3, &[n, k]).unwrap();
+    let gbias = params.view(3 + n * k + 5, &[n]).unwrap();
+    let ga = GpuTensor::from_array(g, &a).unwrap();
+    let out_flat = GpuTensor::<f32>::zeros(g, &[7 + m * n]).unwrap();
+    out_flat.fill(g, f32::NAN).unwrap();
+    let out = out_flat.view(7, &[m, n]).unwrap();
+    for kernel in MatmulKernel::ALL {
+        out.fill(g, f32::NAN).unwrap();
+        Matmul::new(g, &ga, &gw, Some(&gbias), &out, opts, kernel)
+            .unwrap()
+            .run(g, 1)
+            .unwrap();
+        cpu::assert_close(
+            kernel.name(),
+            &out.to_array(g).unwrap(),
+            &expected,
+            tolerance(k),
+        );
+    }
+    // The 7 elements before the view stay untouched (still NaN).
+    let head = out_flat.read(g).unwrap();
+    assert!(
+        head[..7].iter().all(|x| x.is_nan()),
+        "matmul wrote outside its view"
+    );
+}
+
+/// Running the same product twice gives the same bits.
+#[test]
+fn repeated_runs_give_identical_bits() {
+    let g = gpu();
+    let a = GpuTensor::from_array(g, &random(&[64, 300], 9)).unwrap();
+    let b = GpuTensor::from_array(g, &random(&[300, 50], 10)).unwrap();
+    for kernel in MatmulKernel::ALL {
+        let x = wgpu_train::kernels::matmul_with(g, &a, &b, None, O::nn(), kernel).unwrap();
+        let y = wgpu_train::kernels::matmul_with(g, &a, &b, None, O::nn(), kernel).unwrap();
+        let (x, y) = (x.read(g).unwrap(), y.read(g).unwrap());
+        assert!(
+            x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()),
+            "{kernel:?} is not deterministic"
+        );
+    }
+}
+
+#[test]
+fn auto_choice_is_v2_on_software_adapters() {
+    let g = gpu();
+    let shape = MatmulShape::resolve(&[512, 512], &[512, 512], None, &O::nn()).unwrap();
+    let chosen = MatmulKernel::choose(g, &shape);
+    if g.is_software() {
+        assert_eq!(chosen, MatmulKernel::V2Blocked);
+    } else {
+        assert_eq!(chosen, MatmulKernel::V3Tiled);
+    }
+}
+
+fn activation_strategy() -> impl Strategy<Value = Activation> {
+    prop_oneof![
+        Just(Activation::Identity),
+        Just(Activation::Sigmoid),
+        Just(Activation::Relu)
+    ]
+}
+
+proptest! {
+    #![proptest_config(crate::common::proptest_config(32))]
+    #[test]
+    fn matches_cpu_for_any_shape(
+        batch in 1usize..=3,
+        m in 1usize..=70,
+        n in 1usize..=70,
+        k in 1usize..=70,
+        trans_a: bool,
+        trans_b: bool,
+        bias: bool,
+        b_batched: bool,
+        activation in activation_strategy(),
+        version in 0usize..MatmulKernel::ALL.len(),
+    ) {
+        let opts = MatmulOptions { trans_a, trans_b, activation };
+        let c = Case {
+            a_batch: Some(batch),
+            b_batch: b_batched.then_some(batch),
+            m, n, k, opts, bias, a_scale: 1.0,
+        };
+        check(c, MatmulKernel::ALL[version]);
+    }
+}

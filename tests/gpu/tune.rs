@@ -1,0 +1,199 @@
+//! The autotuner: choices measured once per (adapter, shape, options), cached
+//! on disk and reused, robust to corrupt or foreign cache files; and whether
+//! the matmul versions it chooses between give the same bits here.
+
+use crate::common::{gpu, random};
+use std::path::{Path, PathBuf};
+use wgpu_train::kernels::Matmul;
+use wgpu_train::tune::{TuneMode, matmul_key};
+use wgpu_train::{Gpu, GpuOptions, GpuTensor, MatmulKernel, MatmulOptions};
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("tune")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn tuned_gpu(mode: TuneMode, dir: &Path) -> Gpu {
+    Gpu::with_options(GpuOptions {
+        autotune: Some(mode),
+        autotune_dir: Some(dir.to_path_buf()),
+        ..GpuOptions::default()
+    })
+    .expect("GPU tests need an adapter")
+}
+
+/// Builds an `Auto` matmul for each (m, n, k): the tuner decides.
+fn build(g: &Gpu, shapes: &[(usize, usize, usize)]) -> Vec<MatmulKernel> {
+    shapes
+        .iter()
+        .map(|&(m, n, k)| {
+            let a = GpuTensor::from_array(g, &random(&[m, k], 1)).unwrap();
+            let b = GpuTensor::from_array(g, &random(&[n, k], 2)).unwrap();
+            let c = GpuTensor::<f32>::zeros(g, &[m, n]).unwrap();
+            Matmul::new(g, &a, &b, None, &c, MatmulOptions::nt(), MatmulKernel::Auto)
+                .unwrap()
+                .kernel()
+        })
+        .collect()
+}
+
+const SHAPES: [(usize, usize, usize); 2] = [(7, 10, 33), (64, 96, 40)];
+
+#[test]
+fn a_second_run_reuses_the_cache_and_tunes_nothing() {
+    let dir = scratch_dir("reuse");
+    let first = tuned_gpu(TuneMode::On, &dir);
+    let chosen = build(&first, &SHAPES);
+    assert_eq!(first.tuner().tuned().0, 2, "both shapes are tuned once");
+    assert_eq!(
+        build(&first, &SHAPES),
+        chosen,
+        "the same Gpu does not retune"
+    );
+    assert_eq!(first.tuner().tuned().0, 2);
+    let file = first.tuner().file().unwrap().to_path_buf();
+    assert!(file.exists(), "the choices are saved");
+    assert!(first.tuner().report().unwrap().contains("tuned 2 shapes"));
+
+    let second = tuned_gpu(TuneMode::On, &dir);
+    assert_eq!(
+        build(&second, &SHAPES),
+        chosen,
+        "the cached choices are used"
+    );
+    assert_eq!(second.tuner().tuned().0, 0, "nothing is timed again");
+    assert_eq!(second.tuner().report(), None);
+    assert_eq!(second.tuner().choices(), first.tuner().choices());
+}
+
+#[test]
+fn a_corrupt_cache_file_is_replaced() {
+    let dir = scratch_dir("corrupt");
+    let g = tuned_gpu(TuneMode::On, &dir);
+    let file = g.tuner().file().unwrap().to_path_buf();
+    std::fs::write(&file, b"{ not json").unwrap();
+    build(&g, &SHAPES[..1]);
+    assert_eq!(
+        g.tuner().tuned().0,
+        1,
+        "the corrupt file is ignored and the shape tuned"
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).expect("rewritten as JSON");
+    assert_eq!(v["choices"].as_object().unwrap().len(), 1);
+}
+
+#[test]
+fn a_cache_file_for_another_adapter_is_ignored() {
+    let dir = scratch_dir("foreign");
+    let g = tuned_gpu(TuneMode::On, &dir);
+    let file = g.tuner().file().unwrap().to_path_buf();
+    let shape =
+        wgpu_train::MatmulShape::resolve(&[7, 33], &[10, 33], None, &MatmulOptions::nt()).unwrap();
+    let key = matmul_key(&shape, &MatmulOptions::nt(), false);
+    let foreign = serde_json::json!({
+        "format": "wgpu-train autotune 1",
+        "adapter": "some other GPU | Vulkan | driver 0.0",
+        "choices": { key.clone(): "v1_naive" },
+    });
+    std::fs::write(&file, foreign.to_string()).unwrap();
+    build(&g, &SHAPES[..1]);
+    assert_eq!(
+        g.tuner().tuned().0,
+        1,
+        "another adapter's choice is not trusted"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_ne!(v["adapter"], "some other GPU | Vulkan | driver 0.0");
+    assert!(v["choices"].get(&key).is_some());
+}
+
+#[test]
+fn refresh_tunes_again_and_off_touches_no_file() {
+    let dir = scratch_dir("refresh");
+    build(&tuned_gpu(TuneMode::On, &dir), &SHAPES);
+    let again = tuned_gpu(TuneMode::Refresh, &dir);
+    build(&again, &SHAPES);
+    assert_eq!(again.tuner().tuned().0, 2, "refresh ignores the cache");
+
+    let empty = scratch_dir("off");
+    let off = tuned_gpu(TuneMode::Off, &empty);
+    let g = gpu();
+    let fixed: Vec<MatmulKernel> = SHAPES
+        .iter()
+        .map(|&(m, n, k)| {
+            let shape =
+                wgpu_train::MatmulShape::resolve(&[m, k], &[n, k], None, &MatmulOptions::nt())
+                    .unwrap();
+            MatmulKernel::choose(g, &shape)
+        })
+        .collect();
+    assert_eq!(build(&off, &SHAPES), fixed, "off uses the fixed rule");
+    assert_eq!(off.tuner().tuned().0, 0);
+    assert_eq!(
+        std::fs::read_dir(&empty).unwrap().count(),
+        0,
+        "off writes nothing"
+    );
+}
+
+#[test]
+fn pinned_choices_are_used_whatever_the_mode() {
+    let g = tuned_gpu(TuneMode::Off, &scratch_dir("pin"));
+    let shape =
+        wgpu_train::MatmulShape::resolve(&[64, 40], &[96, 40], None, &MatmulOptions::nt()).unwrap();
+    let key = matmul_key(&shape, &MatmulOptions::nt(), false);
+    g.tuner()
+        .pin(&[(key, "v1_naive".to_string())].into_iter().collect());
+    assert_eq!(build(&g, &SHAPES[1..]), vec![MatmulKernel::V1Naive]);
+}
+
+#[test]
+fn bad_mode_values_are_errors() {
+    assert!(TuneMode::parse("sometimes").is_err());
+    assert_eq!(TuneMode::parse(" Refresh ").unwrap(), TuneMode::Refresh);
+}
+
+/// Whether every version gives the same bits as v1 at the models' shapes on
+/// this adapter. On lavapipe they do (each accumulates over k in increasing
+/// order, and LLVM contracts each the same way); the assertion documents it,
+/// so a driver on which it fails says so here rather than in a training run.
+#[test]
+fn matmul_versions_give_identical_bits_at_the_model_shapes() {
+    let g = gpu();
+    let mut differ = Vec::new();
+    for case in wgpu_train::bench::matmul_cases() {
+        if case.name.starts_with("square.") {
+            continue;
+        }
+        let shape = case.shape().unwrap();
+        let a = GpuTensor::from_array(g, &random(&case.a, 3)).unwrap();
+        let b = GpuTensor::from_array(g, &random(&case.b, 4)).unwrap();
+        let bias = GpuTensor::from_array(g, &random(&[shape.n], 5)).unwrap();
+        let c = GpuTensor::<f32>::zeros(g, &shape.output_shape()).unwrap();
+        let mut first: Option<Vec<u32>> = None;
+        for kernel in MatmulKernel::ALL {
+            c.fill(g, f32::NAN).unwrap();
+            Matmul::new(g, &a, &b, case.bias.then_some(&bias), &c, case.opts, kernel)
+                .unwrap()
+                .run(g, 1)
+                .unwrap();
+            let bits: Vec<u32> = c.read(g).unwrap().iter().map(|x| x.to_bits()).collect();
+            match &first {
+                None => first = Some(bits),
+                Some(f) if *f != bits => differ.push(format!("{} {}", case.name, kernel.name())),
+                _ => {}
+            }
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "on {} these versions differ in bits from v1: {differ:?}",
+        g.summary()
+    );
+}
