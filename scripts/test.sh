@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# The full test suite: installs a Vulkan driver if none is present, prints the
-# adapter the GPU tests will run on, then runs every test. GPU tests never
-# skip: without an adapter they fail and say how to install one.
+# The full test suite: installs what is missing (a Vulkan driver, on Linux
+# Mesa's EGL/GL driver, the SPIR-V and GLSL validators, Fashion-MNIST),
+# then runs every test on the default backend (Vulkan, Metal or DX12), and
+# on Linux runs the GPU tests again on wgpu's GL backend and once more with
+# the device limits capped at WebGPU's defaults. GPU tests never skip: without
+# an adapter they fail and say how to install one. Extra arguments go to
+# every `cargo test` (e.g. a filter, or `-- --nocapture`). With WGPU_BACKEND
+# set, only that backend runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
@@ -10,7 +15,27 @@ ensure_fashion_mnist
 # spirv-val and glslangValidator check every shader through naga's writers.
 ensure_shader_tools
 
-echo "== adapter"
-cargo run --quiet --example gpu_info
-echo "== tests"
-cargo test "$@"
+pass() {
+    local name="$1"
+    shift
+    local start=$SECONDS
+    echo "== adapter ($name)"
+    env "$@" cargo run --quiet --example gpu_info
+    echo "== tests ($name)"
+    env "$@" cargo test "${cargo_args[@]}"
+    echo "== $name: $((SECONDS - start)) s"
+}
+
+cargo_args=("$@")
+if [ -n "${WGPU_BACKEND:-}" ] || [ "$(uname -s)" != Linux ]; then
+    pass "${WGPU_BACKEND:-default backend}"
+    exit 0
+fi
+
+ensure_gl
+pass "default backend"
+# The second backend and the capped limits run the GPU tests again (one
+# binary, tests/gpu); the CPU-only tests would only repeat themselves.
+cargo_args=(--test gpu "$@")
+pass "GL (EGL, surfaceless)" WGPU_BACKEND=gl
+pass "WebGPU default limits" WGPU_TRAIN_LIMITS=webgpu

@@ -6,7 +6,8 @@
 //!
 //! The pieces:
 //! - [`Gpu`]: the context (adapter, device, limits, error scopes, pipeline
-//!   cache), built once and shared.
+//!   cache), built once and shared, across threads too (on wgpu's GL
+//!   backend it serialises device access itself).
 //! - [`GpuTensor`]: typed storage buffers with a shape; uploads, readbacks.
 //! - [`GpuLabels`]: class labels, checked against the class count on the
 //!   CPU whenever they are written.

@@ -151,6 +151,29 @@ pub static LINALG: Shader = Shader {
     ],
 };
 
+/// Workgroup memory of each entry point that uses any, in bytes: wgpu does
+/// not check it against the device's limit (it checks workgroup sizes), so
+/// [`crate::Gpu::pipeline`] does, from this table. `tests/cpu/shader_writers.rs`
+/// recomputes every specialisation's figure with naga, so the table cannot
+/// drift from the shaders.
+pub const WORKGROUP_MEMORY: &[(&str, &str, u32)] = &[
+    ("matmul", "matmul_tiled", 8192),      // two 16×64 f32 tiles
+    ("matmul", "matmul_tiled_8x8", 16384), // two double-buffered 8×128 tiles
+    ("reduce", "column_sum", 1024),
+    ("reduce", "loss_correct_sum", 2048),
+    ("softmax_xent", "xent_workgroup", 768),
+    ("softmax_xent", "xent_totals", 2048),
+    ("linalg", "dots", 1024),
+];
+
+/// Bytes of workgroup memory `entry` of `shader` uses (0: none).
+pub fn workgroup_memory(shader: &str, entry: &str) -> u32 {
+    WORKGROUP_MEMORY
+        .iter()
+        .find(|(s, e, _)| *s == shader && *e == entry)
+        .map_or(0, |&(_, _, bytes)| bytes)
+}
+
 /// Every shader file.
 pub fn all() -> Vec<&'static Shader> {
     vec![

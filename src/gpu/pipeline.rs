@@ -102,6 +102,8 @@ impl Gpu {
         if let Some(p) = lock(&cache.pipelines).get(&cache_key) {
             return Ok(Arc::clone(p));
         }
+        self.check_bindings(key.shader)?;
+        self.check_workgroup_memory(key)?;
         let (module, layout) = {
             let mut modules = lock(&cache.modules);
             match modules.get(key.shader.name) {
@@ -152,6 +154,86 @@ impl Gpu {
         let kp = Arc::new(KernelPipeline { pipeline, layout });
         lock(&cache.pipelines).insert(cache_key, Arc::clone(&kp));
         Ok(kp)
+    }
+
+    /// Checks a shader's binding list against the device's per-stage limits,
+    /// so a smaller device (wgpu's downlevel defaults allow 4 storage buffers
+    /// per stage) gets an error that names the kernel and the limit rather
+    /// than a bind-group-layout validation error. (Workgroup sizes: wgpu
+    /// checks them, and `tests/cpu/shader_writers.rs` keeps every
+    /// specialisation within WebGPU's defaults.)
+    fn check_bindings(&self, shader: &Shader) -> Result<()> {
+        let limits = self.limits();
+        let count = |f: fn(&Binding) -> bool| shader.bindings.iter().filter(|b| f(b)).count();
+        let storage = count(|b| {
+            matches!(
+                b,
+                Binding::StorageRead | Binding::StorageReadWrite | Binding::StorageSlot(_)
+            )
+        });
+        let uniform = count(|b| matches!(b, Binding::Uniform | Binding::UniformSlot(_)));
+        let dynamic_uniform = count(|b| matches!(b, Binding::UniformSlot(_)));
+        let dynamic_storage = count(|b| matches!(b, Binding::StorageSlot(_)));
+        for (n, limit, what, limit_name) in [
+            (
+                storage,
+                limits.max_storage_buffers_per_shader_stage,
+                "storage buffers",
+                "max_storage_buffers_per_shader_stage",
+            ),
+            (
+                uniform,
+                limits.max_uniform_buffers_per_shader_stage,
+                "uniform buffers",
+                "max_uniform_buffers_per_shader_stage",
+            ),
+            (
+                dynamic_uniform,
+                limits.max_dynamic_uniform_buffers_per_pipeline_layout,
+                "uniform buffers with dynamic offsets",
+                "max_dynamic_uniform_buffers_per_pipeline_layout",
+            ),
+            (
+                dynamic_storage,
+                limits.max_dynamic_storage_buffers_per_pipeline_layout,
+                "storage buffers with dynamic offsets",
+                "max_dynamic_storage_buffers_per_pipeline_layout",
+            ),
+            (
+                shader.bindings.len(),
+                limits.max_bindings_per_bind_group,
+                "bindings in one bind group",
+                "max_bindings_per_bind_group",
+            ),
+        ] {
+            if n > limit as usize {
+                return Err(crate::Error::TooLarge {
+                    what: format!("{}.wgsl", shader.name),
+                    needed: format!("{n} {what}"),
+                    limit: limit.to_string(),
+                    limit_name,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks an entry point's workgroup memory against the device's limit:
+    /// wgpu validates workgroup sizes but not this, and a device with less
+    /// (wgpu's downlevel defaults: 16,352 bytes, Metal's least) would fail in
+    /// the driver instead.
+    fn check_workgroup_memory(&self, key: &PipelineKey) -> Result<()> {
+        let bytes = crate::shaders::workgroup_memory(key.shader.name, key.entry);
+        let limit = self.limits().max_compute_workgroup_storage_size;
+        if bytes > limit {
+            return Err(crate::Error::TooLarge {
+                what: format!("{}.wgsl's {}", key.shader.name, key.entry),
+                needed: format!("{bytes} bytes of workgroup memory"),
+                limit: limit.to_string(),
+                limit_name: "max_compute_workgroup_storage_size",
+            });
+        }
+        Ok(())
     }
 
     /// Binds `buffers` (whole) in order, matching the shader's binding list.

@@ -114,3 +114,43 @@ impl<T: Send + std::fmt::Debug + 'static> std::fmt::Debug for Deferred<T> {
         (**self).fmt(f)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn deferred_objects_die_only_under_the_lock() {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let serial = Serial::new();
+        let a = Deferred::new(Counted(dropped.clone()), Some(serial.graveyard().clone()));
+        let b = Deferred::new(Counted(dropped.clone()), Some(serial.graveyard().clone()));
+        // Dropped on another thread while the lock is free: buried, not destroyed.
+        std::thread::spawn(move || drop(a)).join().unwrap();
+        drop(b);
+        assert_eq!(dropped.load(Ordering::SeqCst), 0);
+        // The next locked call destroys them, before running its own work.
+        serial.run(|| assert_eq!(dropped.load(Ordering::SeqCst), 2));
+    }
+
+    #[test]
+    fn without_a_graveyard_deferred_drops_at_once() {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        drop(Deferred::new(Counted(dropped.clone()), None));
+        assert_eq!(dropped.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn the_lock_is_reentrant() {
+        let serial = Serial::new();
+        assert_eq!(serial.run(|| serial.run(|| 7)), 7);
+    }
+}

@@ -13,6 +13,12 @@
 //!   binding maps). No Metal or DirectX compiler runs on Linux, so their
 //!   output is not compiled here.
 //!
+//! And the limits the shaders fix: every specialisation's workgroup size and
+//! workgroup memory fit WebGPU's defaults, the memory matches
+//! `shaders::WORKGROUP_MEMORY` (which `Gpu::pipeline` checks at run time,
+//! wgpu does not), and only the listed entry points need more than wgpu's
+//! downlevel defaults.
+//!
 //! The tools are installed by `scripts/test.sh`; when one is missing this
 //! test fails and says which package to install (it never skips).
 
@@ -27,6 +33,7 @@ use wgpu_train::shaders;
 
 /// One specialisation, overrides resolved as a backend resolves them.
 struct Spec {
+    shader: &'static str,
     name: String,
     entry: String,
     module: Module,
@@ -73,6 +80,7 @@ fn resolve(key: &PipelineKey) -> Spec {
     );
     let info = validate(&module, &name);
     Spec {
+        shader: key.shader.name,
         name,
         entry: key.entry.to_string(),
         module,
@@ -428,5 +436,73 @@ fn hlsl_is_written_for_shader_models_5_1_and_6_0() {
     eprintln!(
         "HLSL SM 5.1 and 6.0 written for {} specialisations",
         specs.len()
+    );
+}
+
+#[test]
+fn workgroups_fit_webgpu_defaults_and_the_memory_table() {
+    let webgpu = wgpu::Limits::default();
+    let downlevel = wgpu::Limits::downlevel_defaults();
+    let mut past_downlevel = std::collections::BTreeSet::new();
+    let mut worst = (0u32, 0u32);
+    for spec in specs() {
+        let (index, ep) = spec
+            .module
+            .entry_points
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.name == spec.entry)
+            .expect("entry point");
+        let [x, y, z] = ep.workgroup_size;
+        assert!(
+            x <= webgpu.max_compute_workgroup_size_x
+                && y <= webgpu.max_compute_workgroup_size_y
+                && z <= webgpu.max_compute_workgroup_size_z,
+            "{}: workgroup size {x}×{y}×{z}",
+            spec.name
+        );
+        let invocations = x * y * z;
+        assert!(
+            invocations <= webgpu.max_compute_invocations_per_workgroup,
+            "{}: {invocations} invocations per workgroup",
+            spec.name
+        );
+        // The workgroup memory the entry point uses.
+        let usage = spec.info.get_entry_point(index);
+        let bytes: u32 = spec
+            .module
+            .global_variables
+            .iter()
+            .filter(|(h, v)| v.space == AddressSpace::WorkGroup && !usage[*h].is_empty())
+            .map(|(_, v)| spec.module.types[v.ty].inner.size(spec.module.to_ctx()))
+            .sum();
+        assert_eq!(
+            shaders::workgroup_memory(spec.shader, &spec.entry),
+            bytes,
+            "{}: shaders::WORKGROUP_MEMORY must list {}::{} at {bytes} bytes",
+            spec.name,
+            spec.shader,
+            spec.entry
+        );
+        assert!(
+            bytes <= webgpu.max_compute_workgroup_storage_size,
+            "{}: {bytes} bytes of workgroup memory",
+            spec.name
+        );
+        if bytes > downlevel.max_compute_workgroup_storage_size {
+            past_downlevel.insert(format!("{}::{}", spec.shader, spec.entry));
+        }
+        worst = (worst.0.max(invocations), worst.1.max(bytes));
+    }
+    // Past wgpu's downlevel defaults (16,352 bytes, Metal's least), a device
+    // gets a TooLarge error for these (tests/gpu/backend_paths.rs); a new
+    // entry here is a decision, not an accident.
+    assert_eq!(
+        past_downlevel.into_iter().collect::<Vec<_>>(),
+        ["matmul::matmul_tiled_8x8"]
+    );
+    eprintln!(
+        "largest workgroup: {} invocations, {} bytes of workgroup memory",
+        worst.0, worst.1
     );
 }

@@ -21,6 +21,7 @@ mod reduce;
 mod softmax_xent;
 
 // Whole programs and runs, bad input, the application code.
+mod backend_paths;
 mod concurrency;
 mod errors;
 mod gpu_vs_cpu;

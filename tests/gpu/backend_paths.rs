@@ -1,0 +1,193 @@
+//! Which path the library takes on the backend and limits it finds, asserted
+//! from what the adapter reports (CI runs this on Vulkan and on GL):
+//!
+//! - GL: device access serialised by the crate, no workgroup-memory zeroing;
+//!   elsewhere neither;
+//! - the timer uses timestamp queries exactly when the device has them, and
+//!   measures real work either way;
+//! - limits: under WebGPU's default limits every specialisation builds;
+//!   under wgpu's downlevel defaults (4 storage buffers per stage, 16,352
+//!   bytes of workgroup memory) the kernels that need more fail with a
+//!   `TooLarge` error naming the limit, and the others still compute the
+//!   right thing.
+//!
+//! Self-contained: each test builds the `Gpu` it needs.
+
+use ndarray::{ArrayD, IxDyn};
+use rand::{RngExt, SeedableRng, rngs::StdRng};
+use wgpu_train::cpu::{self, Tolerance};
+use wgpu_train::gpu::{Binding, GpuTimer, TimerKind};
+use wgpu_train::kernels::Matmul;
+use wgpu_train::{Error, Gpu, GpuOptions, GpuTensor, MatmulKernel, MatmulOptions, shaders};
+
+fn gpu_with(limits: Option<wgpu::Limits>) -> Gpu {
+    Gpu::with_options(GpuOptions {
+        limits,
+        ..GpuOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"))
+}
+
+fn random(shape: &[usize], seed: u64) -> ArrayD<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let n = shape.iter().product();
+    let v = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    ArrayD::from_shape_vec(IxDyn(shape), v).expect("shape matches")
+}
+
+/// `c = a·b` for a 33×70 by 70×65 product on `gpu`, checked against the twin.
+fn check_matmul(gpu: &Gpu, kernel: MatmulKernel) {
+    let (a, b) = (random(&[33, 70], 1), random(&[70, 65], 2));
+    let expected = cpu::matmul(&a, &b, None, MatmulOptions::nn()).expect("cpu twin");
+    let ga = GpuTensor::from_array(gpu, &a).expect("a");
+    let gb = GpuTensor::from_array(gpu, &b).expect("b");
+    let c = GpuTensor::<f32>::zeros(gpu, &[33, 65]).expect("c");
+    c.fill(gpu, f32::NAN).expect("poison");
+    let mm = Matmul::new(gpu, &ga, &gb, None, &c, MatmulOptions::nn(), kernel).expect("matmul");
+    mm.run(gpu, 1).expect("run");
+    let actual = c.to_array(gpu).expect("read");
+    cpu::assert_close(
+        &format!("{kernel:?}"),
+        &actual,
+        &expected,
+        Tolerance::new(1e-4, 1e-4),
+    );
+}
+
+#[test]
+fn gl_is_serialised_and_skips_workgroup_zeroing() {
+    let gpu = gpu_with(None);
+    let gl = gpu.summary().backend == wgpu::Backend::Gl;
+    eprintln!("GPU: {} (GL: {gl})", gpu.summary());
+    assert_eq!(gpu.serialises(), gl);
+    assert_eq!(gpu.zero_initialises_workgroup_memory(), !gl);
+    // Without zeroing, the kernels that use workgroup memory (v3's tiles)
+    // must still be right: they write every element before reading it.
+    for kernel in MatmulKernel::ALL {
+        check_matmul(&gpu, kernel);
+    }
+}
+
+#[test]
+fn timer_uses_timestamps_exactly_when_the_device_has_them() {
+    let gpu = gpu_with(None);
+    let has = gpu
+        .device()
+        .features()
+        .contains(wgpu::Features::TIMESTAMP_QUERY);
+    // The Gpu asks for timestamps whenever the adapter offers them.
+    assert_eq!(
+        has,
+        gpu.adapter()
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+    );
+    let timer = GpuTimer::new(&gpu).expect("timer");
+    let want = if has {
+        TimerKind::Timestamp
+    } else {
+        TimerKind::WallClock
+    };
+    assert_eq!(timer.kind(), want, "{}", gpu.summary());
+    let n = 128;
+    let a = GpuTensor::from_array(&gpu, &random(&[n, n], 3)).expect("a");
+    let b = GpuTensor::from_array(&gpu, &random(&[n, n], 4)).expect("b");
+    let c = GpuTensor::<f32>::zeros(&gpu, &[n, n]).expect("c");
+    let mm = Matmul::new(
+        &gpu,
+        &a,
+        &b,
+        None,
+        &c,
+        MatmulOptions::nn(),
+        MatmulKernel::V1Naive,
+    )
+    .expect("matmul");
+    let seconds = timer
+        .time(&gpu, |pass| {
+            for _ in 0..8 {
+                mm.record(pass);
+            }
+        })
+        .expect("timed pass");
+    eprintln!(
+        "{} timer: 8 dispatches of {n}³ in {seconds:.6} s",
+        timer.kind().name()
+    );
+    // 33 MFLOP: more than a microsecond anywhere, less than a minute here.
+    assert!(seconds > 1e-6 && seconds < 60.0, "{seconds}");
+}
+
+#[test]
+fn webgpu_default_limits_build_every_specialisation() {
+    let gpu = gpu_with(Some(wgpu::Limits::default()));
+    let limits = gpu.limits();
+    assert!(limits.check_limits(&wgpu::Limits::default()));
+    assert!(limits.check_limits(&gpu.adapter().limits()));
+    for key in shaders::specialisations() {
+        gpu.pipeline(&key).unwrap_or_else(|e| {
+            panic!(
+                "{}::{} {:?} under WebGPU's limits: {e}",
+                key.shader.name, key.entry, key.constants
+            )
+        });
+    }
+    check_matmul(&gpu, MatmulKernel::V3Tiled);
+}
+
+#[test]
+fn downlevel_limits_give_a_clear_error_or_a_working_kernel() {
+    let gpu = gpu_with(Some(wgpu::Limits::downlevel_defaults()));
+    let max = gpu.limits().max_storage_buffers_per_shader_stage as usize;
+    assert_eq!(max, 4);
+    let mut refused = Vec::new();
+    for shader in shaders::all() {
+        let storage = shader
+            .bindings
+            .iter()
+            .filter(|b| {
+                matches!(
+                    b,
+                    Binding::StorageRead | Binding::StorageReadWrite | Binding::StorageSlot(_)
+                )
+            })
+            .count();
+        let key = shaders::specialisations()
+            .into_iter()
+            .find(|k| k.shader == shader)
+            .expect("a specialisation per shader");
+        match gpu.pipeline(&key) {
+            Ok(_) => assert!(storage <= max, "{} built with {storage}", shader.name),
+            Err(Error::TooLarge {
+                limit_name, needed, ..
+            }) => {
+                assert!(storage > max, "{} refused with {storage}", shader.name);
+                assert_eq!(limit_name, "max_storage_buffers_per_shader_stage");
+                assert_eq!(needed, format!("{storage} storage buffers"));
+                refused.push(shader.name);
+            }
+            Err(e) => panic!("{}: expected TooLarge, got {e}", shader.name),
+        }
+    }
+    eprintln!("refused under downlevel limits: {refused:?}");
+    // matmul binds four storage buffers: every version works but v4, whose
+    // 16 KiB of tiles are past downlevel's 16,352 bytes of workgroup memory.
+    for kernel in MatmulKernel::ALL {
+        if kernel != MatmulKernel::V4Tiled8x8 {
+            check_matmul(&gpu, kernel);
+            continue;
+        }
+        let a = GpuTensor::<f32>::zeros(&gpu, &[8, 8]).expect("a");
+        let c = GpuTensor::<f32>::zeros(&gpu, &[8, 8]).expect("c");
+        match Matmul::new(&gpu, &a, &a, None, &c, MatmulOptions::nn(), kernel) {
+            Err(Error::TooLarge {
+                limit_name, needed, ..
+            }) => {
+                assert_eq!(limit_name, "max_compute_workgroup_storage_size");
+                assert_eq!(needed, "16384 bytes of workgroup memory");
+            }
+            Err(e) => panic!("v4 under downlevel limits: expected TooLarge, got {e}"),
+            Ok(_) => panic!("v4 built with 16 KiB of tiles under a 16,352-byte limit"),
+        }
+    }
+}
