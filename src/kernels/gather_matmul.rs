@@ -13,6 +13,9 @@ use crate::shaders::GATHER_MATMUL;
 use crate::shapes::Activation;
 use std::sync::Arc;
 
+/// Storage buffers the shader binds: order, images, labels, w, bias, c, x, y.
+const STORAGE_BUFFERS: u32 = 8;
+
 /// The uniform block of `gather_matmul.wgsl` (32 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -194,6 +197,14 @@ impl GatherMatmul {
             });
         }
         Ok(())
+    }
+
+    /// Whether `gpu` can bind what the kernel reads and writes: eight
+    /// storage buffers in one stage (WebGPU's default limit, which some
+    /// downlevel adapters do not reach). The engine keeps the separate
+    /// gather where it cannot.
+    pub fn fits(gpu: &Gpu) -> bool {
+        gpu.limits().max_storage_buffers_per_shader_stage >= STORAGE_BUFFERS
     }
 
     /// Records step `step` of `gather` (which must have `rows` examples).

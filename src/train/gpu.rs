@@ -124,8 +124,10 @@ impl<'g> GpuEngine<'g> {
         };
         let mut train_programs = BTreeMap::new();
         // Fused: the first product gathers its own rows, when the training
-        // set fits one binding (else the gather stays a dispatch of its own).
-        let gathers = (config.fused && train_data.chunk_count() == 1).then_some(&train.gather);
+        // set fits one binding and the adapter binds the eight buffers it
+        // needs (else the gather stays a dispatch of its own).
+        let gathers = (config.fused && train_data.chunk_count() == 1 && GatherMatmul::fits(gpu))
+            .then_some(&train.gather);
         for rows in batch_sizes(data.train_idx.len(), config.batch) {
             let program = if config.fused {
                 model.fused_train_program(rows)
