@@ -41,11 +41,26 @@
 //!   (random search, random local search, numerical vs analytic gradient,
 //!   minibatch descent) on the linear classifier, on the GPU and the CPU.
 //!
+//! - [`verify`]: every kernel family against its CPU twin as a table of
+//!   worst errors and timings (async; what the browser page and the browser
+//!   tests run).
+//!
+//! The crate also builds for `wasm32-unknown-unknown` (wgpu's WebGPU
+//! backend, in a browser): there the blocking helpers (`Gpu::new`,
+//! `GpuTensor::read`, `Gpu::wait`), files, downloads, checkpoints, plots,
+//! benchmarks, the second-order and strategy drivers and the autotuner's
+//! timing and disk cache are left out; the kernels, CPU twins, models,
+//! optimizers, the training engines (async epochs) and [`verify`] remain.
+//! See `web/`.
+//!
 //! Errors are values: bad shapes, oversized buffers, missing adapters and
 //! wgpu validation errors all come back as [`Error`].
 
+#[cfg(not(target_arch = "wasm32"))]
 pub mod atomic;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod checkpoint;
 pub mod cpu;
 pub mod data;
@@ -55,14 +70,17 @@ pub mod kernels;
 pub mod metrics;
 pub mod model;
 pub mod optim;
-#[cfg(feature = "plot")]
+#[cfg(all(feature = "plot", not(target_arch = "wasm32")))]
 pub mod plot;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod second_order;
 pub mod shaders;
 pub mod shapes;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod strategies;
 pub mod train;
 pub mod tune;
+pub mod verify;
 
 pub use data::Dataset;
 pub use error::{Error, Result};

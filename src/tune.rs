@@ -31,13 +31,15 @@
 //! run's JSON), and [`Tuner::pin`] replays recorded choices.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuTensor, GpuTimer};
+use crate::gpu::Gpu;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::gpu::{GpuTensor, GpuTimer};
 use crate::kernels::{Matmul, MatmulKernel};
 use crate::shapes::{MatmulOptions, MatmulShape};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Instant;
+use web_time::Instant;
 
 /// Whether and how to tune.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -178,9 +180,37 @@ impl Tuner {
         if let Some(k) = s.choices.get(&key).and_then(|n| kernel_named(n)) {
             return k;
         }
-        if self.mode == TuneMode::Off {
+        // A browser has no disk cache and cannot block on timings: the
+        // fixed rule there, whatever the mode.
+        if self.mode == TuneMode::Off || cfg!(target_arch = "wasm32") {
             return MatmulKernel::choose(gpu, shape);
         }
+        self.tune_and_cache(gpu, shape, opts, bias, key, &mut s)
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn tune_and_cache(
+        &self,
+        gpu: &Gpu,
+        shape: &MatmulShape,
+        _: &MatmulOptions,
+        _: bool,
+        _: String,
+        _: &mut State,
+    ) -> MatmulKernel {
+        MatmulKernel::choose(gpu, shape)
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn tune_and_cache(
+        &self,
+        gpu: &Gpu,
+        shape: &MatmulShape,
+        opts: &MatmulOptions,
+        bias: bool,
+        key: String,
+        s: &mut State,
+    ) -> MatmulKernel {
         if !s.loaded {
             s.loaded = true;
             if self.mode == TuneMode::On {
@@ -212,6 +242,7 @@ impl Tuner {
 
     /// The cached choices, or none (with a warning) when the file is corrupt
     /// or belongs to another adapter or format.
+    #[cfg(not(target_arch = "wasm32"))]
     fn load(&self) -> BTreeMap<String, String> {
         let Some(path) = &self.file else {
             return BTreeMap::new();
@@ -256,6 +287,7 @@ impl Tuner {
 
     /// Writes the choices atomically; a failure only warns (the choices stay
     /// in memory for this run).
+    #[cfg(not(target_arch = "wasm32"))]
     fn save(&self, choices: &BTreeMap<String, String>) {
         let Some(path) = &self.file else { return };
         let doc = serde_json::json!({
@@ -280,6 +312,7 @@ impl Tuner {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn warn_ignored(path: &std::path::Path, why: &str) {
     eprintln!(
         "wgpu-train: warning: ignoring the autotune cache {}: {why}; it will be rewritten",
@@ -321,6 +354,7 @@ fn kernel_named(name: &str) -> Option<MatmulKernel> {
 }
 
 /// Times every version on scratch tensors of `shape` and returns the fastest.
+#[cfg(not(target_arch = "wasm32"))]
 fn tune_matmul(
     gpu: &Gpu,
     shape: &MatmulShape,

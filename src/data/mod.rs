@@ -14,12 +14,14 @@
 //!   and [`synthetic::gaussian`]: random data for throughput runs.
 
 pub mod cifar;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod download;
 pub mod idx;
 pub mod shuffle;
 pub mod source;
 pub mod synthetic;
 
+#[cfg(not(target_arch = "wasm32"))]
 pub use download::{Remote, download_and_load};
 pub use source::{Format, Layout, Splits, load, load_dir, locate, locate_first};
 

@@ -243,7 +243,9 @@ impl<T: Element> GpuTensor<T> {
                 let _ = sender.send(r);
             })
         });
-        // Native backends deliver map callbacks from poll; WebGPU ignores it.
+        // Native backends deliver map callbacks from poll; in a browser the
+        // page's event loop delivers it while this future waits.
+        #[cfg(not(target_arch = "wasm32"))]
         gpu.wait()?;
         match receiver.receive().await {
             Some(Ok(())) => {}
@@ -257,15 +259,28 @@ impl<T: Element> GpuTensor<T> {
             bytemuck::cast_slice::<u8, T>(&view).to_vec()
         };
         gpu.exclusive(|| staging.unmap());
+        // In a browser the errors of the work this read waited for (and of
+        // anything before it) arrive asynchronously: collect them here, so an
+        // invalid dispatch fails its readback instead of returning garbage.
+        gpu.settle("reading a buffer back").await?;
         Ok(data)
     }
 
-    /// Blocking [`GpuTensor::read_async`].
+    /// [`GpuTensor::read_async`] into an ndarray of the tensor's shape.
+    pub async fn to_array_async(&self, gpu: &Gpu) -> Result<ArrayD<T>> {
+        let v = self.read_async(gpu).await?;
+        ArrayD::from_shape_vec(IxDyn(&self.shape), v)
+            .map_err(|e| Error::shape("GpuTensor::to_array", e))
+    }
+
+    /// Blocking [`GpuTensor::read_async`] (native only).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn read(&self, gpu: &Gpu) -> Result<Vec<T>> {
         pollster::block_on(self.read_async(gpu))
     }
 
-    /// Blocking readback into an ndarray of the tensor's shape.
+    /// Blocking readback into an ndarray of the tensor's shape (native only).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn to_array(&self, gpu: &Gpu) -> Result<ArrayD<T>> {
         let v = self.read(gpu)?;
         ArrayD::from_shape_vec(IxDyn(&self.shape), v)

@@ -82,7 +82,13 @@ impl GpuLabels {
         self.tensor.is_empty()
     }
 
-    /// Copies the labels back to the host.
+    /// Copies the labels back to the host, awaiting the GPU.
+    pub async fn read_async(&self, gpu: &Gpu) -> Result<Vec<u32>> {
+        self.tensor.read_async(gpu).await
+    }
+
+    /// Copies the labels back to the host (blocking; native only).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn read(&self, gpu: &Gpu) -> Result<Vec<u32>> {
         self.tensor.read(gpu)
     }

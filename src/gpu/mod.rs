@@ -10,12 +10,14 @@ mod buffer;
 mod labels;
 mod pipeline;
 mod serial;
+#[cfg(not(target_arch = "wasm32"))]
 mod timer;
 
 pub use buffer::{Element, GpuTensor};
 pub use labels::GpuLabels;
 pub use pipeline::{Binding, KernelPipeline, PipelineKey};
 pub use serial::Deferred;
+#[cfg(not(target_arch = "wasm32"))]
 pub use timer::{GpuTimer, TimerKind};
 
 use crate::error::{Error, Result};
@@ -131,6 +133,9 @@ pub struct Gpu {
     /// ours keeps them so the next scoped call can return them.
     uncaptured: Arc<Mutex<Vec<String>>>,
     tuner: crate::tune::Tuner,
+    /// Error-scope pops still in flight (browser only; see `scoped_unlocked`).
+    #[cfg(target_arch = "wasm32")]
+    pending: Arc<Pending>,
     /// The device lock, on backends whose driver needs calls serialised (GL).
     serial: Option<serial::Serial>,
 }
@@ -146,6 +151,8 @@ no GPU adapter found. wgpu-train needs a Vulkan, Metal or DX12 driver:
 
 impl Gpu {
     /// Builds a context with [`GpuOptions::default()`] (honouring `WGPU_BACKEND`).
+    /// Native only: in a browser use [`Gpu::new_async`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new() -> Result<Self> {
         Self::with_options(GpuOptions::default())
     }
@@ -153,6 +160,7 @@ impl Gpu {
     /// As [`Gpu::new`], but with kernel autotuning on unless
     /// `WGPU_TRAIN_AUTOTUNE` says otherwise: what the examples use. The
     /// library's own default (and the tests') is off, a fixed choice.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new_tuned() -> Result<Self> {
         let mode = crate::tune::TuneMode::from_env()?.unwrap_or(crate::tune::TuneMode::On);
         Self::with_options(GpuOptions {
@@ -162,6 +170,7 @@ impl Gpu {
     }
 
     /// Builds a context with explicit options, blocking on the async setup.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn with_options(options: GpuOptions) -> Result<Self> {
         pollster::block_on(Self::new_async(options))
     }
@@ -256,6 +265,8 @@ impl Gpu {
             placeholder_rw,
             uncaptured,
             tuner,
+            #[cfg(target_arch = "wasm32")]
+            pending: Arc::default(),
             serial,
         })
     }
@@ -426,6 +437,7 @@ impl Gpu {
         self.exclusive(|| self.scoped_unlocked(during, f))
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn scoped_unlocked<R>(&self, during: &str, f: impl FnOnce() -> R) -> Result<R> {
         let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
@@ -442,6 +454,47 @@ impl Gpu {
         }
         self.check_uncaptured(during)?;
         Ok(value)
+    }
+
+    /// In a browser a scope's errors arrive later (a promise) and blocking
+    /// on them would freeze the page: the pops run as local tasks that file
+    /// their errors with the uncaptured ones, and the next awaited point
+    /// ([`Gpu::settle`], which every readback passes) returns them. A
+    /// synchronous call still returns the errors already delivered.
+    #[cfg(target_arch = "wasm32")]
+    fn scoped_unlocked<R>(&self, during: &str, f: impl FnOnce() -> R) -> Result<R> {
+        let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let value = f();
+        let pops = [validation.pop(), oom.pop(), internal.pop()];
+        let sink = Arc::clone(&self.uncaptured);
+        let pending = Arc::clone(&self.pending);
+        let during_owned = during.to_string();
+        pending.started();
+        wasm_bindgen_futures::spawn_local(async move {
+            for pop in pops {
+                if let Some(e) = pop.await {
+                    if let Ok(mut v) = sink.lock() {
+                        v.push(format!("{during_owned}: {e}"));
+                    }
+                    break;
+                }
+            }
+            pending.finished();
+        });
+        self.check_uncaptured(during)?;
+        Ok(value)
+    }
+
+    /// Waits until every error scope opened so far has reported, then
+    /// returns (and clears) the errors they and the device raised. On
+    /// native, scopes report before [`Gpu::scoped`] returns, so this only
+    /// checks the uncaptured errors.
+    pub async fn settle(&self, during: &str) -> Result<()> {
+        #[cfg(target_arch = "wasm32")]
+        self.pending.idle().await;
+        self.check_uncaptured(during)
     }
 
     /// Returns (and clears) errors that wgpu raised outside any scope.
@@ -474,15 +527,18 @@ impl Gpu {
 
     /// Blocks until all submitted work has finished (native only; on WebGPU
     /// await a readback instead).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn wait(&self) -> Result<()> {
         self.poll_until_done(None)
     }
 
     /// Blocks until the submission `index` has finished (native only).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn wait_for(&self, index: wgpu::SubmissionIndex) -> Result<()> {
         self.poll_until_done(Some(index))
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn poll_until_done(&self, index: Option<wgpu::SubmissionIndex>) -> Result<()> {
         loop {
             let polled = self.exclusive(|| {
@@ -659,5 +715,43 @@ impl std::fmt::Debug for Gpu {
         f.debug_struct("Gpu")
             .field("adapter", &self.summary)
             .finish()
+    }
+}
+
+/// A count of error-scope pops in flight, and a way to await zero (browser
+/// only: one thread, so no check can race a decrement).
+#[cfg(target_arch = "wasm32")]
+struct Pending {
+    count: std::sync::atomic::AtomicUsize,
+    idle: futures_intrusive::sync::ManualResetEvent,
+}
+
+#[cfg(target_arch = "wasm32")]
+impl Default for Pending {
+    fn default() -> Self {
+        Pending {
+            count: std::sync::atomic::AtomicUsize::new(0),
+            idle: futures_intrusive::sync::ManualResetEvent::new(true),
+        }
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+impl Pending {
+    fn started(&self) {
+        use std::sync::atomic::Ordering;
+        self.count.fetch_add(1, Ordering::SeqCst);
+        self.idle.reset();
+    }
+
+    fn finished(&self) {
+        use std::sync::atomic::Ordering;
+        if self.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.set();
+        }
+    }
+
+    async fn idle(&self) {
+        self.idle.wait().await;
     }
 }

@@ -581,10 +581,16 @@ impl GpuOptimizer {
 
     /// `t` and the scalars of the last update: read back from the step
     /// buffer (v1), or the host's copy of the last planned slot (v2).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn step_scalars(&self, gpu: &Gpu) -> Result<StepScalars> {
+        pollster::block_on(self.step_scalars_async(gpu))
+    }
+
+    /// [`GpuOptimizer::step_scalars`], awaiting the readback.
+    pub async fn step_scalars_async(&self, gpu: &Gpu) -> Result<StepScalars> {
         match &self.steps {
             Steps::Advance(step) => {
-                let words = step.read(gpu)?;
+                let words = step.read_async(gpu).await?;
                 Ok(bytemuck::pod_read_unaligned(bytemuck::cast_slice(&words)))
             }
             Steps::Planned { last, .. } => Ok(*last),

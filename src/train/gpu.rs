@@ -202,7 +202,11 @@ impl<'g> GpuEngine<'g> {
     /// optimizer when training), `steps_per_submit` steps per submit; returns
     /// (mean loss, accuracy) read back once at the end, and the number of
     /// blocking waits it made.
-    fn pass(
+    ///
+    /// Async for the browser, where the readback is a promise and the
+    /// in-flight waits are left to the page's event loop; natively the
+    /// waits block as before and [`Engine`]'s methods block on this.
+    async fn pass(
         &mut self,
         which: Option<EvalSet>,
         order_len: usize,
@@ -255,14 +259,19 @@ impl<'g> GpuEngine<'g> {
             // Keep one submit in flight while waiting for the one before it:
             // the GPU never idles, and progress reports real completion.
             if let Some((prev, done)) = previous.replace((index, last)) {
-                gpu.wait_for(prev)?;
-                syncs += 1;
+                #[cfg(not(target_arch = "wasm32"))]
+                {
+                    gpu.wait_for(prev)?;
+                    syncs += 1;
+                }
+                #[cfg(target_arch = "wasm32")]
+                drop(prev);
                 progress(done, steps);
             }
             first = last;
         }
-        let loss = self.loss_total.read(gpu)?[0] as f64;
-        let correct = self.correct_total.read(gpu)?[0] as f64;
+        let loss = self.loss_total.read_async(gpu).await?[0] as f64;
+        let correct = self.correct_total.read_async(gpu).await?[0] as f64;
         syncs += 2;
         progress(steps, steps);
         let n = order_len.max(1) as f64;
@@ -270,16 +279,9 @@ impl<'g> GpuEngine<'g> {
     }
 }
 
-impl Engine for GpuEngine<'_> {
-    fn device(&self) -> &'static str {
-        "gpu"
-    }
-
-    fn adapter(&self) -> String {
-        self.gpu.summary().to_string()
-    }
-
-    fn train_epoch(
+impl GpuEngine<'_> {
+    /// [`Engine::train_epoch`], awaiting the readback (the browser's way).
+    pub async fn train_epoch_async(
         &mut self,
         order: &[u32],
         progress: &mut dyn FnMut(usize, usize),
@@ -300,18 +302,57 @@ impl Engine for GpuEngine<'_> {
         if self.optimizer.is_planned() {
             self.optimizer.plan(self.gpu, self.train.gather.steps())?;
         }
-        let (loss, accuracy, syncs) = self.pass(None, order.len(), progress)?;
+        let (loss, accuracy, syncs) = self.pass(None, order.len(), progress).await?;
         self.train_syncs = syncs;
         Ok((loss, accuracy))
     }
 
-    fn evaluate(&mut self, set: EvalSet) -> Result<(f64, f64)> {
+    /// [`Engine::evaluate`], awaiting the readback.
+    pub async fn evaluate_async(&mut self, set: EvalSet) -> Result<(f64, f64)> {
         let len = match set {
             EvalSet::Validation => self.val.as_ref().map_or(0, |v| v.1.len()),
             EvalSet::Test => self.test.1.len(),
         };
-        let (loss, accuracy, _) = self.pass(Some(set), len, &mut |_, _| {})?;
+        let (loss, accuracy, _) = self.pass(Some(set), len, &mut |_, _| {}).await?;
         Ok((loss, accuracy))
+    }
+
+    /// [`Engine::state`], awaiting the readbacks.
+    pub async fn state_async(&mut self) -> Result<TrainState> {
+        let tensors = self.optimizer.state().to_vec();
+        let mut optimizer_state = Vec::with_capacity(tensors.len());
+        for t in &tensors {
+            optimizer_state.push(t.read_async(self.gpu).await?);
+        }
+        Ok(TrainState {
+            params: self.params.read_async(self.gpu).await?,
+            optimizer_state,
+            step: self.optimizer.step_scalars_async(self.gpu).await?,
+        })
+    }
+}
+
+// Native only: the trait's methods block on the async ones.
+#[cfg(not(target_arch = "wasm32"))]
+impl Engine for GpuEngine<'_> {
+    fn device(&self) -> &'static str {
+        "gpu"
+    }
+
+    fn adapter(&self) -> String {
+        self.gpu.summary().to_string()
+    }
+
+    fn train_epoch(
+        &mut self,
+        order: &[u32],
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<(f64, f64)> {
+        pollster::block_on(self.train_epoch_async(order, progress))
+    }
+
+    fn evaluate(&mut self, set: EvalSet) -> Result<(f64, f64)> {
+        pollster::block_on(self.evaluate_async(set))
     }
 
     fn end_epoch(&mut self, metric: f32) -> Result<()> {
@@ -319,17 +360,7 @@ impl Engine for GpuEngine<'_> {
     }
 
     fn state(&mut self) -> Result<TrainState> {
-        let optimizer_state = self
-            .optimizer
-            .state()
-            .iter()
-            .map(|t| t.read(self.gpu))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(TrainState {
-            params: self.params.read(self.gpu)?,
-            optimizer_state,
-            step: self.optimizer.step_scalars(self.gpu)?,
-        })
+        pollster::block_on(self.state_async())
     }
 
     fn restore(&mut self, state: &TrainState) -> Result<()> {

@@ -9,7 +9,9 @@
 
 mod cpu;
 mod gpu;
+#[cfg(not(target_arch = "wasm32"))]
 mod gradient;
+#[cfg(not(target_arch = "wasm32"))]
 mod resume;
 
 pub use cpu::CpuEngine;
@@ -17,7 +19,9 @@ pub use gpu::GpuEngine;
 // The strategies run the linear model's program through the same runners.
 pub(crate) use cpu::CpuProgram;
 pub(crate) use gpu::{Bindings, GpuProgram};
+#[cfg(not(target_arch = "wasm32"))]
 pub use gradient::{Gradient, gradient_cpu, gradient_cpu_fused, gradient_gpu, gradient_gpu_fused};
+#[cfg(not(target_arch = "wasm32"))]
 pub use resume::{Resume, load_checkpoint, save_checkpoint};
 
 use crate::data::Dataset;
@@ -27,7 +31,7 @@ use crate::metrics::{EpochMetrics, History};
 use crate::model::Model;
 use crate::optim::{OptimizerConfig, StepScalars};
 use rand::{SeedableRng, seq::SliceRandom};
-use std::time::Instant;
+use web_time::Instant;
 
 /// How to train.
 #[derive(Clone, Debug)]

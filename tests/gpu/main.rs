@@ -32,3 +32,4 @@ mod second_order;
 mod strategies;
 mod train;
 mod tune;
+mod verify;
