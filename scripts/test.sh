@@ -6,7 +6,8 @@
 # the device limits capped at WebGPU's defaults. GPU tests never skip: without
 # an adapter they fail and say how to install one. Extra arguments go to
 # every `cargo test` (e.g. a filter, or `-- --nocapture`). With WGPU_BACKEND
-# set, only that backend runs.
+# set, only that backend runs. On Linux it ends with the browser tests
+# (scripts/browser_test.sh: wasm32 + WebGPU in headless Chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
@@ -39,3 +40,8 @@ pass "default backend"
 cargo_args=(--test gpu "$@")
 pass "GL (EGL, surfaceless)" WGPU_BACKEND=gl
 pass "WebGPU default limits" WGPU_TRAIN_LIMITS=webgpu
+# The same kernels in headless Chromium (WebGPU, wasm32): scripts/browser_test.sh.
+echo "== browser (wasm32 + WebGPU in headless Chromium)"
+start=$SECONDS
+bash scripts/browser_test.sh
+echo "== browser: $((SECONDS - start)) s"

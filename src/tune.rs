@@ -34,11 +34,14 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::gpu::{GpuTensor, GpuTimer};
-use crate::kernels::{Matmul, MatmulKernel};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::kernels::Matmul;
+use crate::kernels::MatmulKernel;
 use crate::shapes::{MatmulOptions, MatmulShape};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
+#[cfg(not(target_arch = "wasm32"))]
 use web_time::Instant;
 
 /// Whether and how to tune.
@@ -77,6 +80,7 @@ impl TuneMode {
 }
 
 /// File format tag: a file with another tag is foreign.
+#[cfg(not(target_arch = "wasm32"))]
 const FORMAT: &str = "wgpu-train autotune 1";
 
 #[derive(Default)]
@@ -93,6 +97,7 @@ pub struct Tuner {
     mode: TuneMode,
     /// The cache file; `None` keeps choices in memory only.
     file: Option<PathBuf>,
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     adapter_key: String,
     state: Mutex<State>,
 }

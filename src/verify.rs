@@ -386,11 +386,12 @@ async fn linalg(gpu: &Gpu, rng: &mut StdRng) -> Result<Vec<Row>> {
         let cpu_ms = ms(start);
         let ga = GpuTensor::from_array(gpu, &a)?;
         let gb = GpuTensor::from_array(gpu, &b)?;
-        let out = GpuTensor::<f32>::zeros(gpu, &[n])?;
-        out.fill(gpu, f32::NAN)?;
+        // combine's terms are the output and at most one other buffer:
+        // out ← 0.5·out − 2·b with out holding a.
+        let out = GpuTensor::from_array(gpu, &a)?;
         let start = Instant::now();
         let dot = kernels::linalg::dot(gpu, &ga, &gb)?;
-        kernels::linalg::combine(gpu, &out, &[(0.5, &ga), (-2.0, &gb)])?;
+        kernels::linalg::combine(gpu, &out, &[(0.5, &out), (-2.0, &gb)])?;
         let got_dot = dot.read_async(gpu).await?;
         let got_comb = out.read_async(gpu).await?;
         let gpu_ms = ms(start);

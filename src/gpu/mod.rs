@@ -129,6 +129,9 @@ pub struct Gpu {
     /// may not be bound read-only and read-write in one dispatch, so one
     /// placeholder cannot fill both kinds of slot.
     placeholder_rw: wgpu::Buffer,
+    /// One placeholder per binding index, made on first use (see
+    /// `bind_group_with`).
+    slot_placeholders: Mutex<Vec<wgpu::Buffer>>,
     /// Errors raised outside any error scope. wgpu's default handler panics;
     /// ours keeps them so the next scoped call can return them.
     uncaptured: Arc<Mutex<Vec<String>>>,
@@ -263,6 +266,7 @@ impl Gpu {
             pipelines: pipeline::PipelineCache::default(),
             placeholder,
             placeholder_rw,
+            slot_placeholders: Mutex::new(Vec::new()),
             uncaptured,
             tuner,
             #[cfg(target_arch = "wasm32")]
@@ -429,6 +433,24 @@ impl Gpu {
         &self.placeholder_rw
     }
 
+    /// The placeholder bound at binding index `slot` (its own buffer).
+    pub(crate) fn placeholder_for_slot(&self, slot: usize) -> wgpu::Buffer {
+        let mut all = self
+            .slot_placeholders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        while all.len() <= slot {
+            let label = format!("placeholder (binding {})", all.len());
+            all.push(self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(&label),
+                size: 16,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            }));
+        }
+        all[slot].clone()
+    }
+
     /// Runs `f` inside wgpu error scopes (validation, out-of-memory, internal)
     /// and turns any error raised by the wgpu calls it makes into an [`Err`].
     /// `during` names the work for the message. `f` runs with exclusive use
@@ -476,7 +498,7 @@ impl Gpu {
             for pop in pops {
                 if let Some(e) = pop.await {
                     if let Ok(mut v) = sink.lock() {
-                        v.push(format!("{during_owned}: {e}"));
+                        v.push(Error::from_wgpu(&during_owned, e).to_string());
                     }
                     break;
                 }

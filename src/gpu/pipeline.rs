@@ -252,12 +252,31 @@ impl Gpu {
         kp: &KernelPipeline,
         resources: Vec<wgpu::BindingResource<'_>>,
     ) -> Result<Deferred<wgpu::BindGroup>> {
+        // WebGPU forbids one buffer range in two writable bindings of a
+        // dispatch, even an unused one (Dawn rejects the dispatch; wgpu's
+        // native validation does not check it): each slot left to a
+        // placeholder gets a placeholder of its own.
+        let own: Vec<Option<wgpu::Buffer>> = self.exclusive(|| {
+            resources
+                .iter()
+                .enumerate()
+                .map(|(i, r)| match r {
+                    wgpu::BindingResource::Buffer(b)
+                        if *b.buffer == self.placeholder || *b.buffer == self.placeholder_rw =>
+                    {
+                        Some(self.placeholder_for_slot(i))
+                    }
+                    _ => None,
+                })
+                .collect()
+        });
         let entries: Vec<wgpu::BindGroupEntry> = resources
             .into_iter()
+            .zip(&own)
             .enumerate()
-            .map(|(i, resource)| wgpu::BindGroupEntry {
+            .map(|(i, (resource, own))| wgpu::BindGroupEntry {
                 binding: i as u32,
-                resource,
+                resource: own.as_ref().map_or(resource, |b| b.as_entire_binding()),
             })
             .collect();
         // Deferred: dropping a bind group may drop the last handle of the

@@ -11,9 +11,9 @@
 //! 16 and 7 for the reference kernels. [`GpuEngine::bytes_per_step`] is the
 //! counted traffic beside [`Engine::dispatches_per_step`].
 
-use super::{
-    Engine, EvalSet, TrainConfig, TrainData, TrainState, batch_sizes, check_model, eval_order,
-};
+#[cfg(not(target_arch = "wasm32"))]
+use super::Engine;
+use super::{EvalSet, TrainConfig, TrainData, TrainState, batch_sizes, check_model, eval_order};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuLabels, GpuTensor};
 use crate::kernels::{
@@ -46,6 +46,7 @@ pub struct GpuEngine<'g> {
     test: (GpuSet, Vec<u32>),
     eval_programs: BTreeMap<usize, GpuProgram>,
     steps_per_submit: usize,
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     dispatches_per_step: f64,
     bytes_per_step: u64,
     /// Blocking waits in the last training epoch.
@@ -693,6 +694,7 @@ impl GpuProgram {
 
     /// Records the program on input rows already in place, for programs
     /// compiled without a gather (the gradient check, the strategies).
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub(crate) fn record_rows(&self, pass: &mut wgpu::ComputePass<'_>) -> Result<()> {
         for l in &self.launches {
             match l {
@@ -715,6 +717,7 @@ impl GpuProgram {
     }
 
     /// Dispatches one [`GpuProgram::record_rows`] makes.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub(crate) fn dispatches_rows(&self) -> usize {
         self.launches.len() + usize::from(self.totals.is_some())
     }

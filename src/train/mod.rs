@@ -17,7 +17,9 @@ mod resume;
 pub use cpu::CpuEngine;
 pub use gpu::GpuEngine;
 // The strategies run the linear model's program through the same runners.
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) use cpu::CpuProgram;
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) use gpu::{Bindings, GpuProgram};
 #[cfg(not(target_arch = "wasm32"))]
 pub use gradient::{Gradient, gradient_cpu, gradient_cpu_fused, gradient_gpu, gradient_gpu_fused};
