@@ -156,6 +156,7 @@ impl Model for Mlp {
             loss,
             correct,
             dlogits: Some(dlogits),
+            totals: false,
         });
         // Backward, last layer first. `dz` is the gradient at layer l's
         // pre-activation; `inputs[l]` is what layer l read.
@@ -230,6 +231,7 @@ impl Model for Mlp {
             loss,
             correct,
             dlogits: None,
+            totals: false,
         });
         b.finish(x, loss, correct)
     }
@@ -241,11 +243,12 @@ impl Model for Mlp {
         let loss = b.tensor("loss", &[rows], Region::Work);
         let correct = b.tensor("correct", &[rows], Region::WorkU32);
         let dlogits = b.tensor("dlogits", &[rows, classes], Region::Work);
-        b.op(Op::SoftmaxXentTotals {
+        b.op(Op::SoftmaxXent {
             logits,
             loss,
             correct,
             dlogits: Some(dlogits),
+            totals: true,
         });
         // Backward, last layer first: one dispatch per layer, which computes
         // its weight and bias gradients and (but for the first layer) the dz

@@ -468,12 +468,7 @@ impl CpuProgram {
                     loss,
                     correct,
                     dlogits,
-                }
-                | Op::SoftmaxXentTotals {
-                    logits,
-                    loss,
-                    correct,
-                    dlogits,
+                    totals: _,
                 } => {
                     let mut l = self.work_output(loss)?;
                     let mut d = match dlogits {
