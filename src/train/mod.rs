@@ -17,7 +17,7 @@ pub use gpu::GpuEngine;
 // The strategies run the linear model's program through the same runners.
 pub(crate) use cpu::CpuProgram;
 pub(crate) use gpu::{Bindings, GpuProgram};
-pub use gradient::{Gradient, gradient_cpu, gradient_cpu_fused, gradient_gpu, gradient_gpu_fused};
+pub use gradient::{Gradient, gradient_cpu, gradient_gpu};
 pub use resume::{Resume, load_checkpoint, save_checkpoint};
 
 use crate::data::Dataset;
