@@ -333,16 +333,7 @@ impl Engine for GpuEngine<'_> {
     }
 
     fn restore(&mut self, state: &TrainState) -> Result<()> {
-        if state.params.len() != self.params.len() {
-            return Err(Error::shape(
-                "restore",
-                format!(
-                    "{} parameters given, the model has {}",
-                    state.params.len(),
-                    self.params.len()
-                ),
-            ));
-        }
+        state.check_params(self.params.len())?;
         self.optimizer
             .restore(self.gpu, &state.optimizer_state, state.step)?;
         self.params.write(self.gpu, &state.params)

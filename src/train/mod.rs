@@ -167,6 +167,23 @@ pub struct TrainState {
     pub step: StepScalars,
 }
 
+impl TrainState {
+    /// Checks that the state is for a model with `params` parameters, before
+    /// an engine restores it.
+    pub(crate) fn check_params(&self, params: usize) -> Result<()> {
+        if self.params.len() == params {
+            return Ok(());
+        }
+        Err(Error::shape(
+            "restore",
+            format!(
+                "{} parameters given, the model has {params}",
+                self.params.len()
+            ),
+        ))
+    }
+}
+
 /// What [`fit`] needs from a device.
 pub trait Engine {
     /// "gpu" or "cpu".
