@@ -13,6 +13,7 @@ mod serial;
 #[cfg(not(target_arch = "wasm32"))]
 mod timer;
 
+pub(crate) use buffer::read_mapped;
 pub use buffer::{Element, GpuTensor};
 pub use labels::GpuLabels;
 pub use pipeline::{Binding, KernelPipeline, PipelineKey};
