@@ -13,6 +13,7 @@ mod serial;
 #[cfg(not(target_arch = "wasm32"))]
 mod timer;
 
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) use buffer::read_mapped;
 pub use buffer::{Element, GpuTensor};
 pub use labels::GpuLabels;
