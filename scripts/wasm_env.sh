@@ -10,6 +10,6 @@ export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER="${CARGO_HOME:-$HOME/.cargo}/b
 export CHROMEDRIVER=/usr/bin/chromedriver
 # One wasm target directory for tests and page, apart from the native one
 # (another compiler: its artefacts would evict the native ones).
-WASM_TARGET_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/wasm"
+WASM_TARGET_DIR="${WASM_TARGET_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/wasm}"
 export WASM_TARGET_DIR
 WASM_CARGO_ARGS=(--target wasm32-unknown-unknown -Zbuild-std=std,panic_abort --target-dir "$WASM_TARGET_DIR")

@@ -158,3 +158,30 @@ async fn a_webgpu_validation_error_fails_the_next_readback() {
     // And the error is reported once: the device goes on.
     assert_eq!(t.read_async(g).await.unwrap(), vec![1.0; 4]);
 }
+
+/// Every pipeline the crate can build (each shader's entry points with each
+/// set of override constants, `shaders::specialisations`) compiles under
+/// the browser's WGSL compiler (Tint, in Chromium): naga accepting a shader
+/// natively does not mean Tint does.
+#[wasm_bindgen_test]
+async fn every_pipeline_compiles_in_the_browser() {
+    let g = gpu().await;
+    let keys = wgpu_train::shaders::specialisations();
+    assert!(keys.len() > 20, "only {} pipelines", keys.len());
+    let mut failed = Vec::new();
+    for key in &keys {
+        if let Err(e) = g.pipeline(key) {
+            failed.push(format!("{key:?}: {e}"));
+        }
+        // Compilation errors arrive asynchronously: collect them per key.
+        if let Err(e) = g.settle("creating a pipeline").await {
+            failed.push(format!("{key:?}: {e}"));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {failed:#?}",
+        failed.len(),
+        keys.len()
+    );
+}
