@@ -170,12 +170,13 @@ async fn every_pipeline_compiles_in_the_browser() {
     assert!(keys.len() > 20, "only {} pipelines", keys.len());
     let mut failed = Vec::new();
     for key in &keys {
+        let name = format!("{}::{} {:?}", key.shader.name, key.entry, key.constants);
         if let Err(e) = g.pipeline(key) {
-            failed.push(format!("{key:?}: {e}"));
+            failed.push(format!("{name}: {e}"));
         }
         // Compilation errors arrive asynchronously: collect them per key.
         if let Err(e) = g.settle("creating a pipeline").await {
-            failed.push(format!("{key:?}: {e}"));
+            failed.push(format!("{name}: {e}"));
         }
     }
     assert!(
