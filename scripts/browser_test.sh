@@ -26,15 +26,17 @@ if [ ${#need[@]} -gt 0 ]; then
     apt_install --no-install-recommends "${need[@]}"
 fi
 
-. scripts/wasm_env.sh
-# The runner must be the wasm-bindgen version the crate links.
+# The runner must be the wasm-bindgen version the crate links. Installed
+# with the ordinary toolchain (before scripts/wasm_env.sh switches rustc).
+runner="${CARGO_HOME:-$HOME/.cargo}/bin/wasm-bindgen-test-runner"
 version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
-have=$("$CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER" --version 2>/dev/null | awk '{print $2}' || true)
+have=$("$runner" --version 2>/dev/null | awk '{print $2}' || true)
 if [ "$have" != "$version" ]; then
     echo "setup: installing wasm-bindgen-cli $version into ${CARGO_HOME:-$HOME/.cargo}/bin (once; 10-20 min)"
     # Not --locked: one of its locked dependencies is gone from crates.io.
     cargo install --quiet wasm-bindgen-cli --version "$version"
 fi
+. scripts/wasm_env.sh
 echo "== browser setup: $((SECONDS - start)) s"
 
 t=$SECONDS
