@@ -6,6 +6,8 @@
 // N×K when TRANS_B; C is M×N; bias has N elements. Every operand is a window
 // into a bound buffer: `*_offset` is its first element and `*_batch_stride`
 // the distance between batches (0 broadcasts one matrix over the batch).
+// A sweep (src/train/sweep/) runs K models' products as one batch: each
+// batch element computes exactly what the unbatched call would.
 // Weights follow nn.Linear (out×in), so a layer's forward is NT, its input
 // gradient NN and its weight gradient TN.
 //
@@ -50,6 +52,10 @@ struct Params {
     b_batch_stride: u32,
     c_batch_stride: u32,
     extra_offset: u32, // ONES_COLUMN: where the extra column of C goes
+    bias_batch_stride: u32, // 0: one bias for every batch (a sweep: one per model)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 // Specialisation constants: the launcher builds one pipeline per combination
@@ -98,7 +104,7 @@ fn epilogue(acc: f32, bz: u32, row: u32, col: u32) -> f32 {
     }
     var x = acc;
     if (HAS_BIAS) {
-        x = x + bias[p.bias_offset + col];
+        x = x + bias[p.bias_offset + bz * p.bias_batch_stride + col];
     }
     if (ACTIVATION == 1u) {
         x = sigmoid(x);

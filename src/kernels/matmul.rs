@@ -107,7 +107,7 @@ impl MatmulKernel {
     }
 }
 
-/// The uniform block of `matmul.wgsl` (48 bytes, a multiple of 16).
+/// The uniform block of `matmul.wgsl` (64 bytes, a multiple of 16).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
@@ -123,6 +123,8 @@ struct Params {
     b_batch_stride: u32,
     c_batch_stride: u32,
     extra_offset: u32,
+    bias_batch_stride: u32,
+    _pad: [u32; 3],
 }
 
 /// A fused epilogue for the backward pass (see `shaders/matmul.wgsl`); the
@@ -261,7 +263,38 @@ impl Matmul {
         opts: MatmulOptions,
         kernel: MatmulKernel,
     ) -> Result<Self> {
-        Self::build(gpu, a, b, bias, c, opts, kernel, None)
+        Self::build(gpu, a, b, bias, c, opts, kernel, None, None)
+    }
+
+    /// `count` products in one dispatch (a sweep of `count` models): product
+    /// `i` is [`Matmul::new`] on the windows of `a`, `b`, `bias` and `c`
+    /// moved `i · stride` elements into their buffers (stride 0: one window
+    /// shared by all). `a`, `b`, `bias` and `c` are the 2-D windows of
+    /// product 0. Each product runs the kernel version the unbatched call
+    /// would choose for its shape, so it computes the same bits.
+    #[allow(clippy::too_many_arguments)]
+    pub fn batched(
+        gpu: &Gpu,
+        a: &GpuTensor<f32>,
+        b: &GpuTensor<f32>,
+        bias: Option<&GpuTensor<f32>>,
+        c: &GpuTensor<f32>,
+        opts: MatmulOptions,
+        kernel: MatmulKernel,
+        count: usize,
+        strides: BatchStrides,
+    ) -> Result<Self> {
+        Self::build(
+            gpu,
+            a,
+            b,
+            bias,
+            c,
+            opts,
+            kernel,
+            None,
+            Some((count, strides)),
+        )
     }
 
     /// The product `op(a)·op(b)` into `c` with a fused backward epilogue
@@ -276,7 +309,7 @@ impl Matmul {
         epilogue: MatmulEpilogue<'_>,
         kernel: MatmulKernel,
     ) -> Result<Self> {
-        Self::build(gpu, a, b, None, c, opts, kernel, Some(epilogue))
+        Self::build(gpu, a, b, None, c, opts, kernel, Some(epilogue), None)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -289,8 +322,15 @@ impl Matmul {
         opts: MatmulOptions,
         kernel: MatmulKernel,
         epilogue: Option<MatmulEpilogue<'_>>,
+        batch: Option<(usize, BatchStrides)>,
     ) -> Result<Self> {
-        let shape = MatmulShape::resolve(a.shape(), b.shape(), bias.map(|t| t.shape()), &opts)?;
+        let mut shape = MatmulShape::resolve(a.shape(), b.shape(), bias.map(|t| t.shape()), &opts)?;
+        if batch.is_some() && (shape.batch != 1 || epilogue.is_some()) {
+            return Err(Error::shape(
+                "matmul",
+                "a batch of products takes 2-D windows and no fused epilogue",
+            ));
+        }
         let want = shape.output_shape();
         let c_ok = c.shape() == want.as_slice()
             || (shape.batch == 1 && c.shape() == [1, shape.m, shape.n]);
@@ -313,11 +353,24 @@ impl Matmul {
             }
             _ => {}
         }
-        check_operands(gpu, "matmul", &reads, &writes)?;
+        // Chosen for one product's shape: a batch runs what each product
+        // would run alone.
         let kernel = match kernel {
             MatmulKernel::Auto => gpu.tuner().matmul(gpu, &shape, &opts, bias.is_some()),
             k => k,
         };
+        let mut c_batch_stride = shape.m * shape.n;
+        let mut bias_batch_stride = 0;
+        if let Some((count, s)) = batch {
+            super::check_batch("matmul", count, &mut reads, &[s.a, s.b, s.bias], false)?;
+            super::check_batch("matmul", count, &mut writes, &[s.c], true)?;
+            shape.batch = count;
+            shape.a_batch_stride = s.a;
+            shape.b_batch_stride = s.b;
+            c_batch_stride = s.c;
+            bias_batch_stride = s.bias;
+        }
+        check_operands(gpu, "matmul", &reads, &writes)?;
         // The ones column is one more column of C to cover.
         let n_out = shape.n + usize::from(fusion == Fusion::OnesColumn);
         let (wg_x, wg_y) = kernel.workgroup(n_out);
@@ -342,8 +395,10 @@ impl Matmul {
             bias_offset: bias.or(extra.h).map_or(0, |t| t.offset() as u32),
             a_batch_stride: shape.a_batch_stride as u32,
             b_batch_stride: shape.b_batch_stride as u32,
-            c_batch_stride: (shape.m * shape.n) as u32,
+            c_batch_stride: c_batch_stride as u32,
             extra_offset: extra.sums.map_or(0, |t| t.offset() as u32),
+            bias_batch_stride: bias_batch_stride as u32,
+            _pad: [0; 3],
         };
         let key_opts = match epilogue {
             Some(MatmulEpilogue::ActivationGrad { activation, .. }) => {
@@ -386,6 +441,16 @@ impl Matmul {
     pub fn kernel(&self) -> MatmulKernel {
         self.kernel
     }
+}
+
+/// Element distances between the operands of consecutive products of
+/// [`Matmul::batched`] (0: one operand shared by all).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchStrides {
+    pub a: usize,
+    pub b: usize,
+    pub bias: usize,
+    pub c: usize,
 }
 
 /// The tensors a fused epilogue adds to the bindings.
@@ -552,6 +617,6 @@ mod layout {
 
     #[test]
     fn params_mirrors_the_wgsl_struct() {
-        check_mirror!(super::Params, &crate::shaders::MATMUL, "Params"; m, n, k, batch, a_offset, b_offset, c_offset, bias_offset, a_batch_stride, b_batch_stride, c_batch_stride, extra_offset);
+        check_mirror!(super::Params, &crate::shaders::MATMUL, "Params"; m, n, k, batch, a_offset, b_offset, c_offset, bias_offset, a_batch_stride, b_batch_stride, c_batch_stride, extra_offset, bias_batch_stride, _pad);
     }
 }

@@ -49,7 +49,7 @@ pub const DEFAULT_ELEMS_PER_THREAD: u32 = 4;
 /// The uniform block of `optim.wgsl` (80 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-struct Hyper {
+pub(crate) struct Hyper {
     n: u32,
     row: u32,
     param_offset: u32,
@@ -72,7 +72,7 @@ struct Hyper {
 }
 
 impl Hyper {
-    fn new(
+    pub(crate) fn new(
         cfg: &OptimizerConfig,
         lr: f32,
         n: usize,
@@ -132,7 +132,7 @@ fn advance_key(schedule: &Schedule) -> PipelineKey {
     }
 }
 
-fn update_key(rule: &Rule) -> PipelineKey {
+pub(crate) fn update_key(rule: &Rule) -> PipelineKey {
     let (entry, constants) = match *rule {
         Rule::Sgd(r) => (
             "sgd",

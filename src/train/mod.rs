@@ -11,6 +11,7 @@ mod cpu;
 mod gpu;
 mod gradient;
 mod resume;
+pub mod sweep;
 
 pub use cpu::CpuEngine;
 pub use gpu::GpuEngine;

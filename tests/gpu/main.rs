@@ -19,6 +19,7 @@ mod matmul;
 mod optim;
 mod reduce;
 mod softmax_xent;
+mod sweep_optim;
 
 // Whole programs and runs, bad input, the application code.
 mod backend_paths;
@@ -30,5 +31,6 @@ mod model_gradient;
 mod readme_snippet;
 mod second_order;
 mod strategies;
+mod sweep;
 mod train;
 mod tune;
