@@ -118,6 +118,9 @@ pub struct SweepResult {
     pub adapter: String,
     /// Wall-clock seconds of training and evaluation (setup excluded).
     pub seconds: f64,
+    /// Wall-clock seconds of the training epochs alone (no evaluation): the
+    /// K models' shared epochs on the GPU, the sum of every run's on the CPU.
+    pub train_seconds: f64,
     /// Training samples per epoch (per model).
     pub samples_per_epoch: usize,
     /// Dispatches recorded per training step for all K models (GPU).
@@ -125,10 +128,20 @@ pub struct SweepResult {
 }
 
 impl SweepResult {
-    /// Models × training samples per second, over the whole run.
+    /// Models × training samples per second of training (epochs trained by
+    /// all models × samples per epoch, over [`SweepResult::train_seconds`]).
     pub fn model_samples_per_sec(&self) -> f64 {
         let epochs: usize = self.models.iter().map(|m| m.history.len()).sum();
-        (epochs * self.samples_per_epoch) as f64 / self.seconds.max(1e-12)
+        (epochs * self.samples_per_epoch) as f64 / self.train_seconds.max(1e-12)
+    }
+
+    /// The training seconds of runs trained one after another.
+    pub fn sequential_train_seconds(models: &[ModelOutcome]) -> f64 {
+        models
+            .iter()
+            .flat_map(|m| &m.history)
+            .map(|e| e.seconds)
+            .sum()
     }
 }
 
@@ -265,6 +278,7 @@ pub fn sweep_cpu(
     }
     Ok(SweepResult {
         runs: runs.to_vec(),
+        train_seconds: SweepResult::sequential_train_seconds(&models),
         models,
         device: "cpu",
         adapter,
@@ -288,7 +302,13 @@ pub fn sweep_gpu(
     let mut engine = SweepEngine::new(gpu, model, data, config, runs)?;
     let start = Instant::now();
     let models = engine.run(data, config, on_event)?;
+    // Every model shares each epoch's time; a diverged one stops counting.
+    let train_seconds = models
+        .iter()
+        .map(|m| m.history.iter().map(|e| e.seconds).sum::<f64>())
+        .fold(0.0, f64::max);
     Ok(SweepResult {
+        train_seconds,
         runs: runs.to_vec(),
         models,
         device: "gpu",
