@@ -77,7 +77,8 @@ struct Args {
     /// Training examples held out for validation (the notebook's 6,000).
     #[arg(long, default_value_t = 6000)]
     validation: usize,
-    /// Train on the first N training examples only (quick runs, benchmarks).
+    /// Use only the first N training and the first N test examples (quick
+    /// runs, benchmarks).
     #[arg(long)]
     limit: Option<usize>,
     /// The minibatch order's seed, and the first model seed.
@@ -168,9 +169,9 @@ fn run(args: Args) -> Result<()> {
         Some(name) => wgpu_train::data::download_and_load(name)?,
         None => wgpu_train::data::load(args.data.as_deref())?,
     };
-    let train = match args.limit {
-        Some(n) => splits.train.first(n),
-        None => splits.train.clone(),
+    let (train, test) = match args.limit {
+        Some(n) => (splits.train.first(n), splits.test.first(n)),
+        None => (splits.train.clone(), splits.test.clone()),
     };
     let (pixels, classes) = (train.dim(), train.classes);
     let model: Box<dyn Model> = match args.model {
@@ -186,7 +187,7 @@ fn run(args: Args) -> Result<()> {
         ..TrainConfig::default()
     };
     config.validate()?;
-    let data = TrainData::new(train, splits.test.clone(), args.validation, args.seed)?;
+    let data = TrainData::new(train, test, args.validation, args.seed)?;
     if !args.json {
         println!(
             "data:   {} ({} train, {} validation, {} test)",

@@ -5,21 +5,21 @@
 // The models' parameters lie one after another, `per_model` elements each,
 // from h.param_offset on (the same in every model's Hyper: the group's first
 // element), their gradients likewise, their state buffers s1–s3 hold
-// `models × per_model` elements. Element i belongs to model i / per_model,
-// whose Hyper and this update's StepScalars (planned by the host with
-// StepScalars::advance, as optim.wgsl's v2) are copied into the private `h`
-// and `st` before the formula runs: the formulas are optim.wgsl's own text
+// `models × per_model` elements. Workgroup row z of the grid is model z: its
+// threads copy its Hyper and this update's StepScalars (planned by the host
+// with StepScalars::advance, as optim.wgsl's v2) into the private `h` and
+// `st` once, then update its elements z·per_model + j, j < per_model: the formulas are optim.wgsl's own text
 // (shaders/shared/optim_rules.wgsl), so each model's update has the bits of
 // a one-model update with its hyperparameters.
 //
-// Grid-stride loop over all `n = models × per_model` elements, folded into
-// 2-D past 65,535 workgroups, as in optim.wgsl.
+// Per model, a grid-stride loop over its `per_model` elements, folded into
+// 2-D past 65,535 workgroups, as in optim.wgsl; the models along z.
 
 struct Sweep {
-    n: u32,          // elements to update: models × per_model
+    models: u32,     // models in this dispatch (the grid's z)
     per_model: u32,  // parameters per model
     row: u32,        // threads per grid row
-    threads: u32,    // threads in the grid: the stride of each thread's loop
+    threads: u32,    // threads per model: the stride of each thread's loop
 }
 
 // The rule's variant, as in optim.wgsl (one pipeline per variant present).
@@ -43,8 +43,7 @@ override DECOUPLED: bool = false;
 var<private> h: Hyper;
 var<private> st: StepScalars;
 
-fn load_model(i: u32) {
-    let m = i / sw.per_model;
+fn load_model(m: u32) {
     h = hypers[m];
     st = steps[m];
 }
@@ -55,32 +54,36 @@ fn first(gid: vec3<u32>) -> u32 {
 
 @compute @workgroup_size(256)
 fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
-    for (var i = first(gid); i < sw.n; i = i + sw.threads) {
-        load_model(i);
-        sgd_at(i);
+    load_model(gid.z);
+    let base = gid.z * sw.per_model;
+    for (var j = first(gid); j < sw.per_model; j = j + sw.threads) {
+        sgd_at(base + j);
     }
 }
 
 @compute @workgroup_size(256)
 fn adagrad(@builtin(global_invocation_id) gid: vec3<u32>) {
-    for (var i = first(gid); i < sw.n; i = i + sw.threads) {
-        load_model(i);
-        adagrad_at(i);
+    load_model(gid.z);
+    let base = gid.z * sw.per_model;
+    for (var j = first(gid); j < sw.per_model; j = j + sw.threads) {
+        adagrad_at(base + j);
     }
 }
 
 @compute @workgroup_size(256)
 fn rmsprop(@builtin(global_invocation_id) gid: vec3<u32>) {
-    for (var i = first(gid); i < sw.n; i = i + sw.threads) {
-        load_model(i);
-        rmsprop_at(i);
+    load_model(gid.z);
+    let base = gid.z * sw.per_model;
+    for (var j = first(gid); j < sw.per_model; j = j + sw.threads) {
+        rmsprop_at(base + j);
     }
 }
 
 @compute @workgroup_size(256)
 fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
-    for (var i = first(gid); i < sw.n; i = i + sw.threads) {
-        load_model(i);
-        adam_at(i);
+    load_model(gid.z);
+    let base = gid.z * sw.per_model;
+    for (var j = first(gid); j < sw.per_model; j = j + sw.threads) {
+        adam_at(base + j);
     }
 }

@@ -29,7 +29,7 @@ const WORKGROUP: usize = 256;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 struct Sweep {
-    n: u32,
+    models: u32,
     per_model: u32,
     row: u32,
     threads: u32,
@@ -137,11 +137,13 @@ impl SweepOptimizer {
             let members = &configs[first..first + models];
             let len = models * per_model;
             gpu.check_storage_binding("a sweep optimizer state buffer", len as u64 * 4)?;
-            let (workgroups, row) = grid(
-                len.div_ceil(DEFAULT_ELEMS_PER_THREAD as usize),
+            // Per model a grid as optim.wgsl's; the models along z.
+            let (mut workgroups, row) = grid(
+                per_model.div_ceil(DEFAULT_ELEMS_PER_THREAD as usize),
                 WORKGROUP,
                 gpu.limits().max_compute_workgroups_per_dimension,
             );
+            workgroups[2] = models as u32;
             gpu.check_dispatch("the sweep's update", workgroups)?;
             let threads = row.saturating_mul(workgroups[1]);
             // Each state slot the rule uses, its models' initial values in
@@ -180,7 +182,7 @@ impl SweepOptimizer {
                 wgpu::BufferUsages::STORAGE,
             )?;
             let sweep = Sweep {
-                n: len as u32,
+                models: models as u32,
                 per_model: per_model as u32,
                 row,
                 threads,
@@ -356,6 +358,6 @@ mod layout {
 
     #[test]
     fn sweep_mirrors_the_wgsl_struct() {
-        check_mirror!(super::Sweep, &crate::shaders::SWEEP_OPTIM, "Sweep"; n, per_model, row, threads);
+        check_mirror!(super::Sweep, &crate::shaders::SWEEP_OPTIM, "Sweep"; models, per_model, row, threads);
     }
 }
