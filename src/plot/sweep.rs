@@ -94,7 +94,7 @@ pub fn plot_sweep(path: &Path, title: &str, curves: &[SweepCurve<'_>]) -> Result
             draw(&root, title, &accuracy, &loss).map_err(err)?;
             root.present().map_err(|e| err(e.to_string()))?;
         }
-        encode_png(SIZE, &rgb).map_err(err)?
+        super::encode_png(&rgb, SIZE).map_err(err)?
     } else {
         let mut svg = String::new();
         {
@@ -105,21 +105,6 @@ pub fn plot_sweep(path: &Path, title: &str, curves: &[SweepCurve<'_>]) -> Result
         svg.into_bytes()
     };
     crate::atomic::write(path, &bytes).map_err(|e| err(format!("cannot write: {e}")))
-}
-
-fn encode_png((w, h): (u32, u32), rgb: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, w, h);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder
-        .write_header()
-        .map_err(|e| format!("PNG encoding failed: {e}"))?;
-    writer
-        .write_image_data(rgb)
-        .and_then(|()| writer.finish())
-        .map_err(|e| format!("PNG encoding failed: {e}"))?;
-    Ok(out)
 }
 
 fn draw<DB: DrawingBackend>(

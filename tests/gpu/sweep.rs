@@ -3,7 +3,7 @@
 //! diverging model changes nothing for the others; too many models is a
 //! clear error. The CPU path equals `fit` for the models it can.
 
-use crate::common::gpu;
+use crate::common::{bits, gpu};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use wgpu_train::model::Mlp;
 use wgpu_train::optim::OptimizerConfig;
@@ -95,13 +95,9 @@ fn assert_same(what: &str, got: &ModelOutcome, want: &ModelOutcome) {
         want.test.map(|(l, a)| (l.to_bits(), a.to_bits())),
         "{what}: test loss and accuracy"
     );
+    // Bits, −0 counted as +0 (see `common::bits`).
     assert!(
-        got.params.len() == want.params.len()
-            && got
-                .params
-                .iter()
-                .zip(&want.params)
-                .all(|(a, b)| a.to_bits() == b.to_bits()),
+        bits(&got.params) == bits(&want.params),
         "{what}: final parameters differ"
     );
 }

@@ -3,7 +3,7 @@
 //! twin (`cpu::sweep_optim`) and against each model's one-model planned
 //! update (`GpuOptimizer`), which it must match bit for bit.
 
-use crate::common::{gpu, random};
+use crate::common::{bits, gpu, random};
 use wgpu_train::GpuTensor;
 use wgpu_train::cpu::sweep_optim::CpuSweepOptimizer;
 use wgpu_train::cpu::{self, Tolerance};
@@ -123,11 +123,9 @@ fn check(per_model: usize, steps: usize) {
             g.submit(enc).unwrap();
         }
         let alone = p.read(g).unwrap();
+        // Bits, −0 counted as +0: two pipelines (see `common::bits`).
         assert!(
-            alone
-                .iter()
-                .zip(&got[window])
-                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            bits(&alone) == bits(&got[window]),
             "{what}: differs from the model's one-model update"
         );
     }

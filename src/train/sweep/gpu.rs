@@ -543,6 +543,7 @@ impl SweepProgram {
                     loss,
                     correct,
                     dlogits,
+                    totals: false,
                 } => {
                     let (lg, s) = f(logits)?;
                     packed(logits, s)?;
@@ -606,7 +607,7 @@ impl SweepProgram {
                 }
                 Op::WeightGrad { .. }
                 | Op::LayerBackward { .. }
-                | Op::SoftmaxXentTotals { .. } => {
+                | Op::SoftmaxXent { totals: true, .. } => {
                     return Err(Error::shape(
                         "sweep program",
                         "a sweep runs a model's reference program (train_program), not the fused one",
