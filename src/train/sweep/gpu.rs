@@ -28,7 +28,8 @@ use std::time::Instant;
 /// binding, and K workgroups one grid dimension.
 pub fn max_models(gpu: &Gpu, model: &dyn Model, config: &TrainConfig) -> (usize, String) {
     let limits = gpu.limits();
-    let binding = u64::from(limits.max_storage_buffer_binding_size)
+    let binding = limits
+        .max_storage_buffer_binding_size
         .min(limits.max_buffer_size)
         .max(1);
     let mut largest = (parameter_count(model), "parameters".to_string());
@@ -106,7 +107,7 @@ impl<'g> SweepEngine<'g> {
                     model.name()
                 ),
                 needed: format!("{k} × the largest per-model buffer, {why}"),
-                limit: crate::error::bytes(u64::from(gpu.limits().max_storage_buffer_binding_size)),
+                limit: crate::error::bytes(gpu.limits().max_storage_buffer_binding_size),
                 limit_name: "max_storage_buffer_binding_size",
             });
         }
