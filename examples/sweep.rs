@@ -241,7 +241,7 @@ fn run(args: Args) -> Result<()> {
             println!("\n[gpu] {}", gpu.summary());
         }
         let r = sweep::sweep_gpu(&gpu, model.as_ref(), &data, &config, &runs, &mut on_event)?;
-        report(&args, &r, configs);
+        report(&args, &r);
         results.push(r);
     }
     if matches!(args.device, Device::Cpu | Device::Both) {
@@ -249,7 +249,7 @@ fn run(args: Args) -> Result<()> {
             println!("\n[cpu] K runs one after another with the CPU engine");
         }
         let r = sweep::sweep_cpu(model.as_ref(), &data, &config, &runs, &mut on_event)?;
-        report(&args, &r, configs);
+        report(&args, &r);
         results.push(r);
     }
     if args.device == Device::GpuSequential {
@@ -281,7 +281,7 @@ fn run(args: Args) -> Result<()> {
             samples_per_epoch: data.train_idx.len(),
             dispatches_per_step: None,
         };
-        report(&args, &r, configs);
+        report(&args, &r);
         results.push(r);
     }
     if let [g, c] = results.as_slice()
@@ -330,7 +330,7 @@ fn cell(m: &EpochMetrics) -> String {
     }
 }
 
-fn report(args: &Args, r: &SweepResult, _configs: usize) {
+fn report(args: &Args, r: &SweepResult) {
     if args.json {
         for (run, m) in r.runs.iter().zip(&r.models) {
             let epochs: Vec<_> = m

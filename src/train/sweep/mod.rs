@@ -33,7 +33,8 @@
 //! `eval_batch × 270` for evaluation); the data and the gathered minibatch
 //! are shared. Every per-model buffer of the K models is one storage
 //! binding, so K is bounded by the device's `max_storage_buffer_binding_size`
-//! over the largest per-model buffer (128 MiB on lavapipe: 283 MLPs), and by
+//! over the largest per-model buffer (128 MiB on lavapipe: 262 MLPs, the
+//! largest buffer being the evaluation batch's 1,000 × 128 activations), and by
 //! `max_compute_workgroups_per_dimension` (the models' grid axis).
 //! [`max_models`] computes the bound; past it a sweep fails with
 //! [`Error::TooLarge`] before anything is allocated.
