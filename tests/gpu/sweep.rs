@@ -233,3 +233,19 @@ fn learnable_784(n: usize) -> Dataset {
     let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
     Dataset::new(images, labels, [1, 28, 28], 10).unwrap()
 }
+
+/// The linear model's program (bias folded into the input) sweeps too.
+#[test]
+fn linear_model_sweep_models_equal_their_runs_alone() {
+    let (g, data, config) = (gpu(), data(), config());
+    let model = wgpu_train::model::LinearSoftmax::new(20, 10).unwrap();
+    let runs: Vec<SweepRun> = [OptimizerConfig::sgd(0.5), OptimizerConfig::adam()]
+        .into_iter()
+        .flat_map(|o| [SweepRun::new(o, 5, true), SweepRun::new(o, 6, true)])
+        .collect();
+    let swept = sweep_gpu(g, &model, &data, &config, &runs, &mut |_| {}).unwrap();
+    for (run, got) in runs.iter().zip(&swept.models) {
+        let alone = train_alone_gpu(g, &model, &data, &config, run).unwrap();
+        assert_same(&run.label, got, &alone);
+    }
+}

@@ -98,6 +98,18 @@ fn nt_sigmoid_shared_input_like_a_first_layer() {
 }
 
 #[test]
+fn nt_sigmoid_784_inputs_128_outputs_like_the_mlp() {
+    check(
+        5,
+        128,
+        784,
+        3,
+        O::nt().with_activation(Activation::Sigmoid),
+        true,
+    );
+}
+
+#[test]
 fn nt_relu_per_model_input() {
     check(
         9,
