@@ -29,7 +29,7 @@
 //!
 //! Per model the GPU holds its parameters, gradients and optimizer state
 //! (P floats each: 118,282 for the MLP 784-128-128-10) and its activations
-//! (for the MLP, about `batch × 400` floats for training and
+//! (for the MLP, about `batch × 790` floats for training and
 //! `eval_batch × 270` for evaluation); the data and the gathered minibatch
 //! are shared. Every per-model buffer of the K models is one storage
 //! binding, so K is bounded by the device's `max_storage_buffer_binding_size`
