@@ -9,7 +9,8 @@
 //!   training step; the choice is then fixed for the life of the [`Gpu`];
 //! - **how**: each version is checked to build (limits), run once to warm
 //!   up, then timed over 3 runs (GPU timestamps where the adapter has them,
-//!   else the wall clock to device idle); the median per product decides.
+//!   else the wall clock to device idle) by [`crate::timing`], the helper the
+//!   benchmarks use; the median per product decides.
 //!   A version whose first run is 20× slower than the best so far is not
 //!   timed further, which bounds the cost of a bad version;
 //! - **where it is kept**: in memory, and in
@@ -24,11 +25,20 @@
 //! touches no file; `on` (the examples' default) reads the cache and tunes
 //! what is missing; `refresh` ignores the cache and tunes everything again.
 //!
-//! Reproducibility: every matmul version accumulates over k in increasing
-//! order; whether two versions give the same bits depends on the driver's
-//! floating-point contraction. A run's choices are fixed before its first
-//! step and reported by [`Tuner::choices`] (the examples record them in the
-//! run's JSON), and [`Tuner::pin`] replays recorded choices.
+//! Reproducibility: matmul v1..v4 accumulate over k in increasing order;
+//! whether two of them give the same bits depends on the driver's
+//! floating-point contraction (on lavapipe they do). v5 (split-K) adds
+//! chunks of K and then the chunks, a different association: its bits
+//! differ from the others' (by rounding, within the tolerance the tests
+//! hold every version to), though it gives the same bits run after run for
+//! one shape, its split depending on the shape alone. The tuner may choose
+//! it: the rule is that a run's choices are fixed before its first
+//! step, recorded, and reusable, not that every choice gives the same bits.
+//! So a run's choices are reported by [`Tuner::choices`] (the examples
+//! record them in the run's JSON and the checkpoint's metadata), and
+//! [`Tuner::pin`] replays them: `WGPU_TRAIN_AUTOTUNE=off` plus the recorded
+//! choices repeats a tuned run bit for bit (`tests/gpu/tune.rs`). A run that
+//! must match an untuned one bit for bit runs with tuning off.
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor, GpuTimer};
@@ -320,6 +330,15 @@ fn kernel_named(name: &str) -> Option<MatmulKernel> {
     MatmulKernel::ALL.into_iter().find(|k| k.name() == name)
 }
 
+/// The tuner's timing: the sizing run, then 3 timed runs of about 2 ms each
+/// (so the timer's resolution and a pass's fixed cost do not decide).
+const PLAN: crate::timing::Plan = crate::timing::Plan {
+    warmup: 1,
+    runs: 3,
+    target_run_s: 0.002,
+    max_reps: 64,
+};
+
 /// Times every version on scratch tensors of `shape` and returns the fastest.
 fn tune_matmul(
     gpu: &Gpu,
@@ -346,27 +365,24 @@ fn tune_matmul(
     let timer = GpuTimer::new(gpu)?;
     let mut best: Option<(f64, f64, MatmulKernel)> = None; // (median, first, kernel)
     for kernel in MatmulKernel::ALL {
+        if !kernel.worth_timing(shape) {
+            continue;
+        }
         let Ok(mm) = Matmul::new(gpu, &a, &b, bias.then_some(&bias_t), &c, *opts, kernel) else {
             continue; // e.g. past this device's limits
         };
-        let first = timer.time(gpu, |pass| mm.record(pass))?;
-        if best.is_some_and(|(_, f, _)| first > 20.0 * f) {
-            continue;
-        }
-        // About 2 ms of work per timed run, so the timer's resolution and a
-        // pass's fixed cost do not decide.
-        let reps = ((0.002 / first.max(1e-7)).ceil() as usize).clamp(1, 64);
-        let mut times = Vec::with_capacity(3);
-        for _ in 0..3 {
-            let t = timer.time(gpu, |pass| {
+        let run = |reps: usize| {
+            timer.time(gpu, |pass| {
                 for _ in 0..reps {
                     mm.record(pass);
                 }
-            })?;
-            times.push(t / reps as f64);
+            })
+        };
+        let first = run(1)?;
+        if best.is_some_and(|(_, f, _)| first > 20.0 * f) {
+            continue;
         }
-        times.sort_by(f64::total_cmp);
-        let median = times[1];
+        let median = crate::timing::measure_after(&PLAN, timer.kind().name(), first, run)?.seconds;
         if best.is_none_or(|(m, _, _)| median < m) {
             best = Some((median, first, kernel));
         }
