@@ -159,10 +159,12 @@ fn bad_mode_values_are_errors() {
     assert_eq!(TuneMode::parse(" Refresh ").unwrap(), TuneMode::Refresh);
 }
 
-/// Whether every version gives the same bits as v1 at the models' shapes on
-/// this adapter. On lavapipe they do (each accumulates over k in increasing
-/// order, and LLVM contracts each the same way); the assertion documents it,
-/// so a driver on which it fails says so here rather than in a training run.
+/// Whether every version that sums over k in order (v1..v4) gives the same
+/// bits as v1 at the models' shapes on this adapter. On lavapipe they do
+/// (each accumulates over k in increasing order, and LLVM contracts each the
+/// same way); the assertion documents it, so a driver on which it fails says
+/// so here rather than in a training run. v5 (split-K) associates the sum
+/// differently and is left out: the next test says how far it differs.
 #[test]
 fn matmul_versions_give_identical_bits_at_the_model_shapes() {
     let g = gpu();
@@ -177,7 +179,7 @@ fn matmul_versions_give_identical_bits_at_the_model_shapes() {
         let bias = GpuTensor::from_array(g, &random(&[shape.n], 5)).unwrap();
         let c = GpuTensor::<f32>::zeros(g, &shape.output_shape()).unwrap();
         let mut first: Option<Vec<u32>> = None;
-        for kernel in MatmulKernel::ALL {
+        for kernel in MatmulKernel::ALL.into_iter().filter(|k| k.sums_k_in_order()) {
             c.fill(g, f32::NAN).unwrap();
             Matmul::new(g, &a, &b, case.bias.then_some(&bias), &c, case.opts, kernel)
                 .unwrap()
