@@ -90,7 +90,10 @@ const FORMAT: &str = "wgpu-train autotune 1";
 #[derive(Default)]
 struct State {
     loaded: bool,
+    /// Every choice known: cached, pinned or measured (what the file keeps).
     choices: BTreeMap<String, String>,
+    /// The choices this tuner has handed out: the run's record.
+    used: BTreeMap<String, String>,
     tuned: usize,
     seconds: f64,
 }
@@ -136,9 +139,11 @@ impl Tuner {
         self.file.as_deref()
     }
 
-    /// Every choice made or loaded so far, by key.
+    /// The choices handed out so far (measured, cached or pinned), by key:
+    /// what the kernels built on this [`Gpu`] run, for the run's record.
+    /// Empty when tuning is off and nothing is pinned (the fixed rule).
     pub fn choices(&self) -> BTreeMap<String, String> {
-        self.lock().choices.clone()
+        self.lock().used.clone()
     }
 
     /// Keys tuned (timed) by this tuner, and the seconds it spent.
@@ -161,7 +166,9 @@ impl Tuner {
         })
     }
 
-    /// Fixes choices recorded by an earlier run, whatever the mode.
+    /// Fixes choices recorded by an earlier run ([`Tuner::choices`], kept
+    /// in the run's JSON and its checkpoint), whatever the mode: call it
+    /// before building the engine, since kernels are chosen when built.
     pub fn pin(&self, choices: &BTreeMap<String, String>) {
         let mut s = self.lock();
         s.loaded = true;
@@ -185,11 +192,29 @@ impl Tuner {
     ) -> MatmulKernel {
         let key = matmul_key(shape, opts, bias);
         let mut s = self.lock();
-        if let Some(k) = s.choices.get(&key).and_then(|n| kernel_named(n)) {
-            return k;
+        let chosen = self.matmul_locked(&mut s, gpu, shape, opts, bias, &key);
+        if let Some(k) = chosen {
+            s.used.insert(key, k.name().to_string());
+        }
+        chosen.unwrap_or_else(|| MatmulKernel::choose(gpu, shape))
+    }
+
+    /// The choice for `key`, or `None` for the fixed rule (tuning off,
+    /// nothing pinned: not recorded).
+    fn matmul_locked(
+        &self,
+        s: &mut State,
+        gpu: &Gpu,
+        shape: &MatmulShape,
+        opts: &MatmulOptions,
+        bias: bool,
+        key: &str,
+    ) -> Option<MatmulKernel> {
+        if let Some(k) = s.choices.get(key).and_then(|n| kernel_named(n)) {
+            return Some(k);
         }
         if self.mode == TuneMode::Off {
-            return MatmulKernel::choose(gpu, shape);
+            return None;
         }
         if !s.loaded {
             s.loaded = true;
@@ -198,8 +223,8 @@ impl Tuner {
                 for (k, v) in cached {
                     s.choices.entry(k).or_insert(v);
                 }
-                if let Some(k) = s.choices.get(&key).and_then(|n| kernel_named(n)) {
-                    return k;
+                if let Some(k) = s.choices.get(key).and_then(|n| kernel_named(n)) {
+                    return Some(k);
                 }
             }
         }
@@ -215,9 +240,9 @@ impl Tuner {
         };
         s.tuned += 1;
         s.seconds += start.elapsed().as_secs_f64();
-        s.choices.insert(key, chosen.name().to_string());
+        s.choices.insert(key.to_string(), chosen.name().to_string());
         self.save(&s.choices);
-        chosen
+        Some(chosen)
     }
 
     /// The cached choices, or none (with a warning) when the file is corrupt
@@ -324,6 +349,52 @@ pub fn matmul_key(shape: &MatmulShape, opts: &MatmulOptions, bias: bool) -> Stri
         if bias { " +bias" } else { "" },
         opts.activation
     )
+}
+
+/// The kernel choices an earlier run recorded, to replay with
+/// [`Tuner::pin`]: from a checkpoint (`.safetensors`, its `kernels`
+/// metadata) or from the JSON the training examples print with `--json`
+/// (the first line with a `kernels` object; a GPU run's line has one when
+/// it was tuned).
+pub fn read_recorded(path: &std::path::Path) -> Result<BTreeMap<String, String>> {
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        return crate::train::recorded_kernels(&crate::checkpoint::load(path)?);
+    }
+    let bad = |msg: String| Error::InvalidArgument {
+        name: "recorded kernel choices",
+        msg: format!("{}: {msg}", path.display()),
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if let Some(k) = v.get("kernels") {
+            let choices: BTreeMap<String, String> = serde_json::from_value(k.clone())
+                .map_err(|e| bad(format!("'kernels' is not an object of kernel names: {e}")))?;
+            check_choices(&choices)?;
+            return Ok(choices);
+        }
+    }
+    Err(bad(
+        "no JSON line with a 'kernels' object (only tuned GPU runs record one)".into(),
+    ))
+}
+
+/// Checks recorded choices (a checkpoint's, a run's JSON): every value must
+/// name a kernel version this build has, or replaying them would silently
+/// fall back to another version.
+pub fn check_choices(choices: &BTreeMap<String, String>) -> Result<()> {
+    match choices.iter().find(|(_, v)| kernel_named(v).is_none()) {
+        None => Ok(()),
+        Some((k, v)) => Err(Error::InvalidArgument {
+            name: "recorded kernel choices",
+            msg: format!(
+                "'{k}' is recorded as '{v}', which is not a kernel version of this build ({})",
+                MatmulKernel::ALL.map(|k| k.name()).join(", ")
+            ),
+        }),
+    }
 }
 
 fn kernel_named(name: &str) -> Option<MatmulKernel> {

@@ -199,3 +199,103 @@ fn matmul_versions_give_identical_bits_at_the_model_shapes() {
         g.summary()
     );
 }
+
+// ------------------------------------------- replaying recorded choices
+
+/// A tuned run's kernel choices are recorded (in its checkpoint and its
+/// JSON) and replayed with tuning off: resuming from the checkpoint, or
+/// rerunning from the JSON, gives the tuned run's bits. Without the record
+/// (the fixed rule) the bits differ, so the replay is what makes them equal.
+/// The choices here are the tuner's keys for this run with every version set
+/// to v5, whose association differs from the fixed rule's: a choice a
+/// tuner on some GPU can make.
+#[test]
+fn recorded_choices_replay_a_tuned_run_bit_for_bit() {
+    use wgpu_train::model::LinearSoftmax;
+    use wgpu_train::optim::OptimizerConfig;
+    use wgpu_train::train::{self, Engine, GpuEngine, Resume, TrainConfig, TrainData};
+    let dir = scratch_dir("replay");
+    let images = |n, seed| wgpu_train::data::synthetic::images(n, [1, 28, 28], 10, seed).unwrap();
+    let data = TrainData::new(images(256, 1), images(64, 2), 0, 0).unwrap();
+    let model = LinearSoftmax::new(784, 10).unwrap();
+    let config = TrainConfig {
+        epochs: 2,
+        batch: 64,
+        optimizer: OptimizerConfig::sgd(0.1),
+        ..TrainConfig::default()
+    };
+    let params = |e: &mut GpuEngine<'_>| -> Vec<u32> {
+        e.state().unwrap().params.iter().map(|x| x.to_bits()).collect()
+    };
+
+    // The keys a tuned run of this model records.
+    let tuned = tuned_gpu(TuneMode::On, &dir);
+    let keys = GpuEngine::new(&tuned, &model, &data, &config)
+        .unwrap()
+        .kernel_choices();
+    assert!(!keys.is_empty(), "a tuned run records its choices");
+    let choices: std::collections::BTreeMap<String, String> = keys
+        .into_keys()
+        .map(|k| (k, MatmulKernel::V5SplitK.name().to_string()))
+        .collect();
+
+    // The run: 2 epochs straight, and 1 epoch saved to a checkpoint.
+    let run_gpu = tuned_gpu(TuneMode::Off, &dir);
+    run_gpu.tuner().pin(&choices);
+    let mut whole = GpuEngine::new(&run_gpu, &model, &data, &config).unwrap();
+    train::fit(&mut whole, &data, &config, 0, &mut |_| {}).unwrap();
+    let want = params(&mut whole);
+    assert_eq!(whole.kernel_choices(), choices, "the replayed choices are the run's record");
+    let half = TrainConfig {
+        epochs: 1,
+        ..config.clone()
+    };
+    let mut first = GpuEngine::new(&run_gpu, &model, &data, &config).unwrap();
+    train::fit(&mut first, &data, &half, 0, &mut |_| {}).unwrap();
+    let ckpt = dir.join("half.safetensors");
+    train::save_checkpoint(&ckpt, &model, &config, &mut first, 1).unwrap();
+
+    // Resumed with tuning off: the checkpoint's choices give the same bits.
+    let resume = Resume::read(&ckpt, &model, &config).unwrap();
+    assert_eq!(resume.kernels, choices, "the checkpoint records the choices");
+    let off = tuned_gpu(TuneMode::Off, &dir);
+    off.tuner().pin(&resume.kernels);
+    let mut resumed = GpuEngine::new(&off, &model, &data, &config).unwrap();
+    resume.restore(&mut resumed).unwrap();
+    train::fit(&mut resumed, &data, &config, 1, &mut |_| {}).unwrap();
+    assert!(params(&mut resumed) == want, "resuming with the recorded choices changed the bits");
+
+    // Without them, the fixed rule runs other versions: other bits.
+    let plain = tuned_gpu(TuneMode::Off, &dir);
+    let mut unpinned = GpuEngine::new(&plain, &model, &data, &config).unwrap();
+    resume.restore(&mut unpinned).unwrap();
+    train::fit(&mut unpinned, &data, &config, 1, &mut |_| {}).unwrap();
+    assert!(
+        params(&mut unpinned) != want,
+        "the fixed rule gave v5's bits: this test could not tell a replay from none"
+    );
+
+    // Rerun from the run's JSON line, tuning off: the same bits again.
+    let json = dir.join("run.json");
+    let line = serde_json::json!({ "device": "gpu", "kernels": choices });
+    std::fs::write(&json, format!("not json\n{line}\n")).unwrap();
+    let again = tuned_gpu(TuneMode::Off, &dir);
+    again
+        .tuner()
+        .pin(&wgpu_train::tune::read_recorded(&json).unwrap());
+    let mut rerun = GpuEngine::new(&again, &model, &data, &config).unwrap();
+    train::fit(&mut rerun, &data, &config, 0, &mut |_| {}).unwrap();
+    assert!(params(&mut rerun) == want, "rerunning with the recorded choices changed the bits");
+}
+
+#[test]
+fn recorded_choices_naming_no_version_are_refused() {
+    let dir = scratch_dir("bad-record");
+    let json = dir.join("run.json");
+    std::fs::write(&json, r#"{"kernels":{"matmul 1x1x1":"v9_warp_magic"}}"#).unwrap();
+    let e = wgpu_train::tune::read_recorded(&json).unwrap_err().to_string();
+    assert!(e.contains("v9_warp_magic") && e.contains("v5_split_k"), "{e}");
+    std::fs::write(&json, r#"{"test_accuracy":0.5}"#).unwrap();
+    let e = wgpu_train::tune::read_recorded(&json).unwrap_err().to_string();
+    assert!(e.contains("no JSON line with a 'kernels' object"), "{e}");
+}
