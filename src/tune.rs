@@ -3,7 +3,11 @@
 //!
 //! Users run this crate on GPUs we never see, so a version chosen by a rule
 //! reasoned on one machine ([`MatmulKernel::choose`]) is a guess elsewhere.
-//! The tuner replaces the guess with a measurement, as burn/CubeCL do:
+//! The tuner replaces the guess with a measurement, as burn/CubeCL do, for
+//! the two families with several versions and an `Auto`: matmul (v1..v5,
+//! [`Tuner::matmul`]) and softmax-CE (v1, v2, [`Tuner::softmax_xent`]).
+//! The column sums' two versions and the optimizer's elements per thread
+//! are not tuned (yet): their fixed rules stand.
 //! - **when**: the first time a launcher is built with `Auto` for a (shape,
 //!   options) key, i.e. while an engine is being built, before the first
 //!   training step; the choice is then fixed for the life of the [`Gpu`];
@@ -41,9 +45,9 @@
 //! must match an untuned one bit for bit runs with tuning off.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuTensor, GpuTimer};
-use crate::kernels::{Matmul, MatmulKernel};
-use crate::shapes::{MatmulOptions, MatmulShape};
+use crate::gpu::{Gpu, GpuLabels, GpuTensor, GpuTimer};
+use crate::kernels::{Matmul, MatmulKernel, SoftmaxXent, SoftmaxXentKernel};
+use crate::shapes::{MatmulOptions, MatmulShape, SoftmaxXentShape};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -191,58 +195,76 @@ impl Tuner {
         bias: bool,
     ) -> MatmulKernel {
         let key = matmul_key(shape, opts, bias);
-        let mut s = self.lock();
-        let chosen = self.matmul_locked(&mut s, gpu, shape, opts, bias, &key);
-        if let Some(k) = chosen {
-            s.used.insert(key, k.name().to_string());
-        }
-        chosen.unwrap_or_else(|| MatmulKernel::choose(gpu, shape))
+        let fixed = MatmulKernel::choose(gpu, shape);
+        let name = self.decide(key, fixed.name(), || {
+            tune_matmul(gpu, shape, opts, bias).map(MatmulKernel::name)
+        });
+        name.and_then(|n| kernel_named(&n)).unwrap_or(fixed)
     }
 
-    /// The choice for `key`, or `None` for the fixed rule (tuning off,
-    /// nothing pinned: not recorded).
-    fn matmul_locked(
+    /// The softmax-CE version for `shape` (with or without dlogits), as
+    /// [`Tuner::matmul`] chooses a matmul's. v1 and v2 add a row's terms in
+    /// different orders (v2 in a tree), so, as for matmul v5, the record of
+    /// the choice is what makes a tuned run repeatable.
+    pub fn softmax_xent(
         &self,
-        s: &mut State,
         gpu: &Gpu,
-        shape: &MatmulShape,
-        opts: &MatmulOptions,
-        bias: bool,
-        key: &str,
-    ) -> Option<MatmulKernel> {
-        if let Some(k) = s.choices.get(key).and_then(|n| kernel_named(n)) {
-            return Some(k);
-        }
-        if self.mode == TuneMode::Off {
-            return None;
-        }
-        if !s.loaded {
+        shape: &SoftmaxXentShape,
+        with_grad: bool,
+    ) -> SoftmaxXentKernel {
+        let key = softmax_xent_key(shape, with_grad);
+        let fixed = SoftmaxXentKernel::choose(gpu, shape);
+        let name = self.decide(key, fixed.name(), || {
+            tune_softmax_xent(gpu, shape, with_grad).map(SoftmaxXentKernel::name)
+        });
+        name.and_then(|n| {
+            SoftmaxXentKernel::ALL
+                .into_iter()
+                .find(|k| k.name() == n)
+        })
+        .unwrap_or(fixed)
+    }
+
+    /// The version name for `key`: pinned or cached, else measured by
+    /// `tune` (`fixed` if that fails), and recorded as used; `None` when
+    /// tuning is off and nothing is pinned (the caller's fixed rule, not
+    /// recorded).
+    fn decide(
+        &self,
+        key: String,
+        fixed: &'static str,
+        tune: impl FnOnce() -> Result<&'static str>,
+    ) -> Option<String> {
+        let mut s = self.lock();
+        let known = |s: &State| s.choices.get(&key).filter(|n| known(&key, n)).cloned();
+        let mut chosen = known(&s);
+        if chosen.is_none() && self.mode != TuneMode::Off && !s.loaded {
             s.loaded = true;
             if self.mode == TuneMode::On {
-                let cached = self.load();
-                for (k, v) in cached {
+                for (k, v) in self.load() {
                     s.choices.entry(k).or_insert(v);
                 }
-                if let Some(k) = s.choices.get(key).and_then(|n| kernel_named(n)) {
-                    return Some(k);
-                }
+                chosen = known(&s);
             }
         }
-        let start = Instant::now();
-        let chosen = match tune_matmul(gpu, shape, opts, bias) {
-            Ok(k) => k,
-            Err(e) => {
+        if chosen.is_none() && self.mode != TuneMode::Off {
+            let start = Instant::now();
+            let name = tune().unwrap_or_else(|e| {
                 eprintln!(
                     "wgpu-train: warning: autotuning {key} failed ({e}); using the fixed rule"
                 );
-                MatmulKernel::choose(gpu, shape)
-            }
-        };
-        s.tuned += 1;
-        s.seconds += start.elapsed().as_secs_f64();
-        s.choices.insert(key.to_string(), chosen.name().to_string());
-        self.save(&s.choices);
-        Some(chosen)
+                fixed
+            });
+            s.tuned += 1;
+            s.seconds += start.elapsed().as_secs_f64();
+            s.choices.insert(key.clone(), name.to_string());
+            self.save(&s.choices);
+            chosen = Some(name.to_string());
+        }
+        if let Some(name) = &chosen {
+            s.used.insert(key, name.clone());
+        }
+        chosen
     }
 
     /// The cached choices, or none (with a warning) when the file is corrupt
@@ -272,7 +294,7 @@ impl Tuner {
                 .iter()
                 .filter_map(|(k, v)| {
                     let name = v.as_str()?;
-                    kernel_named(name).map(|_| (k.clone(), name.to_string()))
+                    known(k, name).then(|| (k.clone(), name.to_string()))
                 })
                 .collect(),
             Some((FORMAT, adapter, _)) => {
@@ -385,16 +407,41 @@ pub fn read_recorded(path: &std::path::Path) -> Result<BTreeMap<String, String>>
 /// name a kernel version this build has, or replaying them would silently
 /// fall back to another version.
 pub fn check_choices(choices: &BTreeMap<String, String>) -> Result<()> {
-    match choices.iter().find(|(_, v)| kernel_named(v).is_none()) {
+    match choices.iter().find(|(k, v)| !known(k, v)) {
         None => Ok(()),
         Some((k, v)) => Err(Error::InvalidArgument {
             name: "recorded kernel choices",
             msg: format!(
-                "'{k}' is recorded as '{v}', which is not a kernel version of this build ({})",
-                MatmulKernel::ALL.map(|k| k.name()).join(", ")
+                "'{k}' is recorded as '{v}', which is not a version of that kernel in this build ({})",
+                versions(k).join(", ")
             ),
         }),
     }
+}
+
+/// The version names of the family a key belongs to (by its first word).
+fn versions(key: &str) -> Vec<&'static str> {
+    if key.starts_with("softmax_xent ") {
+        SoftmaxXentKernel::ALL.map(SoftmaxXentKernel::name).to_vec()
+    } else {
+        MatmulKernel::ALL.map(MatmulKernel::name).to_vec()
+    }
+}
+
+/// Whether `name` is a version of `key`'s family.
+fn known(key: &str, name: &str) -> bool {
+    versions(key).contains(&name)
+}
+
+/// The cache key of one softmax-CE: exact sizes and whether it writes the
+/// gradient.
+pub fn softmax_xent_key(shape: &SoftmaxXentShape, with_grad: bool) -> String {
+    format!(
+        "softmax_xent {}x{}{}",
+        shape.n,
+        shape.c,
+        if with_grad { " +dlogits" } else { "" }
+    )
 }
 
 fn kernel_named(name: &str) -> Option<MatmulKernel> {
@@ -433,19 +480,68 @@ fn tune_matmul(
     let b = GpuTensor::from_slice(gpu, &sb, &fill(sb.iter().product()))?;
     let bias_t = GpuTensor::from_slice(gpu, &[shape.n], &fill(shape.n))?;
     let c = GpuTensor::<f32>::zeros(gpu, &shape.output_shape())?;
+    fastest(
+        gpu,
+        MatmulKernel::ALL
+            .into_iter()
+            .filter(|k| k.worth_timing(shape)),
+        |kernel| Matmul::new(gpu, &a, &b, bias.then_some(&bias_t), &c, *opts, kernel),
+        |mm, pass| mm.record(pass),
+    )
+}
+
+/// Times every softmax-CE version on scratch tensors of `shape`.
+fn tune_softmax_xent(
+    gpu: &Gpu,
+    shape: &SoftmaxXentShape,
+    with_grad: bool,
+) -> Result<SoftmaxXentKernel> {
+    let (n, c) = (shape.n, shape.c);
+    let logits: Vec<f32> = (0..n * c).map(|i| ((i % 13) as f32 - 6.0) / 2.0).collect();
+    let labels: Vec<u32> = (0..n).map(|i| (i * 7 % c) as u32).collect();
+    let logits = GpuTensor::from_slice(gpu, &[n, c], &logits)?;
+    let labels = GpuLabels::new(gpu, &labels, c)?;
+    let loss = GpuTensor::<f32>::zeros(gpu, &[n])?;
+    let correct = GpuTensor::<u32>::zeros(gpu, &[n])?;
+    let dlogits = GpuTensor::<f32>::zeros(gpu, &[n, c])?;
+    fastest(
+        gpu,
+        SoftmaxXentKernel::ALL.into_iter(),
+        |kernel| {
+            SoftmaxXent::new(
+                gpu,
+                &logits,
+                &labels,
+                &loss,
+                &correct,
+                with_grad.then_some(&dlogits),
+                kernel,
+            )
+        },
+        |sx, pass| sx.record(pass),
+    )
+}
+
+/// The fastest of `versions` by the median of [`PLAN`]'s runs. A version
+/// that cannot be built (past this device's limits) is skipped, and one
+/// whose first run is 20× slower than the best so far is not timed further,
+/// which bounds the cost of a bad version.
+fn fastest<K: Copy, L>(
+    gpu: &Gpu,
+    versions: impl Iterator<Item = K>,
+    build: impl Fn(K) -> Result<L>,
+    record: impl Fn(&L, &mut wgpu::ComputePass<'_>),
+) -> Result<K> {
     let timer = GpuTimer::new(gpu)?;
-    let mut best: Option<(f64, f64, MatmulKernel)> = None; // (median, first, kernel)
-    for kernel in MatmulKernel::ALL {
-        if !kernel.worth_timing(shape) {
+    let mut best: Option<(f64, f64, K)> = None; // (median, first, version)
+    for version in versions {
+        let Ok(launcher) = build(version) else {
             continue;
-        }
-        let Ok(mm) = Matmul::new(gpu, &a, &b, bias.then_some(&bias_t), &c, *opts, kernel) else {
-            continue; // e.g. past this device's limits
         };
         let run = |reps: usize| {
             timer.time(gpu, |pass| {
                 for _ in 0..reps {
-                    mm.record(pass);
+                    record(&launcher, pass);
                 }
             })
         };
@@ -455,13 +551,13 @@ fn tune_matmul(
         }
         let median = crate::timing::measure_after(&PLAN, timer.kind().name(), first, run)?.seconds;
         if best.is_none_or(|(m, _, _)| median < m) {
-            best = Some((median, first, kernel));
+            best = Some((median, first, version));
         }
     }
     best.map(|(_, _, k)| k).ok_or_else(|| {
         Error::shape(
             "autotune",
-            "no matmul version could be built for this shape".to_string(),
+            "no version of the kernel could be built for this shape".to_string(),
         )
     })
 }

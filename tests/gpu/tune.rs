@@ -299,3 +299,53 @@ fn recorded_choices_naming_no_version_are_refused() {
     let e = wgpu_train::tune::read_recorded(&json).unwrap_err().to_string();
     assert!(e.contains("no JSON line with a 'kernels' object"), "{e}");
 }
+
+// ------------------------------------------------------------ softmax-CE
+
+fn build_softmax(g: &Gpu, n: usize, c: usize) -> wgpu_train::SoftmaxXentKernel {
+    use wgpu_train::kernels::SoftmaxXent;
+    let logits = GpuTensor::from_array(g, &random(&[n, c], 7)).unwrap();
+    let labels: Vec<u32> = (0..n as u32).map(|i| i % c as u32).collect();
+    let labels = wgpu_train::GpuLabels::new(g, &labels, c).unwrap();
+    let loss = GpuTensor::<f32>::zeros(g, &[n]).unwrap();
+    let correct = GpuTensor::<u32>::zeros(g, &[n]).unwrap();
+    let d = GpuTensor::<f32>::zeros(g, &[n, c]).unwrap();
+    SoftmaxXent::new(
+        g,
+        &logits,
+        &labels,
+        &loss,
+        &correct,
+        Some(&d),
+        wgpu_train::SoftmaxXentKernel::Auto,
+    )
+    .unwrap()
+    .kernel()
+}
+
+/// Softmax-CE is tuned, cached and replayed like matmul, under its own key.
+#[test]
+fn softmax_xent_is_tuned_cached_and_pinned() {
+    use wgpu_train::SoftmaxXentKernel;
+    let dir = scratch_dir("softmax");
+    let first = tuned_gpu(TuneMode::On, &dir);
+    let chosen = build_softmax(&first, 33, 10);
+    assert_eq!(first.tuner().tuned().0, 1, "one softmax-CE shape tuned");
+    let key = "softmax_xent 33x10 +dlogits";
+    assert_eq!(first.tuner().choices()[key], chosen.name());
+
+    let second = tuned_gpu(TuneMode::On, &dir);
+    assert_eq!(build_softmax(&second, 33, 10), chosen, "the cache is used");
+    assert_eq!(second.tuner().tuned().0, 0, "nothing is timed again");
+
+    let off = tuned_gpu(TuneMode::Off, &scratch_dir("softmax-off"));
+    off.tuner().pin(
+        &[(key.to_string(), "v2_workgroup".to_string())]
+            .into_iter()
+            .collect(),
+    );
+    assert_eq!(build_softmax(&off, 33, 10), SoftmaxXentKernel::V2Workgroup);
+    // A matmul version's name is not a softmax-CE version.
+    let bad = [(key.to_string(), "v5_split_k".to_string())].into_iter().collect();
+    assert!(wgpu_train::tune::check_choices(&bad).is_err());
+}
