@@ -439,7 +439,12 @@ fn describe(case: &MatmulCase, shape: &MatmulShape) -> String {
 
 /// Why a matrix-product case is not run (`None`: it runs): the squares in
 /// quick mode, 4096³ on a software adapter without [`Options::big`].
-fn matmul_skip(gpu: &Gpu, opts: &Options, case: &MatmulCase, shape: &MatmulShape) -> Option<String> {
+fn matmul_skip(
+    gpu: &Gpu,
+    opts: &Options,
+    case: &MatmulCase,
+    shape: &MatmulShape,
+) -> Option<String> {
     if case.name.starts_with("square.") && opts.quick {
         return Some("skipped: --quick runs the model shapes only".into());
     }
@@ -545,7 +550,11 @@ fn bench_matmul(
         cpu_run(reps, || setup.cpu_into(case, &mut y))
     })?);
     let got = setup.out.to_array(gpu)?;
-    agree(&mut c, &setup.agreement(), cpu::compare(&got, &y, setup.tol));
+    agree(
+        &mut c,
+        &setup.agreement(),
+        cpu::compare(&got, &y, setup.tol),
+    );
     Ok(c)
 }
 
@@ -1008,6 +1017,30 @@ pub struct Versions {
     pub notes: Vec<String>,
 }
 
+impl Versions {
+    /// One version's time, or why it has none; keeps the fastest.
+    fn add(&mut self, version: &'static str, time: Result<f64>) {
+        match time {
+            Ok(s) => {
+                let best = self.fastest.and_then(|f| {
+                    self.times
+                        .iter()
+                        .find(|(n, _)| *n == f)
+                        .and_then(|(_, t)| *t)
+                });
+                if best.is_none_or(|b| s < b) {
+                    self.fastest = Some(version);
+                }
+                self.times.push((version, Some(s)));
+            }
+            Err(e) => {
+                self.notes.push(format!("{version}: {e}"));
+                self.times.push((version, None));
+            }
+        }
+    }
+}
+
 /// Times every matmul version on every case [`Options::filter`] lets through
 /// (GPU timestamps where the adapter has them), after checking each version's
 /// output against the CPU twin. 4096³ runs only with [`Options::big`] on a
@@ -1041,7 +1074,6 @@ pub fn matmul_versions(
             auto: MatmulKernel::choose(gpu, &shape).name(),
             notes: Vec::new(),
         };
-        let mut best = f64::INFINITY;
         for kernel in MatmulKernel::ALL {
             let time = (|| -> Result<f64> {
                 let mm = setup.launcher(gpu, &case, kernel)?;
@@ -1059,19 +1091,82 @@ pub fn matmul_versions(
                 })?;
                 Ok(m.seconds)
             })();
-            match time {
-                Ok(s) => {
-                    if s < best {
-                        best = s;
-                        row.fastest = Some(kernel.name());
-                    }
-                    row.times.push((kernel.name(), Some(s)));
-                }
-                Err(e) => {
-                    row.notes.push(format!("{}: {e}", kernel.name()));
-                    row.times.push((kernel.name(), None));
-                }
-            }
+            row.add(kernel.name(), time);
+        }
+        on_row(&row);
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Every softmax-CE version on the models' shapes (loss and dlogits), each
+/// checked against the CPU twin before it is timed: the other family the
+/// tuner chooses in.
+pub fn softmax_versions(
+    gpu: &Gpu,
+    opts: &Options,
+    mut on_row: impl FnMut(&Versions),
+) -> Result<Vec<Versions>> {
+    opts.validate()?;
+    let timer = GpuTimer::new(gpu)?;
+    let mut rows = Vec::new();
+    let classes = 10;
+    for (name, n) in [("mlp", 128), ("linear", 256)] {
+        if !opts.wants("softmax_xent", name) {
+            continue;
+        }
+        let logits = array(&[n, classes], 7)?.mapv(|v| 4.0 * v);
+        let labels: Vec<u32> = (0..n as u32).map(|i| i * 7 % classes as u32).collect();
+        let mut loss = Array1::<f32>::zeros(n);
+        let mut correct = vec![0u32; n];
+        let mut d = Array2::<f32>::zeros((n, classes));
+        cpu::softmax_xent_into(
+            &logits,
+            &labels,
+            loss.view_mut(),
+            &mut correct,
+            Some(d.view_mut()),
+        )?;
+        let gl = GpuTensor::from_array(gpu, &logits)?;
+        let glabels = GpuLabels::new(gpu, &labels, classes)?;
+        let gloss = GpuTensor::<f32>::zeros(gpu, &[n])?;
+        let gcorrect = GpuTensor::<u32>::zeros(gpu, &[n])?;
+        let gd = GpuTensor::<f32>::zeros(gpu, &[n, classes])?;
+        let shape = crate::shapes::SoftmaxXentShape { n, c: classes };
+        let mut row = Versions {
+            family: "softmax_xent",
+            name: name.to_string(),
+            detail: format!("{n}x{classes} loss+dlogits"),
+            flops: 0,
+            times: Vec::new(),
+            fastest: None,
+            auto: SoftmaxXentKernel::choose(gpu, &shape).name(),
+            notes: Vec::new(),
+        };
+        let tol = Tolerance::new(1e-6, 1e-5);
+        for kernel in SoftmaxXentKernel::ALL {
+            let time = (|| -> Result<f64> {
+                let sx =
+                    SoftmaxXent::new(gpu, &gl, &glabels, &gloss, &gcorrect, Some(&gd), kernel)?;
+                gd.fill(gpu, f32::NAN)?;
+                gloss.fill(gpu, f32::NAN)?;
+                sx.run(gpu, 1)?;
+                let (got_d, got_loss) = (gd.to_array(gpu)?, gloss.to_array(gpu)?);
+                cpu::compare(&got_d, &d, tol)
+                    .and_then(|()| cpu::compare(&got_loss, &loss, tol))
+                    .map_err(|m| {
+                        Error::shape("bench", format!("disagrees with the CPU twin: {m}"))
+                    })?;
+                let m = measure(opts, timer.kind().name(), |reps| {
+                    timer.time(gpu, |pass| {
+                        for _ in 0..reps {
+                            sx.record(pass);
+                        }
+                    })
+                })?;
+                Ok(m.seconds)
+            })();
+            row.add(kernel.name(), time);
         }
         on_row(&row);
         rows.push(row);

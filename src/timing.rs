@@ -110,8 +110,8 @@ mod tests {
         let m = measure(&plan, "wall", |reps| {
             calls.push(reps);
             Ok(match calls.len() {
-                1 => 0.001,                   // sizing: 1 ms per repetition
-                2 => 1.0,                     // warm-up, ignored
+                1 => 0.001,                               // sizing: 1 ms per repetition
+                2 => 1.0,                                 // warm-up, ignored
                 _ => timed.next().unwrap() * reps as f64, // per-rep times
             })
         })

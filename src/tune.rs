@@ -217,12 +217,8 @@ impl Tuner {
         let name = self.decide(key, fixed.name(), || {
             tune_softmax_xent(gpu, shape, with_grad).map(SoftmaxXentKernel::name)
         });
-        name.and_then(|n| {
-            SoftmaxXentKernel::ALL
-                .into_iter()
-                .find(|k| k.name() == n)
-        })
-        .unwrap_or(fixed)
+        name.and_then(|n| SoftmaxXentKernel::ALL.into_iter().find(|k| k.name() == n))
+            .unwrap_or(fixed)
     }
 
     /// The version name for `key`: pinned or cached, else measured by

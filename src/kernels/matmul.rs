@@ -295,7 +295,8 @@ pub fn specialisations() -> Vec<PipelineKey> {
                         };
                         // N = 4, 8, 16, 32 give every v2 workgroup width.
                         for n in [4, 8, 16, 32] {
-                            let mut candidates = pipeline_keys(kernel, &opts, has_bias, n, Fusion::None);
+                            let mut candidates =
+                                pipeline_keys(kernel, &opts, has_bias, n, Fusion::None);
                             // The fused epilogues take no bias; the ones
                             // column no activation either.
                             if !has_bias {
@@ -494,7 +495,11 @@ impl Matmul {
                 c.buffer(),
             ],
         )?;
-        let reduce_grid = super::fold(gpu, "matmul split-K reduce", groups(partial_stride, 64).into())?;
+        let reduce_grid = super::fold(
+            gpu,
+            "matmul split-K reduce",
+            groups(partial_stride, 64).into(),
+        )?;
         Ok(Matmul {
             dispatch: Dispatch::new("matmul", pipeline, partial_group, workgroups),
             reduce: Some((
@@ -717,18 +722,35 @@ mod split_k {
     /// Every chunk holds at least one k and together they cover K exactly.
     #[test]
     fn chunks_cover_k_and_none_is_empty() {
-        for k in [1, 7, 31, 32, 33, 63, 64, 65, 128, 129, 784, 1024, 3073, 100_000] {
+        for k in [
+            1, 7, 31, 32, 33, 63, 64, 65, 128, 129, 784, 1024, 3073, 100_000,
+        ] {
             let s = split(256, 10, k);
             assert!(s.splits >= 1 && s.splits <= 32, "{k}: {s:?}");
-            assert!((s.splits - 1) * s.k_chunk < k, "{k}: the last chunk is empty: {s:?}");
+            assert!(
+                (s.splits - 1) * s.k_chunk < k,
+                "{k}: the last chunk is empty: {s:?}"
+            );
             assert!(s.splits * s.k_chunk >= k, "{k}: K is not covered: {s:?}");
         }
     }
 
     #[test]
     fn the_model_shapes_split() {
-        assert_eq!(split(256, 10, 3073), SplitK { splits: 32, k_chunk: 97 });
-        assert_eq!(split(128, 10, 784), SplitK { splits: 25, k_chunk: 32 });
+        assert_eq!(
+            split(256, 10, 3073),
+            SplitK {
+                splits: 32,
+                k_chunk: 97
+            }
+        );
+        assert_eq!(
+            split(128, 10, 784),
+            SplitK {
+                splits: 25,
+                k_chunk: 32
+            }
+        );
         assert_eq!(split(7, 7, 7).splits, 1, "a short K is not split");
     }
 

@@ -287,8 +287,10 @@ fn recorded_kernel_choices_are_read_and_checked() {
     use wgpu_train::train::recorded_kernels;
     let mut ck = Checkpoint::new();
     assert!(recorded_kernels(&ck).unwrap().is_empty());
-    ck.metadata
-        .insert("kernels".into(), r#"{"matmul 256x10x3073":"v5_split_k"}"#.into());
+    ck.metadata.insert(
+        "kernels".into(),
+        r#"{"matmul 256x10x3073":"v5_split_k"}"#.into(),
+    );
     let k = recorded_kernels(&ck).unwrap();
     assert_eq!(k["matmul 256x10x3073"], "v5_split_k");
     ck.metadata.insert("kernels".into(), "[1, 2".into());

@@ -148,7 +148,10 @@ fn ones_column_sums_are_the_serial_column_sum_bits() {
         .unwrap();
     let want = bits(&reference.read(g).unwrap());
     let all = GpuTensor::<f32>::zeros(g, &[out * inp + out]).unwrap();
-    for kernel in MatmulKernel::ALL.into_iter().filter(|k| k.sums_k_in_order()) {
+    for kernel in MatmulKernel::ALL
+        .into_iter()
+        .filter(|k| k.sums_k_in_order())
+    {
         all.fill(g, f32::NAN).unwrap();
         let dw = all.view(0, &[out, inp]).unwrap();
         let db = all.view(out * inp, &[out]).unwrap();

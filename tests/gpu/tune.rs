@@ -179,7 +179,10 @@ fn matmul_versions_give_identical_bits_at_the_model_shapes() {
         let bias = GpuTensor::from_array(g, &random(&[shape.n], 5)).unwrap();
         let c = GpuTensor::<f32>::zeros(g, &shape.output_shape()).unwrap();
         let mut first: Option<Vec<u32>> = None;
-        for kernel in MatmulKernel::ALL.into_iter().filter(|k| k.sums_k_in_order()) {
+        for kernel in MatmulKernel::ALL
+            .into_iter()
+            .filter(|k| k.sums_k_in_order())
+        {
             c.fill(g, f32::NAN).unwrap();
             Matmul::new(g, &a, &b, case.bias.then_some(&bias), &c, case.opts, kernel)
                 .unwrap()
@@ -225,7 +228,12 @@ fn recorded_choices_replay_a_tuned_run_bit_for_bit() {
         ..TrainConfig::default()
     };
     let params = |e: &mut GpuEngine<'_>| -> Vec<u32> {
-        e.state().unwrap().params.iter().map(|x| x.to_bits()).collect()
+        e.state()
+            .unwrap()
+            .params
+            .iter()
+            .map(|x| x.to_bits())
+            .collect()
     };
 
     // The keys a tuned run of this model records.
@@ -245,7 +253,11 @@ fn recorded_choices_replay_a_tuned_run_bit_for_bit() {
     let mut whole = GpuEngine::new(&run_gpu, &model, &data, &config).unwrap();
     train::fit(&mut whole, &data, &config, 0, &mut |_| {}).unwrap();
     let want = params(&mut whole);
-    assert_eq!(whole.kernel_choices(), choices, "the replayed choices are the run's record");
+    assert_eq!(
+        whole.kernel_choices(),
+        choices,
+        "the replayed choices are the run's record"
+    );
     let half = TrainConfig {
         epochs: 1,
         ..config.clone()
@@ -257,13 +269,19 @@ fn recorded_choices_replay_a_tuned_run_bit_for_bit() {
 
     // Resumed with tuning off: the checkpoint's choices give the same bits.
     let resume = Resume::read(&ckpt, &model, &config).unwrap();
-    assert_eq!(resume.kernels, choices, "the checkpoint records the choices");
+    assert_eq!(
+        resume.kernels, choices,
+        "the checkpoint records the choices"
+    );
     let off = tuned_gpu(TuneMode::Off, &dir);
     off.tuner().pin(&resume.kernels);
     let mut resumed = GpuEngine::new(&off, &model, &data, &config).unwrap();
     resume.restore(&mut resumed).unwrap();
     train::fit(&mut resumed, &data, &config, 1, &mut |_| {}).unwrap();
-    assert!(params(&mut resumed) == want, "resuming with the recorded choices changed the bits");
+    assert!(
+        params(&mut resumed) == want,
+        "resuming with the recorded choices changed the bits"
+    );
 
     // Without them, the fixed rule runs other versions: other bits.
     let plain = tuned_gpu(TuneMode::Off, &dir);
@@ -285,7 +303,10 @@ fn recorded_choices_replay_a_tuned_run_bit_for_bit() {
         .pin(&wgpu_train::tune::read_recorded(&json).unwrap());
     let mut rerun = GpuEngine::new(&again, &model, &data, &config).unwrap();
     train::fit(&mut rerun, &data, &config, 0, &mut |_| {}).unwrap();
-    assert!(params(&mut rerun) == want, "rerunning with the recorded choices changed the bits");
+    assert!(
+        params(&mut rerun) == want,
+        "rerunning with the recorded choices changed the bits"
+    );
 }
 
 #[test]
@@ -293,10 +314,17 @@ fn recorded_choices_naming_no_version_are_refused() {
     let dir = scratch_dir("bad-record");
     let json = dir.join("run.json");
     std::fs::write(&json, r#"{"kernels":{"matmul 1x1x1":"v9_warp_magic"}}"#).unwrap();
-    let e = wgpu_train::tune::read_recorded(&json).unwrap_err().to_string();
-    assert!(e.contains("v9_warp_magic") && e.contains("v5_split_k"), "{e}");
+    let e = wgpu_train::tune::read_recorded(&json)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("v9_warp_magic") && e.contains("v5_split_k"),
+        "{e}"
+    );
     std::fs::write(&json, r#"{"test_accuracy":0.5}"#).unwrap();
-    let e = wgpu_train::tune::read_recorded(&json).unwrap_err().to_string();
+    let e = wgpu_train::tune::read_recorded(&json)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no JSON line with a 'kernels' object"), "{e}");
 }
 
@@ -346,6 +374,8 @@ fn softmax_xent_is_tuned_cached_and_pinned() {
     );
     assert_eq!(build_softmax(&off, 33, 10), SoftmaxXentKernel::V2Workgroup);
     // A matmul version's name is not a softmax-CE version.
-    let bad = [(key.to_string(), "v5_split_k".to_string())].into_iter().collect();
+    let bad = [(key.to_string(), "v5_split_k".to_string())]
+        .into_iter()
+        .collect();
     assert!(wgpu_train::tune::check_choices(&bad).is_err());
 }
