@@ -4,10 +4,11 @@
 //! Users run this crate on GPUs we never see, so a version chosen by a rule
 //! reasoned on one machine ([`MatmulKernel::choose`]) is a guess elsewhere.
 //! The tuner replaces the guess with a measurement, as burn/CubeCL do, for
-//! the two families with several versions and an `Auto`: matmul (v1..v5,
-//! [`Tuner::matmul`]) and softmax-CE (v1, v2, [`Tuner::softmax_xent`]).
-//! The column sums' two versions and the optimizer's elements per thread
-//! are not tuned (yet): their fixed rules stand.
+//! the families with several versions and an `Auto`: matmul (v1..v5,
+//! [`Tuner::matmul`]), softmax-CE (v1, v2, [`Tuner::softmax_xent`]) and the
+//! column sums (v1, v2, [`Tuner::column_sum`]). The optimizer's elements
+//! per thread (`GpuOptimizer::with_elems_per_thread`) are not tuned yet:
+//! its default of 4 stands.
 //! - **when**: the first time a launcher is built with `Auto` for a (shape,
 //!   options) key, i.e. while an engine is being built, before the first
 //!   training step; the choice is then fixed for the life of the [`Gpu`];
@@ -46,8 +47,10 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuLabels, GpuTensor, GpuTimer};
-use crate::kernels::{Matmul, MatmulKernel, SoftmaxXent, SoftmaxXentKernel};
-use crate::shapes::{MatmulOptions, MatmulShape, SoftmaxXentShape};
+use crate::kernels::{
+    ColumnSum, ColumnSumKernel, Matmul, MatmulKernel, SoftmaxXent, SoftmaxXentKernel,
+};
+use crate::shapes::{Activation, MatmulOptions, MatmulShape, SoftmaxXentShape};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -218,6 +221,25 @@ impl Tuner {
             tune_softmax_xent(gpu, shape, with_grad).map(SoftmaxXentKernel::name)
         });
         name.and_then(|n| SoftmaxXentKernel::ALL.into_iter().find(|k| k.name() == n))
+            .unwrap_or(fixed)
+    }
+
+    /// The column-sum version for an R×C sum (with the fused activation
+    /// backward when `activation` is given). v1 adds each column's rows in
+    /// order, v2 in a tree: their bits differ, as softmax-CE's do.
+    pub fn column_sum(
+        &self,
+        gpu: &Gpu,
+        rows: usize,
+        cols: usize,
+        activation: Option<Activation>,
+    ) -> ColumnSumKernel {
+        let key = column_sum_key(rows, cols, activation);
+        let fixed = ColumnSumKernel::choose(gpu);
+        let name = self.decide(key, fixed.name(), || {
+            tune_column_sum(gpu, rows, cols, activation).map(ColumnSumKernel::name)
+        });
+        name.and_then(|n| ColumnSumKernel::ALL.into_iter().find(|k| k.name() == n))
             .unwrap_or(fixed)
     }
 
@@ -419,6 +441,8 @@ pub fn check_choices(choices: &BTreeMap<String, String>) -> Result<()> {
 fn versions(key: &str) -> Vec<&'static str> {
     if key.starts_with("softmax_xent ") {
         SoftmaxXentKernel::ALL.map(SoftmaxXentKernel::name).to_vec()
+    } else if key.starts_with("column_sum ") {
+        ColumnSumKernel::ALL.map(ColumnSumKernel::name).to_vec()
     } else {
         MatmulKernel::ALL.map(MatmulKernel::name).to_vec()
     }
@@ -427,6 +451,14 @@ fn versions(key: &str) -> Vec<&'static str> {
 /// Whether `name` is a version of `key`'s family.
 fn known(key: &str, name: &str) -> bool {
     versions(key).contains(&name)
+}
+
+/// The cache key of one column sum: its sizes and the fused activation.
+pub fn column_sum_key(rows: usize, cols: usize, activation: Option<Activation>) -> String {
+    match activation {
+        None => format!("column_sum {rows}x{cols}"),
+        Some(a) => format!("column_sum {rows}x{cols} {a:?} backward"),
+    }
 }
 
 /// The cache key of one softmax-CE: exact sizes and whether it writes the
@@ -515,6 +547,29 @@ fn tune_softmax_xent(
             )
         },
         |sx, pass| sx.record(pass),
+    )
+}
+
+/// Times both column-sum versions on scratch tensors.
+fn tune_column_sum(
+    gpu: &Gpu,
+    rows: usize,
+    cols: usize,
+    activation: Option<Activation>,
+) -> Result<ColumnSumKernel> {
+    let fill: Vec<f32> = (0..rows * cols).map(|i| ((i % 11) as f32) / 11.0).collect();
+    let x = GpuTensor::from_slice(gpu, &[rows, cols], &fill)?;
+    let h = GpuTensor::from_slice(gpu, &[rows, cols], &fill)?;
+    let dz = GpuTensor::<f32>::zeros(gpu, &[rows, cols])?;
+    let sums = GpuTensor::<f32>::zeros(gpu, &[cols])?;
+    fastest(
+        gpu,
+        ColumnSumKernel::ALL.into_iter(),
+        |kernel| match activation {
+            None => ColumnSum::new(gpu, &x, &sums, kernel),
+            Some(a) => ColumnSum::with_activation(gpu, &x, &h, &dz, &sums, a, kernel),
+        },
+        |sum, pass| sum.record(pass),
     )
 }
 

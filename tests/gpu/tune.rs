@@ -379,3 +379,43 @@ fn softmax_xent_is_tuned_cached_and_pinned() {
         .collect();
     assert!(wgpu_train::tune::check_choices(&bad).is_err());
 }
+
+/// Column sums (plain and with the fused activation backward) are tuned
+/// under their own keys, cached and pinned.
+#[test]
+fn column_sums_are_tuned_cached_and_pinned() {
+    use wgpu_train::ColumnSumKernel;
+    use wgpu_train::kernels::ColumnSum;
+    let dir = scratch_dir("column-sum");
+    let build = |g: &Gpu, activation: Option<wgpu_train::Activation>| {
+        let x = GpuTensor::from_array(g, &random(&[37, 10], 8)).unwrap();
+        let h = GpuTensor::from_array(g, &random(&[37, 10], 9)).unwrap();
+        let dz = GpuTensor::<f32>::zeros(g, &[37, 10]).unwrap();
+        let sums = GpuTensor::<f32>::zeros(g, &[10]).unwrap();
+        match activation {
+            None => ColumnSum::new(g, &x, &sums, ColumnSumKernel::Auto),
+            Some(a) => ColumnSum::with_activation(g, &x, &h, &dz, &sums, a, ColumnSumKernel::Auto),
+        }
+        .unwrap()
+        .kernel()
+    };
+    let first = tuned_gpu(TuneMode::On, &dir);
+    let plain = build(&first, None);
+    let fused = build(&first, Some(wgpu_train::Activation::Sigmoid));
+    assert_eq!(first.tuner().tuned().0, 2, "two keys: plain and fused");
+    let choices = first.tuner().choices();
+    assert_eq!(choices["column_sum 37x10"], plain.name());
+    assert_eq!(choices["column_sum 37x10 Sigmoid backward"], fused.name());
+
+    let second = tuned_gpu(TuneMode::On, &dir);
+    assert_eq!(build(&second, None), plain);
+    assert_eq!(second.tuner().tuned().0, 0, "the cache is used");
+
+    let off = tuned_gpu(TuneMode::Off, &scratch_dir("column-sum-off"));
+    off.tuner().pin(
+        &[("column_sum 37x10".to_string(), "v2_tree".to_string())]
+            .into_iter()
+            .collect(),
+    );
+    assert_eq!(build(&off, None), ColumnSumKernel::V2Tree);
+}
