@@ -6,9 +6,9 @@
 //! The tuner replaces the guess with a measurement, as burn/CubeCL do, for
 //! the families with several versions and an `Auto`: matmul (v1..v5,
 //! [`Tuner::matmul`]), softmax-CE (v1, v2, [`Tuner::softmax_xent`]) and the
-//! column sums (v1, v2, [`Tuner::column_sum`]). The optimizer's elements
-//! per thread (`GpuOptimizer::with_elems_per_thread`) are not tuned yet:
-//! its default of 4 stands.
+//! column sums (v1, v2, [`Tuner::column_sum`]), and the optimizer's
+//! elements per thread ([`Tuner::optimizer`], 1 to 16: the same bits at
+//! every size).
 //! - **when**: the first time a launcher is built with `Auto` for a (shape,
 //!   options) key, i.e. while an engine is being built, before the first
 //!   training step; the choice is then fixed for the life of the [`Gpu`];
@@ -47,9 +47,11 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuLabels, GpuTensor, GpuTimer};
+use crate::kernels::optim::DEFAULT_ELEMS_PER_THREAD;
 use crate::kernels::{
-    ColumnSum, ColumnSumKernel, Matmul, MatmulKernel, SoftmaxXent, SoftmaxXentKernel,
+    ColumnSum, ColumnSumKernel, GpuOptimizer, Matmul, MatmulKernel, SoftmaxXent, SoftmaxXentKernel,
 };
+use crate::optim::OptimizerConfig;
 use crate::shapes::{Activation, MatmulOptions, MatmulShape, SoftmaxXentShape};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -241,6 +243,19 @@ impl Tuner {
         });
         name.and_then(|n| ColumnSumKernel::ALL.into_iter().find(|k| k.name() == n))
             .unwrap_or(fixed)
+    }
+
+    /// The optimizer's elements per thread for `config` over `n` parameters
+    /// (one of [`OPTIMIZER_ELEMS`]). The update is elementwise, so every
+    /// choice gives the same bits: only the speed differs.
+    pub fn optimizer(&self, gpu: &Gpu, config: &OptimizerConfig, n: usize) -> u32 {
+        let key = format!("optimizer {} {n}", config.name());
+        let fixed = elems_name(DEFAULT_ELEMS_PER_THREAD);
+        let name = self.decide(key, fixed, || {
+            tune_optimizer(gpu, config, n).map(elems_name)
+        });
+        name.and_then(|n| OPTIMIZER_ELEMS.into_iter().find(|&e| elems_name(e) == n))
+            .unwrap_or(DEFAULT_ELEMS_PER_THREAD)
     }
 
     /// The version name for `key`: pinned or cached, else measured by
@@ -443,6 +458,8 @@ fn versions(key: &str) -> Vec<&'static str> {
         SoftmaxXentKernel::ALL.map(SoftmaxXentKernel::name).to_vec()
     } else if key.starts_with("column_sum ") {
         ColumnSumKernel::ALL.map(ColumnSumKernel::name).to_vec()
+    } else if key.starts_with("optimizer ") {
+        OPTIMIZER_ELEMS.map(elems_name).to_vec()
     } else {
         MatmulKernel::ALL.map(MatmulKernel::name).to_vec()
     }
@@ -547,6 +564,33 @@ fn tune_softmax_xent(
             )
         },
         |sx, pass| sx.record(pass),
+    )
+}
+
+/// The optimizer's elements per thread the tuner chooses between.
+pub const OPTIMIZER_ELEMS: [u32; 5] = [1, 2, 4, 8, 16];
+
+fn elems_name(elems: u32) -> &'static str {
+    match elems {
+        1 => "elems_1",
+        2 => "elems_2",
+        4 => "elems_4",
+        8 => "elems_8",
+        16 => "elems_16",
+        _ => "elems_other",
+    }
+}
+
+/// Times the optimizer's update over `n` scratch parameters at each size.
+fn tune_optimizer(gpu: &Gpu, config: &OptimizerConfig, n: usize) -> Result<u32> {
+    let fill: Vec<f32> = (0..n).map(|i| ((i % 7) as f32 - 3.0) * 1e-3).collect();
+    let params = GpuTensor::from_slice(gpu, &[n], &fill)?;
+    let grads = GpuTensor::from_slice(gpu, &[n], &fill)?;
+    fastest(
+        gpu,
+        OPTIMIZER_ELEMS.into_iter(),
+        |elems| GpuOptimizer::with_elems_per_thread(gpu, *config, &params, &grads, elems),
+        |opt, pass| opt.record(pass),
     )
 }
 

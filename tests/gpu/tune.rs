@@ -209,9 +209,9 @@ fn matmul_versions_give_identical_bits_at_the_model_shapes() {
 /// JSON) and replayed with tuning off: resuming from the checkpoint, or
 /// rerunning from the JSON, gives the tuned run's bits. Without the record
 /// (the fixed rule) the bits differ, so the replay is what makes them equal.
-/// The choices here are the tuner's keys for this run with every version set
-/// to v5, whose association differs from the fixed rule's: a choice a
-/// tuner on some GPU can make.
+/// The choices here are the tuner's for this run with every matmul set to
+/// v5, whose association differs from the fixed rule's: a choice a tuner
+/// on some GPU can make.
 #[test]
 fn recorded_choices_replay_a_tuned_run_bit_for_bit() {
     use wgpu_train::model::LinearSoftmax;
@@ -243,8 +243,11 @@ fn recorded_choices_replay_a_tuned_run_bit_for_bit() {
         .kernel_choices();
     assert!(!keys.is_empty(), "a tuned run records its choices");
     let choices: std::collections::BTreeMap<String, String> = keys
-        .into_keys()
-        .map(|k| (k, MatmulKernel::V5SplitK.name().to_string()))
+        .into_iter()
+        .map(|(k, v)| match k.starts_with("matmul ") {
+            true => (k, MatmulKernel::V5SplitK.name().to_string()),
+            false => (k, v),
+        })
         .collect();
 
     // The run: 2 epochs straight, and 1 epoch saved to a checkpoint.
@@ -418,4 +421,34 @@ fn column_sums_are_tuned_cached_and_pinned() {
             .collect(),
     );
     assert_eq!(build(&off, None), ColumnSumKernel::V2Tree);
+}
+
+/// The optimizer's elements per thread are tuned per rule and size; every
+/// size gives the same bits, so a pinned size changes only the speed.
+#[test]
+fn optimizer_elements_per_thread_are_tuned_and_keep_the_bits() {
+    use wgpu_train::GpuOptimizer;
+    use wgpu_train::optim::OptimizerConfig;
+    let dir = scratch_dir("optimizer");
+    let n = 1000;
+    let grads: Vec<f32> = random(&[n], 11).iter().map(|g| g * 1e-2).collect();
+    let run = |g: &Gpu| -> Vec<u32> {
+        let p = GpuTensor::from_array(g, &random(&[n], 10)).unwrap();
+        let gr = GpuTensor::from_slice(g, &[n], &grads).unwrap();
+        let opt = GpuOptimizer::new(g, OptimizerConfig::adam(), &p, &gr).unwrap();
+        opt.run(g, 3).unwrap();
+        p.read(g).unwrap().iter().map(|x| x.to_bits()).collect()
+    };
+    let tuned = tuned_gpu(TuneMode::On, &dir);
+    let want = run(&tuned);
+    assert_eq!(tuned.tuner().tuned().0, 1);
+    let key = "optimizer adam 1000";
+    assert!(tuned.tuner().choices()[key].starts_with("elems_"));
+    for elems in ["elems_1", "elems_16"] {
+        let off = tuned_gpu(TuneMode::Off, &scratch_dir("optimizer-off"));
+        off.tuner()
+            .pin(&[(key.to_string(), elems.to_string())].into_iter().collect());
+        assert_eq!(run(&off), want, "{elems} changed the bits");
+        assert_eq!(off.tuner().choices()[key], elems);
+    }
 }
