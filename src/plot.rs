@@ -130,8 +130,13 @@ fn render_png(title: &str, runs: &[(&str, &History)]) -> std::result::Result<Vec
         draw(&root, title, runs)?;
         root.present().map_err(|e| e.to_string())?;
     }
-    // Encoded here rather than by plotters (which writes straight to the
-    // path) so the file can be written atomically.
+    encode_png(&rgb, SIZE)
+}
+
+/// Encodes an RGB bitmap as PNG bytes. Encoded here rather than by plotters
+/// (which writes straight to the path) so that the file is written
+/// atomically.
+fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> std::result::Result<Vec<u8>, String> {
     let mut out = Vec::new();
     let mut encoder = png::Encoder::new(&mut out, w, h);
     encoder.set_color(png::ColorType::Rgb);
@@ -140,7 +145,7 @@ fn render_png(title: &str, runs: &[(&str, &History)]) -> std::result::Result<Vec
         .write_header()
         .map_err(|e| format!("PNG encoding failed: {e}"))?;
     writer
-        .write_image_data(&rgb)
+        .write_image_data(rgb)
         .and_then(|()| writer.finish())
         .map_err(|e| format!("PNG encoding failed: {e}"))?;
     Ok(out)

@@ -4,7 +4,9 @@
 //! same whichever chunk it falls in.
 
 use crate::error::{Error, Result};
-use crate::optim::{AdamVariant, OptimizerConfig, Plateau, RmsPropVariant, Rule, StepScalars};
+use crate::optim::{
+    AdamVariant, OptimizerConfig, Plateau, RmsPropVariant, Rule, ScalarHyper, StepScalars,
+};
 use rayon::prelude::*;
 
 /// The CPU twin of [`crate::kernels::optim::GpuOptimizer`].
@@ -298,4 +300,39 @@ fn adam_one(
         let denom = vv.sqrt() / st.bias_correction2_sqrt + r.eps;
         pv - st.step_size * (mn / denom)
     };
+}
+
+/// The CPU twin of `optim.wgsl`'s `advance` kernel (which the GPU runs once
+/// per update, so the per-update scalars never leave the device).
+impl StepScalars {
+    /// Moves to the next update (the CPU twin of the `advance` kernel).
+    /// `lr` is the base learning rate times any plateau reduction.
+    pub fn advance(&mut self, cfg: &OptimizerConfig, lr: f32) {
+        let h = ScalarHyper::of(cfg, lr);
+        self.t = self.t.wrapping_add(1);
+        let t = self.t;
+        // Schedule.
+        if h.schedule == 1 && t > 1 && (t - 1).is_multiple_of(h.step_size) {
+            self.decay_factor *= h.gamma;
+        }
+        self.lr = match h.schedule {
+            1 => h.lr * self.decay_factor,
+            2 => {
+                let k = (t - 1).min(h.t_max) as f32;
+                let c = (std::f32::consts::PI * k / h.t_max as f32).cos();
+                h.eta_min + (h.lr - h.eta_min) * (0.5 * (1.0 + c))
+            }
+            _ => h.lr,
+        };
+        // Rule scalars.
+        self.beta1_pow *= h.beta1;
+        self.beta2_pow *= h.beta2;
+        let bc1 = 1.0 - self.beta1_pow;
+        let bc2 = 1.0 - self.beta2_pow;
+        self.adagrad_lr = self.lr / (1.0 + (t - 1) as f32 * h.lr_decay);
+        self.step_size = self.lr / bc1;
+        self.bias_correction2_sqrt = bc2.sqrt();
+        self.keras_alpha = self.lr * bc2.sqrt() / bc1;
+        self.decay = 1.0 - self.lr * h.weight_decay;
+    }
 }

@@ -10,6 +10,9 @@ use super::{Deferred, Gpu};
 use crate::error::{Error, Result};
 use ndarray::{ArrayBase, ArrayD, Data, Dimension, IxDyn};
 use std::marker::PhantomData;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Element types a [`GpuTensor`] may hold (both are 4 bytes, as WGSL wants).
 pub trait Element: bytemuck::Pod + std::fmt::Debug + Send + Sync + 'static {
@@ -235,29 +238,7 @@ impl<T: Element> GpuTensor<T> {
         encoder.copy_buffer_to_buffer(&self.buffer, self.byte_offset(), &staging, 0, size);
         gpu.submit(encoder)?;
 
-        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
-        gpu.exclusive(|| {
-            staging.map_async(wgpu::MapMode::Read, .., move |r| {
-                // The receiver outlives this callback unless the future was
-                // dropped, in which case nobody wants the result.
-                let _ = sender.send(r);
-            })
-        });
-        // Native backends deliver map callbacks from poll; WebGPU ignores it.
-        gpu.wait()?;
-        match receiver.receive().await {
-            Some(Ok(())) => {}
-            Some(Err(e)) => return Err(Error::Device(format!("mapping the staging buffer: {e}"))),
-            None => return Err(Error::Device("the map callback was dropped".into())),
-        }
-        let data = {
-            let view = staging
-                .get_mapped_range(..)
-                .map_err(|e| Error::Device(format!("reading the staging buffer: {e}")))?;
-            bytemuck::cast_slice::<u8, T>(&view).to_vec()
-        };
-        gpu.exclusive(|| staging.unmap());
-        Ok(data)
+        read_mapped(gpu, &staging, 0..size, "the staging buffer").await
     }
 
     /// Blocking [`GpuTensor::read_async`].
@@ -284,3 +265,66 @@ impl<T: Element> std::fmt::Debug for GpuTensor<T> {
         )
     }
 }
+
+/// Maps `range` of `buffer` (a `MAP_READ` buffer whose copy has been
+/// submitted), copies the bytes out and unmaps it: the one readback path
+/// of the crate (tensors, timestamps, the second-order scalars). `what`
+/// names the buffer in errors.
+pub(crate) async fn read_mapped<T: bytemuck::Pod>(
+    gpu: &Gpu,
+    buffer: &wgpu::Buffer,
+    range: Range<u64>,
+    what: &str,
+) -> Result<Vec<T>> {
+    let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+    let mapped = Arc::new(AtomicBool::new(false));
+    let flag = mapped.clone();
+    gpu.exclusive(|| {
+        buffer.map_async(wgpu::MapMode::Read, range.clone(), move |r| {
+            flag.store(true, Ordering::Release);
+            // The receiver outlives this callback unless the future was
+            // dropped, in which case nobody wants the result.
+            let _ = sender.send(r);
+        })
+    });
+    // Native backends run map callbacks inside a poll (WebGPU ignores
+    // polls; the browser runs them). One wait is not always enough: on an
+    // NVIDIA H200 the wait returned before this mapping's callback had run,
+    // and awaiting the channel then would block for ever. Poll until it has,
+    // a bounded number of times.
+    let mut waits = 0;
+    while !cfg!(target_arch = "wasm32") && !mapped.load(Ordering::Acquire) {
+        if waits == MAX_MAP_WAITS {
+            return Err(Error::Device(format!(
+                "{what} was not mapped after {waits} waits"
+            )));
+        }
+        gpu.wait()?;
+        if waits > 0 {
+            std::thread::yield_now();
+        }
+        waits += 1;
+    }
+    match receiver.receive().await {
+        Some(Ok(())) => {}
+        Some(Err(e)) => return Err(Error::Device(format!("mapping {what}: {e}"))),
+        None => {
+            return Err(Error::Device(format!(
+                "the map callback for {what} was dropped"
+            )));
+        }
+    }
+    let data = {
+        let view = buffer
+            .slice(range)
+            .get_mapped_range()
+            .map_err(|e| Error::Device(format!("reading {what}: {e}")))?;
+        // Mapped ranges are aligned for any element type.
+        bytemuck::cast_slice::<u8, T>(&view).to_vec()
+    };
+    gpu.exclusive(|| buffer.unmap());
+    Ok(data)
+}
+
+/// Polls a native device at most this many times for one mapping.
+const MAX_MAP_WAITS: u32 = 1000;

@@ -12,6 +12,7 @@ mod pipeline;
 mod serial;
 mod timer;
 
+pub(crate) use buffer::read_mapped;
 pub use buffer::{Element, GpuTensor};
 pub use labels::GpuLabels;
 pub use pipeline::{Binding, KernelPipeline, PipelineKey};

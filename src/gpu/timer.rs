@@ -2,7 +2,7 @@
 //! the wall clock around a submit and a wait.
 
 use super::{Deferred, Gpu};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use std::time::Instant;
 
 /// How a [`GpuTimer`] measures.
@@ -124,32 +124,12 @@ impl GpuTimer {
         encoder.resolve_query_set(&q.set, 0..2, &q.resolve, 0);
         encoder.copy_buffer_to_buffer(&q.resolve, 0, &q.readback, 0, 16);
         gpu.submit(encoder)?;
-        let slice = q.readback.slice(..);
-        let (sender, receiver) = std::sync::mpsc::channel();
-        gpu.exclusive(|| {
-            slice.map_async(wgpu::MapMode::Read, move |r| {
-                // The receiver lives until after the wait below.
-                let _ = sender.send(r);
-            })
-        });
-        gpu.wait()?;
-        match receiver.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(Error::Device(format!("mapping the timestamps: {e}"))),
-            Err(_) => {
-                return Err(Error::Device(
-                    "the timestamp map callback was dropped".into(),
-                ));
-            }
-        }
-        let ticks: [u64; 2] = {
-            let view = slice
-                .get_mapped_range()
-                .map_err(|e| Error::Device(format!("reading the timestamps: {e}")))?;
-            let v: &[u64] = bytemuck::cast_slice(&view);
-            [v[0], v[1]]
-        };
-        gpu.exclusive(|| q.readback.unmap());
+        let ticks: Vec<u64> = pollster::block_on(super::buffer::read_mapped(
+            gpu,
+            &q.readback,
+            0..16,
+            "the timestamps",
+        ))?;
         Ok(ticks[1].saturating_sub(ticks[0]) as f64 * q.period_ns * 1e-9)
     }
 }

@@ -91,6 +91,7 @@ impl Model for LinearSoftmax {
             loss,
             correct,
             dlogits: Some(dlogits),
+            totals: false,
         });
         b.op(Op::Matmul {
             a: dlogits,
@@ -125,6 +126,7 @@ impl Model for LinearSoftmax {
             loss,
             correct,
             dlogits: None,
+            totals: false,
         });
         b.finish(x, loss, correct)
     }

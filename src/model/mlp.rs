@@ -145,79 +145,7 @@ impl Model for Mlp {
     }
 
     fn train_program(&self, rows: usize) -> Program {
-        let mut b = Builder::new(rows);
-        let (x, inputs, logits) = self.forward(&mut b, rows);
-        let classes = self.classes();
-        let loss = b.tensor("loss", &[rows], Region::Work);
-        let correct = b.tensor("correct", &[rows], Region::WorkU32);
-        let dlogits = b.tensor("dlogits", &[rows, classes], Region::Work);
-        b.op(Op::SoftmaxXent {
-            logits,
-            loss,
-            correct,
-            dlogits: Some(dlogits),
-        });
-        // Backward, last layer first. `dz` is the gradient at layer l's
-        // pre-activation; `inputs[l]` is what layer l read.
-        let params = self.parameters();
-        let mut dz = dlogits;
-        for l in (0..self.layers()).rev() {
-            let (w, bias) = (&params[2 * l], &params[2 * l + 1]);
-            let wid = b.tensor(&w.name, &w.shape, Region::Param { offset: w.offset });
-            let dw = b.tensor(
-                &format!("d{}", w.name),
-                &w.shape,
-                Region::Grad { offset: w.offset },
-            );
-            let db = b.tensor(
-                &format!("d{}", bias.name),
-                &bias.shape,
-                Region::Grad {
-                    offset: bias.offset,
-                },
-            );
-            b.op(Op::Matmul {
-                a: dz,
-                b: inputs[l],
-                bias: None,
-                out: dw,
-                opts: MatmulOptions::tn(),
-            });
-            if l == self.layers() - 1 {
-                b.op(Op::ColumnSum { x: dz, sums: db });
-            }
-            if l == 0 {
-                break;
-            }
-            // dh = dz·W, then through the activation into the layer below
-            // (whose bias gradient comes out of the same pass).
-            let dh = b.tensor(&format!("dh{l}"), &[rows, self.sizes[l]], Region::Work);
-            b.op(Op::Matmul {
-                a: dz,
-                b: wid,
-                bias: None,
-                out: dh,
-                opts: MatmulOptions::nn(),
-            });
-            let below = &params[2 * (l - 1) + 1];
-            let dz_below = b.tensor(&format!("dz{l}"), &[rows, self.sizes[l]], Region::Work);
-            let db_below = b.tensor(
-                &format!("d{}", below.name),
-                &below.shape,
-                Region::Grad {
-                    offset: below.offset,
-                },
-            );
-            b.op(Op::ActivationBiasBackward {
-                dh,
-                h: inputs[l],
-                dz: dz_below,
-                db: db_below,
-                activation: self.activation,
-            });
-            dz = dz_below;
-        }
-        b.finish(x, loss, correct)
+        self.training(rows, false)
     }
 
     fn eval_program(&self, rows: usize) -> Program {
@@ -230,66 +158,13 @@ impl Model for Mlp {
             loss,
             correct,
             dlogits: None,
+            totals: false,
         });
         b.finish(x, loss, correct)
     }
 
     fn fused_train_program(&self, rows: usize) -> Program {
-        let mut b = Builder::new(rows);
-        let (x, inputs, logits) = self.forward(&mut b, rows);
-        let classes = self.classes();
-        let loss = b.tensor("loss", &[rows], Region::Work);
-        let correct = b.tensor("correct", &[rows], Region::WorkU32);
-        let dlogits = b.tensor("dlogits", &[rows, classes], Region::Work);
-        b.op(Op::SoftmaxXentTotals {
-            logits,
-            loss,
-            correct,
-            dlogits: Some(dlogits),
-        });
-        // Backward, last layer first: one dispatch per layer, which computes
-        // its weight and bias gradients and (but for the first layer) the dz
-        // of the layer below, through its activation: train_program's five
-        // kernels per hidden layer in one.
-        let params = self.parameters();
-        let mut dz = dlogits;
-        for l in (0..self.layers()).rev() {
-            let (w, bias) = (&params[2 * l], &params[2 * l + 1]);
-            let wid = b.tensor(&w.name, &w.shape, Region::Param { offset: w.offset });
-            let dw = b.tensor(
-                &format!("d{}", w.name),
-                &w.shape,
-                Region::Grad { offset: w.offset },
-            );
-            let db = b.tensor(
-                &format!("d{}", bias.name),
-                &bias.shape,
-                Region::Grad {
-                    offset: bias.offset,
-                },
-            );
-            if l == 0 {
-                b.op(Op::WeightGrad {
-                    dz,
-                    h: inputs[l],
-                    dw,
-                    db,
-                });
-                break;
-            }
-            let dz_below = b.tensor(&format!("dz{l}"), &[rows, self.sizes[l]], Region::Work);
-            b.op(Op::LayerBackward {
-                dz,
-                h: inputs[l],
-                w: wid,
-                dw,
-                db,
-                dz_below,
-                activation: self.activation,
-            });
-            dz = dz_below;
-        }
-        b.finish(x, loss, correct)
+        self.training(rows, true)
     }
 
     fn fused_eval_program(&self, rows: usize) -> Program {
@@ -305,5 +180,101 @@ impl Model for Mlp {
             f += 2 * mac * if l == 0 { 2 } else { 3 };
         }
         f
+    }
+}
+
+impl Mlp {
+    /// The training program: the reference one, or (`fused`) the one with
+    /// fewer dispatches, which runs the same arithmetic in the same order.
+    fn training(&self, rows: usize, fused: bool) -> Program {
+        let mut b = Builder::new(rows);
+        let (x, inputs, logits) = self.forward(&mut b, rows);
+        let classes = self.classes();
+        let loss = b.tensor("loss", &[rows], Region::Work);
+        let correct = b.tensor("correct", &[rows], Region::WorkU32);
+        let dlogits = b.tensor("dlogits", &[rows, classes], Region::Work);
+        b.op(Op::SoftmaxXent {
+            logits,
+            loss,
+            correct,
+            dlogits: Some(dlogits),
+            totals: fused,
+        });
+        // Backward, last layer first. `dz` is the gradient at layer l's
+        // pre-activation; `inputs[l]` is what layer l read.
+        let params = self.parameters();
+        let grad = |b: &mut Builder, p: &ParamSpec| {
+            b.tensor(
+                &format!("d{}", p.name),
+                &p.shape,
+                Region::Grad { offset: p.offset },
+            )
+        };
+        let mut dz = dlogits;
+        for l in (0..self.layers()).rev() {
+            let (w, bias) = (&params[2 * l], &params[2 * l + 1]);
+            let wid = b.tensor(&w.name, &w.shape, Region::Param { offset: w.offset });
+            let dw = grad(&mut b, w);
+            let db = grad(&mut b, bias);
+            let dz_below =
+                (l > 0).then(|| b.tensor(&format!("dz{l}"), &[rows, self.sizes[l]], Region::Work));
+            if fused {
+                // One dispatch per layer: its weight and bias gradients and
+                // (but for the first layer) the dz of the layer below,
+                // through its activation — the reference's five kernels per
+                // hidden layer in one.
+                let Some(dz_below) = dz_below else {
+                    b.op(Op::WeightGrad {
+                        dz,
+                        h: inputs[l],
+                        dw,
+                        db,
+                    });
+                    break;
+                };
+                b.op(Op::LayerBackward {
+                    dz,
+                    h: inputs[l],
+                    w: wid,
+                    dw,
+                    db,
+                    dz_below,
+                    activation: self.activation,
+                });
+                dz = dz_below;
+                continue;
+            }
+            b.op(Op::Matmul {
+                a: dz,
+                b: inputs[l],
+                bias: None,
+                out: dw,
+                opts: MatmulOptions::tn(),
+            });
+            if l == self.layers() - 1 {
+                b.op(Op::ColumnSum { x: dz, sums: db });
+            }
+            let Some(dz_below) = dz_below else { break };
+            // dh = dz·W, then through the activation into the layer below
+            // (whose bias gradient comes out of the same pass).
+            let dh = b.tensor(&format!("dh{l}"), &[rows, self.sizes[l]], Region::Work);
+            b.op(Op::Matmul {
+                a: dz,
+                b: wid,
+                bias: None,
+                out: dh,
+                opts: MatmulOptions::nn(),
+            });
+            let db_below = grad(&mut b, &params[2 * (l - 1) + 1]);
+            b.op(Op::ActivationBiasBackward {
+                dh,
+                h: inputs[l],
+                dz: dz_below,
+                db: db_below,
+                activation: self.activation,
+            });
+            dz = dz_below;
+        }
+        b.finish(x, loss, correct)
     }
 }

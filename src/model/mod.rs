@@ -9,7 +9,7 @@
 //! Each model has two training programs: the reference
 //! ([`Model::train_program`]), one op per unfused kernel, and the fused one
 //! ([`Model::fused_train_program`]), whose ops each map to one fused kernel
-//! ([`Op::WeightGrad`], [`Op::LayerBackward`], [`Op::SoftmaxXentTotals`]):
+//! ([`Op::WeightGrad`], [`Op::LayerBackward`], [`Op::SoftmaxXent`] with `totals`):
 //! the same arithmetic in fewer dispatches (see `TrainConfig::fused`).
 
 mod linear;
@@ -59,12 +59,15 @@ pub enum Op {
         opts: MatmulOptions,
     },
     /// Per-row loss and correctness against the minibatch labels, and
-    /// `dlogits = (softmax − onehot)/N` unless evaluating.
+    /// `dlogits = (softmax − onehot)/N` unless evaluating. With `totals`
+    /// (fused), the batch's loss and correct count are also added to the
+    /// epoch's totals in the same kernel, and the runner adds nothing itself.
     SoftmaxXent {
         logits: TensorId,
         loss: TensorId,
         correct: TensorId,
         dlogits: Option<TensorId>,
+        totals: bool,
     },
     /// `dz = dh ⊙ act'(h)` and `db = Σ_rows dz`, fused.
     ActivationBiasBackward {
@@ -96,15 +99,6 @@ pub enum Op {
         dz_below: TensorId,
         activation: Activation,
     },
-    /// Fused: [`Op::SoftmaxXent`], and the batch's loss and correct count
-    /// added to the epoch's totals in the same kernel (the runner then adds
-    /// nothing itself).
-    SoftmaxXentTotals {
-        logits: TensorId,
-        loss: TensorId,
-        correct: TensorId,
-        dlogits: Option<TensorId>,
-    },
 }
 
 /// A training step or an evaluation pass for a batch of `rows` examples.
@@ -127,11 +121,11 @@ impl Program {
     }
 
     /// Whether an op adds the batch's loss and correct count to the epoch's
-    /// totals itself ([`Op::SoftmaxXentTotals`]).
+    /// totals itself ([`Op::SoftmaxXent`] with `totals`).
     pub fn accumulates_totals(&self) -> bool {
         self.ops
             .iter()
-            .any(|op| matches!(op, Op::SoftmaxXentTotals { .. }))
+            .any(|op| matches!(op, Op::SoftmaxXent { totals: true, .. }))
     }
 }
 
@@ -139,19 +133,8 @@ impl Program {
 /// that also adds the batch totals.
 pub(crate) fn fuse_totals(mut program: Program) -> Program {
     for op in &mut program.ops {
-        if let Op::SoftmaxXent {
-            logits,
-            loss,
-            correct,
-            dlogits,
-        } = *op
-        {
-            *op = Op::SoftmaxXentTotals {
-                logits,
-                loss,
-                correct,
-                dlogits,
-            };
+        if let Op::SoftmaxXent { totals, .. } = op {
+            *totals = true;
         }
     }
     program

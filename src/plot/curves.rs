@@ -10,7 +10,7 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use super::{FONT, PALETTE, register_fonts};
+use super::{FONT, PALETTE, encode_png, is_png, register_fonts};
 use crate::error::{Error, Result};
 
 /// One line of a panel.
@@ -53,20 +53,7 @@ pub fn plot_curves(path: &Path, title: &str, panels: &[CurvePanel]) -> Result<()
             "nothing to plot: a panel has no positive finite point".to_string()
         ));
     }
-    let png = match path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        Some("svg") => false,
-        Some("png") => true,
-        _ => {
-            return Err(err(
-                "unsupported file type: the name must end in .svg or .png".to_string(),
-            ));
-        }
-    };
+    let png = is_png(path)?;
     register_fonts().map_err(err)?;
     let size = (640 * panels.len() as u32, 520);
     let bytes = if png {
@@ -104,18 +91,7 @@ fn render_png(
         draw(&root, title, panels)?;
         root.present().map_err(|e| e.to_string())?;
     }
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, w, h);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder
-        .write_header()
-        .map_err(|e| format!("PNG encoding failed: {e}"))?;
-    writer
-        .write_image_data(&rgb)
-        .and_then(|()| writer.finish())
-        .map_err(|e| format!("PNG encoding failed: {e}"))?;
-    Ok(out)
+    encode_png(&rgb, size)
 }
 
 fn draw<DB: DrawingBackend>(

@@ -422,41 +422,12 @@ impl<'g> GpuObjective<'g> {
             );
         }
         self.gpu.submit(encoder)?;
-        let (sender, receiver) = std::sync::mpsc::channel();
-        self.staging
-            .map_async(wgpu::MapMode::Read, 0..size, move |r| {
-                // The receiver is alive until this function returns.
-                let _ = sender.send(r);
-            });
-        // The callback runs inside a poll; on a fast GPU (an NVIDIA H200)
-        // the copy can finish before `map_async` is even called, and the
-        // poll that waits for it may return before the mapping is handled:
-        // poll again, a bounded number of times, until it is.
-        let mut polls = 0;
-        loop {
-            self.gpu.wait()?;
-            match receiver.try_recv() {
-                Ok(Ok(())) => break,
-                Ok(Err(e)) => return Err(Error::Device(format!("mapping the scalars: {e}"))),
-                Err(std::sync::mpsc::TryRecvError::Empty) if polls < 1000 => {
-                    polls += 1;
-                    std::thread::yield_now();
-                }
-                Err(_) => {
-                    return Err(Error::Device(format!(
-                        "the scalars were not mapped after {polls} waits"
-                    )));
-                }
-            }
-        }
-        let words: Vec<u32> = {
-            let view = self
-                .staging
-                .get_mapped_range(0..size)
-                .map_err(|e| Error::Device(format!("reading the scalars: {e}")))?;
-            bytemuck::cast_slice::<u8, u32>(&view).to_vec()
-        };
-        self.staging.unmap();
+        let words: Vec<u32> = pollster::block_on(crate::gpu::read_mapped(
+            self.gpu,
+            &self.staging,
+            0..size,
+            "the scalars",
+        ))?;
         self.readbacks += 1;
         let dots = words[2..2 + dots]
             .iter()

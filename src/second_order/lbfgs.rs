@@ -141,20 +141,7 @@ pub(crate) fn run(
         } else {
             1.0
         };
-        let mut search = Search {
-            obj: &mut *obj,
-            rec: &mut *rec,
-            x,
-            d: D,
-            xt,
-            gt,
-            f0: f,
-            dphi0,
-            c1: config.c1,
-            max_evaluations: config.max_evaluations,
-            evaluations: 0,
-            non_finite: 0,
-        };
+        let mut search = Search::new(obj, rec, [x, D, xt, gt], (f, dphi0), config);
         let mut found = search.strong_wolfe(t0, config.c2)?;
         let mut evaluations = search.evaluations;
         let mut stop = found.as_ref().err().map(|why| search.stop(why.clone()));
@@ -163,20 +150,7 @@ pub(crate) fn run(
             // once more along −g.
             free.extend(history.drain(..).map(|p| (p.s, p.y)));
             let dphi0 = direction(obj, &history, &gram, g)?;
-            let mut search = Search {
-                obj: &mut *obj,
-                rec: &mut *rec,
-                x,
-                d: D,
-                xt,
-                gt,
-                f0: f,
-                dphi0,
-                c1: config.c1,
-                max_evaluations: config.max_evaluations,
-                evaluations: 0,
-                non_finite: 0,
-            };
+            let mut search = Search::new(obj, rec, [x, D, xt, gt], (f, dphi0), config);
             found = search.strong_wolfe((1.0 / gg.sqrt()).min(1.0), config.c2)?;
             evaluations += search.evaluations;
             stop = found.as_ref().err().map(|why| search.stop(why.clone()));

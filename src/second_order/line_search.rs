@@ -18,7 +18,7 @@
 //! rounding of a loss total. Losses within ε·|φ(0)| of each other are
 //! treated as equal for the same reason.
 
-use super::{Objective, Recorder, Slot};
+use super::{Objective, Recorder, SecondOrderConfig, Slot};
 use crate::error::Result;
 
 /// Relative loss difference below which f32 loss totals are not compared.
@@ -60,6 +60,34 @@ pub(crate) struct Search<'a, 'r> {
     pub evaluations: usize,
     /// Of those, the ones whose loss or gradient was not finite.
     pub non_finite: usize,
+}
+
+impl<'a, 'r> Search<'a, 'r> {
+    /// A search from `x` (loss `f0`) along `d` (`φ'(0) = dphi0`), its trial
+    /// points and their gradients in `xt` and `gt`, with the method's
+    /// Armijo constant and evaluation budget.
+    pub(crate) fn new(
+        obj: &'a mut dyn Objective,
+        rec: &'a mut Recorder<'r>,
+        [x, d, xt, gt]: [Slot; 4],
+        (f0, dphi0): (f64, f64),
+        config: &SecondOrderConfig,
+    ) -> Self {
+        Search {
+            obj,
+            rec,
+            x,
+            d,
+            xt,
+            gt,
+            f0,
+            dphi0,
+            c1: config.c1,
+            max_evaluations: config.max_evaluations,
+            evaluations: 0,
+            non_finite: 0,
+        }
+    }
 }
 
 /// A failed search's reason, for [`super::Stop::LineSearchFailed`].

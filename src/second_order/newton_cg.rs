@@ -121,20 +121,7 @@ pub(crate) fn run(
             Ok(s) => s,
             Err(why) => return Ok((Stop::NonFinite(why), x)),
         };
-        let mut search = Search {
-            obj: &mut *obj,
-            rec: &mut *rec,
-            x,
-            d: Z,
-            xt,
-            gt,
-            f0: f,
-            dphi0: solved.gz,
-            c1: config.c1,
-            max_evaluations: config.max_evaluations,
-            evaluations: 0,
-            non_finite: 0,
-        };
+        let mut search = Search::new(obj, rec, [x, Z, xt, gt], (f, solved.gz), config);
         let found = search.armijo()?;
         let evaluations = search.evaluations;
         let trial = match found {

@@ -195,16 +195,7 @@ impl Engine for CpuEngine<'_> {
     }
 
     fn restore(&mut self, state: &TrainState) -> Result<()> {
-        if state.params.len() != self.params.len() {
-            return Err(Error::shape(
-                "restore",
-                format!(
-                    "{} parameters given, the model has {}",
-                    state.params.len(),
-                    self.params.len()
-                ),
-            ));
-        }
+        state.check_params(self.params.len())?;
         self.optimizer.restore(&state.optimizer_state, state.step)?;
         self.params.copy_from_slice(&state.params);
         Ok(())
@@ -468,12 +459,7 @@ impl CpuProgram {
                     loss,
                     correct,
                     dlogits,
-                }
-                | Op::SoftmaxXentTotals {
-                    logits,
-                    loss,
-                    correct,
-                    dlogits,
+                    totals: _,
                 } => {
                     let mut l = self.work_output(loss)?;
                     let mut d = match dlogits {

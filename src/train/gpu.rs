@@ -333,16 +333,7 @@ impl Engine for GpuEngine<'_> {
     }
 
     fn restore(&mut self, state: &TrainState) -> Result<()> {
-        if state.params.len() != self.params.len() {
-            return Err(Error::shape(
-                "restore",
-                format!(
-                    "{} parameters given, the model has {}",
-                    state.params.len(),
-                    self.params.len()
-                ),
-            ));
-        }
+        state.check_params(self.params.len())?;
         self.optimizer
             .restore(self.gpu, &state.optimizer_state, state.step)?;
         self.params.write(self.gpu, &state.params)
@@ -534,20 +525,35 @@ impl GpuProgram {
                     loss,
                     correct,
                     dlogits,
+                    totals,
                 } => {
                     let d = match dlogits {
                         Some(id) => Some(f(id)?),
                         None => None,
                     };
-                    Launch::Softmax(SoftmaxXent::new(
-                        gpu,
-                        f(logits)?,
-                        &labels,
-                        f(loss)?,
-                        u(correct)?,
-                        d,
-                        SoftmaxXentKernel::Auto,
-                    )?)
+                    let (logits, loss, correct) = (f(logits)?, f(loss)?, u(correct)?);
+                    Launch::Softmax(if totals {
+                        SoftmaxXent::with_totals(
+                            gpu,
+                            logits,
+                            &labels,
+                            loss,
+                            correct,
+                            d,
+                            b.loss_total,
+                            b.correct_total,
+                        )?
+                    } else {
+                        SoftmaxXent::new(
+                            gpu,
+                            logits,
+                            &labels,
+                            loss,
+                            correct,
+                            d,
+                            SoftmaxXentKernel::Auto,
+                        )?
+                    })
                 }
                 Op::ActivationBiasBackward {
                     dh,
@@ -594,27 +600,6 @@ impl GpuProgram {
                     f(dz_below)?,
                     activation,
                 )?),
-                Op::SoftmaxXentTotals {
-                    logits,
-                    loss,
-                    correct,
-                    dlogits,
-                } => {
-                    let d = match dlogits {
-                        Some(id) => Some(f(id)?),
-                        None => None,
-                    };
-                    Launch::Softmax(SoftmaxXent::with_totals(
-                        gpu,
-                        f(logits)?,
-                        &labels,
-                        f(loss)?,
-                        u(correct)?,
-                        d,
-                        b.loss_total,
-                        b.correct_total,
-                    )?)
-                }
             });
         }
         let totals = if program.accumulates_totals() {
@@ -735,14 +720,13 @@ fn op_bytes(program: &Program, op: &Op) -> u64 {
             logits,
             loss,
             dlogits,
+            totals,
             ..
-        } => t(logits) + rows + t(loss) + rows + dlogits.map_or(0, t),
-        Op::SoftmaxXentTotals {
-            logits,
-            loss,
-            dlogits,
-            ..
-        } => t(logits) + rows + t(loss) + rows + dlogits.map_or(0, t) + 16,
+        } => {
+            // The fused totals read and write two 8-byte accumulators.
+            let totals = if totals { 16 } else { 0 };
+            t(logits) + rows + t(loss) + rows + dlogits.map_or(0, t) + totals
+        }
         Op::ActivationBiasBackward { dh, h, dz, db, .. } => t(dh) + t(h) + t(dz) + t(db),
         Op::ColumnSum { x, sums } => t(x) + t(sums),
         Op::WeightGrad { dz, h, dw, db } => t(dz) + t(h) + t(dw) + t(db),

@@ -55,28 +55,6 @@ fn check(model: &dyn Model, x: &ArrayView2<'_, f32>, labels: &[u32], params: &[f
     Ok(())
 }
 
-/// `model.train_program(rows)` through the CPU runner (the ndarray twins).
-/// `x` is `[rows, model.input_dim()]` (ending in the 1 when
-/// [`Model::appends_one`]).
-pub fn gradient_cpu(
-    model: &dyn Model,
-    x: ArrayView2<'_, f32>,
-    labels: &[u32],
-    params: &[f32],
-) -> Result<Gradient> {
-    run_cpu(model, false, x, labels, params)
-}
-
-/// As [`gradient_cpu`], for `model.fused_train_program(rows)`.
-pub fn gradient_cpu_fused(
-    model: &dyn Model,
-    x: ArrayView2<'_, f32>,
-    labels: &[u32],
-    params: &[f32],
-) -> Result<Gradient> {
-    run_cpu(model, true, x, labels, params)
-}
-
 fn program(model: &dyn Model, fused: bool, rows: usize) -> crate::model::Program {
     if fused {
         model.fused_train_program(rows)
@@ -85,7 +63,10 @@ fn program(model: &dyn Model, fused: bool, rows: usize) -> crate::model::Program
     }
 }
 
-fn run_cpu(
+/// `model.train_program(rows)` — or `model.fused_train_program(rows)` when
+/// `fused` — through the CPU runner (the ndarray twins). `x` is
+/// `[rows, model.input_dim()]` (ending in the 1 when [`Model::appends_one`]).
+pub fn gradient_cpu(
     model: &dyn Model,
     fused: bool,
     x: ArrayView2<'_, f32>,
@@ -103,30 +84,9 @@ fn run_cpu(
     })
 }
 
-/// `model.train_program(rows)` through the GPU runner: compiled, recorded
-/// into one pass, submitted, read back.
+/// As [`gradient_cpu`], through the GPU runner: compiled, recorded into one
+/// pass, submitted, read back.
 pub fn gradient_gpu(
-    gpu: &Gpu,
-    model: &dyn Model,
-    x: ArrayView2<'_, f32>,
-    labels: &[u32],
-    params: &[f32],
-) -> Result<Gradient> {
-    run_gpu(gpu, model, false, x, labels, params)
-}
-
-/// As [`gradient_gpu`], for `model.fused_train_program(rows)`.
-pub fn gradient_gpu_fused(
-    gpu: &Gpu,
-    model: &dyn Model,
-    x: ArrayView2<'_, f32>,
-    labels: &[u32],
-    params: &[f32],
-) -> Result<Gradient> {
-    run_gpu(gpu, model, true, x, labels, params)
-}
-
-fn run_gpu(
     gpu: &Gpu,
     model: &dyn Model,
     fused: bool,

@@ -17,7 +17,7 @@ pub use gpu::GpuEngine;
 // The strategies run the linear model's program through the same runners.
 pub(crate) use cpu::CpuProgram;
 pub(crate) use gpu::{Bindings, GpuProgram};
-pub use gradient::{Gradient, gradient_cpu, gradient_cpu_fused, gradient_gpu, gradient_gpu_fused};
+pub use gradient::{Gradient, gradient_cpu, gradient_gpu};
 pub use resume::{Resume, load_checkpoint, recorded_kernels, save_checkpoint};
 
 use crate::data::Dataset;
@@ -165,6 +165,23 @@ pub struct TrainState {
     pub params: Vec<f32>,
     pub optimizer_state: Vec<Vec<f32>>,
     pub step: StepScalars,
+}
+
+impl TrainState {
+    /// Checks that the state is for a model with `params` parameters, before
+    /// an engine restores it.
+    pub(crate) fn check_params(&self, params: usize) -> Result<()> {
+        if self.params.len() == params {
+            return Ok(());
+        }
+        Err(Error::shape(
+            "restore",
+            format!(
+                "{} parameters given, the model has {params}",
+                self.params.len()
+            ),
+        ))
+    }
 }
 
 /// What [`fit`] needs from a device.

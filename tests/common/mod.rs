@@ -58,3 +58,20 @@ pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
         ..proptest::test_runner::Config::default()
     }
 }
+
+/// The bit patterns of `v`, for comparisons of two kernels that must agree
+/// exactly, with −0 counted as +0: WGSL lets an implementation ignore the
+/// sign of zero, and lavapipe's compiler folds `0.0 + x` to `x` in one
+/// kernel and not in another (a dead ReLU column gave +0 fused and −0
+/// unfused in `layer_backward`).
+pub fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter()
+        .map(|&x| if x == 0.0 { 0 } else { x.to_bits() })
+        .collect()
+}
+
+/// A product's tolerance: rounding grows with K; an indexing bug is off by
+/// O(1).
+pub fn product_tolerance(k: usize) -> wgpu_train::cpu::Tolerance {
+    wgpu_train::cpu::Tolerance::new(1e-5 + 1e-6 * k as f32, 1e-4)
+}

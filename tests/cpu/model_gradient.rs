@@ -2,21 +2,23 @@
 //! f64 reference (see `common::model_gradient`).
 
 use crate::common::model_gradient::{assert_rejects_bad_batches, check_all};
-use wgpu_train::train::{gradient_cpu, gradient_cpu_fused};
+use wgpu_train::train::gradient_cpu;
 
 #[test]
 fn cpu_runner_gradients_match_the_f64_reference() {
-    check_all("cpu", |m, x, y, p| gradient_cpu(m, x.view(), y, p).unwrap());
+    check_all("cpu", |m, x, y, p| {
+        gradient_cpu(m, false, x.view(), y, p).unwrap()
+    });
 }
 
 #[test]
 fn cpu_runner_fused_gradients_match_the_f64_reference() {
     check_all("cpu fused", |m, x, y, p| {
-        gradient_cpu_fused(m, x.view(), y, p).unwrap()
+        gradient_cpu(m, true, x.view(), y, p).unwrap()
     });
 }
 
 #[test]
 fn cpu_gradient_rejects_bad_batches() {
-    assert_rejects_bad_batches(gradient_cpu);
+    assert_rejects_bad_batches(|m, x, y, p| gradient_cpu(m, false, x, y, p));
 }

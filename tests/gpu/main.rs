@@ -12,8 +12,9 @@ use common::data_util;
 
 // Kernel families, one per shader.
 mod activation;
-mod fused;
 mod gather;
+mod gather_matmul;
+mod layer_backward;
 mod linalg;
 mod matmul;
 mod optim;
@@ -24,6 +25,7 @@ mod softmax_xent;
 mod backend_paths;
 mod concurrency;
 mod errors;
+mod fused;
 mod gpu_vs_cpu;
 mod hostile_input;
 mod model_gradient;

@@ -2,6 +2,8 @@
 //! output poisoned with NaN before each dispatch. Test names say the case:
 //! the product (nn/nt/tn/tt), M×N×K, and what is awkward about it.
 
+mod epilogue;
+
 use crate::common::{gpu, random, random_scaled};
 use ndarray::{ArrayD, Ix1};
 use proptest::prelude::*;

@@ -3,23 +3,23 @@
 
 use crate::common::gpu;
 use crate::common::model_gradient::{assert_rejects_bad_batches, check_all};
-use wgpu_train::train::{gradient_gpu, gradient_gpu_fused};
+use wgpu_train::train::gradient_gpu;
 
 #[test]
 fn gpu_runner_gradients_match_the_f64_reference() {
     check_all("gpu", |m, x, y, p| {
-        gradient_gpu(gpu(), m, x.view(), y, p).unwrap()
+        gradient_gpu(gpu(), m, false, x.view(), y, p).unwrap()
     });
 }
 
 #[test]
 fn gpu_runner_fused_gradients_match_the_f64_reference() {
     check_all("gpu fused", |m, x, y, p| {
-        gradient_gpu_fused(gpu(), m, x.view(), y, p).unwrap()
+        gradient_gpu(gpu(), m, true, x.view(), y, p).unwrap()
     });
 }
 
 #[test]
 fn gpu_gradient_rejects_bad_batches() {
-    assert_rejects_bad_batches(|m, x, y, p| gradient_gpu(gpu(), m, x, y, p));
+    assert_rejects_bad_batches(|m, x, y, p| gradient_gpu(gpu(), m, false, x, y, p));
 }

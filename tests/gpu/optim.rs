@@ -12,6 +12,8 @@
 //!   one encoder, no readback until the end.
 //! - Keras variants, schedules, validation, views, the 2-D grid.
 
+mod planned;
+
 #[allow(dead_code)]
 mod torch {
     include!("../data/torch_optim.rs");
