@@ -61,6 +61,7 @@ pub mod second_order;
 pub mod shaders;
 pub mod shapes;
 pub mod strategies;
+pub mod timing;
 pub mod train;
 pub mod tune;
 

@@ -13,7 +13,8 @@ use crate::shapes::{Activation, check_same_shape, matrix_shape};
 /// in different orders, so their bits differ from each other's.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum ColumnSumKernel {
-    /// Pick by adapter (see [`ColumnSumKernel::choose`]).
+    /// The autotuner's choice where autotuning is on ([`crate::tune`]),
+    /// else the fixed rule [`ColumnSumKernel::choose`].
     #[default]
     Auto,
     /// v1: one thread per column, rows in order; no barriers.
@@ -62,9 +63,17 @@ impl ColumnSumKernel {
         }
     }
 
-    fn resolve(self, gpu: &Gpu) -> ColumnSumKernel {
+    /// `Auto` resolved: the autotuner's choice where tuning is on
+    /// ([`crate::tune`]), else [`ColumnSumKernel::choose`].
+    fn resolve(
+        self,
+        gpu: &Gpu,
+        rows: usize,
+        cols: usize,
+        activation: Option<Activation>,
+    ) -> ColumnSumKernel {
         match self {
-            ColumnSumKernel::Auto => ColumnSumKernel::choose(gpu),
+            ColumnSumKernel::Auto => gpu.tuner().column_sum(gpu, rows, cols, activation),
             k => k,
         }
     }
@@ -166,7 +175,7 @@ impl ColumnSum {
             sums_batch_stride: sums_stride as u32,
             ..Params::default()
         };
-        let kernel = kernel.resolve(gpu);
+        let kernel = kernel.resolve(gpu, rows, cols, None);
         let pipeline = gpu.pipeline(&column_key(kernel, None))?;
         let uniform = uniform(gpu, "column_sum params", &params)?;
         let bind_group = gpu.bind_group(
@@ -246,7 +255,7 @@ impl ColumnSum {
             sums_batch_stride: db_stride as u32,
             ..Params::default()
         };
-        let kernel = kernel.resolve(gpu);
+        let kernel = kernel.resolve(gpu, rows, cols, Some(activation));
         let pipeline = gpu.pipeline(&column_key(kernel, Some(activation)))?;
         let uniform = uniform(gpu, "activation_bias_backward params", &params)?;
         let bind_group = gpu.bind_group(

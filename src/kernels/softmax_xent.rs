@@ -23,7 +23,8 @@ use crate::shapes::SoftmaxXentShape;
 /// Which version of the kernel to run; all compute the same thing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum SoftmaxXentKernel {
-    /// Pick by adapter and shape (see [`SoftmaxXentKernel::choose`]).
+    /// The autotuner's choice where autotuning is on ([`crate::tune`]),
+    /// else the fixed rule [`SoftmaxXentKernel::choose`].
     #[default]
     Auto,
     /// v1: one thread per row, the readable reference.
@@ -249,7 +250,7 @@ impl SoftmaxXent {
         check_operands(gpu, OP, &reads, &writes)?;
 
         let kernel = match kernel {
-            SoftmaxXentKernel::Auto => SoftmaxXentKernel::choose(gpu, &shape),
+            SoftmaxXentKernel::Auto => gpu.tuner().softmax_xent(gpu, &shape, dlogits.is_some()),
             k => k,
         };
         let mut workgroups = match totals {

@@ -19,7 +19,7 @@ pub use gpu::GpuEngine;
 pub(crate) use cpu::CpuProgram;
 pub(crate) use gpu::{Bindings, GpuProgram};
 pub use gradient::{Gradient, gradient_cpu, gradient_gpu};
-pub use resume::{Resume, load_checkpoint, save_checkpoint};
+pub use resume::{Resume, load_checkpoint, recorded_kernels, save_checkpoint};
 
 use crate::data::Dataset;
 use crate::error::{Error, Result, positive};

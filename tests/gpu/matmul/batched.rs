@@ -5,7 +5,23 @@
 use super::*;
 use wgpu_train::kernels::BatchStrides;
 
+/// [`check_with`] for the automatic choice and every version (v5 splits K
+/// by one product's shape, as alone).
 fn check(m: usize, n: usize, k: usize, count: usize, opts: MatmulOptions, shared_a: bool) {
+    for kernel in std::iter::once(MatmulKernel::Auto).chain(MatmulKernel::ALL) {
+        check_with(m, n, k, count, opts, shared_a, kernel);
+    }
+}
+
+fn check_with(
+    m: usize,
+    n: usize,
+    k: usize,
+    count: usize,
+    opts: MatmulOptions,
+    shared_a: bool,
+    kernel: MatmulKernel,
+) {
     let g = gpu();
     let a_shape = if opts.trans_a { [k, m] } else { [m, k] };
     let b_shape = if opts.trans_b { [n, k] } else { [k, n] };
@@ -30,18 +46,7 @@ fn check(m: usize, n: usize, k: usize, count: usize, opts: MatmulOptions, shared
         bias: per,
         c: sc,
     };
-    let mm = Matmul::batched(
-        g,
-        &a0,
-        &b0,
-        Some(&bias0),
-        &c0,
-        opts,
-        MatmulKernel::Auto,
-        count,
-        strides,
-    )
-    .unwrap();
+    let mm = Matmul::batched(g, &a0, &b0, Some(&bias0), &c0, opts, kernel, count, strides).unwrap();
     mm.run(g, 1).unwrap();
     let all = gc.read(g).unwrap();
     for i in 0..count {
@@ -62,7 +67,7 @@ fn check(m: usize, n: usize, k: usize, count: usize, opts: MatmulOptions, shared
         let expected = cpu::matmul(&ah, &bh, Some(bias1), opts).unwrap();
         let got_arr = ArrayD::from_shape_vec(vec![m, n], got.to_vec()).unwrap();
         cpu::assert_close(
-            &format!("batched product {i} of {count} ({m}×{n}×{k}, {opts:?})"),
+            &format!("batched product {i} of {count} ({m}×{n}×{k}, {opts:?}, {kernel:?})"),
             &got_arr,
             &expected,
             tolerance(k),
@@ -70,7 +75,7 @@ fn check(m: usize, n: usize, k: usize, count: usize, opts: MatmulOptions, shared
         // Alone, the same product gives the same bits.
         let alone = GpuTensor::<f32>::zeros(g, &[m, n]).unwrap();
         alone.fill(g, f32::NAN).unwrap();
-        Matmul::new(g, &a, &b, Some(&bias), &alone, opts, MatmulKernel::Auto)
+        Matmul::new(g, &a, &b, Some(&bias), &alone, opts, kernel)
             .unwrap()
             .run(g, 1)
             .unwrap();
@@ -80,7 +85,7 @@ fn check(m: usize, n: usize, k: usize, count: usize, opts: MatmulOptions, shared
                 .iter()
                 .zip(got)
                 .all(|(x, y)| x.to_bits() == y.to_bits()),
-            "batched product {i} differs from the same product alone"
+            "batched product {i} ({kernel:?}) differs from the same product alone"
         );
     }
 }
