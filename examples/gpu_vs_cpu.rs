@@ -53,9 +53,9 @@ struct Args {
     cpu_peak_gflops: Option<f64>,
     #[arg(long)]
     cpu_peak_gbps: Option<f64>,
-    /// Instead of GPU vs CPU (alias --tune): time every matmul version on each shape (each
-    /// checked against the CPU twin first), with the fastest and the version
-    /// the fixed rule (`MatmulKernel::Auto`) picks on this adapter.
+    /// Instead of GPU vs CPU (alias --tune): time every matmul and softmax-CE
+    /// version on each shape (each checked against the CPU twin first), with
+    /// the fastest and the version the fixed rule picks on this adapter.
     #[arg(long, alias = "tune")]
     versions: bool,
 }
@@ -111,6 +111,34 @@ fn versions(gpu: &Gpu, opts: &Options, json: bool, peak: Option<f64>) -> Result<
             r.auto,
             ratio
         );
+        for n in &r.notes {
+            println!("    {n}");
+        }
+    })?;
+    let mut header = !json;
+    bench::softmax_versions(gpu, opts, |r| {
+        all_ok &= r.notes.is_empty();
+        if json {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            v["adapter"] = serde_json::Value::String(adapter.clone());
+            println!("{v}");
+            return;
+        }
+        if std::mem::take(&mut header) {
+            print!("\nsoftmax-CE, ms per call\n{:<22} {:<28}", "case", "shape");
+            for k in wgpu_train::SoftmaxXentKernel::ALL {
+                print!(" {:>14}", k.name());
+            }
+            println!(" {:>13} {:>13}", "fastest", "auto picks");
+        }
+        print!("{:<22} {:<28}", r.name, r.detail);
+        for (_, t) in &r.times {
+            match t {
+                Some(s) => print!(" {:>14.4}", s * 1e3),
+                None => print!(" {:>14}", "failed"),
+            }
+        }
+        println!(" {:>13} {:>13}", r.fastest.unwrap_or("-"), r.auto);
         for n in &r.notes {
             println!("    {n}");
         }

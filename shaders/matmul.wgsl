@@ -6,11 +6,13 @@
 // N×K when TRANS_B; C is M×N; bias has N elements. Every operand is a window
 // into a bound buffer: `*_offset` is its first element and `*_batch_stride`
 // the distance between batches (0 broadcasts one matrix over the batch).
+// A sweep (src/train/sweep/) runs K models' products as one batch: each
+// batch element computes exactly what the unbatched call would.
 // Weights follow nn.Linear (out×in), so a layer's forward is NT, its input
 // gradient NN and its weight gradient TN.
 //
-// Three versions, numbered as in llm.c; each is validated against the CPU
-// twin (src/cpu/matmul.rs) by tests/matmul.rs:
+// Five versions, numbered as in llm.c; each is validated against the CPU
+// twin (src/cpu/matmul.rs) by tests/gpu/matmul.rs:
 //   v1 matmul_naive    one output per thread; the reference, easy to read.
 //   v2 matmul_blocked  4×4 outputs per thread from registers, no workgroup
 //                      memory and no barriers: best on lavapipe, where a
@@ -20,7 +22,12 @@
 //   v4 matmul_tiled_8x8  128×128 tiles, 8×8 outputs per thread in named vec4
 //                      registers, two tile buffers (global loads overlap the
 //                      products): for large products on hardware GPUs.
-// Accumulation runs over k in increasing order in every version.
+//   v5 matmul_split_k  K split into chunks over workgroups, partial sums to a
+//      + …_reduce      scratch buffer, then added in chunk order: for skinny
+//                      products with a long K (256×10×3073), where v1..v4
+//                      have too few outputs to fill a large GPU.
+// Accumulation runs over k in increasing order in v1..v4, one sum from 0;
+// v5 sums each chunk from 0 and then the chunks in order, so its bits differ.
 //
 // Two fused epilogues for the backward pass (off by default; the launcher
 // turns one on with an override constant), each validated against its CPU
@@ -50,6 +57,10 @@ struct Params {
     b_batch_stride: u32,
     c_batch_stride: u32,
     extra_offset: u32, // ONES_COLUMN: where the extra column of C goes
+    splits: u32,       // v5: chunks of K
+    k_chunk: u32,      // v5: k per chunk (the last may be shorter)
+    partial_stride: u32, // v5: floats per chunk in the scratch (batch·M·n_out)
+    bias_batch_stride: u32, // 0: one bias for every batch (a sweep: one per model)
 }
 
 // Specialisation constants: the launcher builds one pipeline per combination
@@ -98,7 +109,7 @@ fn epilogue(acc: f32, bz: u32, row: u32, col: u32) -> f32 {
     }
     var x = acc;
     if (HAS_BIAS) {
-        x = x + bias[p.bias_offset + col];
+        x = x + bias[p.bias_offset + bz * p.bias_batch_stride + col];
     }
     if (ACTIVATION == 1u) {
         x = sigmoid(x);
@@ -146,17 +157,18 @@ fn matmul_naive(@builtin(global_invocation_id) gid: vec3<u32>) {
 override WG_X: u32 = 8u;
 override WG_Y: u32 = 8u;
 
-@compute @workgroup_size(WG_X, WG_Y, 1)
-fn matmul_blocked(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let row0 = gid.y * 4u;
-    let col0 = gid.x * 4u;
-    let bz = gid.z;
-    let ncols = n_out();
-    if (row0 >= p.m || col0 >= ncols || bz >= p.batch) {
-        return;
-    }
+// The 4×4 block of op(A)·op(B) at (row0, col0), summed over k0 ≤ k < k1 in
+// increasing order: v2's body, and v5's per chunk. `row0`, `col0` in range.
+struct Block4 {
+    r0: vec4<f32>,
+    r1: vec4<f32>,
+    r2: vec4<f32>,
+    r3: vec4<f32>,
+}
+
+fn block4(bz: u32, row0: u32, col0: u32, k0: u32, k1: u32) -> Block4 {
     let rows = min(vec4<u32>(row0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.m - 1u));
-    let cols = min(vec4<u32>(col0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(ncols - 1u));
+    let cols = min(vec4<u32>(col0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(n_out() - 1u));
     // The ones column reads nothing: its lanes load column N − 1, then take 1.
     let ones = cols == vec4<u32>(p.n);
     let a_base = p.a_offset + bz * p.a_batch_stride + rows * a_row_stride();
@@ -168,7 +180,7 @@ fn matmul_blocked(@builtin(global_invocation_id) gid: vec3<u32>) {
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    for (var kk = 0u; kk < p.k; kk = kk + 1u) {
+    for (var kk = k0; kk < k1; kk = kk + 1u) {
         let ai = a_base + kk * aks;
         let bi = b_base + kk * bks;
         let av = vec4<f32>(a[ai.x], a[ai.y], a[ai.z], a[ai.w]);
@@ -181,7 +193,20 @@ fn matmul_blocked(@builtin(global_invocation_id) gid: vec3<u32>) {
         acc2 = acc2 + av.z * bv;
         acc3 = acc3 + av.w * bv;
     }
-    let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    return Block4(acc0, acc1, acc2, acc3);
+}
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn matmul_blocked(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let row0 = gid.y * 4u;
+    let col0 = gid.x * 4u;
+    let bz = gid.z;
+    let ncols = n_out();
+    if (row0 >= p.m || col0 >= ncols || bz >= p.batch) {
+        return;
+    }
+    let blk = block4(bz, row0, col0, 0u, p.k);
+    let accs = array<vec4<f32>, 4>(blk.r0, blk.r1, blk.r2, blk.r3);
     for (var i = 0u; i < 4u; i = i + 1u) {
         let row = row0 + i;
         if (row < p.m) {
@@ -457,4 +482,70 @@ fn matmul_tiled_8x8(
     store4(bz, row_hi + 1u, col_lo, col_hi, acc50, acc51);
     store4(bz, row_hi + 2u, col_lo, col_hi, acc60, acc61);
     store4(bz, row_hi + 3u, col_lo, col_hi, acc70, acc71);
+}
+
+// ------------------------------------------------------------ v5: split-K
+// A skinny product with a long K (the linear model's 256×10×3073: 2,560
+// outputs, each a 3,073-term sum) gives v1..v4 a few thousand threads, each
+// running the whole of K: a large GPU sits mostly idle (29 GFLOP/s on an
+// H200). v5 splits K into `splits` chunks of `k_chunk` and runs them in
+// parallel, in two dispatches:
+//   matmul_split_k         chunk s's 4×4 blocks (v2's body over the chunk)
+//                          into scratch[s] — the scratch is bound as C;
+//   matmul_split_k_reduce  per output, scratch[0] + scratch[1] + … in chunk
+//                          order, then the epilogue — the scratch is bound
+//                          as A, the real C as C.
+// No atomics, a fixed order: the launcher derives `splits` from the shape
+// alone, so the same shape gives the same bits on every run and adapter
+// (up to the driver's contraction, as for every version). The association
+// differs from v1..v4's single running sum: v5's bits differ from theirs
+// (docs in BENCHMARKS.md and src/tune.rs).
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn matmul_split_k(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let row0 = gid.y * 4u;
+    let col0 = gid.x * 4u;
+    let s = gid.z / p.batch;
+    let bz = gid.z % p.batch;
+    let ncols = n_out();
+    if (row0 >= p.m || col0 >= ncols || s >= p.splits) {
+        return;
+    }
+    let k0 = s * p.k_chunk;
+    let blk = block4(bz, row0, col0, k0, min(k0 + p.k_chunk, p.k));
+    let accs = array<vec4<f32>, 4>(blk.r0, blk.r1, blk.r2, blk.r3);
+    let base = s * p.partial_stride + bz * p.m * ncols;
+    for (var i = 0u; i < 4u; i = i + 1u) {
+        let row = row0 + i;
+        if (row < p.m) {
+            for (var j = 0u; j < 4u; j = j + 1u) {
+                if (col0 + j < ncols) {
+                    c[base + row * ncols + col0 + j] = accs[i][j];
+                }
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn matmul_split_k_reduce(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    // A 1-D grid folded into 2-D past 65,535 workgroups (kernels::fold).
+    let i = gid.y * groups.x * 64u + gid.x;
+    if (i >= p.partial_stride) {
+        return;
+    }
+    // Seeded with chunk 0, not 0.0 + chunk 0, so that one chunk is exactly
+    // v2's sum (a −0.0 stays −0.0).
+    var acc = a[i];
+    for (var s = 1u; s < p.splits; s = s + 1u) {
+        acc = acc + a[s * p.partial_stride + i];
+    }
+    let ncols = n_out();
+    let col = i % ncols;
+    let row = (i / ncols) % p.m;
+    let bz = i / (ncols * p.m);
+    store(bz, row, col, acc);
 }

@@ -25,6 +25,13 @@
 //
 // Bindings an entry point does not use are filled with placeholders by the
 // launcher.
+//
+// A sweep (src/train/sweep/) runs K models in one dispatch: workgroup z is
+// model z. Its x, h and dz follow model z − 1's (R·C elements on), its sums
+// are `sums_batch_stride` on (the bias gradients in a [K, P] gradient
+// buffer); loss_correct_sum's per-row inputs are R on and its totals 1 on.
+// Each model's sums add exactly what an unbatched dispatch adds.
+var<private> zb: u32;
 
 struct Params {
     rows: u32,
@@ -35,6 +42,10 @@ struct Params {
     sums_offset: u32,
     flags_offset: u32,
     count_offset: u32,
+    sums_batch_stride: u32, // column sums of a sweep: model z's sums are this far on
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 override ACTIVATION: u32 = 0u; // column_sum: 0 none, 1 sigmoid, 2 ReLU
@@ -55,12 +66,13 @@ override ACCUMULATE: bool = false; // loss_correct_sum
 // Element i = r·C + c of x, as the column sums add it: with ACTIVATION, dH is
 // first turned into dZ = dH ⊙ act'(h); with WRITE_DZ, that is stored.
 fn column_term(i: u32) -> f32 {
-    var g = x[p.x_offset + i];
+    let z = zb * p.rows * p.cols;
+    var g = x[p.x_offset + z + i];
     if (ACTIVATION != 0u) {
-        g = activation_grad(g, h[p.h_offset + i]);
+        g = activation_grad(g, h[p.h_offset + z + i]);
     }
     if (WRITE_DZ) {
-        dz[p.dz_offset + i] = g;
+        dz[p.dz_offset + z + i] = g;
     }
     return g;
 }
@@ -75,6 +87,7 @@ fn column_sum_serial(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
+    zb = wid.z;
     let col = (wid.y * groups.x + wid.x) * 64u + lid;
     if (col >= p.cols) {
         return;
@@ -83,7 +96,7 @@ fn column_sum_serial(
     for (var r = 0u; r < p.rows; r = r + 1u) {
         acc = acc + column_term(r * p.cols + col);
     }
-    sums[p.sums_offset + col] = acc;
+    sums[p.sums_offset + zb * p.sums_batch_stride + col] = acc;
 }
 
 // v2 column_sum: a workgroup owns 16 adjacent columns (x, so that
@@ -102,6 +115,7 @@ fn column_sum(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
+    zb = wid.z;
     let col = (wid.y * groups.x + wid.x) * TILE_COLS + lid.x;
     let lane = lid.y;
     // Threads past the last column still take part (adding 0): no thread may
@@ -122,7 +136,7 @@ fn column_sum(
         workgroupBarrier();
     }
     if (lane == 0u && col < p.cols) {
-        sums[p.sums_offset + col] = partial[lid.x];
+        sums[p.sums_offset + zb * p.sums_batch_stride + col] = partial[lid.x];
     }
 }
 
@@ -135,12 +149,16 @@ const SUM_WG: u32 = 256u;
 var<workgroup> partial_count: array<u32, 256>;
 
 @compute @workgroup_size(256, 1, 1)
-fn loss_correct_sum(@builtin(local_invocation_index) lid: u32) {
+fn loss_correct_sum(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    let z = wid.z;
     var total = 0.0;
     var n = 0u;
     for (var r = lid; r < p.rows; r = r + SUM_WG) {
-        total = total + x[p.x_offset + r];
-        n = n + flags[p.flags_offset + r];
+        total = total + x[p.x_offset + z * p.rows + r];
+        n = n + flags[p.flags_offset + z * p.rows + r];
     }
     partial[lid] = total;
     partial_count[lid] = n;
@@ -156,10 +174,10 @@ fn loss_correct_sum(@builtin(local_invocation_index) lid: u32) {
         var base_total = 0.0;
         var base_count = 0u;
         if (ACCUMULATE) {
-            base_total = sums[p.sums_offset];
-            base_count = count[p.count_offset];
+            base_total = sums[p.sums_offset + z];
+            base_count = count[p.count_offset + z];
         }
-        sums[p.sums_offset] = base_total + partial[0];
-        count[p.count_offset] = base_count + partial_count[0];
+        sums[p.sums_offset + z] = base_total + partial[0];
+        count[p.count_offset + z] = base_count + partial_count[0];
     }
 }

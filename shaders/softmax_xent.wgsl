@@ -51,6 +51,20 @@ override WRITE_GRAD: bool = true;
 @group(0) @binding(6) var<storage, read_write> loss_total: array<f32>;
 @group(0) @binding(7) var<storage, read_write> correct_total: array<u32>;
 
+// A sweep (src/train/sweep/) runs K models' batches in one dispatch of v1 or
+// v2: workgroup z is model z, whose logits, losses, flags and dlogits follow
+// model z − 1's (N·C, N, N and N·C elements on); the labels are shared. Each
+// model's rows compute exactly what an unbatched dispatch computes.
+var<private> zb: u32;
+
+fn logits_base() -> u32 {
+    return p.logits_offset + zb * p.n * p.c;
+}
+
+fn dlogits_base() -> u32 {
+    return p.dlogits_offset + zb * p.n * p.c;
+}
+
 // Dispatches of more than 65,535 workgroups are folded into 2-D by the
 // launcher; this recovers the linear workgroup index.
 fn group_index(wid: vec3<u32>, groups: vec3<u32>) -> u32 {
@@ -63,10 +77,10 @@ fn label_of(row: u32) -> u32 {
 }
 
 fn write_row(row: u32, label: u32, m: f32, s: f32, argmax: u32) -> RowResult {
-    let x_label = logits[p.logits_offset + row * p.c + label];
+    let x_label = logits[logits_base() + row * p.c + label];
     let r = RowResult(log(s) - (x_label - m), select(0u, 1u, argmax == label));
-    loss[p.loss_offset + row] = r.loss;
-    correct[p.correct_offset + row] = r.correct;
+    loss[p.loss_offset + zb * p.n + row] = r.loss;
+    correct[p.correct_offset + zb * p.n + row] = r.correct;
     return r;
 }
 
@@ -84,7 +98,7 @@ struct RowResult {
 }
 
 fn xent_one_row(row: u32) -> RowResult {
-    let base = p.logits_offset + row * p.c;
+    let base = logits_base() + row * p.c;
     var m = logits[base];
     var argmax = 0u;
     for (var j = 1u; j < p.c; j = j + 1u) {
@@ -101,7 +115,7 @@ fn xent_one_row(row: u32) -> RowResult {
     let label = label_of(row);
     let r = write_row(row, label, m, s, argmax);
     if (WRITE_GRAD) {
-        let out = p.dlogits_offset + row * p.c;
+        let out = dlogits_base() + row * p.c;
         for (var j = 0u; j < p.c; j = j + 1u) {
             dlogits[out + j] = grad(logits[base + j], m, s, j == label);
         }
@@ -115,6 +129,7 @@ fn xent_row(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
+    zb = wid.z;
     let row = group_index(wid, groups) * 64u + lid;
     if (row >= p.n) {
         return;
@@ -137,11 +152,12 @@ fn xent_workgroup(
 ) {
     // `row` is the same for the whole workgroup, so this return is uniform
     // and every thread that stays reaches every barrier below.
+    zb = wid.z;
     let row = group_index(wid, groups);
     if (row >= p.n) {
         return;
     }
-    let base = p.logits_offset + row * p.c;
+    let base = logits_base() + row * p.c;
 
     // Every thread starts from element 0, so threads with no elements of
     // their own (C < 64) hold a real value and need no sentinel.
@@ -191,7 +207,7 @@ fn xent_workgroup(
         write_row(row, label, m, s, argmax);
     }
     if (WRITE_GRAD) {
-        let out = p.dlogits_offset + row * p.c;
+        let out = dlogits_base() + row * p.c;
         for (var j = lid; j < p.c; j = j + WG) {
             dlogits[out + j] = grad(logits[base + j], m, s, j == label);
         }

@@ -130,6 +130,16 @@ impl Options {
         Ok(())
     }
 
+    /// The runs, as the timing helper takes them.
+    pub fn plan(&self) -> crate::timing::Plan {
+        crate::timing::Plan {
+            warmup: self.warmup,
+            runs: self.runs,
+            target_run_s: self.target_run_s,
+            max_reps: self.max_reps,
+        }
+    }
+
     fn wants(&self, family: &str, name: &str) -> bool {
         self.filter
             .as_ref()
@@ -137,20 +147,7 @@ impl Options {
     }
 }
 
-/// One side's timing of one case.
-#[derive(Clone, Debug, Serialize)]
-pub struct Measurement {
-    /// Median seconds per repetition (one product, one update, one step).
-    pub seconds: f64,
-    /// Fastest and slowest run, per repetition.
-    pub min_seconds: f64,
-    pub max_seconds: f64,
-    /// Timed runs and repetitions per run.
-    pub runs: usize,
-    pub reps: usize,
-    /// "timestamp" (GPU timestamp queries) or "wall".
-    pub timer: &'static str,
-}
+pub use crate::timing::Measurement;
 
 /// One case timed on both sides.
 #[derive(Clone, Debug, Serialize)]
@@ -291,44 +288,14 @@ pub struct Peaks {
     pub cpu_gbps: Option<f64>,
 }
 
-/// Median, min and max of per-repetition times.
-fn summarise(mut per_rep: Vec<f64>, reps: usize, timer: &'static str) -> Measurement {
-    per_rep.sort_by(f64::total_cmp);
-    let n = per_rep.len();
-    // n ≥ 1: Options::validate demands at least one run.
-    let median = if n % 2 == 1 {
-        per_rep[n / 2]
-    } else {
-        0.5 * (per_rep[n / 2 - 1] + per_rep[n / 2])
-    };
-    Measurement {
-        seconds: median,
-        min_seconds: per_rep[0],
-        max_seconds: per_rep[n - 1],
-        runs: n,
-        reps,
-        timer,
-    }
-}
-
 /// Times `run(reps)` (which returns the seconds it took for `reps`
-/// repetitions) as the module docs describe.
+/// repetitions) with [`crate::timing::measure`].
 fn measure(
     opts: &Options,
     timer: &'static str,
-    mut run: impl FnMut(usize) -> Result<f64>,
+    run: impl FnMut(usize) -> Result<f64>,
 ) -> Result<Measurement> {
-    let first = run(1)?.max(1e-9);
-    let reps = ((opts.target_run_s / first).ceil() as usize).clamp(1, opts.max_reps);
-    for _ in 1..opts.warmup {
-        run(reps)?;
-    }
-    // Not `with_capacity(opts.runs)`: a huge --runs must not abort here.
-    let mut times = Vec::new();
-    for _ in 0..opts.runs {
-        times.push(run(reps)? / reps as f64);
-    }
-    Ok(summarise(times, reps, timer))
+    crate::timing::measure(&opts.plan(), timer, run)
 }
 
 /// The wall clock around `reps` calls of `f`.
@@ -470,6 +437,83 @@ fn describe(case: &MatmulCase, shape: &MatmulShape) -> String {
     s
 }
 
+/// Why a matrix-product case is not run (`None`: it runs): the squares in
+/// quick mode, 4096³ on a software adapter without [`Options::big`].
+fn matmul_skip(
+    gpu: &Gpu,
+    opts: &Options,
+    case: &MatmulCase,
+    shape: &MatmulShape,
+) -> Option<String> {
+    if case.name.starts_with("square.") && opts.quick {
+        return Some("skipped: --quick runs the model shapes only".into());
+    }
+    if shape.m >= 4096 && gpu.is_software() && !opts.big {
+        return Some(
+            "skipped: 137 GFLOP is minutes on a software adapter; --big runs it once".into(),
+        );
+    }
+    None
+}
+
+/// A matrix-product case's inputs on both sides, made once for the CPU
+/// twin, the check and every GPU version timed on it.
+struct MatmulSetup {
+    a: ArrayD<f32>,
+    b: ArrayD<f32>,
+    bias: Array1<f32>,
+    ga: GpuTensor<f32>,
+    gb: GpuTensor<f32>,
+    gbias: GpuTensor<f32>,
+    out: GpuTensor<f32>,
+    /// Rounding grows with K; an indexing bug is off by O(1).
+    tol: Tolerance,
+}
+
+impl MatmulSetup {
+    fn new(gpu: &Gpu, case: &MatmulCase) -> Result<Self> {
+        let shape = case.shape()?;
+        let (a, b) = (array(&case.a, 1)?, array(&case.b, 2)?);
+        let bias = Array1::from(pattern(shape.n, 3));
+        Ok(MatmulSetup {
+            ga: GpuTensor::from_array(gpu, &a)?,
+            gb: GpuTensor::from_array(gpu, &b)?,
+            gbias: GpuTensor::from_slice(gpu, &[shape.n], &pattern(shape.n, 3))?,
+            out: GpuTensor::<f32>::zeros(gpu, &shape.output_shape())?,
+            tol: Tolerance::new(1e-5 + 1e-6 * shape.k as f32, 1e-4),
+            a,
+            b,
+            bias,
+        })
+    }
+
+    /// The product on the GPU with `kernel`, writing `self.out`.
+    fn launcher(&self, gpu: &Gpu, case: &MatmulCase, kernel: MatmulKernel) -> Result<Matmul> {
+        Matmul::new(
+            gpu,
+            &self.ga,
+            &self.gb,
+            case.bias.then_some(&self.gbias),
+            &self.out,
+            case.opts,
+            kernel,
+        )
+    }
+
+    /// The CPU twin's product into `y`.
+    fn cpu_into(&self, case: &MatmulCase, y: &mut ArrayD<f32>) -> Result<()> {
+        let bias = case.bias.then_some(self.bias.view());
+        cpu::matmul_into(&self.a, &self.b, bias, case.opts, y.view_mut())
+    }
+
+    fn agreement(&self) -> String {
+        format!(
+            "output within {} + {}·|cpu| of the CPU twin",
+            self.tol.atol, self.tol.rtol
+        )
+    }
+}
+
 fn bench_matmul(
     gpu: &Gpu,
     timer: &GpuTimer,
@@ -478,51 +522,20 @@ fn bench_matmul(
 ) -> Result<Comparison> {
     let shape = case.shape()?;
     let mut c = Comparison::new("matmul", &case.name, describe(case, &shape));
-    let (sa, sb) = (&case.a[..], &case.b[..]);
-    let bias_shape = [shape.n];
     c.flops = shape.flops();
-    let square = case.name.starts_with("square.");
-    if square && opts.quick {
-        c.note = "skipped: --quick runs the model shapes only".into();
+    if let Some(why) = matmul_skip(gpu, opts, case, &shape) {
+        c.note = why;
         return Ok(c);
     }
-    let huge = shape.m >= 4096;
     let mut o = opts.clone();
-    if huge {
-        if gpu.is_software() && !opts.big {
-            c.note =
-                "skipped: 137 GFLOP is minutes on a software adapter; --big runs it once".into();
-            return Ok(c);
-        }
-        if gpu.is_software() {
-            // One run per side, no warm-up beyond the run that sizes it.
-            o.runs = 1;
-            o.warmup = 1;
-            c.note = "--big on a software adapter: 1 timed run per side after 1 warm-up".into();
-        }
+    if shape.m >= 4096 && gpu.is_software() {
+        // One run per side, no warm-up beyond the run that sizes it.
+        o.runs = 1;
+        o.warmup = 1;
+        c.note = "--big on a software adapter: 1 timed run per side after 1 warm-up".into();
     }
-    let (a, b, bias) = (array(sa, 1)?, array(sb, 2)?, array(&bias_shape, 3)?);
-    let bias1 = bias
-        .view()
-        .into_dimensionality::<ndarray::Ix1>()
-        .map_err(|e| Error::shape("bench", e))?;
-    let bias_arg = case.bias.then_some(bias1.view());
-
-    let (ga, gb, gbias) = (
-        GpuTensor::from_array(gpu, &a)?,
-        GpuTensor::from_array(gpu, &b)?,
-        GpuTensor::from_array(gpu, &bias)?,
-    );
-    let out = GpuTensor::<f32>::zeros(gpu, &shape.output_shape())?;
-    let mm = Matmul::new(
-        gpu,
-        &ga,
-        &gb,
-        case.bias.then_some(&gbias),
-        &out,
-        case.opts,
-        MatmulKernel::Auto,
-    )?;
+    let setup = MatmulSetup::new(gpu, case)?;
+    let mm = setup.launcher(gpu, case, MatmulKernel::Auto)?;
     c.detail = format!("{} [{}]", c.detail, mm.kernel().name());
     c.gpu = Some(measure(&o, timer.kind().name(), |reps| {
         timer.time(gpu, |pass| {
@@ -534,19 +547,13 @@ fn bench_matmul(
 
     let mut y = ArrayD::<f32>::zeros(shape.output_shape());
     c.cpu = Some(measure(&o, "wall", |reps| {
-        cpu_run(reps, || {
-            cpu::matmul_into(&a, &b, bias_arg, case.opts, y.view_mut())
-        })
+        cpu_run(reps, || setup.cpu_into(case, &mut y))
     })?);
-    let got = out.to_array(gpu)?;
-    let tol = Tolerance::new(1e-5 + 1e-6 * shape.k as f32, 1e-4);
+    let got = setup.out.to_array(gpu)?;
     agree(
         &mut c,
-        &format!(
-            "output within {} + {}·|cpu| of the CPU twin",
-            tol.atol, tol.rtol
-        ),
-        cpu::compare(&got, &y, tol),
+        &setup.agreement(),
+        cpu::compare(&got, &y, setup.tol),
     );
     Ok(c)
 }
@@ -1010,6 +1017,30 @@ pub struct Versions {
     pub notes: Vec<String>,
 }
 
+impl Versions {
+    /// One version's time, or why it has none; keeps the fastest.
+    fn add(&mut self, version: &'static str, time: Result<f64>) {
+        match time {
+            Ok(s) => {
+                let best = self.fastest.and_then(|f| {
+                    self.times
+                        .iter()
+                        .find(|(n, _)| *n == f)
+                        .and_then(|(_, t)| *t)
+                });
+                if best.is_none_or(|b| s < b) {
+                    self.fastest = Some(version);
+                }
+                self.times.push((version, Some(s)));
+            }
+            Err(e) => {
+                self.notes.push(format!("{version}: {e}"));
+                self.times.push((version, None));
+            }
+        }
+    }
+}
+
 /// Times every matmul version on every case [`Options::filter`] lets through
 /// (GPU timestamps where the adapter has them), after checking each version's
 /// output against the CPU twin. 4096³ runs only with [`Options::big`] on a
@@ -1027,26 +1058,12 @@ pub fn matmul_versions(
             continue;
         }
         let shape = case.shape()?;
-        if shape.m >= 4096 && gpu.is_software() && !opts.big {
+        if matmul_skip(gpu, opts, &case, &shape).is_some() {
             continue;
         }
-        if case.name.starts_with("square.") && opts.quick {
-            continue;
-        }
-        let (sa, sb) = (&case.a[..], &case.b[..]);
-        let (a, b, bias) = (array(sa, 1)?, array(sb, 2)?, array(&[shape.n], 3)?);
-        let bias1 = bias
-            .view()
-            .into_dimensionality::<ndarray::Ix1>()
-            .map_err(|e| Error::shape("bench", e))?;
-        let want = cpu::matmul(&a, &b, case.bias.then_some(bias1.view()), case.opts)?;
-        let (ga, gb, gbias) = (
-            GpuTensor::from_array(gpu, &a)?,
-            GpuTensor::from_array(gpu, &b)?,
-            GpuTensor::from_array(gpu, &bias)?,
-        );
-        let out = GpuTensor::<f32>::zeros(gpu, &shape.output_shape())?;
-        let tol = Tolerance::new(1e-5 + 1e-6 * shape.k as f32, 1e-4);
+        let setup = MatmulSetup::new(gpu, &case)?;
+        let mut want = ArrayD::<f32>::zeros(shape.output_shape());
+        setup.cpu_into(&case, &mut want)?;
         let mut row = Versions {
             family: "matmul",
             name: case.name.clone(),
@@ -1057,21 +1074,12 @@ pub fn matmul_versions(
             auto: MatmulKernel::choose(gpu, &shape).name(),
             notes: Vec::new(),
         };
-        let mut best = f64::INFINITY;
         for kernel in MatmulKernel::ALL {
             let time = (|| -> Result<f64> {
-                let mm = Matmul::new(
-                    gpu,
-                    &ga,
-                    &gb,
-                    case.bias.then_some(&gbias),
-                    &out,
-                    case.opts,
-                    kernel,
-                )?;
-                out.fill(gpu, f32::NAN)?;
+                let mm = setup.launcher(gpu, &case, kernel)?;
+                setup.out.fill(gpu, f32::NAN)?;
                 mm.run(gpu, 1)?;
-                cpu::compare(&out.to_array(gpu)?, &want, tol).map_err(|m| {
+                cpu::compare(&setup.out.to_array(gpu)?, &want, setup.tol).map_err(|m| {
                     Error::shape("bench", format!("disagrees with the CPU twin: {m}"))
                 })?;
                 let m = measure(opts, timer.kind().name(), |reps| {
@@ -1083,19 +1091,82 @@ pub fn matmul_versions(
                 })?;
                 Ok(m.seconds)
             })();
-            match time {
-                Ok(s) => {
-                    if s < best {
-                        best = s;
-                        row.fastest = Some(kernel.name());
-                    }
-                    row.times.push((kernel.name(), Some(s)));
-                }
-                Err(e) => {
-                    row.notes.push(format!("{}: {e}", kernel.name()));
-                    row.times.push((kernel.name(), None));
-                }
-            }
+            row.add(kernel.name(), time);
+        }
+        on_row(&row);
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Every softmax-CE version on the models' shapes (loss and dlogits), each
+/// checked against the CPU twin before it is timed: the other family the
+/// tuner chooses in.
+pub fn softmax_versions(
+    gpu: &Gpu,
+    opts: &Options,
+    mut on_row: impl FnMut(&Versions),
+) -> Result<Vec<Versions>> {
+    opts.validate()?;
+    let timer = GpuTimer::new(gpu)?;
+    let mut rows = Vec::new();
+    let classes = 10;
+    for (name, n) in [("mlp", 128), ("linear", 256)] {
+        if !opts.wants("softmax_xent", name) {
+            continue;
+        }
+        let logits = array(&[n, classes], 7)?.mapv(|v| 4.0 * v);
+        let labels: Vec<u32> = (0..n as u32).map(|i| i * 7 % classes as u32).collect();
+        let mut loss = Array1::<f32>::zeros(n);
+        let mut correct = vec![0u32; n];
+        let mut d = Array2::<f32>::zeros((n, classes));
+        cpu::softmax_xent_into(
+            &logits,
+            &labels,
+            loss.view_mut(),
+            &mut correct,
+            Some(d.view_mut()),
+        )?;
+        let gl = GpuTensor::from_array(gpu, &logits)?;
+        let glabels = GpuLabels::new(gpu, &labels, classes)?;
+        let gloss = GpuTensor::<f32>::zeros(gpu, &[n])?;
+        let gcorrect = GpuTensor::<u32>::zeros(gpu, &[n])?;
+        let gd = GpuTensor::<f32>::zeros(gpu, &[n, classes])?;
+        let shape = crate::shapes::SoftmaxXentShape { n, c: classes };
+        let mut row = Versions {
+            family: "softmax_xent",
+            name: name.to_string(),
+            detail: format!("{n}x{classes} loss+dlogits"),
+            flops: 0,
+            times: Vec::new(),
+            fastest: None,
+            auto: SoftmaxXentKernel::choose(gpu, &shape).name(),
+            notes: Vec::new(),
+        };
+        let tol = Tolerance::new(1e-6, 1e-5);
+        for kernel in SoftmaxXentKernel::ALL {
+            let time = (|| -> Result<f64> {
+                let sx =
+                    SoftmaxXent::new(gpu, &gl, &glabels, &gloss, &gcorrect, Some(&gd), kernel)?;
+                gd.fill(gpu, f32::NAN)?;
+                gloss.fill(gpu, f32::NAN)?;
+                sx.run(gpu, 1)?;
+                let (got_d, got_loss) = (gd.to_array(gpu)?, gloss.to_array(gpu)?);
+                cpu::compare(&got_d, &d, tol)
+                    .and_then(|()| cpu::compare(&got_loss, &loss, tol))
+                    .map_err(|m| {
+                        Error::shape("bench", format!("disagrees with the CPU twin: {m}"))
+                    })?;
+                let m = measure(opts, timer.kind().name(), |reps| {
+                    timer.time(gpu, |pass| {
+                        for _ in 0..reps {
+                            sx.record(pass);
+                        }
+                    })
+                })?;
+                Ok(m.seconds)
+            })();
+            row.add(kernel.name(), time);
         }
         on_row(&row);
         rows.push(row);

@@ -78,6 +78,7 @@ pub mod shaders;
 pub mod shapes;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod strategies;
+pub mod timing;
 pub mod train;
 pub mod tune;
 pub mod verify;

@@ -20,6 +20,8 @@ use crate::metrics::{EpochMetrics, History};
 
 mod curves;
 pub use curves::{CurvePanel, Series, plot_curves};
+mod sweep;
+pub use sweep::{SweepCurve, plot_sweep};
 
 /// Picture size in pixels (SVG user units): two panels of about 640×470.
 const SIZE: (u32, u32) = (1280, 520);

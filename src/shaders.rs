@@ -81,7 +81,10 @@ pub static LAYER_BACKWARD: Shader = Shader {
 
 pub static OPTIM: Shader = Shader {
     name: "optim",
-    source: include_str!("../shaders/optim.wgsl"),
+    source: concat!(
+        include_str!("../shaders/optim.wgsl"),
+        include_str!("../shaders/shared/optim_rules.wgsl")
+    ),
     bindings: &[
         Binding::Uniform,                                        // h: hyperparameters
         Binding::StorageSlot(crate::kernels::optim::STEP_BYTES), // st: step scalars, at a per-step offset
@@ -90,6 +93,25 @@ pub static OPTIM: Shader = Shader {
         Binding::StorageReadWrite,                               // s1: first state buffer
         Binding::StorageReadWrite,                               // s2
         Binding::StorageReadWrite,                               // s3
+    ],
+};
+
+pub static SWEEP_OPTIM: Shader = Shader {
+    name: "sweep_optim",
+    source: concat!(
+        include_str!("../shaders/sweep_optim.wgsl"),
+        include_str!("../shaders/shared/optim_rules.wgsl")
+    ),
+    bindings: &[
+        Binding::Uniform,     // sw: the grid and the models' sizes
+        Binding::StorageRead, // hypers: one Hyper per model
+        // steps: this update's StepScalars, one per model, at a per-step offset
+        Binding::StorageSlot(crate::kernels::optim::STEP_BYTES),
+        Binding::StorageReadWrite, // params
+        Binding::StorageRead,      // grads
+        Binding::StorageReadWrite, // s1
+        Binding::StorageReadWrite, // s2
+        Binding::StorageReadWrite, // s3
     ],
 };
 
@@ -182,6 +204,7 @@ pub fn all() -> Vec<&'static Shader> {
         &GATHER_MATMUL,
         &LAYER_BACKWARD,
         &OPTIM,
+        &SWEEP_OPTIM,
         &SOFTMAX_XENT,
         &ACTIVATION,
         &REDUCE,
@@ -196,6 +219,7 @@ pub fn specialisations() -> Vec<PipelineKey> {
     keys.extend(crate::kernels::gather_matmul::specialisations());
     keys.extend(crate::kernels::layer_backward::specialisations());
     keys.extend(crate::kernels::optim::specialisations());
+    keys.extend(crate::kernels::sweep_optim::specialisations());
     keys.extend(crate::kernels::softmax_xent::specialisations());
     keys.extend(crate::kernels::activation::specialisations());
     keys.extend(crate::kernels::reduce::specialisations());

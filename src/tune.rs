@@ -3,13 +3,19 @@
 //!
 //! Users run this crate on GPUs we never see, so a version chosen by a rule
 //! reasoned on one machine ([`MatmulKernel::choose`]) is a guess elsewhere.
-//! The tuner replaces the guess with a measurement, as burn/CubeCL do:
+//! The tuner replaces the guess with a measurement, as burn/CubeCL do, for
+//! the families with several versions and an `Auto`: matmul (v1..v5,
+//! [`Tuner::matmul`]), softmax-CE (v1, v2, [`Tuner::softmax_xent`]) and the
+//! column sums (v1, v2, [`Tuner::column_sum`]), and the optimizer's
+//! elements per thread ([`Tuner::optimizer`], 1 to 16: the same bits at
+//! every size).
 //! - **when**: the first time a launcher is built with `Auto` for a (shape,
 //!   options) key, i.e. while an engine is being built, before the first
 //!   training step; the choice is then fixed for the life of the [`Gpu`];
 //! - **how**: each version is checked to build (limits), run once to warm
 //!   up, then timed over 3 runs (GPU timestamps where the adapter has them,
-//!   else the wall clock to device idle); the median per product decides.
+//!   else the wall clock to device idle) by [`crate::timing`], the helper the
+//!   benchmarks use; the median per product decides.
 //!   A version whose first run is 20× slower than the best so far is not
 //!   timed further, which bounds the cost of a bad version;
 //! - **where it is kept**: in memory, and in
@@ -24,24 +30,34 @@
 //! touches no file; `on` (the examples' default) reads the cache and tunes
 //! what is missing; `refresh` ignores the cache and tunes everything again.
 //!
-//! Reproducibility: every matmul version accumulates over k in increasing
-//! order; whether two versions give the same bits depends on the driver's
-//! floating-point contraction. A run's choices are fixed before its first
-//! step and reported by [`Tuner::choices`] (the examples record them in the
-//! run's JSON), and [`Tuner::pin`] replays recorded choices.
+//! Reproducibility: matmul v1..v4 accumulate over k in increasing order;
+//! whether two of them give the same bits depends on the driver's
+//! floating-point contraction (on lavapipe they do). v5 (split-K) adds
+//! chunks of K and then the chunks, a different association: its bits
+//! differ from the others' (by rounding, within the tolerance the tests
+//! hold every version to), though it gives the same bits run after run for
+//! one shape, its split depending on the shape alone. The tuner may choose
+//! it: the rule is that a run's choices are fixed before its first
+//! step, recorded, and reusable, not that every choice gives the same bits.
+//! So a run's choices are reported by [`Tuner::choices`] (the examples
+//! record them in the run's JSON and the checkpoint's metadata), and
+//! [`Tuner::pin`] replays them: `WGPU_TRAIN_AUTOTUNE=off` plus the recorded
+//! choices repeats a tuned run bit for bit (`tests/gpu/tune.rs`). A run that
+//! must match an untuned one bit for bit runs with tuning off.
 
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
 #[cfg(not(target_arch = "wasm32"))]
-use crate::gpu::{GpuTensor, GpuTimer};
-#[cfg(not(target_arch = "wasm32"))]
-use crate::kernels::Matmul;
-use crate::kernels::MatmulKernel;
-use crate::shapes::{MatmulOptions, MatmulShape};
+use crate::gpu::GpuTimer;
+use crate::gpu::{Gpu, GpuLabels, GpuTensor};
+use crate::kernels::optim::DEFAULT_ELEMS_PER_THREAD;
+use crate::kernels::{
+    ColumnSum, ColumnSumKernel, GpuOptimizer, Matmul, MatmulKernel, SoftmaxXent, SoftmaxXentKernel,
+};
+use crate::optim::OptimizerConfig;
+use crate::shapes::{Activation, MatmulOptions, MatmulShape, SoftmaxXentShape};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
-#[cfg(not(target_arch = "wasm32"))]
 use web_time::Instant;
 
 /// Whether and how to tune.
@@ -80,13 +96,15 @@ impl TuneMode {
 }
 
 /// File format tag: a file with another tag is foreign.
-#[cfg(not(target_arch = "wasm32"))]
 const FORMAT: &str = "wgpu-train autotune 1";
 
 #[derive(Default)]
 struct State {
     loaded: bool,
+    /// Every choice known: cached, pinned or measured (what the file keeps).
     choices: BTreeMap<String, String>,
+    /// The choices this tuner has handed out: the run's record.
+    used: BTreeMap<String, String>,
     tuned: usize,
     seconds: f64,
 }
@@ -97,7 +115,6 @@ pub struct Tuner {
     mode: TuneMode,
     /// The cache file; `None` keeps choices in memory only.
     file: Option<PathBuf>,
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     adapter_key: String,
     state: Mutex<State>,
 }
@@ -133,9 +150,11 @@ impl Tuner {
         self.file.as_deref()
     }
 
-    /// Every choice made or loaded so far, by key.
+    /// The choices handed out so far (measured, cached or pinned), by key:
+    /// what the kernels built on this [`Gpu`] run, for the run's record.
+    /// Empty when tuning is off and nothing is pinned (the fixed rule).
     pub fn choices(&self) -> BTreeMap<String, String> {
-        self.lock().choices.clone()
+        self.lock().used.clone()
     }
 
     /// Keys tuned (timed) by this tuner, and the seconds it spent.
@@ -158,7 +177,9 @@ impl Tuner {
         })
     }
 
-    /// Fixes choices recorded by an earlier run, whatever the mode.
+    /// Fixes choices recorded by an earlier run ([`Tuner::choices`], kept
+    /// in the run's JSON and its checkpoint), whatever the mode: call it
+    /// before building the engine, since kernels are chosen when built.
     pub fn pin(&self, choices: &BTreeMap<String, String>) {
         let mut s = self.lock();
         s.loaded = true;
@@ -181,73 +202,115 @@ impl Tuner {
         bias: bool,
     ) -> MatmulKernel {
         let key = matmul_key(shape, opts, bias);
-        let mut s = self.lock();
-        if let Some(k) = s.choices.get(&key).and_then(|n| kernel_named(n)) {
-            return k;
-        }
-        // A browser has no disk cache and cannot block on timings: the
-        // fixed rule there, whatever the mode.
-        if self.mode == TuneMode::Off || cfg!(target_arch = "wasm32") {
-            return MatmulKernel::choose(gpu, shape);
-        }
-        self.tune_and_cache(gpu, shape, opts, bias, key, &mut s)
+        let fixed = MatmulKernel::choose(gpu, shape);
+        let name = self.decide(key, fixed.name(), || {
+            tune_matmul(gpu, shape, opts, bias).map(MatmulKernel::name)
+        });
+        name.and_then(|n| kernel_named(&n)).unwrap_or(fixed)
     }
 
-    #[cfg(target_arch = "wasm32")]
-    fn tune_and_cache(
+    /// The softmax-CE version for `shape` (with or without dlogits), as
+    /// [`Tuner::matmul`] chooses a matmul's. v1 and v2 add a row's terms in
+    /// different orders (v2 in a tree), so, as for matmul v5, the record of
+    /// the choice is what makes a tuned run repeatable.
+    pub fn softmax_xent(
         &self,
         gpu: &Gpu,
-        shape: &MatmulShape,
-        _: &MatmulOptions,
-        _: bool,
-        _: String,
-        _: &mut State,
-    ) -> MatmulKernel {
-        MatmulKernel::choose(gpu, shape)
+        shape: &SoftmaxXentShape,
+        with_grad: bool,
+    ) -> SoftmaxXentKernel {
+        let key = softmax_xent_key(shape, with_grad);
+        let fixed = SoftmaxXentKernel::choose(gpu, shape);
+        let name = self.decide(key, fixed.name(), || {
+            tune_softmax_xent(gpu, shape, with_grad).map(SoftmaxXentKernel::name)
+        });
+        name.and_then(|n| SoftmaxXentKernel::ALL.into_iter().find(|k| k.name() == n))
+            .unwrap_or(fixed)
     }
 
-    #[cfg(not(target_arch = "wasm32"))]
-    fn tune_and_cache(
+    /// The column-sum version for an R×C sum (with the fused activation
+    /// backward when `activation` is given). v1 adds each column's rows in
+    /// order, v2 in a tree: their bits differ, as softmax-CE's do.
+    pub fn column_sum(
         &self,
         gpu: &Gpu,
-        shape: &MatmulShape,
-        opts: &MatmulOptions,
-        bias: bool,
+        rows: usize,
+        cols: usize,
+        activation: Option<Activation>,
+    ) -> ColumnSumKernel {
+        let key = column_sum_key(rows, cols, activation);
+        let fixed = ColumnSumKernel::choose(gpu);
+        let name = self.decide(key, fixed.name(), || {
+            tune_column_sum(gpu, rows, cols, activation).map(ColumnSumKernel::name)
+        });
+        name.and_then(|n| ColumnSumKernel::ALL.into_iter().find(|k| k.name() == n))
+            .unwrap_or(fixed)
+    }
+
+    /// The optimizer's elements per thread for `config` over `n` parameters
+    /// (one of [`OPTIMIZER_ELEMS`]). The update is elementwise, so every
+    /// choice gives the same bits: only the speed differs.
+    pub fn optimizer(&self, gpu: &Gpu, config: &OptimizerConfig, n: usize) -> u32 {
+        let key = format!("optimizer {} {n}", config.name());
+        let fixed = elems_name(DEFAULT_ELEMS_PER_THREAD);
+        let name = self.decide(key, fixed, || {
+            tune_optimizer(gpu, config, n).map(elems_name)
+        });
+        name.and_then(|n| OPTIMIZER_ELEMS.into_iter().find(|&e| elems_name(e) == n))
+            .unwrap_or(DEFAULT_ELEMS_PER_THREAD)
+    }
+
+    /// The version name for `key`: pinned or cached, else measured by
+    /// `tune` (`fixed` if that fails), and recorded as used; `None` when
+    /// tuning is off and nothing is pinned (the caller's fixed rule, not
+    /// recorded).
+    fn decide(
+        &self,
         key: String,
-        s: &mut State,
-    ) -> MatmulKernel {
-        if !s.loaded {
+        fixed: &'static str,
+        tune: impl FnOnce() -> Result<&'static str>,
+    ) -> Option<String> {
+        let mut s = self.lock();
+        let known = |s: &State| s.choices.get(&key).filter(|n| known(&key, n)).cloned();
+        let mut chosen = known(&s);
+        // A browser has no disk cache and cannot block on timings: pinned
+        // choices or the fixed rule there, whatever the mode.
+        let mode = if cfg!(target_arch = "wasm32") {
+            TuneMode::Off
+        } else {
+            self.mode
+        };
+        if chosen.is_none() && mode != TuneMode::Off && !s.loaded {
             s.loaded = true;
             if self.mode == TuneMode::On {
-                let cached = self.load();
-                for (k, v) in cached {
+                for (k, v) in self.load() {
                     s.choices.entry(k).or_insert(v);
                 }
-                if let Some(k) = s.choices.get(&key).and_then(|n| kernel_named(n)) {
-                    return k;
-                }
+                chosen = known(&s);
             }
         }
-        let start = Instant::now();
-        let chosen = match tune_matmul(gpu, shape, opts, bias) {
-            Ok(k) => k,
-            Err(e) => {
+        if chosen.is_none() && mode != TuneMode::Off {
+            let start = Instant::now();
+            let name = tune().unwrap_or_else(|e| {
                 eprintln!(
                     "wgpu-train: warning: autotuning {key} failed ({e}); using the fixed rule"
                 );
-                MatmulKernel::choose(gpu, shape)
-            }
-        };
-        s.tuned += 1;
-        s.seconds += start.elapsed().as_secs_f64();
-        s.choices.insert(key, chosen.name().to_string());
-        self.save(&s.choices);
+                fixed
+            });
+            s.tuned += 1;
+            s.seconds += start.elapsed().as_secs_f64();
+            s.choices.insert(key.clone(), name.to_string());
+            self.save(&s.choices);
+            chosen = Some(name.to_string());
+        }
+        if let Some(name) = &chosen {
+            s.used.insert(key, name.clone());
+        }
         chosen
     }
 
     /// The cached choices, or none (with a warning) when the file is corrupt
     /// or belongs to another adapter or format.
-    #[cfg(not(target_arch = "wasm32"))]
     fn load(&self) -> BTreeMap<String, String> {
         let Some(path) = &self.file else {
             return BTreeMap::new();
@@ -273,7 +336,7 @@ impl Tuner {
                 .iter()
                 .filter_map(|(k, v)| {
                     let name = v.as_str()?;
-                    kernel_named(name).map(|_| (k.clone(), name.to_string()))
+                    known(k, name).then(|| (k.clone(), name.to_string()))
                 })
                 .collect(),
             Some((FORMAT, adapter, _)) => {
@@ -292,6 +355,9 @@ impl Tuner {
 
     /// Writes the choices atomically; a failure only warns (the choices stay
     /// in memory for this run).
+    #[cfg(target_arch = "wasm32")]
+    fn save(&self, _: &BTreeMap<String, String>) {}
+
     #[cfg(not(target_arch = "wasm32"))]
     fn save(&self, choices: &BTreeMap<String, String>) {
         let Some(path) = &self.file else { return };
@@ -317,7 +383,6 @@ impl Tuner {
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
 fn warn_ignored(path: &std::path::Path, why: &str) {
     eprintln!(
         "wgpu-train: warning: ignoring the autotune cache {}: {why}; it will be rewritten",
@@ -354,12 +419,103 @@ pub fn matmul_key(shape: &MatmulShape, opts: &MatmulOptions, bias: bool) -> Stri
     )
 }
 
+/// The kernel choices an earlier run recorded, to replay with
+/// [`Tuner::pin`]: from a checkpoint (`.safetensors`, its `kernels`
+/// metadata) or from the JSON the training examples print with `--json`
+/// (the first line with a `kernels` object; a GPU run's line has one when
+/// it was tuned).
+pub fn read_recorded(path: &std::path::Path) -> Result<BTreeMap<String, String>> {
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        return crate::train::recorded_kernels(&crate::checkpoint::load(path)?);
+    }
+    let bad = |msg: String| Error::InvalidArgument {
+        name: "recorded kernel choices",
+        msg: format!("{}: {msg}", path.display()),
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if let Some(k) = v.get("kernels") {
+            let choices: BTreeMap<String, String> = serde_json::from_value(k.clone())
+                .map_err(|e| bad(format!("'kernels' is not an object of kernel names: {e}")))?;
+            check_choices(&choices)?;
+            return Ok(choices);
+        }
+    }
+    Err(bad(
+        "no JSON line with a 'kernels' object (only tuned GPU runs record one)".into(),
+    ))
+}
+
+/// Checks recorded choices (a checkpoint's, a run's JSON): every value must
+/// name a kernel version this build has, or replaying them would silently
+/// fall back to another version.
+pub fn check_choices(choices: &BTreeMap<String, String>) -> Result<()> {
+    match choices.iter().find(|(k, v)| !known(k, v)) {
+        None => Ok(()),
+        Some((k, v)) => Err(Error::InvalidArgument {
+            name: "recorded kernel choices",
+            msg: format!(
+                "'{k}' is recorded as '{v}', which is not a version of that kernel in this build ({})",
+                versions(k).join(", ")
+            ),
+        }),
+    }
+}
+
+/// The version names of the family a key belongs to (by its first word).
+fn versions(key: &str) -> Vec<&'static str> {
+    if key.starts_with("softmax_xent ") {
+        SoftmaxXentKernel::ALL.map(SoftmaxXentKernel::name).to_vec()
+    } else if key.starts_with("column_sum ") {
+        ColumnSumKernel::ALL.map(ColumnSumKernel::name).to_vec()
+    } else if key.starts_with("optimizer ") {
+        OPTIMIZER_ELEMS.map(elems_name).to_vec()
+    } else {
+        MatmulKernel::ALL.map(MatmulKernel::name).to_vec()
+    }
+}
+
+/// Whether `name` is a version of `key`'s family.
+fn known(key: &str, name: &str) -> bool {
+    versions(key).contains(&name)
+}
+
+/// The cache key of one column sum: its sizes and the fused activation.
+pub fn column_sum_key(rows: usize, cols: usize, activation: Option<Activation>) -> String {
+    match activation {
+        None => format!("column_sum {rows}x{cols}"),
+        Some(a) => format!("column_sum {rows}x{cols} {a:?} backward"),
+    }
+}
+
+/// The cache key of one softmax-CE: exact sizes and whether it writes the
+/// gradient.
+pub fn softmax_xent_key(shape: &SoftmaxXentShape, with_grad: bool) -> String {
+    format!(
+        "softmax_xent {}x{}{}",
+        shape.n,
+        shape.c,
+        if with_grad { " +dlogits" } else { "" }
+    )
+}
+
 fn kernel_named(name: &str) -> Option<MatmulKernel> {
     MatmulKernel::ALL.into_iter().find(|k| k.name() == name)
 }
 
+/// The tuner's timing: the sizing run, then 3 timed runs of about 2 ms each
+/// (so the timer's resolution and a pass's fixed cost do not decide).
+const PLAN: crate::timing::Plan = crate::timing::Plan {
+    warmup: 1,
+    runs: 3,
+    target_run_s: 0.002,
+    max_reps: 64,
+};
+
 /// Times every version on scratch tensors of `shape` and returns the fastest.
-#[cfg(not(target_arch = "wasm32"))]
 fn tune_matmul(
     gpu: &Gpu,
     shape: &MatmulShape,
@@ -382,38 +538,148 @@ fn tune_matmul(
     let b = GpuTensor::from_slice(gpu, &sb, &fill(sb.iter().product()))?;
     let bias_t = GpuTensor::from_slice(gpu, &[shape.n], &fill(shape.n))?;
     let c = GpuTensor::<f32>::zeros(gpu, &shape.output_shape())?;
+    fastest(
+        gpu,
+        MatmulKernel::ALL
+            .into_iter()
+            .filter(|k| k.worth_timing(shape)),
+        |kernel| Matmul::new(gpu, &a, &b, bias.then_some(&bias_t), &c, *opts, kernel),
+        |mm, pass| mm.record(pass),
+    )
+}
+
+/// Times every softmax-CE version on scratch tensors of `shape`.
+fn tune_softmax_xent(
+    gpu: &Gpu,
+    shape: &SoftmaxXentShape,
+    with_grad: bool,
+) -> Result<SoftmaxXentKernel> {
+    let (n, c) = (shape.n, shape.c);
+    let logits: Vec<f32> = (0..n * c).map(|i| ((i % 13) as f32 - 6.0) / 2.0).collect();
+    let labels: Vec<u32> = (0..n).map(|i| (i * 7 % c) as u32).collect();
+    let logits = GpuTensor::from_slice(gpu, &[n, c], &logits)?;
+    let labels = GpuLabels::new(gpu, &labels, c)?;
+    let loss = GpuTensor::<f32>::zeros(gpu, &[n])?;
+    let correct = GpuTensor::<u32>::zeros(gpu, &[n])?;
+    let dlogits = GpuTensor::<f32>::zeros(gpu, &[n, c])?;
+    fastest(
+        gpu,
+        SoftmaxXentKernel::ALL.into_iter(),
+        |kernel| {
+            SoftmaxXent::new(
+                gpu,
+                &logits,
+                &labels,
+                &loss,
+                &correct,
+                with_grad.then_some(&dlogits),
+                kernel,
+            )
+        },
+        |sx, pass| sx.record(pass),
+    )
+}
+
+/// The optimizer's elements per thread the tuner chooses between.
+pub const OPTIMIZER_ELEMS: [u32; 5] = [1, 2, 4, 8, 16];
+
+fn elems_name(elems: u32) -> &'static str {
+    match elems {
+        1 => "elems_1",
+        2 => "elems_2",
+        4 => "elems_4",
+        8 => "elems_8",
+        16 => "elems_16",
+        _ => "elems_other",
+    }
+}
+
+/// Times the optimizer's update over `n` scratch parameters at each size.
+fn tune_optimizer(gpu: &Gpu, config: &OptimizerConfig, n: usize) -> Result<u32> {
+    let fill: Vec<f32> = (0..n).map(|i| ((i % 7) as f32 - 3.0) * 1e-3).collect();
+    let params = GpuTensor::from_slice(gpu, &[n], &fill)?;
+    let grads = GpuTensor::from_slice(gpu, &[n], &fill)?;
+    fastest(
+        gpu,
+        OPTIMIZER_ELEMS.into_iter(),
+        |elems| GpuOptimizer::with_elems_per_thread(gpu, *config, &params, &grads, elems),
+        |opt, pass| opt.record(pass),
+    )
+}
+
+/// Times both column-sum versions on scratch tensors.
+fn tune_column_sum(
+    gpu: &Gpu,
+    rows: usize,
+    cols: usize,
+    activation: Option<Activation>,
+) -> Result<ColumnSumKernel> {
+    let fill: Vec<f32> = (0..rows * cols).map(|i| ((i % 11) as f32) / 11.0).collect();
+    let x = GpuTensor::from_slice(gpu, &[rows, cols], &fill)?;
+    let h = GpuTensor::from_slice(gpu, &[rows, cols], &fill)?;
+    let dz = GpuTensor::<f32>::zeros(gpu, &[rows, cols])?;
+    let sums = GpuTensor::<f32>::zeros(gpu, &[cols])?;
+    fastest(
+        gpu,
+        ColumnSumKernel::ALL.into_iter(),
+        |kernel| match activation {
+            None => ColumnSum::new(gpu, &x, &sums, kernel),
+            Some(a) => ColumnSum::with_activation(gpu, &x, &h, &dz, &sums, a, kernel),
+        },
+        |sum, pass| sum.record(pass),
+    )
+}
+
+/// The fastest of `versions` by the median of [`PLAN`]'s runs. A version
+/// that cannot be built (past this device's limits) is skipped, and one
+/// whose first run is 20× slower than the best so far is not timed further,
+/// which bounds the cost of a bad version.
+#[cfg(target_arch = "wasm32")]
+fn fastest<K: Copy, L>(
+    _: &Gpu,
+    _: impl Iterator<Item = K>,
+    _: impl Fn(K) -> Result<L>,
+    _: impl Fn(&L, &mut wgpu::ComputePass<'_>),
+) -> Result<K> {
+    Err(Error::InvalidArgument {
+        name: "autotune",
+        msg: "kernels are not timed in a browser".into(),
+    })
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn fastest<K: Copy, L>(
+    gpu: &Gpu,
+    versions: impl Iterator<Item = K>,
+    build: impl Fn(K) -> Result<L>,
+    record: impl Fn(&L, &mut wgpu::ComputePass<'_>),
+) -> Result<K> {
     let timer = GpuTimer::new(gpu)?;
-    let mut best: Option<(f64, f64, MatmulKernel)> = None; // (median, first, kernel)
-    for kernel in MatmulKernel::ALL {
-        let Ok(mm) = Matmul::new(gpu, &a, &b, bias.then_some(&bias_t), &c, *opts, kernel) else {
-            continue; // e.g. past this device's limits
+    let mut best: Option<(f64, f64, K)> = None; // (median, first, version)
+    for version in versions {
+        let Ok(launcher) = build(version) else {
+            continue;
         };
-        let first = timer.time(gpu, |pass| mm.record(pass))?;
+        let run = |reps: usize| {
+            timer.time(gpu, |pass| {
+                for _ in 0..reps {
+                    record(&launcher, pass);
+                }
+            })
+        };
+        let first = run(1)?;
         if best.is_some_and(|(_, f, _)| first > 20.0 * f) {
             continue;
         }
-        // About 2 ms of work per timed run, so the timer's resolution and a
-        // pass's fixed cost do not decide.
-        let reps = ((0.002 / first.max(1e-7)).ceil() as usize).clamp(1, 64);
-        let mut times = Vec::with_capacity(3);
-        for _ in 0..3 {
-            let t = timer.time(gpu, |pass| {
-                for _ in 0..reps {
-                    mm.record(pass);
-                }
-            })?;
-            times.push(t / reps as f64);
-        }
-        times.sort_by(f64::total_cmp);
-        let median = times[1];
+        let median = crate::timing::measure_after(&PLAN, timer.kind().name(), first, run)?.seconds;
         if best.is_none_or(|(m, _, _)| median < m) {
-            best = Some((median, first, kernel));
+            best = Some((median, first, version));
         }
     }
     best.map(|(_, _, k)| k).ok_or_else(|| {
         Error::shape(
             "autotune",
-            "no matmul version could be built for this shape".to_string(),
+            "no version of the kernel could be built for this shape".to_string(),
         )
     })
 }

@@ -107,6 +107,12 @@ pub struct Common {
     /// adapters, unfused on hardware GPUs: measured on an NVIDIA H200).
     #[arg(long, value_enum, default_value = "auto")]
     pub fused: OnOff,
+    /// Run the kernel versions an earlier run recorded (its `--json` output
+    /// or its `--save` checkpoint) instead of tuning: with
+    /// WGPU_TRAIN_AUTOTUNE=off that repeats a tuned run bit for bit. A
+    /// `--load` checkpoint's recorded kernels are replayed without it.
+    #[arg(long, value_name = "FILE")]
+    pub kernels: Option<PathBuf>,
 }
 
 impl Common {
@@ -213,11 +219,25 @@ pub fn run(
         Some(r) => r.first_epoch(config.epochs)?,
         None => 0,
     };
+    let replay = match &common.kernels {
+        Some(path) => Some(wgpu_train::tune::read_recorded(path)?),
+        None => None,
+    };
     let gpu = if devices.contains(&"gpu") {
         Some(Gpu::new_tuned()?)
     } else {
         None
     };
+    // Replayed choices are fixed before any kernel is built, so before the
+    // engine: the checkpoint's, then --kernels over them.
+    if let Some(g) = &gpu {
+        if let Some(r) = &resume {
+            g.tuner().pin(&r.kernels);
+        }
+        if let Some(choices) = &replay {
+            g.tuner().pin(choices);
+        }
+    }
     // Both devices run the same programs, so the choice is made once.
     let mut config = config.clone();
     if common.fused == OnOff::Auto {

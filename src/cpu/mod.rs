@@ -22,6 +22,7 @@ pub mod optim;
 pub mod real;
 pub mod reduce;
 pub mod softmax_xent;
+pub mod sweep_optim;
 pub mod tolerance;
 
 pub use activation::{activate, activation_backward, activation_grad};

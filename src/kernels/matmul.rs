@@ -34,15 +34,22 @@ pub enum MatmulKernel {
     /// v4: 128×128 tiles, 8×8 outputs per thread in named vec4 registers,
     /// double-buffered workgroup tiles.
     V4Tiled8x8,
+    /// v5: split-K for skinny products with a long K: chunks of K summed in
+    /// parallel (v2's 4×4 blocks) into a scratch buffer, then added in
+    /// chunk order by a second dispatch. Deterministic, but associated
+    /// differently from v1..v4, so its bits differ from theirs
+    /// ([`MatmulKernel::sums_k_in_order`]).
+    V5SplitK,
 }
 
 impl MatmulKernel {
     /// Every concrete version, for tests and benchmarks.
-    pub const ALL: [MatmulKernel; 4] = [
+    pub const ALL: [MatmulKernel; 5] = [
         MatmulKernel::V1Naive,
         MatmulKernel::V2Blocked,
         MatmulKernel::V3Tiled,
         MatmulKernel::V4Tiled8x8,
+        MatmulKernel::V5SplitK,
     ];
 
     /// Short name for tables ("v2_blocked").
@@ -53,7 +60,22 @@ impl MatmulKernel {
             MatmulKernel::V2Blocked => "v2_blocked",
             MatmulKernel::V3Tiled => "v3_tiled",
             MatmulKernel::V4Tiled8x8 => "v4_tiled_8x8",
+            MatmulKernel::V5SplitK => "v5_split_k",
         }
+    }
+
+    /// Whether every output is one running sum over k = 0, 1, …, K − 1 (v1..v4;
+    /// on lavapipe they give identical bits). v5 sums chunks of K and then
+    /// the chunks, so its bits differ: a run that must repeat bit for bit
+    /// must replay its recorded choices ([`crate::tune::Tuner::pin`]).
+    pub fn sums_k_in_order(self) -> bool {
+        self != MatmulKernel::V5SplitK
+    }
+
+    /// Whether the tuner should time this version for `shape`: v5 only
+    /// where it really splits K (else it is v2 plus a copy).
+    pub fn worth_timing(self, shape: &MatmulShape) -> bool {
+        self != MatmulKernel::V5SplitK || SplitK::for_shape(shape, shape.n).splits >= 2
     }
 
     fn entry(self) -> &'static str {
@@ -62,7 +84,16 @@ impl MatmulKernel {
             MatmulKernel::V1Naive => "matmul_naive",
             MatmulKernel::V3Tiled => "matmul_tiled",
             MatmulKernel::V4Tiled8x8 => "matmul_tiled_8x8",
+            MatmulKernel::V5SplitK => "matmul_split_k",
         }
+    }
+
+    /// Whether the workgroup's shape is a pipeline constant (v2's and v5's).
+    fn shaped_workgroup(self) -> bool {
+        matches!(
+            self,
+            MatmulKernel::Auto | MatmulKernel::V2Blocked | MatmulKernel::V5SplitK
+        )
     }
 
     /// Threads per workgroup along (columns, rows). v2's shape follows N:
@@ -71,7 +102,7 @@ impl MatmulKernel {
     pub(crate) fn workgroup(self, n: usize) -> (usize, usize) {
         match self {
             MatmulKernel::V1Naive | MatmulKernel::V3Tiled | MatmulKernel::V4Tiled8x8 => (16, 16),
-            MatmulKernel::Auto | MatmulKernel::V2Blocked => {
+            MatmulKernel::Auto | MatmulKernel::V2Blocked | MatmulKernel::V5SplitK => {
                 let x = n.div_ceil(4).next_power_of_two().min(8);
                 (x, 64 / x)
             }
@@ -107,7 +138,37 @@ impl MatmulKernel {
     }
 }
 
-/// The uniform block of `matmul.wgsl` (48 bytes, a multiple of 16).
+/// How v5 splits K: `splits` chunks of `k_chunk` (the last may be shorter,
+/// none is empty). A function of the shape alone, never of the adapter, so
+/// a recorded choice of v5 gives the same association, hence the same bits,
+/// wherever it is replayed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SplitK {
+    pub splits: usize,
+    pub k_chunk: usize,
+}
+
+impl SplitK {
+    /// At least 32 k per chunk (each chunk's sum is stored and read back
+    /// once: it must outweigh that), at most 32 chunks (enough threads for
+    /// a 132-SM GPU at 256×10 outputs), and a scratch of at most
+    /// [`SplitK::MAX_SCRATCH`] floats. `n_out` counts the ones column.
+    pub fn for_shape(shape: &MatmulShape, n_out: usize) -> SplitK {
+        let outputs = (shape.batch * shape.m * n_out).max(1);
+        let by_memory = (Self::MAX_SCRATCH / outputs).max(1);
+        let target = shape.k.div_ceil(32).clamp(1, 32).min(by_memory);
+        let k_chunk = shape.k.div_ceil(target);
+        SplitK {
+            splits: shape.k.div_ceil(k_chunk),
+            k_chunk,
+        }
+    }
+
+    /// 16 Mi floats (64 MiB), half WebGPU's default storage binding limit.
+    pub const MAX_SCRATCH: usize = 1 << 24;
+}
+
+/// The uniform block of `matmul.wgsl` (64 bytes, a multiple of 16).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
@@ -123,6 +184,10 @@ struct Params {
     b_batch_stride: u32,
     c_batch_stride: u32,
     extra_offset: u32,
+    splits: u32,
+    k_chunk: u32,
+    partial_stride: u32,
+    bias_batch_stride: u32,
 }
 
 /// A fused epilogue for the backward pass (see `shaders/matmul.wgsl`); the
@@ -152,10 +217,6 @@ enum Fusion {
     ActivationGrad,
 }
 
-fn key(kernel: MatmulKernel, opts: &MatmulOptions, has_bias: bool, n: usize) -> PipelineKey {
-    fused_key(kernel, opts, has_bias, n, Fusion::None)
-}
-
 fn fused_key(
     kernel: MatmulKernel,
     opts: &MatmulOptions,
@@ -163,6 +224,44 @@ fn fused_key(
     n: usize,
     fusion: Fusion,
 ) -> PipelineKey {
+    let mut constants = constants(opts, has_bias, fusion);
+    if kernel.shaped_workgroup() {
+        let (x, y) = kernel.workgroup(n);
+        constants.push(("WG_X", x as f64));
+        constants.push(("WG_Y", y as f64));
+    }
+    PipelineKey {
+        shader: &MATMUL,
+        entry: kernel.entry(),
+        constants,
+    }
+}
+
+/// v5's second pass: the chunks' sums added, then the epilogue.
+fn reduce_key(opts: &MatmulOptions, has_bias: bool, fusion: Fusion) -> PipelineKey {
+    PipelineKey {
+        shader: &MATMUL,
+        entry: "matmul_split_k_reduce",
+        constants: constants(opts, has_bias, fusion),
+    }
+}
+
+/// The pipelines one product runs: one, or v5's two.
+fn pipeline_keys(
+    kernel: MatmulKernel,
+    opts: &MatmulOptions,
+    has_bias: bool,
+    n: usize,
+    fusion: Fusion,
+) -> Vec<PipelineKey> {
+    let mut k = vec![fused_key(kernel, opts, has_bias, n, fusion)];
+    if kernel == MatmulKernel::V5SplitK {
+        k.push(reduce_key(opts, has_bias, fusion));
+    }
+    k
+}
+
+fn constants(opts: &MatmulOptions, has_bias: bool, fusion: Fusion) -> Vec<(&'static str, f64)> {
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
     let mut constants = vec![
         ("TRANS_A", flag(opts.trans_a)),
@@ -177,16 +276,7 @@ fn fused_key(
         Fusion::OnesColumn => constants.push(("ONES_COLUMN", 1.0)),
         Fusion::ActivationGrad => constants.push(("ACTIVATION_GRAD", 1.0)),
     }
-    if kernel.entry() == "matmul_blocked" {
-        let (x, y) = kernel.workgroup(n);
-        constants.push(("WG_X", x as f64));
-        constants.push(("WG_Y", y as f64));
-    }
-    PipelineKey {
-        shader: &MATMUL,
-        entry: kernel.entry(),
-        constants,
-    }
+    constants
 }
 
 /// Every pipeline this launcher can build (validated by `tests/cpu/shaders.rs`).
@@ -205,11 +295,12 @@ pub fn specialisations() -> Vec<PipelineKey> {
                         };
                         // N = 4, 8, 16, 32 give every v2 workgroup width.
                         for n in [4, 8, 16, 32] {
-                            let mut candidates = vec![key(kernel, &opts, has_bias, n)];
+                            let mut candidates =
+                                pipeline_keys(kernel, &opts, has_bias, n, Fusion::None);
                             // The fused epilogues take no bias; the ones
                             // column no activation either.
                             if !has_bias {
-                                candidates.push(fused_key(
+                                candidates.extend(pipeline_keys(
                                     kernel,
                                     &opts,
                                     false,
@@ -217,7 +308,7 @@ pub fn specialisations() -> Vec<PipelineKey> {
                                     Fusion::ActivationGrad,
                                 ));
                                 if activation == Activation::Identity {
-                                    candidates.push(fused_key(
+                                    candidates.extend(pipeline_keys(
                                         kernel,
                                         &opts,
                                         false,
@@ -244,6 +335,8 @@ pub fn specialisations() -> Vec<PipelineKey> {
 /// recording it into every training step costs one dispatch and nothing else.
 pub struct Matmul {
     dispatch: Dispatch,
+    /// v5's second pass and its scratch (kept alive with the bind groups).
+    reduce: Option<(Dispatch, GpuTensor<f32>)>,
     shape: MatmulShape,
     kernel: MatmulKernel,
 }
@@ -261,7 +354,38 @@ impl Matmul {
         opts: MatmulOptions,
         kernel: MatmulKernel,
     ) -> Result<Self> {
-        Self::build(gpu, a, b, bias, c, opts, kernel, None)
+        Self::build(gpu, a, b, bias, c, opts, kernel, None, None)
+    }
+
+    /// `count` products in one dispatch (a sweep of `count` models): product
+    /// `i` is [`Matmul::new`] on the windows of `a`, `b`, `bias` and `c`
+    /// moved `i · stride` elements into their buffers (stride 0: one window
+    /// shared by all). `a`, `b`, `bias` and `c` are the 2-D windows of
+    /// product 0. Each product runs the kernel version the unbatched call
+    /// would choose for its shape, so it computes the same bits.
+    #[allow(clippy::too_many_arguments)]
+    pub fn batched(
+        gpu: &Gpu,
+        a: &GpuTensor<f32>,
+        b: &GpuTensor<f32>,
+        bias: Option<&GpuTensor<f32>>,
+        c: &GpuTensor<f32>,
+        opts: MatmulOptions,
+        kernel: MatmulKernel,
+        count: usize,
+        strides: BatchStrides,
+    ) -> Result<Self> {
+        Self::build(
+            gpu,
+            a,
+            b,
+            bias,
+            c,
+            opts,
+            kernel,
+            None,
+            Some((count, strides)),
+        )
     }
 
     /// The product `op(a)·op(b)` into `c` with a fused backward epilogue
@@ -276,7 +400,7 @@ impl Matmul {
         epilogue: MatmulEpilogue<'_>,
         kernel: MatmulKernel,
     ) -> Result<Self> {
-        Self::build(gpu, a, b, None, c, opts, kernel, Some(epilogue))
+        Self::build(gpu, a, b, None, c, opts, kernel, Some(epilogue), None)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -289,8 +413,15 @@ impl Matmul {
         opts: MatmulOptions,
         kernel: MatmulKernel,
         epilogue: Option<MatmulEpilogue<'_>>,
+        batch: Option<(usize, BatchStrides)>,
     ) -> Result<Self> {
-        let shape = MatmulShape::resolve(a.shape(), b.shape(), bias.map(|t| t.shape()), &opts)?;
+        let mut shape = MatmulShape::resolve(a.shape(), b.shape(), bias.map(|t| t.shape()), &opts)?;
+        if batch.is_some() && (shape.batch != 1 || epilogue.is_some()) {
+            return Err(Error::shape(
+                "matmul",
+                "a batch of products takes 2-D windows and no fused epilogue",
+            ));
+        }
         let want = shape.output_shape();
         let c_ok = c.shape() == want.as_slice()
             || (shape.batch == 1 && c.shape() == [1, shape.m, shape.n]);
@@ -313,19 +444,37 @@ impl Matmul {
             }
             _ => {}
         }
-        check_operands(gpu, "matmul", &reads, &writes)?;
+        // Chosen for one product's shape: a batch runs what each product
+        // would run alone.
         let kernel = match kernel {
             MatmulKernel::Auto => gpu.tuner().matmul(gpu, &shape, &opts, bias.is_some()),
             k => k,
         };
+        // v5's chunks come from one product's shape, so that a batch
+        // splits K as the product alone would (the same bits).
+        let product = shape;
+        let mut c_batch_stride = shape.m * shape.n;
+        let mut bias_batch_stride = 0;
+        if let Some((count, s)) = batch {
+            super::check_batch("matmul", count, &mut reads, &[s.a, s.b, s.bias], false)?;
+            super::check_batch("matmul", count, &mut writes, &[s.c], true)?;
+            shape.batch = count;
+            shape.a_batch_stride = s.a;
+            shape.b_batch_stride = s.b;
+            c_batch_stride = s.c;
+            bias_batch_stride = s.bias;
+        }
+        check_operands(gpu, "matmul", &reads, &writes)?;
         // The ones column is one more column of C to cover.
         let n_out = shape.n + usize::from(fusion == Fusion::OnesColumn);
         let (wg_x, wg_y) = kernel.workgroup(n_out);
         let per = kernel.per_thread();
+        let split = (kernel == MatmulKernel::V5SplitK).then(|| SplitK::for_shape(&product, n_out));
+        let partial_stride = shape.batch * shape.m * n_out;
         let workgroups = [
             groups(n_out, wg_x * per),
             groups(shape.m, wg_y * per),
-            shape.batch as u32,
+            u32::try_from(shape.batch * split.map_or(1, |s| s.splits)).unwrap_or(u32::MAX),
         ];
         gpu.check_dispatch("matmul", workgroups)?;
 
@@ -342,8 +491,12 @@ impl Matmul {
             bias_offset: bias.or(extra.h).map_or(0, |t| t.offset() as u32),
             a_batch_stride: shape.a_batch_stride as u32,
             b_batch_stride: shape.b_batch_stride as u32,
-            c_batch_stride: (shape.m * shape.n) as u32,
+            c_batch_stride: c_batch_stride as u32,
             extra_offset: extra.sums.map_or(0, |t| t.offset() as u32),
+            splits: split.map_or(1, |s| s.splits as u32),
+            k_chunk: split.map_or(shape.k, |s| s.k_chunk) as u32,
+            partial_stride: partial_stride as u32,
+            bias_batch_stride: bias_batch_stride as u32,
         };
         let key_opts = match epilogue {
             Some(MatmulEpilogue::ActivationGrad { activation, .. }) => {
@@ -355,12 +508,58 @@ impl Matmul {
             gpu.pipeline(&fused_key(kernel, &key_opts, bias.is_some(), n_out, fusion))?;
         let uniform = super::uniform(gpu, "matmul params", &params)?;
         let bias_buffer = bias.or(extra.h).map_or(gpu.placeholder(), |t| t.buffer());
-        let bind_group = gpu.bind_group(
+        let Some(split) = split else {
+            let bind_group = gpu.bind_group(
+                &pipeline,
+                &[&uniform, a.buffer(), b.buffer(), bias_buffer, c.buffer()],
+            )?;
+            return Ok(Matmul {
+                dispatch: Dispatch::new("matmul", pipeline, bind_group, workgroups),
+                reduce: None,
+                shape,
+                kernel,
+            });
+        };
+        // v5: the first pass writes the chunks' sums to the scratch (bound
+        // as C); the second reads it (bound as A) and writes C.
+        let len = split.splits * partial_stride;
+        gpu.check_storage_binding("matmul split-K scratch", 4 * len as u64)?;
+        let scratch = GpuTensor::<f32>::zeros(gpu, &[len])?;
+        // Poisoned once: a chunk the first pass failed to write shows as a
+        // NaN in C, never as a silent 0.
+        scratch.fill(gpu, f32::NAN)?;
+        let partial_group = gpu.bind_group(
             &pipeline,
-            &[&uniform, a.buffer(), b.buffer(), bias_buffer, c.buffer()],
+            &[
+                &uniform,
+                a.buffer(),
+                b.buffer(),
+                gpu.placeholder(),
+                scratch.buffer(),
+            ],
+        )?;
+        let reduce_pipeline = gpu.pipeline(&reduce_key(&key_opts, bias.is_some(), fusion))?;
+        let reduce_group = gpu.bind_group(
+            &reduce_pipeline,
+            &[
+                &uniform,
+                scratch.buffer(),
+                gpu.placeholder(),
+                bias_buffer,
+                c.buffer(),
+            ],
+        )?;
+        let reduce_grid = super::fold(
+            gpu,
+            "matmul split-K reduce",
+            groups(partial_stride, 64).into(),
         )?;
         Ok(Matmul {
-            dispatch: Dispatch::new("matmul", pipeline, bind_group, workgroups),
+            dispatch: Dispatch::new("matmul", pipeline, partial_group, workgroups),
+            reduce: Some((
+                Dispatch::new("matmul", reduce_pipeline, reduce_group, reduce_grid),
+                scratch,
+            )),
             shape,
             kernel,
         })
@@ -369,12 +568,20 @@ impl Matmul {
     /// Records the dispatch into an open compute pass.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         self.dispatch.record(pass);
+        if let Some((reduce, _)) = &self.reduce {
+            reduce.record(pass);
+        }
     }
 
-    /// Records `repeats` dispatches in one pass of a new encoder and submits
+    /// Dispatches one [`Matmul::record`] makes: 1, or 2 for v5.
+    pub fn dispatches(&self) -> usize {
+        1 + usize::from(self.reduce.is_some())
+    }
+
+    /// Records `repeats` products in one pass of a new encoder and submits
     /// it (no wait, no readback).
     pub fn run(&self, gpu: &Gpu, repeats: usize) -> Result<()> {
-        self.dispatch.run(gpu, repeats)
+        super::run_repeated(gpu, "matmul", repeats, |pass| self.record(pass))
     }
 
     /// The resolved sizes.
@@ -386,6 +593,16 @@ impl Matmul {
     pub fn kernel(&self) -> MatmulKernel {
         self.kernel
     }
+}
+
+/// Element distances between the operands of consecutive products of
+/// [`Matmul::batched`] (0: one operand shared by all).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchStrides {
+    pub a: usize,
+    pub b: usize,
+    pub bias: usize,
+    pub c: usize,
 }
 
 /// The tensors a fused epilogue adds to the bindings.
@@ -552,6 +769,59 @@ mod layout {
 
     #[test]
     fn params_mirrors_the_wgsl_struct() {
-        check_mirror!(super::Params, &crate::shaders::MATMUL, "Params"; m, n, k, batch, a_offset, b_offset, c_offset, bias_offset, a_batch_stride, b_batch_stride, c_batch_stride, extra_offset);
+        check_mirror!(super::Params, &crate::shaders::MATMUL, "Params"; m, n, k, batch, a_offset, b_offset, c_offset, bias_offset, a_batch_stride, b_batch_stride, c_batch_stride, extra_offset, splits, k_chunk, partial_stride, bias_batch_stride);
+    }
+}
+
+#[cfg(test)]
+mod split_k {
+    use super::SplitK;
+    use crate::shapes::{MatmulOptions, MatmulShape};
+
+    fn split(m: usize, n: usize, k: usize) -> SplitK {
+        let shape = MatmulShape::resolve(&[m, k], &[n, k], None, &MatmulOptions::nt()).unwrap();
+        SplitK::for_shape(&shape, n)
+    }
+
+    /// Every chunk holds at least one k and together they cover K exactly.
+    #[test]
+    fn chunks_cover_k_and_none_is_empty() {
+        for k in [
+            1, 7, 31, 32, 33, 63, 64, 65, 128, 129, 784, 1024, 3073, 100_000,
+        ] {
+            let s = split(256, 10, k);
+            assert!(s.splits >= 1 && s.splits <= 32, "{k}: {s:?}");
+            assert!(
+                (s.splits - 1) * s.k_chunk < k,
+                "{k}: the last chunk is empty: {s:?}"
+            );
+            assert!(s.splits * s.k_chunk >= k, "{k}: K is not covered: {s:?}");
+        }
+    }
+
+    #[test]
+    fn the_model_shapes_split() {
+        assert_eq!(
+            split(256, 10, 3073),
+            SplitK {
+                splits: 32,
+                k_chunk: 97
+            }
+        );
+        assert_eq!(
+            split(128, 10, 784),
+            SplitK {
+                splits: 25,
+                k_chunk: 32
+            }
+        );
+        assert_eq!(split(7, 7, 7).splits, 1, "a short K is not split");
+    }
+
+    #[test]
+    fn the_scratch_is_bounded() {
+        let s = split(4096, 4096, 4096);
+        assert!(s.splits * 4096 * 4096 <= SplitK::MAX_SCRATCH.max(4096 * 4096));
+        assert_eq!(s.splits, 1);
     }
 }

@@ -13,14 +13,15 @@ mod mirror;
 pub mod optim;
 pub mod reduce;
 pub mod softmax_xent;
+pub mod sweep_optim;
 
 pub use activation::{ActivationBackward, activation_backward};
 pub use gather::{Gather, GatherOptions, GpuDataset};
 pub use gather_matmul::GatherMatmul;
 pub use layer_backward::LayerBackward;
 pub use matmul::{
-    Matmul, MatmulEpilogue, MatmulKernel, matmul, matmul_activation_grad, matmul_ones_column,
-    matmul_with,
+    BatchStrides, Matmul, MatmulEpilogue, MatmulKernel, matmul, matmul_activation_grad,
+    matmul_ones_column, matmul_with,
 };
 pub use optim::GpuOptimizer;
 pub use reduce::{
@@ -31,6 +32,7 @@ pub use softmax_xent::{
     SoftmaxXent, SoftmaxXentKernel, SoftmaxXentOutput, softmax_xent, softmax_xent_eval,
     softmax_xent_with,
 };
+pub use sweep_optim::SweepOptimizer;
 
 use crate::error::{Error, Result};
 use crate::gpu::{Deferred, Element, Gpu, GpuTensor};
@@ -88,6 +90,64 @@ impl<'a> Operand<'a> {
             range: t.offset()..t.offset() + t.len(),
         }
     }
+}
+
+impl Operand<'_> {
+    /// Widens the operand to the windows of a batch of `count`, `stride`
+    /// elements apart, checking that the last one lies inside its buffer
+    /// (every element type here is 4 bytes).
+    pub(crate) fn batch(&mut self, op: &'static str, count: usize, stride: usize) -> Result<()> {
+        let len = self.range.len();
+        let end = count
+            .saturating_sub(1)
+            .checked_mul(stride)
+            .and_then(|e| e.checked_add(self.range.end))
+            .filter(|&e| e as u64 * 4 <= self.buffer.size())
+            .ok_or_else(|| {
+                Error::shape(
+                    op,
+                    format!(
+                        "{} windows of {} ({len} elements, {stride} apart) do not fit its buffer of {} elements",
+                        count,
+                        self.name,
+                        self.buffer.size() / 4
+                    ),
+                )
+            })?;
+        self.range.end = end;
+        Ok(())
+    }
+}
+
+/// Widens `operands` to a batch of `count` (one stride each) and checks
+/// that the windows of a written operand do not overlap each other.
+pub(crate) fn check_batch(
+    op: &'static str,
+    count: usize,
+    operands: &mut [Operand<'_>],
+    strides: &[usize],
+    written: bool,
+) -> Result<()> {
+    if count == 0 {
+        return Err(Error::InvalidArgument {
+            name: "batch",
+            msg: format!("{op}: a batch needs at least one element"),
+        });
+    }
+    for (o, &stride) in operands.iter_mut().zip(strides) {
+        if written && count > 1 && stride < o.range.len() {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "the batch's windows of output {} ({} elements) are only {stride} apart: they overlap",
+                    o.name,
+                    o.range.len()
+                ),
+            ));
+        }
+        o.batch(op, count, stride)?;
+    }
+    Ok(())
 }
 
 /// Checks the operands of one dispatch: each buffer fits a storage binding;

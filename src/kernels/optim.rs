@@ -49,7 +49,7 @@ pub const DEFAULT_ELEMS_PER_THREAD: u32 = 4;
 /// The uniform block of `optim.wgsl` (80 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-struct Hyper {
+pub(crate) struct Hyper {
     n: u32,
     row: u32,
     param_offset: u32,
@@ -72,7 +72,7 @@ struct Hyper {
 }
 
 impl Hyper {
-    fn new(
+    pub(crate) fn new(
         cfg: &OptimizerConfig,
         lr: f32,
         n: usize,
@@ -132,7 +132,7 @@ fn advance_key(schedule: &Schedule) -> PipelineKey {
     }
 }
 
-fn update_key(rule: &Rule) -> PipelineKey {
+pub(crate) fn update_key(rule: &Rule) -> PipelineKey {
     let (entry, constants) = match *rule {
         Rule::Sgd(r) => (
             "sgd",
@@ -268,6 +268,9 @@ pub struct GpuOptimizer {
 impl GpuOptimizer {
     /// Validates `config`, allocates the rule's state (zeros, or Adagrad's
     /// initial accumulator value) and builds pipelines and the bind group.
+    /// Elements per thread: the autotuner's choice where tuning is on
+    /// ([`crate::tune`]; every choice gives the same bits), else
+    /// [`DEFAULT_ELEMS_PER_THREAD`].
     /// `params` and `grads` may be views (e.g. one flat buffer per model)
     /// and must hold the same number of elements in different buffers.
     pub fn new(
@@ -276,7 +279,8 @@ impl GpuOptimizer {
         params: &GpuTensor<f32>,
         grads: &GpuTensor<f32>,
     ) -> Result<Self> {
-        Self::with_elems_per_thread(gpu, config, params, grads, DEFAULT_ELEMS_PER_THREAD)
+        let elems = gpu.tuner().optimizer(gpu, &config, params.len());
+        Self::with_elems_per_thread(gpu, config, params, grads, elems)
     }
 
     /// [`GpuOptimizer::new`] with a grid sized for about `elems_per_thread`
@@ -308,14 +312,8 @@ impl GpuOptimizer {
                 msg: "must be at least 1, got 0".into(),
             });
         }
-        Self::build(
-            gpu,
-            config,
-            params,
-            grads,
-            DEFAULT_ELEMS_PER_THREAD,
-            Some(capacity),
-        )
+        let elems = gpu.tuner().optimizer(gpu, &config, params.len());
+        Self::build(gpu, config, params, grads, elems, Some(capacity))
     }
 
     fn build(

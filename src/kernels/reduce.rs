@@ -13,7 +13,8 @@ use crate::shapes::{Activation, check_same_shape, matrix_shape};
 /// in different orders, so their bits differ from each other's.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum ColumnSumKernel {
-    /// Pick by adapter (see [`ColumnSumKernel::choose`]).
+    /// The autotuner's choice where autotuning is on ([`crate::tune`]),
+    /// else the fixed rule [`ColumnSumKernel::choose`].
     #[default]
     Auto,
     /// v1: one thread per column, rows in order; no barriers.
@@ -62,15 +63,23 @@ impl ColumnSumKernel {
         }
     }
 
-    fn resolve(self, gpu: &Gpu) -> ColumnSumKernel {
+    /// `Auto` resolved: the autotuner's choice where tuning is on
+    /// ([`crate::tune`]), else [`ColumnSumKernel::choose`].
+    fn resolve(
+        self,
+        gpu: &Gpu,
+        rows: usize,
+        cols: usize,
+        activation: Option<Activation>,
+    ) -> ColumnSumKernel {
         match self {
-            ColumnSumKernel::Auto => ColumnSumKernel::choose(gpu),
+            ColumnSumKernel::Auto => gpu.tuner().column_sum(gpu, rows, cols, activation),
             k => k,
         }
     }
 }
 
-/// The uniform block of `reduce.wgsl` (32 bytes).
+/// The uniform block of `reduce.wgsl` (48 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
@@ -82,6 +91,8 @@ struct Params {
     sums_offset: u32,
     flags_offset: u32,
     count_offset: u32,
+    sums_batch_stride: u32,
+    _pad: [u32; 3],
 }
 
 fn column_key(kernel: ColumnSumKernel, activation: Option<Activation>) -> PipelineKey {
@@ -133,23 +144,38 @@ impl ColumnSum {
         sums: &GpuTensor<f32>,
         kernel: ColumnSumKernel,
     ) -> Result<Self> {
+        Self::batched(gpu, x, sums, kernel, 1, 0)
+    }
+
+    /// `count` column sums in one dispatch (a sweep of `count` models): sum
+    /// `i` is [`ColumnSum::new`] on the R×C matrix that follows matrix
+    /// `i − 1` in `x`'s buffer, into the `[C]` window `sums_stride`
+    /// elements after sum `i − 1`'s. The tensors given are batch 0's.
+    pub fn batched(
+        gpu: &Gpu,
+        x: &GpuTensor<f32>,
+        sums: &GpuTensor<f32>,
+        kernel: ColumnSumKernel,
+        count: usize,
+        sums_stride: usize,
+    ) -> Result<Self> {
         const OP: &str = "column_sum";
         let (rows, cols) = matrix_shape(OP, "x", x.shape())?;
         check_shape(OP, "sums", sums, &[cols])?;
-        check_operands(
-            gpu,
-            OP,
-            &[Operand::of("x", x)],
-            &[Operand::of("sums", sums)],
-        )?;
+        let mut reads = [Operand::of("x", x)];
+        let mut writes = [Operand::of("sums", sums)];
+        super::check_batch(OP, count, &mut reads, &[rows * cols], false)?;
+        super::check_batch(OP, count, &mut writes, &[sums_stride], true)?;
+        check_operands(gpu, OP, &reads, &writes)?;
         let params = Params {
             rows: rows as u32,
             cols: cols as u32,
             x_offset: x.offset() as u32,
             sums_offset: sums.offset() as u32,
+            sums_batch_stride: sums_stride as u32,
             ..Params::default()
         };
-        let kernel = kernel.resolve(gpu);
+        let kernel = kernel.resolve(gpu, rows, cols, None);
         let pipeline = gpu.pipeline(&column_key(kernel, None))?;
         let uniform = uniform(gpu, "column_sum params", &params)?;
         let bind_group = gpu.bind_group(
@@ -169,9 +195,9 @@ impl ColumnSum {
                 OP,
                 pipeline,
                 bind_group,
-                fold(gpu, OP, cols.div_ceil(kernel.columns_per_group()) as u64)?,
+                batch_grid(gpu, OP, cols.div_ceil(kernel.columns_per_group()), count)?,
             ),
-            bytes: 4 * (rows * cols + cols) as u64,
+            bytes: 4 * (rows * cols + cols) as u64 * count as u64,
             kernel,
         })
     }
@@ -190,17 +216,35 @@ impl ColumnSum {
         activation: Activation,
         kernel: ColumnSumKernel,
     ) -> Result<Self> {
+        Self::with_activation_batched(gpu, dh, h, dz, db, activation, kernel, 1, 0)
+    }
+
+    /// `count` of [`ColumnSum::with_activation`] in one dispatch (a sweep):
+    /// batch `i`'s `dh`, `h` and `dz` follow batch `i − 1`'s (R·C elements
+    /// on), its `db` is `db_stride` elements on. The tensors given are
+    /// batch 0's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_activation_batched(
+        gpu: &Gpu,
+        dh: &GpuTensor<f32>,
+        h: &GpuTensor<f32>,
+        dz: &GpuTensor<f32>,
+        db: &GpuTensor<f32>,
+        activation: Activation,
+        kernel: ColumnSumKernel,
+        count: usize,
+        db_stride: usize,
+    ) -> Result<Self> {
         const OP: &str = "activation_bias_backward";
         let (rows, cols) = matrix_shape(OP, "dH", dh.shape())?;
         check_same_shape(OP, "dH", dh.shape(), "h", h.shape())?;
         check_shape(OP, "dZ", dz, dh.shape())?;
         check_shape(OP, "db", db, &[cols])?;
-        check_operands(
-            gpu,
-            OP,
-            &[Operand::of("dH", dh), Operand::of("h", h)],
-            &[Operand::of("dZ", dz), Operand::of("db", db)],
-        )?;
+        let mut reads = [Operand::of("dH", dh), Operand::of("h", h)];
+        let mut writes = [Operand::of("dZ", dz), Operand::of("db", db)];
+        super::check_batch(OP, count, &mut reads, &[rows * cols; 2], false)?;
+        super::check_batch(OP, count, &mut writes, &[rows * cols, db_stride], true)?;
+        check_operands(gpu, OP, &reads, &writes)?;
         let params = Params {
             rows: rows as u32,
             cols: cols as u32,
@@ -208,9 +252,10 @@ impl ColumnSum {
             h_offset: h.offset() as u32,
             dz_offset: dz.offset() as u32,
             sums_offset: db.offset() as u32,
+            sums_batch_stride: db_stride as u32,
             ..Params::default()
         };
-        let kernel = kernel.resolve(gpu);
+        let kernel = kernel.resolve(gpu, rows, cols, Some(activation));
         let pipeline = gpu.pipeline(&column_key(kernel, Some(activation)))?;
         let uniform = uniform(gpu, "activation_bias_backward params", &params)?;
         let bind_group = gpu.bind_group(
@@ -230,9 +275,9 @@ impl ColumnSum {
                 OP,
                 pipeline,
                 bind_group,
-                fold(gpu, OP, cols.div_ceil(kernel.columns_per_group()) as u64)?,
+                batch_grid(gpu, OP, cols.div_ceil(kernel.columns_per_group()), count)?,
             ),
-            bytes: 4 * (3 * rows * cols + cols) as u64,
+            bytes: 4 * (3 * rows * cols + cols) as u64 * count as u64,
             kernel,
         })
     }
@@ -256,6 +301,14 @@ impl ColumnSum {
     pub fn kernel(&self) -> ColumnSumKernel {
         self.kernel
     }
+}
+
+/// `groups` workgroups folded into x and y, `count` batches along z.
+fn batch_grid(gpu: &Gpu, op: &'static str, groups: usize, count: usize) -> Result<[u32; 3]> {
+    let mut grid = fold(gpu, op, groups as u64)?;
+    grid[2] = count as u32;
+    gpu.check_dispatch(op, grid)?;
+    Ok(grid)
 }
 
 /// Column sums into a new tensor, with the automatic version choice. The GPU twin of [`crate::cpu::column_sum`].
@@ -303,18 +356,33 @@ impl LossCorrectSum {
         count: &GpuTensor<u32>,
         accumulate: bool,
     ) -> Result<Self> {
+        Self::batched(gpu, loss, correct, total, count, accumulate, 1)
+    }
+
+    /// `batch` totals in one dispatch (a sweep of `batch` models): totals
+    /// `i` sum the per-row values that follow batch `i − 1`'s (N elements
+    /// on) into the elements after `total` and `count` (1 on). The tensors
+    /// given are batch 0's.
+    pub fn batched(
+        gpu: &Gpu,
+        loss: &GpuTensor<f32>,
+        correct: &GpuTensor<u32>,
+        total: &GpuTensor<f32>,
+        count: &GpuTensor<u32>,
+        accumulate: bool,
+        batch: usize,
+    ) -> Result<Self> {
         const OP: &str = "loss_correct_sum";
         let rows = loss.len();
         check_shape(OP, "loss", loss, &[rows])?;
         check_shape(OP, "correct", correct, &[rows])?;
         check_shape(OP, "total", total, &[1])?;
         check_shape(OP, "count", count, &[1])?;
-        check_operands(
-            gpu,
-            OP,
-            &[Operand::of("loss", loss), Operand::of("correct", correct)],
-            &[Operand::of("total", total), Operand::of("count", count)],
-        )?;
+        let mut reads = [Operand::of("loss", loss), Operand::of("correct", correct)];
+        let mut writes = [Operand::of("total", total), Operand::of("count", count)];
+        super::check_batch(OP, batch, &mut reads, &[rows; 2], false)?;
+        super::check_batch(OP, batch, &mut writes, &[1; 2], true)?;
+        check_operands(gpu, OP, &reads, &writes)?;
         let params = Params {
             rows: rows as u32,
             x_offset: loss.offset() as u32,
@@ -337,9 +405,11 @@ impl LossCorrectSum {
                 count.buffer(),
             ],
         )?;
+        let grid = [1, 1, batch as u32];
+        gpu.check_dispatch(OP, grid)?;
         Ok(LossCorrectSum {
-            dispatch: Dispatch::new(OP, pipeline, bind_group, [1, 1, 1]),
-            rows,
+            dispatch: Dispatch::new(OP, pipeline, bind_group, grid),
+            rows: rows * batch,
         })
     }
 
@@ -378,6 +448,6 @@ mod layout {
 
     #[test]
     fn params_mirrors_the_wgsl_struct() {
-        check_mirror!(super::Params, &crate::shaders::REDUCE, "Params"; rows, cols, x_offset, h_offset, dz_offset, sums_offset, flags_offset, count_offset);
+        check_mirror!(super::Params, &crate::shaders::REDUCE, "Params"; rows, cols, x_offset, h_offset, dz_offset, sums_offset, flags_offset, count_offset, sums_batch_stride, _pad);
     }
 }

@@ -23,7 +23,8 @@ use crate::shapes::SoftmaxXentShape;
 /// Which version of the kernel to run; all compute the same thing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum SoftmaxXentKernel {
-    /// Pick by adapter and shape (see [`SoftmaxXentKernel::choose`]).
+    /// The autotuner's choice where autotuning is on ([`crate::tune`]),
+    /// else the fixed rule [`SoftmaxXentKernel::choose`].
     #[default]
     Auto,
     /// v1: one thread per row, the readable reference.
@@ -146,7 +147,28 @@ impl SoftmaxXent {
         dlogits: Option<&GpuTensor<f32>>,
         kernel: SoftmaxXentKernel,
     ) -> Result<Self> {
-        Self::build(gpu, logits, labels, loss, correct, dlogits, kernel, None)
+        Self::build(gpu, logits, labels, loss, correct, dlogits, kernel, None, 1)
+    }
+
+    /// `count` batches in one dispatch (a sweep of `count` models, v1 or
+    /// v2): batch `i` is [`SoftmaxXent::new`] on the logits, losses, flags
+    /// and dlogits that follow batch `i − 1`'s in their buffers (`N·C`, `N`,
+    /// `N`, `N·C` elements on), against the same labels. The tensors given
+    /// are batch 0's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn batched(
+        gpu: &Gpu,
+        logits: &GpuTensor<f32>,
+        labels: &GpuLabels,
+        loss: &GpuTensor<f32>,
+        correct: &GpuTensor<u32>,
+        dlogits: Option<&GpuTensor<f32>>,
+        kernel: SoftmaxXentKernel,
+        count: usize,
+    ) -> Result<Self> {
+        Self::build(
+            gpu, logits, labels, loss, correct, dlogits, kernel, None, count,
+        )
     }
 
     /// v3, fused with the batch totals: what [`SoftmaxXent::new`] computes
@@ -175,6 +197,7 @@ impl SoftmaxXent {
             dlogits,
             SoftmaxXentKernel::V1Row,
             Some((total, count)),
+            1,
         )
     }
 
@@ -188,6 +211,7 @@ impl SoftmaxXent {
         dlogits: Option<&GpuTensor<f32>>,
         kernel: SoftmaxXentKernel,
         totals: Option<(&GpuTensor<f32>, &GpuTensor<u32>)>,
+        batch: usize,
     ) -> Result<Self> {
         const OP: &str = "softmax_xent";
         let shape = SoftmaxXentShape::resolve(logits.shape(), labels.tensor().shape())?;
@@ -214,20 +238,28 @@ impl SoftmaxXent {
             writes.push(Operand::of("total", total));
             writes.push(Operand::of("count", count));
         }
-        let reads = [
+        let mut reads = [
             Operand::of("logits", logits),
             Operand::of("labels", labels.tensor()),
         ];
+        if batch != 1 {
+            let (n, c) = (shape.n, shape.c);
+            super::check_batch(OP, batch, &mut reads, &[n * c, 0], false)?;
+            super::check_batch(OP, batch, &mut writes, &[n, n, n * c], true)?;
+        }
         check_operands(gpu, OP, &reads, &writes)?;
 
         let kernel = match kernel {
-            SoftmaxXentKernel::Auto => SoftmaxXentKernel::choose(gpu, &shape),
+            SoftmaxXentKernel::Auto => gpu.tuner().softmax_xent(gpu, &shape, dlogits.is_some()),
             k => k,
         };
-        let workgroups = match totals {
+        let mut workgroups = match totals {
             Some(_) => [1, 1, 1],
             None => fold(gpu, OP, shape.n.div_ceil(kernel.rows_per_group()) as u64)?,
         };
+        // v3 (totals) is never batched: `batched` does not reach it.
+        workgroups[2] = batch as u32;
+        gpu.check_dispatch(OP, workgroups)?;
         // GpuTensor keeps every element index within u32.
         let params = Params {
             n: shape.n as u32,

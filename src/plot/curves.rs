@@ -120,7 +120,7 @@ fn kept(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
         .collect()
 }
 
-fn draw_panel<DB: DrawingBackend>(
+pub(super) fn draw_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     panel: &CurvePanel,
 ) -> std::result::Result<(), String>

@@ -395,6 +395,14 @@ enum Launch {
 }
 
 impl Launch {
+    /// Dispatches one recording makes (a split-K product makes 2).
+    fn dispatches(&self) -> usize {
+        match self {
+            Launch::Matmul(m) => m.dispatches(),
+            _ => 1,
+        }
+    }
+
     fn record(&self, pass: &mut wgpu::ComputePass<'_>, gather: &Gather, step: usize) -> Result<()> {
         match self {
             Launch::Matmul(m) => m.record(pass),
@@ -704,7 +712,7 @@ impl GpuProgram {
     /// Dispatches one [`GpuProgram::record_rows`] makes.
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub(crate) fn dispatches_rows(&self) -> usize {
-        self.launches.len() + usize::from(self.totals.is_some())
+        self.launch_dispatches() + usize::from(self.totals.is_some())
     }
 
     /// Counted bytes one recording with `gather` moves.
@@ -720,7 +728,11 @@ impl GpuProgram {
     /// Dispatches one recording with `gather` makes.
     pub(crate) fn dispatches(&self, gather: &Gather) -> usize {
         let gather = if self.gathers { 0 } else { gather.dispatches() };
-        gather + self.launches.len() + usize::from(self.totals.is_some())
+        gather + self.launch_dispatches() + usize::from(self.totals.is_some())
+    }
+
+    fn launch_dispatches(&self) -> usize {
+        self.launches.iter().map(Launch::dispatches).sum()
     }
 }
 

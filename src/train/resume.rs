@@ -1,11 +1,13 @@
 //! Checkpoints of a training run: the model's parameters by name, the
-//! optimizer's state and step scalars, and how many epochs were done.
+//! optimizer's state and step scalars, how many epochs were done, and the
+//! kernel versions the autotuner chose (metadata `kernels`, a JSON object).
 
 use super::{Engine, TrainConfig, TrainState};
 use crate::checkpoint::{self, Checkpoint, NamedTensor};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::optim::StepScalars;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 const STEP_WORDS: usize = std::mem::size_of::<StepScalars>() / 4;
@@ -52,6 +54,16 @@ pub fn save_checkpoint(
     ] {
         ck.metadata.insert(k.to_string(), v);
     }
+    // The tuner's choices, so that a resumed run (even with tuning off) runs
+    // the same kernel versions, hence the same bits ([`Resume::kernels`]).
+    let kernels = engine.kernel_choices();
+    if !kernels.is_empty() {
+        let json = serde_json::to_string(&kernels).map_err(|e| Error::Checkpoint {
+            file: Some(path.to_path_buf()),
+            msg: format!("cannot record the kernel choices: {e}"),
+        })?;
+        ck.metadata.insert(KERNELS.to_string(), json);
+    }
     checkpoint::save(path, &ck)
 }
 
@@ -64,6 +76,32 @@ pub struct Resume {
     /// Epochs the checkpointed run had completed.
     pub epochs_done: usize,
     pub state: TrainState,
+    /// The kernel versions the checkpointed run chose ([`crate::tune`]);
+    /// empty when it ran untuned or on the CPU. Pin them
+    /// ([`crate::tune::Tuner::pin`]) before building the engine that resumes.
+    pub kernels: BTreeMap<String, String>,
+}
+
+/// The checkpoint metadata key of the kernel choices (a JSON object).
+const KERNELS: &str = "kernels";
+
+/// A checkpoint's recorded kernel choices: none when it has no such key
+/// (an untuned run, or one older than the key); an error when the key is
+/// there but does not hold a JSON object of known kernel versions.
+pub fn recorded_kernels(ck: &Checkpoint) -> Result<BTreeMap<String, String>> {
+    let Some(text) = ck.metadata.get(KERNELS) else {
+        return Ok(BTreeMap::new());
+    };
+    let kernels: BTreeMap<String, String> =
+        serde_json::from_str(text).map_err(|e| Error::Checkpoint {
+            file: ck.source().map(Path::to_path_buf),
+            msg: format!("metadata '{KERNELS}' is not a JSON object of kernel names: {e}"),
+        })?;
+    crate::tune::check_choices(&kernels).map_err(|e| Error::Checkpoint {
+        file: ck.source().map(Path::to_path_buf),
+        msg: e.to_string(),
+    })?;
+    Ok(kernels)
 }
 
 impl Resume {
@@ -150,6 +188,7 @@ impl Resume {
             )));
         }
         Ok(Resume {
+            kernels: recorded_kernels(ck)?,
             epochs_done,
             state: TrainState {
                 params,

@@ -278,3 +278,26 @@ fn in_memory_accessors_check_data_length_too() {
     assert!(msg.starts_with("checkpoint: "), "no file to name: {msg}");
     assert!(msg.contains("holds 6 values but the data has 5"), "{msg}");
 }
+
+/// The kernel choices a tuned run records: absent is none (an untuned or
+/// older checkpoint), malformed or naming no kernel version is an error that
+/// names the checkpoint's key, never a silent fallback to other kernels.
+#[test]
+fn recorded_kernel_choices_are_read_and_checked() {
+    use wgpu_train::train::recorded_kernels;
+    let mut ck = Checkpoint::new();
+    assert!(recorded_kernels(&ck).unwrap().is_empty());
+    ck.metadata.insert(
+        "kernels".into(),
+        r#"{"matmul 256x10x3073":"v5_split_k"}"#.into(),
+    );
+    let k = recorded_kernels(&ck).unwrap();
+    assert_eq!(k["matmul 256x10x3073"], "v5_split_k");
+    ck.metadata.insert("kernels".into(), "[1, 2".into());
+    let e = recorded_kernels(&ck).unwrap_err().to_string();
+    assert!(e.contains("metadata 'kernels'"), "{e}");
+    ck.metadata
+        .insert("kernels".into(), r#"{"matmul 1x1x1":"v0_guess"}"#.into());
+    let e = recorded_kernels(&ck).unwrap_err().to_string();
+    assert!(e.contains("v0_guess") && e.contains("v1_naive"), "{e}");
+}

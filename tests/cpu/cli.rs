@@ -116,3 +116,80 @@ fn checkpoint_that_does_not_exist_is_reported() {
 fn unknown_flag_is_rejected() {
     fails_with(&["--epochz", "3"], "unexpected argument");
 }
+
+/// Runs `sweep` with `args`; (exit code, stdout, stderr), no panic.
+fn sweep(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(example("sweep"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("the example runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !stderr.contains("panicked"),
+        "panic for {args:?}:\n{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+#[test]
+fn sweep_grid_errors_are_clear() {
+    for (grid, needle) in [
+        ("sgd", "expected rule:lr"),
+        ("sgd:fast", "`fast` in `sgd:fast` is not a number"),
+        ("adadelta:0.1", "adadelta"),
+        (";", "names no configuration"),
+        ("sgd:-1", "lr"),
+    ] {
+        let (code, _, stderr) = sweep(&["--grid", grid, "--device", "cpu"]);
+        assert_ne!(code, 0, "--grid {grid} succeeded");
+        assert!(
+            stderr.contains(needle),
+            "--grid {grid}: expected {needle:?} in:\n{stderr}"
+        );
+    }
+    let (code, _, stderr) = sweep(&["--seeds", "0", "--device", "cpu"]);
+    assert!(code != 0 && stderr.contains("--seeds"), "{stderr}");
+}
+
+/// A small CPU sweep over two rules and two seeds on Fashion-MNIST: one
+/// JSON object per model, in the order of the grid, each with its epochs.
+#[test]
+fn sweep_json_is_one_object_per_model() {
+    let (code, stdout, stderr) = sweep(&[
+        "--grid",
+        "sgd:0.1;adam:0.001",
+        "--seeds",
+        "2",
+        "--epochs",
+        "1",
+        "--limit",
+        "600",
+        "--validation",
+        "100",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let labels: Vec<&str> = lines.iter().map(|l| l["label"].as_str().unwrap()).collect();
+    assert_eq!(
+        labels,
+        [
+            "sgd lr 0.1 seed 0",
+            "sgd lr 0.1 seed 1",
+            "adam lr 0.001 seed 0",
+            "adam lr 0.001 seed 1"
+        ]
+    );
+    for l in &lines {
+        assert_eq!(l["epochs"].as_array().unwrap().len(), 1);
+        assert!(l["test_accuracy"].as_f64().unwrap() > 0.1, "{l}");
+        assert!(l["diverged"].is_null());
+    }
+}

@@ -20,6 +20,7 @@ mod matmul;
 mod optim;
 mod reduce;
 mod softmax_xent;
+mod sweep_optim;
 
 // Whole programs and runs, bad input, the application code.
 mod backend_paths;
@@ -32,6 +33,7 @@ mod model_gradient;
 mod readme_snippet;
 mod second_order;
 mod strategies;
+mod sweep;
 mod train;
 mod tune;
 mod verify;

@@ -2,6 +2,7 @@
 //! output poisoned with NaN before each dispatch. Test names say the case:
 //! the product (nn/nt/tn/tt), M×N×K, and what is awkward about it.
 
+mod batched;
 mod epilogue;
 
 use crate::common::{gpu, random, random_scaled};
@@ -123,6 +124,7 @@ macro_rules! matmul_cases {
         mod v2_blocked { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::V2Blocked) })* }
         mod v3_tiled { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::V3Tiled) })* }
         mod v4_tiled_8x8 { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::V4Tiled8x8) })* }
+        mod v5_split_k { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::V5SplitK) })* }
         mod auto { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::Auto) })* }
     };
 }
@@ -156,6 +158,9 @@ matmul_cases! {
     sigmoid_at_inputs_of_pm_1e3: case(37, 29, 7, O::nt()).scale_a(1e3).bias().act(Activation::Sigmoid);
     relu_at_inputs_of_pm_1e3: case(37, 29, 7, O::nn()).scale_a(1e3).act(Activation::Relu);
     nn_257x255x129_square_ish: case(257, 255, 129, O::nn());
+    mnist_linear_forward_nt_128x10x784_k_784: case(128, 10, 784, O::nt()).bias();
+    linear_forward_batch1_nt_1x10x3073: case(1, 10, 3073, O::nt()).bias();
+    batched_tn_3x7x10x3073_split_over_batches: case(7, 10, 3073, O::tn()).batched(Some(3), Some(3)).bias().act(Activation::Sigmoid);
 }
 
 /// Operands as windows into larger buffers at odd element offsets, as the
@@ -224,6 +229,38 @@ fn repeated_runs_give_identical_bits() {
             "{kernel:?} is not deterministic"
         );
     }
+}
+
+/// Split-K really splits at the skinny model shapes, every chunk reaches C
+/// (its scratch starts poisoned with NaN), and the result differs from the
+/// single running sum only by rounding: a different association, not a
+/// different product.
+#[test]
+fn split_k_splits_the_long_k_and_differs_from_v1_only_by_rounding() {
+    let g = gpu();
+    for (m, n, k) in [(256, 10, 3073), (128, 10, 784), (33, 65, 70)] {
+        let shape = MatmulShape::resolve(&[m, k], &[n, k], None, &O::nt()).unwrap();
+        let split = wgpu_train::kernels::matmul::SplitK::for_shape(&shape, n);
+        assert!(split.splits >= 2, "{m}x{n}x{k}: {split:?}");
+        assert!(MatmulKernel::V5SplitK.worth_timing(&shape));
+        let a = GpuTensor::from_array(g, &random(&[m, k], 21)).unwrap();
+        let b = GpuTensor::from_array(g, &random(&[n, k], 22)).unwrap();
+        let v1 = wgpu_train::kernels::matmul_with(g, &a, &b, None, O::nt(), MatmulKernel::V1Naive)
+            .unwrap()
+            .to_array(g)
+            .unwrap();
+        let c = GpuTensor::<f32>::zeros(g, &[m, n]).unwrap();
+        c.fill(g, f32::NAN).unwrap();
+        let mm = Matmul::new(g, &a, &b, None, &c, O::nt(), MatmulKernel::V5SplitK).unwrap();
+        assert_eq!(mm.dispatches(), 2);
+        mm.run(g, 1).unwrap();
+        cpu::assert_close("v5 against v1", &c.to_array(g).unwrap(), &v1, tolerance(k));
+    }
+    let short = MatmulShape::resolve(&[7, 7], &[7, 7], None, &O::nt()).unwrap();
+    assert!(
+        !MatmulKernel::V5SplitK.worth_timing(&short),
+        "K = 7 is one chunk: the tuner skips v5"
+    );
 }
 
 #[test]

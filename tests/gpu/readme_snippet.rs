@@ -90,7 +90,11 @@ fn readme_snippet_and_train_mlp_give_bit_identical_parameters() {
         .expect("target dir")
         .join("examples/train_mlp");
     assert!(train_mlp.exists(), "{} was not built", train_mlp.display());
+    // Tuning off, as in the library: a tuned run may choose versions whose
+    // bits differ (matmul v5, softmax-CE v2, column-sum v2); the same bits
+    // with tuning on need its recorded choices (tests/gpu/tune.rs).
     let cli = std::process::Command::new(&train_mlp)
+        .env("WGPU_TRAIN_AUTOTUNE", "off")
         .args(["--device", "gpu", "--json", "--quiet", "--epochs"])
         .arg(epochs.to_string())
         .arg("--data")

@@ -7,6 +7,8 @@ use wgpu_train::cpu::{self, Tolerance};
 use wgpu_train::kernels::{ColumnSum, LossCorrectSum, loss_correct_sum};
 use wgpu_train::{ColumnSumKernel, Error, GpuTensor};
 
+mod batched;
+
 /// Sums of N values in [-1, 1) in different orders differ by rounding that
 /// grows with N; a missed or doubled row is off by O(1).
 fn sum_tolerance(n: usize) -> Tolerance {

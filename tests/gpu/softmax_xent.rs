@@ -2,6 +2,7 @@
 //! backward and forward-only, with outputs poisoned before each dispatch.
 //! Test names say the case: N×C and what is awkward about it.
 
+mod batched;
 mod totals;
 
 use crate::common::{gpu, random_labels, random_scaled};
