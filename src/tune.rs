@@ -424,6 +424,7 @@ pub fn matmul_key(shape: &MatmulShape, opts: &MatmulOptions, bias: bool) -> Stri
 /// metadata) or from the JSON the training examples print with `--json`
 /// (the first line with a `kernels` object; a GPU run's line has one when
 /// it was tuned).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn read_recorded(path: &std::path::Path) -> Result<BTreeMap<String, String>> {
     if path.extension().is_some_and(|e| e == "safetensors") {
         return crate::train::recorded_kernels(&crate::checkpoint::load(path)?);
@@ -508,6 +509,7 @@ fn kernel_named(name: &str) -> Option<MatmulKernel> {
 
 /// The tuner's timing: the sizing run, then 3 timed runs of about 2 ms each
 /// (so the timer's resolution and a pass's fixed cost do not decide).
+#[cfg(not(target_arch = "wasm32"))]
 const PLAN: crate::timing::Plan = crate::timing::Plan {
     warmup: 1,
     runs: 3,

@@ -65,6 +65,7 @@ struct Group {
     slots: wgpu::Buffer,
     /// Bytes between step slots (`models` scalars, aligned for dynamic offsets).
     stride: u64,
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     state: Vec<Option<GpuTensor<f32>>>,
     workgroups: [u32; 3],
 }
@@ -72,6 +73,7 @@ struct Group {
 /// The optimizers of K models over one `[K, P]` parameter buffer.
 pub struct SweepOptimizer {
     configs: Vec<OptimizerConfig>,
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     per_model: usize,
     groups: Vec<Group>,
     /// Each model's scalars of its last planned update.
@@ -323,7 +325,8 @@ impl SweepOptimizer {
     }
 
     /// Model `model`'s state buffers (torch's names, in
-    /// [`OptimizerConfig::state_names`] order), read back.
+    /// [`OptimizerConfig::state_names`] order), read back (blocking; native only).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn state_of(&self, gpu: &Gpu, model: usize) -> Result<Vec<Vec<f32>>> {
         let g = self
             .groups
