@@ -88,6 +88,18 @@ fi
 # 6. The notebook's random search (100 candidates x 50,000 x 3,073), GPU and CPU.
 [ -x "$bin/strategies" ] && run strategies "$(q 60 90)" "$bin/strategies" --strategies 1 $(q --quick "")
 
+# 7. Sweeps (issue 15): K Adam models in the same dispatches against the same K
+#    one after another on the GPU and on the CPU (one epoch; K = 1, 4, 16, 64).
+if [ -x "$bin/sweep" ]; then
+  for k in $(q "4" "1 4 16 64"); do
+    for dev in gpu gpu-sequential cpu; do
+      run sweep "$(q 60 120)" "$bin/sweep" --grid "adam:0.001" --seeds "$k" --epochs 1 \
+        --validation 0 --device "$dev" --quiet
+    done
+  done
+  grep -E "^\[(gpu|gpu-sequential|cpu)\] " "$out/sweep.log" | tee -a "$summary"
+fi
+
 note "== figures"
 grep -hE '^\{' "$out"/train.log "$out"/peer.log 2>/dev/null > "$out/figures.jsonl"
 python3 - "$out/figures.jsonl" <<'PY' | tee -a "$summary"
