@@ -298,6 +298,22 @@ fn measure(
     crate::timing::measure(&opts.plan(), timer, run)
 }
 
+/// Times `reps` recordings of `record` in one timed pass, with [`measure`].
+fn measure_gpu(
+    opts: &Options,
+    gpu: &Gpu,
+    timer: &GpuTimer,
+    record: impl Fn(&mut wgpu::ComputePass<'_>),
+) -> Result<Measurement> {
+    measure(opts, timer.kind().name(), |reps| {
+        timer.time(gpu, |pass| {
+            for _ in 0..reps {
+                record(pass);
+            }
+        })
+    })
+}
+
 /// The wall clock around `reps` calls of `f`.
 fn cpu_run(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     let start = Instant::now();
@@ -537,13 +553,7 @@ fn bench_matmul(
     let setup = MatmulSetup::new(gpu, case)?;
     let mm = setup.launcher(gpu, case, MatmulKernel::Auto)?;
     c.detail = format!("{} [{}]", c.detail, mm.kernel().name());
-    c.gpu = Some(measure(&o, timer.kind().name(), |reps| {
-        timer.time(gpu, |pass| {
-            for _ in 0..reps {
-                mm.record(pass);
-            }
-        })
-    })?);
+    c.gpu = Some(measure_gpu(&o, gpu, timer, |pass| mm.record(pass))?);
 
     let mut y = ArrayD::<f32>::zeros(shape.output_shape());
     c.cpu = Some(measure(&o, "wall", |reps| {
@@ -585,13 +595,7 @@ fn bench_softmax(
     )?;
     c.bytes = sx.bytes();
     c.detail = format!("{} [{}]", c.detail, sx.kernel().name());
-    c.gpu = Some(measure(opts, timer.kind().name(), |reps| {
-        timer.time(gpu, |pass| {
-            for _ in 0..reps {
-                sx.record(pass);
-            }
-        })
-    })?);
+    c.gpu = Some(measure_gpu(opts, gpu, timer, |pass| sx.record(pass))?);
 
     let mut loss = Array1::<f32>::zeros(n);
     let mut correct = vec![0u32; n];
@@ -663,13 +667,7 @@ fn bench_optimizer(
         "GPU: {} dispatches per update (step scalars, then the update)",
         gopt.dispatches()
     );
-    c.gpu = Some(measure(opts, timer.kind().name(), |reps| {
-        timer.time(gpu, |pass| {
-            for _ in 0..reps {
-                gopt.record(pass);
-            }
-        })
-    })?);
+    c.gpu = Some(measure_gpu(opts, gpu, timer, |pass| gopt.record(pass))?);
     c.cpu = Some(measure(opts, "wall", |reps| {
         cpu_run(reps, || copt.step(&mut p, &g0))
     })?);
@@ -1082,13 +1080,7 @@ pub fn matmul_versions(
                 cpu::compare(&setup.out.to_array(gpu)?, &want, setup.tol).map_err(|m| {
                     Error::shape("bench", format!("disagrees with the CPU twin: {m}"))
                 })?;
-                let m = measure(opts, timer.kind().name(), |reps| {
-                    timer.time(gpu, |pass| {
-                        for _ in 0..reps {
-                            mm.record(pass);
-                        }
-                    })
-                })?;
+                let m = measure_gpu(opts, gpu, &timer, |pass| mm.record(pass))?;
                 Ok(m.seconds)
             })();
             row.add(kernel.name(), time);
@@ -1157,13 +1149,7 @@ pub fn softmax_versions(
                     .map_err(|m| {
                         Error::shape("bench", format!("disagrees with the CPU twin: {m}"))
                     })?;
-                let m = measure(opts, timer.kind().name(), |reps| {
-                    timer.time(gpu, |pass| {
-                        for _ in 0..reps {
-                            sx.record(pass);
-                        }
-                    })
-                })?;
+                let m = measure_gpu(opts, gpu, &timer, |pass| sx.record(pass))?;
                 Ok(m.seconds)
             })();
             row.add(kernel.name(), time);
