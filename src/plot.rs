@@ -135,6 +135,12 @@ fn render_png(title: &str, runs: &[(&str, &History)]) -> std::result::Result<Vec
     encode_png(&rgb, SIZE)
 }
 
+/// An x tick's label: whole numbers without a point, others rounded to six
+/// decimals (plotters' ticks carry float noise: 2.5999999999999996).
+fn x_label(x: &f64) -> String {
+    format!("{}", (x * 1e6).round() / 1e6)
+}
+
 /// Encodes an RGB bitmap as PNG bytes. Encoded here rather than by plotters
 /// (which writes straight to the path) so that the file is written
 /// atomically.
@@ -267,13 +273,6 @@ where
 
     // At most one tick per whole epoch (see `x_axis`), so plotters' own tick
     // choice lands on whole epochs; anything else would still print honestly.
-    let x_fmt = |x: &f64| {
-        if x.fract() == 0.0 {
-            format!("{x:.0}")
-        } else {
-            format!("{x}")
-        }
-    };
     let y_fmt = move |y: &f64| format!("{y:.y_decimals$}");
     chart
         .configure_mesh()
@@ -282,7 +281,7 @@ where
         .axis_desc_style((FONT, 16))
         .label_style((FONT, 14))
         .x_labels(x_keys.len().max(1))
-        .x_label_formatter(&x_fmt)
+        .x_label_formatter(&x_label)
         .y_label_formatter(&y_fmt)
         .y_labels(8)
         // A faint grid on the ticks only, close to matplotlib's look.

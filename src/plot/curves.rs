@@ -10,7 +10,7 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use super::{FONT, PALETTE, encode_png, is_png, register_fonts};
+use super::{FONT, PALETTE, encode_png, is_png, register_fonts, x_label};
 use crate::error::{Error, Result};
 
 /// One line of a panel.
@@ -168,22 +168,50 @@ where
         .y_desc(&panel.y_desc)
         .axis_desc_style((FONT, 16))
         .label_style((FONT, 14))
-        .x_label_formatter(&|x: &f64| {
-            if x.fract() == 0.0 {
-                format!("{x:.0}")
-            } else {
-                format!("{x}")
-            }
-        })
+        .x_label_formatter(&x_label)
         .y_label_formatter(&|y: &f64| format!("{y:.0e}"))
         .bold_line_style(BLACK.mix(0.08))
         .light_line_style(TRANSPARENT)
         .draw()
         .map_err(e)?;
+    draw_lines(
+        &mut chart,
+        panel,
+        kept,
+        false,
+        SeriesLabelPosition::UpperRight,
+    )
+}
+
+/// An (x, y) point of a series.
+type Point = (f64, f64);
+
+/// Draws `panel`'s series on `chart` (the points each keeps, a dot on each
+/// point with `markers`), each with its legend entry, and the legend at
+/// `legend`: the same styling on a linear or a log axis.
+pub(super) fn draw_lines<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    panel: &CurvePanel,
+    keep: fn(&[Point]) -> Vec<Point>,
+    markers: bool,
+    legend: SeriesLabelPosition,
+) -> std::result::Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let e = |err: DrawingAreaErrorKind<DB::ErrorType>| err.to_string();
     for s in &panel.series {
         let color = PALETTE[s.color % PALETTE.len()];
         let style = ShapeStyle::from(color).stroke_width(2);
-        let points = kept(&s.points);
+        let points = keep(&s.points);
+        let dots = points
+            .iter()
+            .filter(|_| markers)
+            .map(|&p| Circle::new(p, 3, style.filled()))
+            .collect::<Vec<_>>();
         if s.dashed {
             chart
                 .draw_series(DashedLineSeries::new(points, 6, 4, style))
@@ -199,10 +227,11 @@ where
                 .label(s.label.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
         }
+        chart.draw_series(dots).map_err(e)?;
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(legend)
         .margin(12)
         .label_font((FONT, 14))
         .background_style(WHITE.mix(0.85))

@@ -7,12 +7,11 @@
 use std::path::Path;
 
 use plotters::coord::Shift;
-use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use super::curves::{CurvePanel, Series, draw_panel};
-use super::{FONT, PALETTE, is_png, register_fonts};
+use super::curves::{CurvePanel, Series, draw_lines, draw_panel};
+use super::{FONT, is_png, register_fonts};
 use crate::error::{Error, Result};
 use crate::metrics::EpochMetrics;
 
@@ -197,39 +196,11 @@ where
         .light_line_style(TRANSPARENT)
         .draw()
         .map_err(e)?;
-    for s in &panel.series {
-        let color = PALETTE[s.color % PALETTE.len()];
-        let style = ShapeStyle::from(color).stroke_width(2);
-        let points = finite(&s.points);
-        let markers = points
-            .iter()
-            .map(|&p| Circle::new(p, 3, style.filled()))
-            .collect::<Vec<_>>();
-        if s.dashed {
-            chart
-                .draw_series(DashedLineSeries::new(points, 6, 4, style))
-                .map_err(e)?
-                .label(s.label.clone())
-                .legend(move |(x, y)| {
-                    DashedPathElement::new(vec![(x, y), (x + 24, y)], 5, 3, style)
-                });
-        } else {
-            chart
-                .draw_series(LineSeries::new(points, style))
-                .map_err(e)?
-                .label(s.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
-        }
-        chart.draw_series(markers).map_err(e)?;
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .margin(12)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .draw()
-        .map_err(e)?;
-    Ok(())
+    draw_lines(
+        &mut chart,
+        panel,
+        finite,
+        true,
+        SeriesLabelPosition::LowerRight,
+    )
 }
