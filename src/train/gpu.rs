@@ -231,46 +231,29 @@ impl<'g> GpuEngine<'g> {
             Some(EvalSet::Test) => (&self.test.0, &self.eval_programs),
         };
         let steps = set.gather.steps();
-        let mut previous: Option<(wgpu::SubmissionIndex, usize)> = None;
-        let mut first = 0;
-        while first < steps {
-            let last = (first + self.steps_per_submit).min(steps);
-            let mut encoder = gpu.encoder("steps");
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("steps"),
-                    timestamp_writes: None,
-                });
-                for s in first..last {
-                    let rows = set.gather.rows(s);
-                    let program = programs.get(&rows).ok_or_else(|| {
-                        Error::shape("train", format!("no program for {rows} rows"))
-                    })?;
-                    program.record(&mut pass, &set.gather, s)?;
-                    if which.is_none() {
-                        if self.optimizer.is_planned() {
-                            self.optimizer.record_planned(&mut pass, s)?;
-                        } else {
-                            self.optimizer.record(&mut pass);
-                        }
+        let optimizer = &self.optimizer;
+        syncs += submit_steps(
+            gpu,
+            "steps",
+            steps,
+            self.steps_per_submit,
+            |pass, s| {
+                let rows = set.gather.rows(s);
+                let program = programs
+                    .get(&rows)
+                    .ok_or_else(|| Error::shape("train", format!("no program for {rows} rows")))?;
+                program.record(pass, &set.gather, s)?;
+                if which.is_none() {
+                    if optimizer.is_planned() {
+                        optimizer.record_planned(pass, s)?;
+                    } else {
+                        optimizer.record(pass);
                     }
                 }
-            }
-            let index = gpu.submit(encoder)?;
-            // Keep one submit in flight while waiting for the one before it:
-            // the GPU never idles, and progress reports real completion.
-            if let Some((prev, done)) = previous.replace((index, last)) {
-                #[cfg(not(target_arch = "wasm32"))]
-                {
-                    gpu.wait_for(prev)?;
-                    syncs += 1;
-                }
-                #[cfg(target_arch = "wasm32")]
-                drop(prev);
-                progress(done, steps);
-            }
-            first = last;
-        }
+                Ok(())
+            },
+            |done| progress(done, steps),
+        )?;
         let loss = self.loss_total.read_async(gpu).await?[0] as f64;
         let correct = self.correct_total.read_async(gpu).await?[0] as f64;
         syncs += 2;
@@ -278,6 +261,49 @@ impl<'g> GpuEngine<'g> {
         let n = order_len.max(1) as f64;
         Ok((loss / n, correct / n, syncs))
     }
+}
+
+/// Records `steps` steps with `record`, `per_submit` to a submit, keeping
+/// one submit in flight while waiting for the one before it: the GPU never
+/// idles, and `progress(done)` reports real completion. Returns the waits
+/// made (none in a browser, where the readback that follows is awaited).
+pub(super) fn submit_steps(
+    gpu: &Gpu,
+    label: &str,
+    steps: usize,
+    per_submit: usize,
+    mut record: impl FnMut(&mut wgpu::ComputePass<'_>, usize) -> Result<()>,
+    mut progress: impl FnMut(usize),
+) -> Result<usize> {
+    let mut syncs = 0;
+    let mut previous: Option<(wgpu::SubmissionIndex, usize)> = None;
+    let mut first = 0;
+    while first < steps {
+        let last = (first + per_submit).min(steps);
+        let mut encoder = gpu.encoder(label);
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(label),
+                timestamp_writes: None,
+            });
+            for s in first..last {
+                record(&mut pass, s)?;
+            }
+        }
+        let index = gpu.submit(encoder)?;
+        if let Some((prev, done)) = previous.replace((index, last)) {
+            #[cfg(not(target_arch = "wasm32"))]
+            {
+                gpu.wait_for(prev)?;
+                syncs += 1;
+            }
+            #[cfg(target_arch = "wasm32")]
+            drop(prev);
+            progress(done);
+        }
+        first = last;
+    }
+    Ok(syncs)
 }
 
 impl GpuEngine<'_> {

@@ -18,6 +18,7 @@ use crate::kernels::{
 };
 use crate::metrics::EpochMetrics;
 use crate::model::{Model, Op, Program, Region, TensorId, parameter_count};
+use crate::train::gpu::submit_steps;
 use crate::train::{EvalSet, TrainConfig, TrainData, batch_sizes, check_model, eval_order};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -359,36 +360,26 @@ impl<'g> SweepEngine<'g> {
             },
             Some(EvalSet::Test) => (&self.test, &self.eval_programs),
         };
-        let steps = set.gather.steps();
-        let mut previous: Option<wgpu::SubmissionIndex> = None;
-        let mut first = 0;
-        while first < steps {
-            let last = (first + self.steps_per_submit).min(steps);
-            let mut encoder = gpu.encoder("sweep steps");
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("sweep steps"),
-                    timestamp_writes: None,
-                });
-                for s in first..last {
-                    let rows = set.gather.rows(s);
-                    let program = programs.get(&rows).ok_or_else(|| {
-                        Error::shape("sweep", format!("no program for {rows} rows"))
-                    })?;
-                    set.gather.record(&mut pass, s)?;
-                    program.record(&mut pass);
-                    if which.is_none() {
-                        self.optimizer.record_planned(&mut pass, s)?;
-                    }
+        let optimizer = &self.optimizer;
+        submit_steps(
+            gpu,
+            "sweep steps",
+            set.gather.steps(),
+            self.steps_per_submit,
+            |pass, s| {
+                let rows = set.gather.rows(s);
+                let program = programs
+                    .get(&rows)
+                    .ok_or_else(|| Error::shape("sweep", format!("no program for {rows} rows")))?;
+                set.gather.record(pass, s)?;
+                program.record(pass);
+                if which.is_none() {
+                    optimizer.record_planned(pass, s)?;
                 }
-            }
-            let index = gpu.submit(encoder)?;
-            // One submit in flight while waiting for the one before it.
-            if let Some(prev) = previous.replace(index) {
-                gpu.wait_for(prev)?;
-            }
-            first = last;
-        }
+                Ok(())
+            },
+            |_| {},
+        )?;
         let loss = self.loss_total.read(gpu)?;
         let correct = self.correct_total.read(gpu)?;
         let n = set.len.max(1) as f64;
