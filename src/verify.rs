@@ -12,16 +12,22 @@
 
 use crate::cpu::{self, Tolerance};
 use crate::error::{Error, Result};
-use crate::kernels::{self, ActivationBackward, ColumnSum, GpuOptimizer, Matmul, SoftmaxXent};
+use crate::kernels::linalg::XentHvpRows;
+use crate::kernels::{
+    self, ActivationBackward, ColumnSum, Gather, GatherMatmul, GatherOptions, GpuDataset,
+    GpuOptimizer, LayerBackward, Matmul, SoftmaxXent,
+};
 use crate::{
-    Activation, ColumnSumKernel, Gpu, GpuLabels, GpuTensor, MatmulKernel, MatmulOptions,
+    Activation, ColumnSumKernel, Dataset, Gpu, GpuLabels, GpuTensor, MatmulKernel, MatmulOptions,
     OptimizerConfig, SoftmaxXentKernel,
 };
-use ndarray::{ArrayD, Ix1, IxDyn};
-use rand::{RngExt, SeedableRng, rngs::StdRng};
+use ndarray::{Array1, Array2, ArrayD, Ix1, Ix2, IxDyn, s};
+use rand::{RngExt, SeedableRng, rngs::StdRng, seq::SliceRandom};
 use web_time::Instant;
 
-/// The kernel families, one per shader file that the training step uses.
+/// The kernel families: one per shader file that training uses, and
+/// linalg's softmax-CE Hessian-vector rows (the second-order path's own
+/// kernel) apart from its dot and combine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
     Matmul,
@@ -30,19 +36,28 @@ pub enum Family {
     Reduce,
     Linalg,
     Optim,
+    Gather,
+    GatherMatmul,
+    LayerBackward,
+    XentHvp,
 }
 
 impl Family {
-    pub const ALL: [Family; 6] = [
+    pub const ALL: [Family; 10] = [
         Family::Matmul,
         Family::SoftmaxXent,
         Family::Activation,
         Family::Reduce,
         Family::Linalg,
         Family::Optim,
+        Family::Gather,
+        Family::GatherMatmul,
+        Family::LayerBackward,
+        Family::XentHvp,
     ];
 
-    /// The shader file's name (`shaders/X.wgsl`).
+    /// The shader file's name (`shaders/X.wgsl`); `xent_hvp` is the
+    /// `xent_hvp_rows` entry point of `linalg.wgsl`.
     pub fn name(self) -> &'static str {
         match self {
             Family::Matmul => "matmul",
@@ -51,6 +66,10 @@ impl Family {
             Family::Reduce => "reduce",
             Family::Linalg => "linalg",
             Family::Optim => "optim",
+            Family::Gather => "gather",
+            Family::GatherMatmul => "gather_matmul",
+            Family::LayerBackward => "layer_backward",
+            Family::XentHvp => "xent_hvp",
         }
     }
 }
@@ -121,6 +140,14 @@ impl Compare {
         }
     }
 
+    /// A property that is not a comparison (e.g. "nothing written past the
+    /// batch"): false is a failure.
+    fn require(&mut self, what: &str, ok: bool) {
+        if !ok && self.failure.is_none() {
+            self.failure = Some(what.to_string());
+        }
+    }
+
     fn row(self, family: Family, kernel: String, shape: String, gpu_ms: f64, cpu_ms: f64) -> Row {
         Row {
             family: family.name(),
@@ -137,6 +164,12 @@ impl Compare {
 
 fn ms(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
+}
+
+fn view2(a: &ArrayD<f32>) -> Result<ndarray::ArrayView2<'_, f32>> {
+    a.view()
+        .into_dimensionality::<Ix2>()
+        .map_err(|e| Error::shape("verify", e))
 }
 
 fn arr(v: Vec<f32>, shape: &[usize]) -> Result<ArrayD<f32>> {
@@ -163,6 +196,10 @@ pub async fn run(gpu: &Gpu, family: Family, seed: u64) -> Result<Vec<Row>> {
         Family::Reduce => reduce(gpu, &mut rng).await,
         Family::Linalg => linalg(gpu, &mut rng).await,
         Family::Optim => optim(gpu, &mut rng).await,
+        Family::Gather => gather(gpu, &mut rng).await,
+        Family::GatherMatmul => gather_matmul(gpu, &mut rng).await,
+        Family::LayerBackward => layer_backward(gpu, &mut rng).await,
+        Family::XentHvp => xent_hvp(gpu, &mut rng).await,
     }
 }
 
@@ -460,6 +497,346 @@ async fn optim(gpu: &Gpu, rng: &mut StdRng) -> Result<Vec<Row>> {
                 Family::Optim,
                 format!("{} ×{STEPS} steps", config.name()),
                 format!("{n}"),
+                gpu_ms,
+                cpu_ms,
+            ));
+        }
+    }
+    Ok(rows)
+}
+
+/// Random pixel bytes (every value 0..=255 drawn, not zeros) and labels.
+fn dataset(n: usize, shape: [usize; 3], rng: &mut StdRng) -> Result<Dataset> {
+    let dim: usize = shape.iter().product();
+    let images = (0..n * dim).map(|_| rng.random::<u8>()).collect();
+    let labels = (0..n).map(|_| rng.random_range(0..10u8)).collect();
+    Dataset::new(images, labels, shape, 10)
+}
+
+fn permutation(n: usize, rng: &mut StdRng) -> Vec<u32> {
+    let mut v: Vec<u32> = (0..n as u32).collect();
+    v.shuffle(rng);
+    v
+}
+
+/// The two input transforms of training: raw bytes / 255 (the MLP) and
+/// mean/std with a bias column (the linear model's bias trick).
+fn gather_options(bias_column: bool) -> GatherOptions {
+    if bias_column {
+        GatherOptions {
+            mean: 0.2860,
+            std: 0.3530,
+            append_one: true,
+        }
+    } else {
+        GatherOptions::default()
+    }
+}
+
+fn gather_variant(opts: GatherOptions) -> &'static str {
+    if opts.append_one {
+        "mean/std+bias column"
+    } else {
+        "bytes/255"
+    }
+}
+
+async fn gather(gpu: &Gpu, rng: &mut StdRng) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    // (examples, image shape, examples in the order, batch, bias column):
+    // a short last batch, 7 pixels (a padded last word), batch 1 over a
+    // subset order, CIFAR's 3073 inputs.
+    for (examples, shape, take, batch, bias) in [
+        (300, [1, 28, 28], 300, 128, false),
+        (50, [1, 1, 7], 50, 8, true),
+        (40, [3, 2, 2], 13, 1, false),
+        (20, [3, 32, 32], 20, 7, true),
+    ] {
+        let data = dataset(examples, shape, rng)?;
+        let mut order = permutation(examples, rng);
+        order.truncate(take);
+        let opts = gather_options(bias);
+        let gdata = GpuDataset::upload(gpu, &data)?;
+        let gorder = gdata.order_buffer(gpu, order.len())?;
+        gdata.write_order(gpu, &gorder, &order)?;
+        let width = data.dim() + usize::from(opts.append_one);
+        let x = GpuTensor::<f32>::zeros(gpu, &[batch, width])?;
+        let y = GpuTensor::<u32>::zeros(gpu, &[batch])?;
+        let g = Gather::new(gpu, &gdata, &gorder, &x, &y, batch, opts)?;
+        let mut c = Compare::new();
+        let (mut gpu_ms, mut cpu_ms) = (0.0, 0.0);
+        for step in 0..g.steps() {
+            let n = g.rows(step);
+            let start = Instant::now();
+            let (want_x, want_y) = cpu::gather(&data, &order, step * batch, n, opts)?;
+            cpu_ms += ms(start);
+            x.fill(gpu, f32::NAN)?;
+            y.fill(gpu, u32::MAX)?;
+            let start = Instant::now();
+            g.run(gpu, step)?;
+            let got_x = x.to_array_async(gpu).await?;
+            let got_y = y.read_async(gpu).await?;
+            gpu_ms += ms(start);
+            c.add(
+                &format!("step {step} x"),
+                &got_x.slice(s![..n, ..]).to_owned().into_dyn(),
+                &want_x.into_dyn(),
+                Tolerance::new(1e-6, 1e-6),
+            );
+            c.add_exact(&format!("step {step} y"), &got_y[..n], &want_y);
+            c.require(
+                &format!("step {step}: rows past the batch of {n} were written"),
+                got_x.slice(s![n.., ..]).iter().all(|v| v.is_nan())
+                    && got_y[n..].iter().all(|&l| l == u32::MAX),
+            );
+        }
+        rows.push(c.row(
+            Family::Gather,
+            format!("gather {} ×{} steps", gather_variant(opts), g.steps()),
+            format!("{take} of {examples}×{} batch {batch}", data.dim()),
+            gpu_ms,
+            cpu_ms,
+        ));
+    }
+    Ok(rows)
+}
+
+async fn gather_matmul(gpu: &Gpu, rng: &mut StdRng) -> Result<Vec<Row>> {
+    use Activation as A;
+    let mut rows = Vec::new();
+    // (examples, image shape, batch, outputs, bias column, bias, activation):
+    // the MLP's first layer with a short last batch, the linear model on
+    // Fashion-MNIST and CIFAR, 7 pixels with batch 1, odd widths, N = 1.
+    for (examples, shape, batch, n, bias_column, bias, act) in [
+        (300, [1, 28, 28], 128, 128, false, true, A::Sigmoid),
+        (70, [1, 28, 28], 32, 10, true, false, A::Identity),
+        (20, [3, 32, 32], 7, 10, true, false, A::Identity),
+        (5, [1, 1, 7], 1, 7, false, true, A::Relu),
+        (40, [1, 3, 5], 13, 33, true, true, A::Relu),
+        (9, [1, 4, 4], 4, 1, false, true, A::Sigmoid),
+    ] {
+        let data = dataset(examples, shape, rng)?;
+        let order = permutation(examples, rng);
+        let opts = gather_options(bias_column);
+        let k = data.dim() + usize::from(opts.append_one);
+        let w = random(&[n, k], rng, 1.0)
+            .into_dimensionality::<Ix2>()
+            .map_err(|e| Error::shape("verify", e))?;
+        let b = random(&[n], rng, 1.0)
+            .into_dimensionality::<Ix1>()
+            .map_err(|e| Error::shape("verify", e))?;
+        let gdata = GpuDataset::upload(gpu, &data)?;
+        let gorder = gdata.order_buffer(gpu, order.len())?;
+        gdata.write_order(gpu, &gorder, &order)?;
+        let x = GpuTensor::<f32>::zeros(gpu, &[batch, k])?;
+        let y = GpuTensor::<u32>::zeros(gpu, &[batch])?;
+        let g = Gather::new(gpu, &gdata, &gorder, &x, &y, batch, opts)?;
+        let gw = GpuTensor::from_array(gpu, &w)?;
+        let gb = GpuTensor::from_array(gpu, &b)?;
+        let mut c = Compare::new();
+        let (mut gpu_ms, mut cpu_ms) = (0.0, 0.0);
+        for step in 0..g.steps() {
+            let m = g.rows(step);
+            let start = Instant::now();
+            let (want_c, want_x, want_y) = cpu::gather_matmul(
+                &data,
+                &order,
+                step * batch,
+                m,
+                opts,
+                w.view(),
+                bias.then(|| b.view()),
+                act,
+            )?;
+            cpu_ms += ms(start);
+            let out = GpuTensor::<f32>::zeros(gpu, &[m, n])?;
+            let fused = GatherMatmul::new(gpu, &g, m, &gw, bias.then_some(&gb), &out, act)?;
+            out.fill(gpu, f32::NAN)?;
+            x.fill(gpu, f32::NAN)?;
+            y.fill(gpu, u32::MAX)?;
+            let start = Instant::now();
+            fused.run(gpu, &g, step)?;
+            let got_c = out.to_array_async(gpu).await?;
+            let got_x = x.to_array_async(gpu).await?;
+            let got_y = y.read_async(gpu).await?;
+            gpu_ms += ms(start);
+            // The product's tolerance grows with K, as in matmul's rows.
+            let tol = Tolerance::new(1e-5 + 1e-6 * k as f32, 1e-4);
+            c.add(&format!("step {step} c"), &got_c, &want_c.into_dyn(), tol);
+            c.add(
+                &format!("step {step} x"),
+                &got_x.slice(s![..m, ..]).to_owned().into_dyn(),
+                &want_x.into_dyn(),
+                Tolerance::new(1e-6, 1e-6),
+            );
+            c.add_exact(&format!("step {step} y"), &got_y[..m], &want_y);
+            c.require(
+                &format!("step {step}: rows past the batch of {m} were written"),
+                got_x.slice(s![m.., ..]).iter().all(|v| v.is_nan())
+                    && got_y[m..].iter().all(|&l| l == u32::MAX),
+            );
+        }
+        rows.push(c.row(
+            Family::GatherMatmul,
+            format!(
+                "{}{}{} ×{} steps",
+                gather_variant(opts),
+                if bias { " +bias" } else { "" },
+                match act {
+                    A::Identity => "",
+                    A::Sigmoid => " +sigmoid",
+                    A::Relu => " +relu",
+                },
+                g.steps()
+            ),
+            format!("{examples}×{k} → {n} batch {batch}"),
+            gpu_ms,
+            cpu_ms,
+        ));
+    }
+    Ok(rows)
+}
+
+async fn layer_backward(gpu: &Gpu, rng: &mut StdRng) -> Result<Vec<Row>> {
+    use Activation as A;
+    let mut rows = Vec::new();
+    // (rows, outs, ins, activation): 1, 7, the MLP's layers 3 and 2, layer 1
+    // on a short batch, batch 1 with 3073 inputs, odd sizes.
+    for (n, outs, ins, act) in [
+        (1, 1, 1, A::Sigmoid),
+        (7, 7, 7, A::Relu),
+        (128, 10, 128, A::Sigmoid),
+        (128, 128, 128, A::Relu),
+        (44, 128, 784, A::Sigmoid),
+        (1, 10, 3073, A::Identity),
+        (65, 33, 17, A::Relu),
+        (9, 129, 3, A::Sigmoid),
+    ] {
+        let dz = random(&[n, outs], rng, 1.0);
+        let w = random(&[outs, ins], rng, 1.0);
+        let mut h = random(&[n, ins], rng, 3.0).mapv(|z| act.apply(z));
+        // Some exact zeros: ReLU's h = 0 edge.
+        for (i, v) in h.iter_mut().enumerate() {
+            if i % 11 == 3 {
+                *v = 0.0;
+            }
+        }
+        let mut want_dw = Array2::<f32>::zeros((outs, ins));
+        let mut want_db = Array1::<f32>::zeros(outs);
+        let mut want_dzb = Array2::<f32>::zeros((n, ins));
+        let start = Instant::now();
+        cpu::layer_backward_into(
+            view2(&dz)?,
+            view2(&h)?,
+            view2(&w)?,
+            act,
+            want_dw.view_mut(),
+            want_db.view_mut(),
+            want_dzb.view_mut(),
+        )?;
+        let cpu_ms = ms(start);
+        let (gdz, gh, gw) = (
+            GpuTensor::from_array(gpu, &dz)?,
+            GpuTensor::from_array(gpu, &h)?,
+            GpuTensor::from_array(gpu, &w)?,
+        );
+        // dW and db as views of one gradient buffer with gaps around them,
+        // as the training step lays them out; all of it poisoned.
+        let grads = GpuTensor::<f32>::zeros(gpu, &[2 + outs * ins + 1 + outs + 3])?;
+        grads.fill(gpu, f32::NAN)?;
+        let dw = grads.view(2, &[outs, ins])?;
+        let db = grads.view(3 + outs * ins, &[outs])?;
+        let below = GpuTensor::<f32>::zeros(gpu, &[n * ins + 2])?;
+        below.fill(gpu, f32::NAN)?;
+        let dzb = below.view(1, &[n, ins])?;
+        let start = Instant::now();
+        LayerBackward::new(gpu, &gdz, &gh, &gw, &dw, &db, &dzb, act)?.run(gpu, 1)?;
+        let raw = grads.read_async(gpu).await?;
+        let raw_below = below.read_async(gpu).await?;
+        let gpu_ms = ms(start);
+        let got_dw = arr(raw[2..2 + outs * ins].to_vec(), &[outs, ins])?;
+        let got_db = arr(raw[3 + outs * ins..3 + outs * ins + outs].to_vec(), &[outs])?;
+        let got_dzb = arr(raw_below[1..1 + n * ins].to_vec(), &[n, ins])?;
+        let mut c = Compare::new();
+        let product = |k: usize| Tolerance::new(1e-5 + 1e-6 * k as f32, 1e-4);
+        c.add("dW", &got_dw, &want_dw.into_dyn(), product(n));
+        c.add("db", &got_db, &want_db.into_dyn(), product(n));
+        c.add("dZ below", &got_dzb, &want_dzb.into_dyn(), product(outs));
+        c.require(
+            "wrote outside dW, db and dZ below",
+            raw[..2]
+                .iter()
+                .chain(&raw[2 + outs * ins..3 + outs * ins])
+                .chain(&raw[3 + outs * ins + outs..])
+                .chain([&raw_below[0], &raw_below[1 + n * ins]])
+                .all(|v| v.is_nan()),
+        );
+        rows.push(c.row(
+            Family::LayerBackward,
+            format!("dW, db, dZ·W ⊙ {act:?}'"),
+            format!("{n}×{outs}×{ins}"),
+            gpu_ms,
+            cpu_ms,
+        ));
+    }
+    Ok(rows)
+}
+
+async fn xent_hvp(gpu: &Gpu, rng: &mut StdRng) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    // (rows, classes, logit scale): 1 class, batch 1, odd sizes, the linear
+    // model's 10 classes, 100 classes, and logits near ±1e3 (the row max
+    // keeps the exponentials finite).
+    for (n, classes, scale) in [
+        (1, 1, 3.0),
+        (1, 10, 3.0),
+        (7, 10, 3.0),
+        (65, 3, 3.0),
+        (300, 10, 3.0),
+        (129, 100, 3.0),
+        (33, 10, 1e3),
+    ] {
+        let logits = random(&[n, classes], rng, scale)
+            .into_dimensionality::<Ix2>()
+            .map_err(|e| Error::shape("verify", e))?;
+        let u = random(&[n, classes], rng, 1.0)
+            .into_dimensionality::<Ix2>()
+            .map_err(|e| Error::shape("verify", e))?;
+        // 1/N of a larger batch: the chunks of one batch add up to its mean.
+        let inv_n = 1.0 / (3 * n) as f32;
+        let start = Instant::now();
+        let want = cpu::linalg::xent_hvp_rows(logits.view(), u.view(), inv_n)?.into_dyn();
+        let cpu_ms = ms(start);
+        let tol = Tolerance::new(1e-7, 1e-4);
+        let r = GpuTensor::<f32>::zeros(gpu, &[n, classes])?;
+        // Separate logits and u, and the two halves of one [rows, 2C]
+        // product (how the second-order path calls it).
+        let gl = GpuTensor::from_array(gpu, &logits)?;
+        let gu = GpuTensor::from_array(gpu, &u)?;
+        let mut zu = Array2::<f32>::zeros((n, 2 * classes));
+        zu.slice_mut(s![.., ..classes]).assign(&logits);
+        zu.slice_mut(s![.., classes..]).assign(&u);
+        let gzu = GpuTensor::from_array(gpu, &zu)?;
+        for stacked in [false, true] {
+            r.fill(gpu, f32::NAN)?;
+            let start = Instant::now();
+            let kernel = if stacked {
+                XentHvpRows::stacked(gpu, &gzu, &r, inv_n)?
+            } else {
+                XentHvpRows::new(gpu, &gl, &gu, &r, inv_n)?
+            };
+            kernel.run(gpu)?;
+            let got = r.to_array_async(gpu).await?;
+            let gpu_ms = ms(start);
+            let mut c = Compare::new();
+            c.add("r", &got, &want, tol);
+            rows.push(c.row(
+                Family::XentHvp,
+                format!(
+                    "xent_hvp_rows{}",
+                    if stacked { " stacked [Z U]" } else { "" }
+                ),
+                format!("{n}×{classes} scale {scale}"),
                 gpu_ms,
                 cpu_ms,
             ));

@@ -69,6 +69,26 @@ async fn optimizer_steps_match_the_cpu_twin() {
     family(Family::Optim).await;
 }
 
+#[wasm_bindgen_test]
+async fn gather_matches_the_cpu_twin() {
+    family(Family::Gather).await;
+}
+
+#[wasm_bindgen_test]
+async fn gather_matmul_matches_the_cpu_twin() {
+    family(Family::GatherMatmul).await;
+}
+
+#[wasm_bindgen_test]
+async fn layer_backward_matches_the_cpu_twin() {
+    family(Family::LayerBackward).await;
+}
+
+#[wasm_bindgen_test]
+async fn xent_hvp_rows_match_the_cpu_twin() {
+    family(Family::XentHvp).await;
+}
+
 /// The native suite's check (`tests/gpu/train.rs`), over fewer steps: each
 /// step's loss within 1e-3 relative, the final parameters within
 /// (1e-4, 1e-3), and the loss falling. Both the fused step (gather_matmul,
