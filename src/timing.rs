@@ -60,8 +60,7 @@ pub fn measure_after(
     first: f64,
     mut run: impl FnMut(usize) -> Result<f64>,
 ) -> Result<Measurement> {
-    let first = first.max(1e-9);
-    let reps = ((plan.target_run_s / first).ceil() as usize).clamp(1, plan.max_reps.max(1));
+    let reps = reps_for(plan, first);
     for _ in 1..plan.warmup {
         run(reps)?;
     }
@@ -71,6 +70,28 @@ pub fn measure_after(
         times.push(run(reps)? / reps as f64);
     }
     Ok(summarise(times, reps, timer))
+}
+
+/// [`measure`] with an awaited `run` (a browser cannot block on the GPU).
+pub async fn measure_async(
+    plan: &Plan,
+    timer: &'static str,
+    mut run: impl AsyncFnMut(usize) -> Result<f64>,
+) -> Result<Measurement> {
+    let reps = reps_for(plan, run(1).await?);
+    for _ in 1..plan.warmup {
+        run(reps).await?;
+    }
+    let mut times = Vec::new();
+    for _ in 0..plan.runs.max(1) {
+        times.push(run(reps).await? / reps as f64);
+    }
+    Ok(summarise(times, reps, timer))
+}
+
+/// Repetitions per run, from the sizing run's `first` seconds.
+fn reps_for(plan: &Plan, first: f64) -> usize {
+    ((plan.target_run_s / first.max(1e-9)).ceil() as usize).clamp(1, plan.max_reps.max(1))
 }
 
 /// Median, min and max of per-repetition times (`per_rep` not empty).
@@ -119,6 +140,21 @@ mod tests {
         assert_eq!(calls, vec![1, 10, 10, 10, 10]);
         assert_eq!(m.reps, 10);
         assert_eq!(m.runs, 3);
+        assert!((m.seconds - 0.004).abs() < 1e-12, "{m:?}");
+
+        // The awaited form (the browser's) sizes and reports the same way.
+        let mut calls = Vec::new();
+        let mut timed = [0.004, 0.003, 0.006].into_iter();
+        let m = pollster::block_on(measure_async(&plan, "wall", async |reps| {
+            calls.push(reps);
+            Ok(match calls.len() {
+                1 => 0.001,
+                2 => 1.0,
+                _ => timed.next().unwrap() * reps as f64,
+            })
+        }))
+        .unwrap();
+        assert_eq!(calls, vec![1, 10, 10, 10, 10]);
         assert!((m.seconds - 0.004).abs() < 1e-12, "{m:?}");
         assert!((m.min_seconds - 0.003).abs() < 1e-12);
         assert!((m.max_seconds - 0.006).abs() < 1e-12);

@@ -98,6 +98,35 @@ pub fn parse_labels(bytes: &[u8]) -> Result<Vec<u8>> {
         .map_err(|msg| Error::data(IN_MEMORY, msg))
 }
 
+/// [`read_dataset`] on bytes held in memory (a browser's fetched files):
+/// `images` and `labels` are `(name, bytes)`, the names being what errors
+/// call the inputs (e.g. the URL they came from).
+pub fn parse_dataset(
+    images: (&str, &[u8]),
+    labels: (&str, &[u8]),
+    classes: usize,
+) -> Result<Dataset> {
+    let img = parse_bytes(images.1, Kind::Images)
+        .and_then(images_from)
+        .map_err(|m| Error::data(images.0, m))?;
+    let lab = parse_bytes(labels.1, Kind::Labels)
+        .map(|(_, data)| data)
+        .map_err(|m| Error::data(labels.0, m))?;
+    if img.count != lab.len() {
+        return Err(Error::data(
+            labels.0,
+            format!(
+                "holds {} labels but {} holds {} images; the counts must agree",
+                lab.len(),
+                images.0,
+                img.count
+            ),
+        ));
+    }
+    check_labels(&lab, classes).map_err(|m| Error::data(labels.0, m))?;
+    Dataset::new(img.pixels, lab, [1, img.rows, img.cols], classes)
+}
+
 /// Reads an IDX images file (raw or gzip, told by its contents).
 pub fn read_images(path: &Path) -> Result<IdxImages> {
     read_file(path, Kind::Images)

@@ -10,7 +10,6 @@ mod buffer;
 mod labels;
 mod pipeline;
 mod serial;
-#[cfg(not(target_arch = "wasm32"))]
 mod timer;
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -19,7 +18,6 @@ pub use buffer::{Element, GpuTensor};
 pub use labels::GpuLabels;
 pub use pipeline::{Binding, KernelPipeline, PipelineKey};
 pub use serial::Deferred;
-#[cfg(not(target_arch = "wasm32"))]
 pub use timer::{GpuTimer, TimerKind};
 
 use crate::error::{Error, Result};

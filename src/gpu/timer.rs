@@ -1,9 +1,11 @@
 //! Timing GPU work: timestamp queries where the adapter has them, otherwise
-//! the wall clock around a submit and a wait.
+//! the wall clock around a submit and a wait. Blocking ([`GpuTimer::time`],
+//! native) or awaited ([`GpuTimer::time_async`], both; the browser page's
+//! benchmark).
 
 use super::{Deferred, Gpu};
 use crate::error::Result;
-use std::time::Instant;
+use web_time::Instant;
 
 /// How a [`GpuTimer`] measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,8 +99,47 @@ impl GpuTimer {
     /// Records `record` into one compute pass, submits it, waits, and
     /// returns the pass's duration in seconds. Work submitted earlier is
     /// waited for first, so it is not counted.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn time(&self, gpu: &Gpu, record: impl FnOnce(&mut wgpu::ComputePass<'_>)) -> Result<f64> {
         gpu.wait()?;
+        let encoder = self.encode(gpu, record);
+        let Some(q) = &self.queries else {
+            let start = Instant::now();
+            gpu.submit(encoder)?;
+            gpu.wait()?;
+            return Ok(start.elapsed().as_secs_f64());
+        };
+        gpu.submit(encoder)?;
+        pollster::block_on(q.read(gpu))
+    }
+
+    /// [`GpuTimer::time`], awaiting rather than blocking (in a browser a
+    /// wait is a promise). On the wall clock the time runs from the submit
+    /// to the device reporting it done (`onSubmittedWorkDone` in WebGPU).
+    pub async fn time_async(
+        &self,
+        gpu: &Gpu,
+        record: impl FnOnce(&mut wgpu::ComputePass<'_>),
+    ) -> Result<f64> {
+        work_done(gpu).await?;
+        let encoder = self.encode(gpu, record);
+        let Some(q) = &self.queries else {
+            let start = Instant::now();
+            gpu.submit(encoder)?;
+            work_done(gpu).await?;
+            return Ok(start.elapsed().as_secs_f64());
+        };
+        gpu.submit(encoder)?;
+        q.read(gpu).await
+    }
+
+    /// One pass holding `record`, with the timestamps written around it and
+    /// resolved into the readback buffer when there are queries.
+    fn encode(
+        &self,
+        gpu: &Gpu,
+        record: impl FnOnce(&mut wgpu::ComputePass<'_>),
+    ) -> wgpu::CommandEncoder {
         let mut encoder = gpu.encoder("timed");
         {
             let timestamp_writes =
@@ -115,22 +156,37 @@ impl GpuTimer {
             });
             record(&mut pass);
         }
-        let Some(q) = &self.queries else {
-            let start = Instant::now();
-            gpu.submit(encoder)?;
-            gpu.wait()?;
-            return Ok(start.elapsed().as_secs_f64());
-        };
-        encoder.resolve_query_set(&q.set, 0..2, &q.resolve, 0);
-        encoder.copy_buffer_to_buffer(&q.resolve, 0, &q.readback, 0, 16);
-        gpu.submit(encoder)?;
-        let ticks: Vec<u64> = pollster::block_on(super::buffer::read_mapped(
-            gpu,
-            &q.readback,
-            0..16,
-            "the timestamps",
-        ))?;
-        Ok(ticks[1].saturating_sub(ticks[0]) as f64 * q.period_ns * 1e-9)
+        if let Some(q) = &self.queries {
+            encoder.resolve_query_set(&q.set, 0..2, &q.resolve, 0);
+            encoder.copy_buffer_to_buffer(&q.resolve, 0, &q.readback, 0, 16);
+        }
+        encoder
+    }
+}
+
+impl Queries {
+    /// The submitted pass's duration in seconds, from its two timestamps.
+    async fn read(&self, gpu: &Gpu) -> Result<f64> {
+        let ticks: Vec<u64> =
+            super::buffer::read_mapped(gpu, &self.readback, 0..16, "the timestamps").await?;
+        Ok(ticks[1].saturating_sub(ticks[0]) as f64 * self.period_ns * 1e-9)
+    }
+}
+
+/// Until every submitted command has run.
+async fn work_done(gpu: &Gpu) -> Result<()> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        gpu.wait()
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+        gpu.queue().on_submitted_work_done(move || {
+            let _ = sender.send(());
+        });
+        receiver.receive().await;
+        gpu.settle("waiting for the device").await
     }
 }
 

@@ -275,6 +275,8 @@ pub(super) fn submit_steps(
     mut record: impl FnMut(&mut wgpu::ComputePass<'_>, usize) -> Result<()>,
     mut progress: impl FnMut(usize),
 ) -> Result<usize> {
+    // Counted natively only: a browser never waits here.
+    #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
     let mut syncs = 0;
     let mut previous: Option<(wgpu::SubmissionIndex, usize)> = None;
     let mut first = 0;

@@ -80,6 +80,41 @@ fn idx_in_memory_parsers_match_file_readers() {
     assert_contains(&e, &["<in-memory IDX bytes>", "truncated"]);
 }
 
+/// What the browser page parses: fetched bytes, named by their URLs in errors.
+#[test]
+fn idx_parse_dataset_on_bytes_names_the_inputs() {
+    let images = gzip(&idx_images(7, 28, 28));
+    let labels = idx_labels(&cyclic_labels(7));
+    let ds = idx::parse_dataset(("data/i.gz", &images), ("data/l.gz", &labels), 10).unwrap();
+    assert_eq!((ds.len(), ds.image_shape), (7, [1, 28, 28]));
+    assert_eq!(ds.image(6)[5], pixel(6, 5));
+    let e = idx::parse_dataset(("data/i.gz", &images[..40]), ("data/l.gz", &labels), 10)
+        .unwrap_err()
+        .to_string();
+    assert_contains(&e, &["data/i.gz"]);
+    let e = idx::parse_dataset(("data/i.gz", &images), ("data/l.gz", &idx_labels(&[1])), 10)
+        .unwrap_err()
+        .to_string();
+    assert_contains(&e, &["data/l.gz", "1 labels", "7 images"]);
+    let e = idx::parse_dataset(("data/i.gz", &labels), ("data/l.gz", &labels), 10)
+        .unwrap_err()
+        .to_string();
+    assert_contains(&e, &["data/i.gz", "magic"]);
+    let e = idx::parse_dataset(("data/i.gz", &images), ("data/l.gz", &labels), 3)
+        .unwrap_err()
+        .to_string();
+    assert_contains(&e, &["data/l.gz", "label"]);
+    // An HTML error page served in place of the file.
+    let e = idx::parse_dataset(
+        ("data/i.gz", b"<!DOCTYPE html>"),
+        ("data/l.gz", &labels),
+        10,
+    )
+    .unwrap_err()
+    .to_string();
+    assert_contains(&e, &["data/i.gz"]);
+}
+
 // ---------------------------------------------------------------- IDX: bad
 
 #[test]

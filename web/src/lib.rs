@@ -4,6 +4,9 @@
 //! promise, and blocking on one would freeze the page.
 #![cfg(target_arch = "wasm32")]
 
+pub mod bench;
+pub mod fashion;
+
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use wasm_bindgen::prelude::*;
 use wgpu_train::model::Mlp;
@@ -28,7 +31,7 @@ pub async fn gpu() -> wgpu_train::Result<&'static Gpu> {
     Ok(g)
 }
 
-fn js_err(e: impl std::fmt::Display) -> JsValue {
+pub(crate) fn js_err(e: impl std::fmt::Display) -> JsValue {
     JsValue::from_str(&e.to_string())
 }
 
