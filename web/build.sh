@@ -24,6 +24,8 @@ if [ -f "$data/train-images-idx3-ubyte.gz" ] && [ -f "$data/t10k-labels-idx1-uby
         echo "linked web/www/data -> $data"
     fi
 else
+    # A link left from another dataset directory would serve stale files.
+    if [ -L web/www/data ]; then rm web/www/data; fi
     echo "no Fashion-MNIST in $data (bash scripts/common.sh installs it; or set FASHION_MNIST_DIR):" \
         "the page's Train part will say the files are missing" >&2
 fi

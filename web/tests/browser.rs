@@ -206,3 +206,30 @@ async fn every_pipeline_compiles_in_the_browser() {
         keys.len()
     );
 }
+
+/// The page's Train part on files that are not what it expects (an HTML
+/// error page, a truncated gzip, labels that do not match): an `Err` that
+/// names the file, before any training, not a panic or a hang.
+#[wasm_bindgen_test]
+async fn training_on_bad_dataset_files_is_an_err_naming_the_file() {
+    let g = gpu().await;
+    let names = ["data/a", "data/b", "data/c", "data/d"];
+    let html: &[u8] = b"<!DOCTYPE html><title>404</title>";
+    let gzip_header: &[u8] = &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2];
+    for (bytes, named) in [
+        ([html, html, html, html], "data/a"),
+        ([gzip_header, html, html, html], "data/a"),
+    ] {
+        let mut events = 0;
+        let r = wgpu_train_web::fashion::run(g, bytes, names, 100, 100, 1, async |_| {
+            events += 1;
+            Ok(())
+        })
+        .await;
+        match r {
+            Err(e) => assert!(e.to_string().contains(named), "{e}"),
+            Ok(_) => panic!("bad files were accepted"),
+        }
+        assert_eq!(events, 0, "it reported progress on bad files");
+    }
+}
