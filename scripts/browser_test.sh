@@ -2,7 +2,8 @@
 # The browser tests: the library built for wasm32-unknown-unknown (wgpu's
 # WebGPU backend) and web/tests/browser.rs run by wasm-bindgen-test-runner in
 # headless Chromium (Dawn; SwiftShader where there is no GPU), then the page's
-# end-to-end test (web/e2e.sh: Verify table all pass, screenshot).
+# end-to-end test (web/e2e.sh: Verify all pass, Train's loss falls on
+# Fashion-MNIST, the Benchmark table fills; screenshot).
 # Installs what is missing, idempotently: Debian's rustc-web and its source
 # (wasm's std is built with -Zbuild-std; rustup cannot fetch it everywhere),
 # lld's wasm-ld, Chromium and chromedriver, and wasm-bindgen-cli at the
@@ -25,6 +26,8 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing ${need[*]}"
     apt_install --no-install-recommends "${need[@]}"
 fi
+# The page's Train part fetches Fashion-MNIST from the local server.
+ensure_fashion_mnist
 
 # The runner must be the wasm-bindgen version the crate links. Installed
 # with the ordinary toolchain (before scripts/wasm_env.sh switches rustc).
