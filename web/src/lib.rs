@@ -1,6 +1,7 @@
-//! wgpu-train in the browser: what the page (`web/www/`) calls and what the
-//! browser tests (`web/tests/browser.rs`) check, on the visitor's GPU
-//! through WebGPU. Everything here is async: in a browser a readback is a
+//! wgpu-train in the browser: what the page (`web/www/`) calls — the
+//! adapter, [`verify`], [`fashion::train_fashion`] (Train) and
+//! [`bench::bench_matmul`] (Benchmark) — and what the browser tests
+//! (`web/tests/browser.rs`) check, on the visitor's GPU through WebGPU. Everything here is async: in a browser a readback is a
 //! promise, and blocking on one would freeze the page.
 #![cfg(target_arch = "wasm32")]
 
@@ -146,22 +147,4 @@ pub async fn train_compare(g: &Gpu, steps: usize, fused: bool) -> wgpu_train::Re
         gpu_ms,
         cpu_ms,
     })
-}
-
-/// [`train_compare`] for the page, as JSON (without the parameters).
-#[wasm_bindgen]
-pub async fn train(steps: u32) -> Result<String, JsValue> {
-    let g = gpu().await.map_err(js_err)?;
-    let r = train_compare(g, steps as usize, GpuEngine::fused_by_default(g))
-        .await
-        .map_err(js_err)?;
-    Ok(serde_json::json!({
-        "gpu_losses": r.gpu_losses,
-        "cpu_losses": r.cpu_losses,
-        "gpu_accuracy": r.gpu_accuracy,
-        "cpu_accuracy": r.cpu_accuracy,
-        "gpu_ms": r.gpu_ms,
-        "cpu_ms": r.cpu_ms,
-    })
-    .to_string())
 }
