@@ -33,6 +33,28 @@ pub static MATMUL: Shader = Shader {
     ],
 };
 
+/// Matmul v6: `matmul.wgsl` with `matmul_vec4.wgsl` appended, which binds A
+/// and B a second time as `array<vec4<f32>>` (a binding has one type), so
+/// its layout has two more storage buffers than [`MATMUL`]'s; v1..v5 keep
+/// the smaller one.
+pub static MATMUL_VEC4: Shader = Shader {
+    name: "matmul_vec4",
+    source: concat!(
+        include_str!("../shaders/matmul.wgsl"),
+        include_str!("../shaders/shared/activation_grad.wgsl"),
+        include_str!("../shaders/matmul_vec4.wgsl")
+    ),
+    bindings: &[
+        Binding::Uniform,          // params
+        Binding::StorageRead,      // a
+        Binding::StorageRead,      // b
+        Binding::StorageRead,      // bias, or H for the activation-grad epilogue
+        Binding::StorageReadWrite, // c
+        Binding::StorageRead,      // a4: a as vec4s (or a placeholder)
+        Binding::StorageRead,      // b4: b as vec4s (or a placeholder)
+    ],
+};
+
 pub static GATHER: Shader = Shader {
     name: "gather",
     source: include_str!("../shaders/gather.wgsl"),
@@ -181,6 +203,7 @@ pub static LINALG: Shader = Shader {
 pub const WORKGROUP_MEMORY: &[(&str, &str, u32)] = &[
     ("matmul", "matmul_tiled", 8192),      // two 16×64 f32 tiles
     ("matmul", "matmul_tiled_8x8", 16384), // two double-buffered 8×128 tiles
+    ("matmul_vec4", "matmul_vec4", 16384), // v4's tiles
     ("reduce", "column_sum", 1024),
     ("reduce", "loss_correct_sum", 2048),
     ("softmax_xent", "xent_workgroup", 768),
@@ -200,6 +223,7 @@ pub fn workgroup_memory(shader: &str, entry: &str) -> u32 {
 pub fn all() -> Vec<&'static Shader> {
     vec![
         &MATMUL,
+        &MATMUL_VEC4,
         &GATHER,
         &GATHER_MATMUL,
         &LAYER_BACKWARD,

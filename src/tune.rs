@@ -4,7 +4,7 @@
 //! Users run this crate on GPUs we never see, so a version chosen by a rule
 //! reasoned on one machine ([`MatmulKernel::choose`]) is a guess elsewhere.
 //! The tuner replaces the guess with a measurement, as burn/CubeCL do, for
-//! the families with several versions and an `Auto`: matmul (v1..v5,
+//! the families with several versions and an `Auto`: matmul (v1..v6,
 //! [`Tuner::matmul`]), softmax-CE (v1, v2, [`Tuner::softmax_xent`]) and the
 //! column sums (v1, v2, [`Tuner::column_sum`]), and the optimizer's
 //! elements per thread ([`Tuner::optimizer`], 1 to 16: the same bits at
@@ -30,7 +30,7 @@
 //! touches no file; `on` (the examples' default) reads the cache and tunes
 //! what is missing; `refresh` ignores the cache and tunes everything again.
 //!
-//! Reproducibility: matmul v1..v4 accumulate over k in increasing order;
+//! Reproducibility: matmul v1..v4 and v6 accumulate over k in increasing order;
 //! whether two of them give the same bits depends on the driver's
 //! floating-point contraction (on lavapipe they do). v5 (split-K) adds
 //! chunks of K and then the chunks, a different association: its bits
@@ -544,7 +544,7 @@ fn tune_matmul(
         gpu,
         MatmulKernel::ALL
             .into_iter()
-            .filter(|k| k.worth_timing(shape)),
+            .filter(|k| k.worth_timing(shape, opts)),
         |kernel| Matmul::new(gpu, &a, &b, bias.then_some(&bias_t), &c, *opts, kernel),
         |mm, pass| mm.record(pass),
     )

@@ -20,8 +20,8 @@ pub use gather::{Gather, GatherOptions, GpuDataset};
 pub use gather_matmul::GatherMatmul;
 pub use layer_backward::LayerBackward;
 pub use matmul::{
-    BatchStrides, Matmul, MatmulEpilogue, MatmulKernel, matmul, matmul_activation_grad,
-    matmul_ones_column, matmul_with,
+    BatchStrides, Matmul, MatmulEpilogue, MatmulKernel, Vec4Operands, matmul,
+    matmul_activation_grad, matmul_ones_column, matmul_with,
 };
 pub use optim::GpuOptimizer;
 pub use reduce::{
