@@ -211,8 +211,8 @@ impl Vec4Operands {
         let a_run = if opts.trans_a { shape.m } else { shape.k };
         let b_run = if opts.trans_b { shape.k } else { shape.n };
         Vec4Operands {
-            a: a_run % 4 == 0 && shape.a_batch_stride % 4 == 0,
-            b: b_run % 4 == 0 && shape.b_batch_stride % 4 == 0,
+            a: a_run.is_multiple_of(4) && shape.a_batch_stride.is_multiple_of(4),
+            b: b_run.is_multiple_of(4) && shape.b_batch_stride.is_multiple_of(4),
         }
     }
 
@@ -225,8 +225,8 @@ impl Vec4Operands {
     ) -> Self {
         let by_shape = Self::by_shape(shape, opts);
         Vec4Operands {
-            a: by_shape.a && a.offset() % 4 == 0,
-            b: by_shape.b && b.offset() % 4 == 0,
+            a: by_shape.a && a.offset().is_multiple_of(4),
+            b: by_shape.b && b.offset().is_multiple_of(4),
         }
     }
 
