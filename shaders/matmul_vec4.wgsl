@@ -10,7 +10,8 @@
 // boundary (A along K, or along M when TRANS_A; B along N, or along K when
 // TRANS_B): the launcher checks that and sets VEC4_A / VEC4_B; an operand
 // that fails it keeps v4's scalar loads, so v6 is valid at every shape and
-// offset (K = 3073 runs v4's loads, bit for bit v4's result). Everything
+// offset (where neither operand qualifies, K = 3073, the launcher runs v4's
+// pipeline, which is what this one would compute). Everything
 // else is v4's: 128×128 tiles, 8×8 outputs per thread in 16 named vec4
 // accumulators, two tile buffers, one barrier per stage, the sum over k in
 // increasing order (the same bits as v1..v4 where the driver does not
