@@ -56,6 +56,11 @@ pub struct GpuOptions {
     pub autotune: Option<crate::tune::TuneMode>,
     /// Where the autotune cache lives; `None`: `$XDG_CACHE_HOME/wgpu-train`.
     pub autotune_dir: Option<std::path::PathBuf>,
+    /// Request `wgpu::Features::SUBGROUP` where the adapter offers it (the
+    /// default; never in a browser), which makes the subgroup versions of
+    /// softmax-CE and the column sums available. `false` behaves like an
+    /// adapter without subgroups.
+    pub subgroups: bool,
 }
 
 /// The cap named by `WGPU_TRAIN_LIMITS`: `webgpu` is WebGPU's guaranteed
@@ -93,6 +98,7 @@ impl Default for GpuOptions {
             max_storage_buffer_binding_size: None,
             autotune: None,
             autotune_dir: None,
+            subgroups: true,
         }
     }
 }
@@ -138,6 +144,9 @@ pub struct Gpu {
     /// ours keeps them so the next scoped call can return them.
     uncaptured: Arc<Mutex<Vec<String>>>,
     tuner: crate::tune::Tuner,
+    /// The adapter's (min, max) subgroup size where the device was created
+    /// with `Features::SUBGROUP`; `None` without it.
+    subgroup_sizes: Option<(u32, u32)>,
     /// Error-scope pops still in flight (browser only; see `scoped_unlocked`).
     #[cfg(target_arch = "wasm32")]
     pending: Arc<Pending>,
@@ -220,8 +229,15 @@ impl Gpu {
             limits.max_storage_buffer_binding_size =
                 limits.max_storage_buffer_binding_size.min(max);
         }
-        // Timestamps are optional: benchmarks use them where the adapter has them.
-        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        // Timestamps are optional: benchmarks use them where the adapter has
+        // them. Subgroups too: only the subgroup kernel versions need them,
+        // and those are offered only where the device has the feature. Not
+        // in a browser, whose subgroups wgpu still treats as experimental.
+        let mut wanted = wgpu::Features::TIMESTAMP_QUERY;
+        if options.subgroups && !cfg!(target_arch = "wasm32") {
+            wanted |= wgpu::Features::SUBGROUP;
+        }
+        let features = adapter.features() & wanted;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wgpu-train"),
@@ -257,6 +273,9 @@ impl Gpu {
             mapped_at_creation: false,
         });
         let tuner = crate::tune::Tuner::new(tune_mode, &info, options.autotune_dir.clone());
+        let subgroup_sizes = features
+            .contains(wgpu::Features::SUBGROUP)
+            .then_some((info.subgroup_min_size, info.subgroup_max_size));
         // GL: one context per device behind a lock that panics after 6 s.
         let serial = (summary.backend == wgpu::Backend::Gl).then(serial::Serial::new);
         Ok(Gpu {
@@ -271,6 +290,7 @@ impl Gpu {
             slot_placeholders: Mutex::new(Vec::new()),
             uncaptured,
             tuner,
+            subgroup_sizes,
             #[cfg(target_arch = "wasm32")]
             pending: Arc::default(),
             serial,
@@ -358,6 +378,13 @@ impl Gpu {
     /// The kernel autotuner ([`crate::tune`]).
     pub fn tuner(&self) -> &crate::tune::Tuner {
         &self.tuner
+    }
+
+    /// The adapter's smallest and largest subgroup size, where the device
+    /// has `wgpu::Features::SUBGROUP` (lavapipe: 8 and 8); `None` where it
+    /// has not, and the subgroup kernel versions are not offered.
+    pub fn subgroup_sizes(&self) -> Option<(u32, u32)> {
+        self.subgroup_sizes
     }
 
     /// The limits the device was created with: the adapter's own, less any
