@@ -1,5 +1,3 @@
-enable subgroups;
-
 // v3 column_sum_subgroup: column sums (and the fused activation backward)
 // with each column's rows split among 4 lanes and the lanes combined by
 // subgroup shuffles instead of a tree in workgroup memory with barriers.
@@ -30,9 +28,9 @@ fn column_sum_subgroup(
     let t = sg_id * sg_size + sg_lane;
     let lane = t % COL_LANES;
     let col = (wid.y * groups.x + wid.x) * SUBGROUP_COLS + t / COL_LANES;
-    let active = col < p.cols;
+    let in_range = col < p.cols;
     var acc = 0.0;
-    if (active) {
+    if (in_range) {
         for (var r = lane; r < p.rows; r = r + COL_LANES) {
             acc = acc + column_term(r * p.cols + col);
         }
@@ -40,7 +38,7 @@ fn column_sum_subgroup(
     for (var o = 1u; o < COL_LANES; o = o * 2u) {
         acc = acc + subgroupShuffleXor(acc, o);
     }
-    if (active && lane == 0u) {
+    if (in_range && lane == 0u) {
         sums[p.sums_offset + zb * p.sums_batch_stride + col] = acc;
     }
 }

@@ -1,10 +1,12 @@
-enable subgroups;
-
 // v4 xent_subgroup: softmax-CE with the row's max and sum reduced across
 // subgroup lanes. Assembled in front of softmax_xent.wgsl (src/shaders.rs),
 // whose bindings, Params and helpers it uses, into a module of its own that
-// is compiled only on devices with wgpu::Features::SUBGROUP: the `enable`
-// above is an error everywhere else (GL, browsers, the WebGPU-limits pass).
+// is compiled only on devices with wgpu::Features::SUBGROUP: wgpu's naga
+// rejects the subgroup builtins everywhere else (GL, the WebGPU-limits
+// pass), and browsers never get here (the crate does not request the
+// feature on wasm). No `enable subgroups;`: the WGSL standard wants it, but
+// naga 30 rejects it as "not yet supported" (gfx-rs/wgpu#5555) and gates
+// the builtins on the device feature instead.
 //
 // Determinism: the result must not depend on the subgroup size, which only
 // the driver knows (the `subgroup_size` builtin; 4 to 128, and on some GPUs
@@ -44,7 +46,7 @@ fn xent_subgroup(
     let t = sg_id * sg_size + sg_lane;
     let lane = t % QUAD;
     let wanted = group_index(wid, groups) * QUAD_ROWS + t / QUAD;
-    let active = wanted < p.n;
+    let in_range = wanted < p.n;
     let row = min(wanted, p.n - 1u);
     let base = logits_base() + row * p.c;
 
@@ -77,10 +79,10 @@ fn xent_subgroup(
     }
 
     let label = label_of(row);
-    if (active && lane == 0u) {
+    if (in_range && lane == 0u) {
         write_row(row, label, m, s, argmax);
     }
-    if (active && WRITE_GRAD) {
+    if (in_range && WRITE_GRAD) {
         let out = dlogits_base() + row * p.c;
         for (var j = lane; j < p.c; j = j + QUAD) {
             dlogits[out + j] = grad(logits[base + j], m, s, j == label);

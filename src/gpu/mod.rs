@@ -57,9 +57,9 @@ pub struct GpuOptions {
     /// Where the autotune cache lives; `None`: `$XDG_CACHE_HOME/wgpu-train`.
     pub autotune_dir: Option<std::path::PathBuf>,
     /// Request `wgpu::Features::SUBGROUP` where the adapter offers it (the
-    /// default; never in a browser), which makes the subgroup versions of
-    /// softmax-CE and the column sums available. `false` behaves like an
-    /// adapter without subgroups.
+    /// default; never in a browser, nor under a `WGPU_TRAIN_LIMITS` cap),
+    /// which makes the subgroup versions of softmax-CE and the column sums
+    /// available. `false` behaves like an adapter without subgroups.
     pub subgroups: bool,
 }
 
@@ -67,7 +67,8 @@ pub struct GpuOptions {
 /// limits (`wgpu::Limits::default()`: 8 storage buffers per stage, 256
 /// invocations and 16 KiB of workgroup memory, 256 MiB buffers), `downlevel`
 /// wgpu's downlevel defaults (4 storage buffers per stage, as on GLES 3.1
-/// and many phones), `adapter` or unset no cap. Any other value is an error,
+/// and many phones), `adapter` or unset no cap. A cap also leaves out the
+/// optional subgroups feature. Any other value is an error,
 /// so a typo does not silently run uncapped.
 pub fn limits_from_env() -> Result<Option<wgpu::Limits>> {
     let Ok(value) = std::env::var("WGPU_TRAIN_LIMITS") else {
@@ -219,7 +220,8 @@ impl Gpu {
         // bindings): MNIST and CIFAR need more.
         // Caps (WGPU_TRAIN_LIMITS, then the options) only ever lower them.
         let mut limits = adapter.limits();
-        for cap in [limits_from_env()?, options.limits.clone()]
+        let env_cap = limits_from_env()?;
+        for cap in [env_cap.clone(), options.limits.clone()]
             .into_iter()
             .flatten()
         {
@@ -232,9 +234,11 @@ impl Gpu {
         // Timestamps are optional: benchmarks use them where the adapter has
         // them. Subgroups too: only the subgroup kernel versions need them,
         // and those are offered only where the device has the feature. Not
-        // in a browser, whose subgroups wgpu still treats as experimental.
+        // in a browser, whose subgroups wgpu still treats as experimental,
+        // nor under a WGPU_TRAIN_LIMITS cap, which stands for a smaller
+        // device: WebGPU's guaranteed limits come without optional features.
         let mut wanted = wgpu::Features::TIMESTAMP_QUERY;
-        if options.subgroups && !cfg!(target_arch = "wasm32") {
+        if options.subgroups && env_cap.is_none() && !cfg!(target_arch = "wasm32") {
             wanted |= wgpu::Features::SUBGROUP;
         }
         let features = adapter.features() & wanted;
