@@ -122,14 +122,14 @@ pub static SOFTMAX_XENT: Shader = Shader {
 };
 
 const XENT_BINDINGS: &[Binding] = &[
-        Binding::Uniform,          // params
-        Binding::StorageRead,      // logits
-        Binding::StorageRead,      // labels
-        Binding::StorageReadWrite, // loss
-        Binding::StorageReadWrite, // correct
-        Binding::StorageReadWrite, // dlogits
-        Binding::StorageReadWrite, // loss_total (v3)
-        Binding::StorageReadWrite, // correct_total (v3)
+    Binding::Uniform,          // params
+    Binding::StorageRead,      // logits
+    Binding::StorageRead,      // labels
+    Binding::StorageReadWrite, // loss
+    Binding::StorageReadWrite, // correct
+    Binding::StorageReadWrite, // dlogits
+    Binding::StorageReadWrite, // loss_total (v3)
+    Binding::StorageReadWrite, // correct_total (v3)
 ];
 
 /// softmax_xent.wgsl with the subgroup version (v4) in front: a module of
@@ -168,13 +168,13 @@ pub static REDUCE: Shader = Shader {
 };
 
 const REDUCE_BINDINGS: &[Binding] = &[
-        Binding::Uniform,          // params
-        Binding::StorageRead,      // x
-        Binding::StorageRead,      // h
-        Binding::StorageReadWrite, // dz
-        Binding::StorageReadWrite, // sums
-        Binding::StorageRead,      // flags
-        Binding::StorageReadWrite, // count
+    Binding::Uniform,          // params
+    Binding::StorageRead,      // x
+    Binding::StorageRead,      // h
+    Binding::StorageReadWrite, // dz
+    Binding::StorageReadWrite, // sums
+    Binding::StorageRead,      // flags
+    Binding::StorageReadWrite, // count
 ];
 
 /// reduce.wgsl with the subgroup column sum (v3) in front, for devices with

@@ -477,7 +477,9 @@ pub fn check_choices(choices: &BTreeMap<String, String>) -> Result<()> {
 /// The version names of the family a key belongs to (by its first word).
 fn versions(key: &str) -> Vec<&'static str> {
     if key.starts_with("softmax_xent ") {
-        SoftmaxXentKernel::EVERY.map(SoftmaxXentKernel::name).to_vec()
+        SoftmaxXentKernel::EVERY
+            .map(SoftmaxXentKernel::name)
+            .to_vec()
     } else if key.starts_with("column_sum ") {
         ColumnSumKernel::EVERY.map(ColumnSumKernel::name).to_vec()
     } else if key.starts_with("optimizer ") {

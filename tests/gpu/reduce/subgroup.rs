@@ -119,11 +119,7 @@ fn quad_order_sums(x: &ndarray::ArrayD<f32>) -> Vec<f32> {
     let (n, c) = (x.shape()[0], x.shape()[1]);
     (0..c)
         .map(|col| {
-            let lane = |l: usize| {
-                (l..n)
-                    .step_by(4)
-                    .fold(0.0f32, |acc, r| acc + x[[r, col]])
-            };
+            let lane = |l: usize| (l..n).step_by(4).fold(0.0f32, |acc, r| acc + x[[r, col]]);
             (lane(0) + lane(1)) + (lane(2) + lane(3))
         })
         .collect()
