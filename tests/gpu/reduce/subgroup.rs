@@ -222,3 +222,19 @@ fn without_the_feature_no_subgroup_version_is_offered_tuned_or_replayed() {
     let err = xent_kernel(&off).expect_err("a recorded v4 is refused");
     assert!(err.to_string().contains("subgroups"), "{err}");
 }
+
+/// Where the adapter offers subgroups and no WGPU_TRAIN_LIMITS cap stands
+/// for a smaller device, the `Gpu` has requested them (so the tests above
+/// ran the subgroup versions rather than the checks of their absence), with
+/// the adapter's sizes.
+#[test]
+fn subgroups_are_requested_where_the_adapter_has_them() {
+    let g = gpu();
+    let offered = g.adapter().features().contains(wgpu::Features::SUBGROUP);
+    let capped = wgpu_train::gpu::limits_from_env().unwrap().is_some();
+    let info = g.adapter().get_info();
+    let want = (offered && !capped && info.subgroup_min_size >= 4)
+        .then_some((info.subgroup_min_size, info.subgroup_max_size));
+    assert_eq!(g.subgroup_sizes(), want, "{}", g.summary());
+    eprintln!("{}: subgroup sizes {:?}", g.summary(), g.subgroup_sizes());
+}
