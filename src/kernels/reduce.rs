@@ -152,7 +152,8 @@ fn totals_key(accumulate: bool) -> PipelineKey {
     }
 }
 
-/// Every pipeline these launchers can build (validated by `tests/cpu/shaders.rs`).
+/// Every pipeline these launchers can build on any device (validated by
+/// `tests/cpu/shaders.rs`); the subgroup ones are [`subgroup_specialisations`].
 pub fn specialisations() -> Vec<PipelineKey> {
     let mut keys = Vec::new();
     for kernel in ColumnSumKernel::ALL {

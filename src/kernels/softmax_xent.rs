@@ -142,7 +142,8 @@ fn entry_key(entry: &'static str, with_grad: bool) -> PipelineKey {
 /// The fused version's entry point (v3: rows and batch totals).
 const TOTALS_ENTRY: &str = "xent_totals";
 
-/// Every pipeline this launcher can build (validated by `tests/cpu/shaders.rs`).
+/// Every pipeline this launcher can build on any device (validated by
+/// `tests/cpu/shaders.rs`); the subgroup ones are [`subgroup_specialisations`].
 pub fn specialisations() -> Vec<PipelineKey> {
     let mut keys: Vec<PipelineKey> = SoftmaxXentKernel::ALL
         .iter()
