@@ -22,8 +22,10 @@
 //!   `$XDG_CACHE_HOME/wgpu-train/autotune-<adapter hash>.json` (else
 //!   `~/.cache/…`), written atomically. The hash covers the adapter's name,
 //!   backend, vendor and device ids, driver and driver version, so a driver
-//!   update starts a new file. A corrupt or foreign file is ignored with a
-//!   warning and replaced at the next save, never an error.
+//!   update starts a new file, and whether the device has subgroups (a
+//!   choice of a subgroup version is no use without them). A corrupt or
+//!   foreign file is ignored with a warning and replaced at the next save,
+//!   never an error.
 //!
 //! `WGPU_TRAIN_AUTOTUNE=off|on|refresh` (or [`crate::GpuOptions::autotune`]):
 //! `off` (the library's default, and the tests') uses the fixed rule and
@@ -129,11 +131,24 @@ pub struct Tuner {
 
 impl Tuner {
     /// A tuner for the adapter described by `info`, caching in `dir` (or the
-    /// platform's cache directory when `None`).
-    pub(crate) fn new(mode: TuneMode, info: &wgpu::AdapterInfo, dir: Option<PathBuf>) -> Self {
+    /// platform's cache directory when `None`). A device with subgroups
+    /// keeps its own file: its choices may name subgroup versions, which the
+    /// same adapter without them (`WGPU_TRAIN_LIMITS`) cannot run.
+    pub(crate) fn new(
+        mode: TuneMode,
+        info: &wgpu::AdapterInfo,
+        subgroups: bool,
+        dir: Option<PathBuf>,
+    ) -> Self {
         let adapter_key = format!(
-            "{} | {:?} | vendor {:#x} device {:#x} | {} {}",
-            info.name, info.backend, info.vendor, info.device, info.driver, info.driver_info
+            "{} | {:?} | vendor {:#x} device {:#x} | {} {}{}",
+            info.name,
+            info.backend,
+            info.vendor,
+            info.device,
+            info.driver,
+            info.driver_info,
+            if subgroups { " | subgroups" } else { "" }
         );
         let file = dir.or_else(default_dir).map(|d| {
             use sha2::Digest;

@@ -276,12 +276,17 @@ impl Gpu {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
-        let tuner = crate::tune::Tuner::new(tune_mode, &info, options.autotune_dir.clone());
         // The subgroup kernels combine quads of 4 lanes, so they need
         // subgroups of at least 4 (wgpu reports no fewer; this keeps it so).
         let subgroup_sizes = (features.contains(wgpu::Features::SUBGROUP)
             && info.subgroup_min_size >= 4)
             .then_some((info.subgroup_min_size, info.subgroup_max_size));
+        let tuner = crate::tune::Tuner::new(
+            tune_mode,
+            &info,
+            subgroup_sizes.is_some(),
+            options.autotune_dir.clone(),
+        );
         // GL: one context per device behind a lock that panics after 6 s.
         let serial = (summary.backend == wgpu::Backend::Gl).then(serial::Serial::new);
         Ok(Gpu {

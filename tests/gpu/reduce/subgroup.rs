@@ -238,3 +238,43 @@ fn subgroups_are_requested_where_the_adapter_has_them() {
     assert_eq!(g.subgroup_sizes(), want, "{}", g.summary());
     eprintln!("{}: subgroup sizes {:?}", g.summary(), g.subgroup_sizes());
 }
+
+/// A cache written by a device with subgroups (which may choose their
+/// versions) is not read by the same adapter without them (e.g. under
+/// WGPU_TRAIN_LIMITS): that tunes afresh instead of failing on a version it
+/// cannot run.
+#[test]
+fn a_cache_written_with_subgroups_is_not_read_without_them() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("tune-subgroup-cache");
+    let _ = std::fs::remove_dir_all(&dir);
+    let tuned = |subgroups: bool| {
+        Gpu::with_options(GpuOptions {
+            subgroups,
+            autotune: Some(TuneMode::On),
+            autotune_dir: Some(dir.clone()),
+            ..GpuOptions::default()
+        })
+        .expect("GPU tests need an adapter")
+    };
+    let build = |g: &Gpu| {
+        let x = GpuTensor::from_array(g, &random(&[37, 10], 8)).unwrap();
+        let sums = GpuTensor::<f32>::zeros(g, &[10]).unwrap();
+        ColumnSum::new(g, &x, &sums, ColumnSumKernel::Auto)
+            .unwrap()
+            .kernel()
+    };
+    let with = tuned(true);
+    build(&with);
+    assert_eq!(with.tuner().tuned().0, 1);
+    let without = tuned(false);
+    assert!(ColumnSumKernel::ALL.contains(&build(&without)));
+    let files = |g: &Gpu| g.tuner().file().unwrap().to_path_buf();
+    if with.subgroup_sizes().is_some() {
+        assert_ne!(files(&with), files(&without), "one cache file each");
+        assert_eq!(without.tuner().tuned().0, 1, "tuned afresh");
+    } else {
+        // No subgroups on this pass (GL, WGPU_TRAIN_LIMITS): one device, one file.
+        assert_eq!(files(&with), files(&without));
+        assert_eq!(without.tuner().tuned().0, 0, "the cache is used");
+    }
+}
