@@ -22,8 +22,10 @@
 //!   `$XDG_CACHE_HOME/wgpu-train/autotune-<adapter hash>.json` (else
 //!   `~/.cache/…`), written atomically. The hash covers the adapter's name,
 //!   backend, vendor and device ids, driver and driver version, so a driver
-//!   update starts a new file. A corrupt or foreign file is ignored with a
-//!   warning and replaced at the next save, never an error.
+//!   update starts a new file, and whether the device has subgroups (a
+//!   choice of a subgroup version is no use without them). A corrupt or
+//!   foreign file is ignored with a warning and replaced at the next save,
+//!   never an error.
 //!
 //! `WGPU_TRAIN_AUTOTUNE=off|on|refresh` (or [`crate::GpuOptions::autotune`]):
 //! `off` (the library's default, and the tests') uses the fixed rule and
@@ -44,6 +46,14 @@
 //! [`Tuner::pin`] replays them: `WGPU_TRAIN_AUTOTUNE=off` plus the recorded
 //! choices repeats a tuned run bit for bit (`tests/gpu/tune.rs`). A run that
 //! must match an untuned one bit for bit runs with tuning off.
+//!
+//! The subgroup versions (softmax-CE v4, column sums v3) are offered only
+//! on devices with `wgpu::Features::SUBGROUP`. Their order is fixed by the
+//! shape alone, not by the subgroup size (a quad of 4 lanes combined by
+//! shuffle-xor 1 then 2; see `shaders/softmax_xent_subgroup.wgsl`), so a
+//! recorded choice of them repeats the same bits on any adapter that has
+//! subgroups, whatever its size; replayed on one without, the launcher
+//! refuses it with an error rather than run another version.
 
 use crate::error::{Error, Result};
 #[cfg(not(target_arch = "wasm32"))]
@@ -121,11 +131,24 @@ pub struct Tuner {
 
 impl Tuner {
     /// A tuner for the adapter described by `info`, caching in `dir` (or the
-    /// platform's cache directory when `None`).
-    pub(crate) fn new(mode: TuneMode, info: &wgpu::AdapterInfo, dir: Option<PathBuf>) -> Self {
+    /// platform's cache directory when `None`). A device with subgroups
+    /// keeps its own file: its choices may name subgroup versions, which the
+    /// same adapter without them (`WGPU_TRAIN_LIMITS`) cannot run.
+    pub(crate) fn new(
+        mode: TuneMode,
+        info: &wgpu::AdapterInfo,
+        subgroups: bool,
+        dir: Option<PathBuf>,
+    ) -> Self {
         let adapter_key = format!(
-            "{} | {:?} | vendor {:#x} device {:#x} | {} {}",
-            info.name, info.backend, info.vendor, info.device, info.driver, info.driver_info
+            "{} | {:?} | vendor {:#x} device {:#x} | {} {}{}",
+            info.name,
+            info.backend,
+            info.vendor,
+            info.device,
+            info.driver,
+            info.driver_info,
+            if subgroups { " | subgroups" } else { "" }
         );
         let file = dir.or_else(default_dir).map(|d| {
             use sha2::Digest;
@@ -224,7 +247,7 @@ impl Tuner {
         let name = self.decide(key, fixed.name(), || {
             tune_softmax_xent(gpu, shape, with_grad).map(SoftmaxXentKernel::name)
         });
-        name.and_then(|n| SoftmaxXentKernel::ALL.into_iter().find(|k| k.name() == n))
+        name.and_then(|n| SoftmaxXentKernel::EVERY.into_iter().find(|k| k.name() == n))
             .unwrap_or(fixed)
     }
 
@@ -243,7 +266,7 @@ impl Tuner {
         let name = self.decide(key, fixed.name(), || {
             tune_column_sum(gpu, rows, cols, activation).map(ColumnSumKernel::name)
         });
-        name.and_then(|n| ColumnSumKernel::ALL.into_iter().find(|k| k.name() == n))
+        name.and_then(|n| ColumnSumKernel::EVERY.into_iter().find(|k| k.name() == n))
             .unwrap_or(fixed)
     }
 
@@ -469,9 +492,11 @@ pub fn check_choices(choices: &BTreeMap<String, String>) -> Result<()> {
 /// The version names of the family a key belongs to (by its first word).
 fn versions(key: &str) -> Vec<&'static str> {
     if key.starts_with("softmax_xent ") {
-        SoftmaxXentKernel::ALL.map(SoftmaxXentKernel::name).to_vec()
+        SoftmaxXentKernel::EVERY
+            .map(SoftmaxXentKernel::name)
+            .to_vec()
     } else if key.starts_with("column_sum ") {
-        ColumnSumKernel::ALL.map(ColumnSumKernel::name).to_vec()
+        ColumnSumKernel::EVERY.map(ColumnSumKernel::name).to_vec()
     } else if key.starts_with("optimizer ") {
         OPTIMIZER_ELEMS.map(elems_name).to_vec()
     } else {
@@ -566,7 +591,7 @@ fn tune_softmax_xent(
     let dlogits = GpuTensor::<f32>::zeros(gpu, &[n, c])?;
     fastest(
         gpu,
-        SoftmaxXentKernel::ALL.into_iter(),
+        SoftmaxXentKernel::available(gpu).into_iter(),
         |kernel| {
             SoftmaxXent::new(
                 gpu,
@@ -609,7 +634,7 @@ fn tune_optimizer(gpu: &Gpu, config: &OptimizerConfig, n: usize) -> Result<u32> 
     )
 }
 
-/// Times both column-sum versions on scratch tensors.
+/// Times every column-sum version on scratch tensors.
 fn tune_column_sum(
     gpu: &Gpu,
     rows: usize,
@@ -623,7 +648,7 @@ fn tune_column_sum(
     let sums = GpuTensor::<f32>::zeros(gpu, &[cols])?;
     fastest(
         gpu,
-        ColumnSumKernel::ALL.into_iter(),
+        ColumnSumKernel::available(gpu).into_iter(),
         |kernel| match activation {
             None => ColumnSum::new(gpu, &x, &sums, kernel),
             Some(a) => ColumnSum::with_activation(gpu, &x, &h, &dz, &sums, a, kernel),

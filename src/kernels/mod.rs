@@ -268,3 +268,18 @@ pub(crate) fn run_repeated(
     gpu.submit(encoder)?;
     Ok(())
 }
+
+/// The error for a subgroup version asked of a device without
+/// `wgpu::Features::SUBGROUP` (chosen explicitly, or replayed from a run
+/// recorded on another adapter).
+pub(crate) fn needs_subgroups(op: &'static str, version: &str, gpu: &Gpu) -> Error {
+    Error::InvalidArgument {
+        name: "kernel version",
+        msg: format!(
+            "{op} {version} needs subgroups (wgpu::Features::SUBGROUP), which this device \
+             ({}) was not created with; choose another version, or replay the run on an \
+             adapter with subgroups",
+            gpu.summary().name
+        ),
+    }
+}
