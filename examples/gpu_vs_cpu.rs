@@ -53,8 +53,9 @@ struct Args {
     cpu_peak_gflops: Option<f64>,
     #[arg(long)]
     cpu_peak_gbps: Option<f64>,
-    /// Instead of GPU vs CPU (alias --tune): time every matmul and softmax-CE
-    /// version on each shape (each checked against the CPU twin first), with
+    /// Instead of GPU vs CPU (alias --tune): time every matmul, softmax-CE
+    /// and column-sum version (the subgroup ones where the device has
+    /// subgroups) on each shape (each checked against the CPU twin first), with
     /// the fastest and the version the fixed rule picks on this adapter.
     #[arg(long, alias = "tune")]
     versions: bool,
@@ -65,7 +66,14 @@ fn versions(gpu: &Gpu, opts: &Options, json: bool, peak: Option<f64>) -> Result<
     let adapter = gpu.summary().to_string();
     if !json {
         println!(
-            "GPU: {adapter}\nms per product (GFLOP/s{}); median of {} runs\n",
+            "GPU: {adapter}\nsubgroups: {}",
+            gpu.subgroup_sizes()
+                .map_or("none (no subgroup versions)".into(), |(lo, hi)| {
+                    format!("size {lo}..{hi}")
+                })
+        );
+        println!(
+            "ms per product (GFLOP/s{}); median of {} runs\n",
             if peak.is_some() { ", % of peak" } else { "" },
             opts.runs
         );
@@ -115,34 +123,50 @@ fn versions(gpu: &Gpu, opts: &Options, json: bool, peak: Option<f64>) -> Result<
             println!("    {n}");
         }
     })?;
-    let mut header = !json;
-    bench::softmax_versions(gpu, opts, |r| {
-        all_ok &= r.notes.is_empty();
-        if json {
-            let mut v = serde_json::to_value(r).unwrap_or_default();
-            v["adapter"] = serde_json::Value::String(adapter.clone());
-            println!("{v}");
-            return;
-        }
-        if std::mem::take(&mut header) {
-            print!("\nsoftmax-CE, ms per call\n{:<22} {:<28}", "case", "shape");
-            for k in wgpu_train::SoftmaxXentKernel::ALL {
-                print!(" {:>14}", k.name());
+    // softmax-CE, then the column sums: each version's ms per call.
+    let softmax_names: Vec<&str> = wgpu_train::SoftmaxXentKernel::available(gpu)
+        .iter()
+        .map(|k| k.name())
+        .collect();
+    let sum_names: Vec<&str> = wgpu_train::ColumnSumKernel::available(gpu)
+        .iter()
+        .map(|k| k.name())
+        .collect();
+    for (family, names) in [("softmax-CE", softmax_names), ("column sums", sum_names)] {
+        let mut header = !json;
+        let on_row = |r: &bench::Versions| {
+            all_ok &= r.notes.is_empty();
+            if json {
+                let mut v = serde_json::to_value(r).unwrap_or_default();
+                v["adapter"] = serde_json::Value::String(adapter.clone());
+                println!("{v}");
+                return;
             }
-            println!(" {:>13} {:>13}", "fastest", "auto picks");
-        }
-        print!("{:<22} {:<28}", r.name, r.detail);
-        for (_, t) in &r.times {
-            match t {
-                Some(s) => print!(" {:>14.4}", s * 1e3),
-                None => print!(" {:>14}", "failed"),
+            if std::mem::take(&mut header) {
+                print!("\n{family}, ms per call\n{:<22} {:<28}", "case", "shape");
+                for name in &names {
+                    print!(" {name:>14}");
+                }
+                println!(" {:>13} {:>13}", "fastest", "auto picks");
             }
+            print!("{:<22} {:<28}", r.name, r.detail);
+            for (_, t) in &r.times {
+                match t {
+                    Some(s) => print!(" {:>14.4}", s * 1e3),
+                    None => print!(" {:>14}", "failed"),
+                }
+            }
+            println!(" {:>13} {:>13}", r.fastest.unwrap_or("-"), r.auto);
+            for n in &r.notes {
+                println!("    {n}");
+            }
+        };
+        if family == "softmax-CE" {
+            bench::softmax_versions(gpu, opts, on_row)?;
+        } else {
+            bench::column_sum_versions(gpu, opts, on_row)?;
         }
-        println!(" {:>13} {:>13}", r.fastest.unwrap_or("-"), r.auto);
-        for n in &r.notes {
-            println!("    {n}");
-        }
-    })?;
+    }
     Ok(all_ok)
 }
 

@@ -11,7 +11,7 @@
 // Weights follow nn.Linear (out×in), so a layer's forward is NT, its input
 // gradient NN and its weight gradient TN.
 //
-// Five versions, numbered as in llm.c; each is validated against the CPU
+// Six versions, numbered as in llm.c; each is validated against the CPU
 // twin (src/cpu/matmul.rs) by tests/gpu/matmul.rs:
 //   v1 matmul_naive    one output per thread; the reference, easy to read.
 //   v2 matmul_blocked  4×4 outputs per thread from registers, no workgroup
@@ -26,7 +26,11 @@
 //      + …_reduce      scratch buffer, then added in chunk order: for skinny
 //                      products with a long K (256×10×3073), where v1..v4
 //                      have too few outputs to fill a large GPU.
-// Accumulation runs over k in increasing order in v1..v4, one sum from 0;
+//   v6 matmul_vec4     v4 with vec4 loads from storage for the operands
+//                      whose layout allows them: in matmul_vec4.wgsl,
+//                      appended to this file as a second module, because
+//                      it binds A and B a second time as array<vec4<f32>>.
+// Accumulation runs over k in increasing order in v1..v4 and v6, one sum from 0;
 // v5 sums each chunk from 0 and then the chunks in order, so its bits differ.
 //
 // Two fused epilogues for the backward pass (off by default; the launcher

@@ -16,7 +16,10 @@
 //                     matmul.wgsl and layer_backward.wgsl. This pair stays
 //                     the unfused reference.)
 //                     Two versions, column_sum_serial (v1) and column_sum (v2
-//                     tree), validated against src/cpu/reduce.rs.
+//                     tree), validated against src/cpu/reduce.rs; a third,
+//                     column_sum_subgroup (v3), is in reduce_subgroup.wgsl, a
+//                     module of its own (this file appended to it) built only
+//                     on devices with subgroups.
 //   loss_correct_sum  the batch's total loss (Σ of per-row losses in x) and
 //                     correct count (Σ of per-row flags), from
 //                     softmax_xent.wgsl's outputs. ACCUMULATE adds them to

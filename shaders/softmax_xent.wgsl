@@ -25,6 +25,9 @@
 //                      one dispatch (fused with reduce.wgsl's loss_correct_sum,
 //                      same order, same bits): one 256-thread workgroup for the
 //                      whole batch, which adds the batch to the epoch totals.
+// And v4 xent_subgroup, four lanes per row combined by subgroup shuffles, in
+// softmax_xent_subgroup.wgsl: a module of its own (this file appended to it),
+// built only on devices with subgroups.
 
 struct Params {
     n: u32,

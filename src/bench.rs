@@ -111,7 +111,10 @@ impl Options {
         }
         // A filter that matches nothing would print an empty table and
         // "succeed"; say so instead, with the names it could match.
-        let cases = case_names();
+        let mut cases = case_names();
+        // The column sums have versions to compare (`--tune`) but no CPU
+        // comparison row.
+        cases.extend(COLUMN_SUM_CASES.map(|(n, ..)| ("column_sum", n.to_string())));
         if let Some(f) = &self.filter
             && !cases.iter().any(|(family, name)| self.wants(family, name))
         {
@@ -1136,7 +1139,7 @@ pub fn softmax_versions(
             notes: Vec::new(),
         };
         let tol = Tolerance::new(1e-6, 1e-5);
-        for kernel in SoftmaxXentKernel::ALL {
+        for kernel in SoftmaxXentKernel::available(gpu) {
             let time = (|| -> Result<f64> {
                 let sx =
                     SoftmaxXent::new(gpu, &gl, &glabels, &gloss, &gcorrect, Some(&gd), kernel)?;
@@ -1150,6 +1153,78 @@ pub fn softmax_versions(
                         Error::shape("bench", format!("disagrees with the CPU twin: {m}"))
                     })?;
                 let m = measure_gpu(opts, gpu, &timer, |pass| sx.record(pass))?;
+                Ok(m.seconds)
+            })();
+            row.add(kernel.name(), time);
+        }
+        on_row(&row);
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// The column-sum version cases: (name, rows, columns, fused activation
+/// backward): the MLP's output and hidden bias gradients, the linear
+/// model's, and a wide one (784 columns).
+const COLUMN_SUM_CASES: [(&str, usize, usize, Option<Activation>); 4] = [
+    ("mlp_out", 128, 10, None),
+    ("mlp_hidden", 128, 128, Some(Activation::Sigmoid)),
+    ("linear", 256, 10, None),
+    ("wide", 128, 784, None),
+];
+
+/// Every column-sum version (the subgroup one where the device has
+/// subgroups) on the models' bias-gradient shapes, plain and fused with the
+/// sigmoid backward, each checked against the CPU twin before it is timed.
+pub fn column_sum_versions(
+    gpu: &Gpu,
+    opts: &Options,
+    mut on_row: impl FnMut(&Versions),
+) -> Result<Vec<Versions>> {
+    use crate::kernels::{ColumnSum, ColumnSumKernel};
+    opts.validate()?;
+    let timer = GpuTimer::new(gpu)?;
+    let mut rows = Vec::new();
+    for (name, n, c, activation) in COLUMN_SUM_CASES {
+        if !opts.wants("column_sum", name) {
+            continue;
+        }
+        let x = array(&[n, c], 9)?;
+        let h = array(&[n, c], 10)?.mapv(|v| 0.5 + 0.4 * v);
+        let want = match activation {
+            None => cpu::column_sum(&x)?,
+            Some(a) => cpu::activation_bias_backward(&x, &h, a)?.1,
+        };
+        let gx = GpuTensor::from_array(gpu, &x)?;
+        let gh = GpuTensor::from_array(gpu, &h)?;
+        let gdz = GpuTensor::<f32>::zeros(gpu, &[n, c])?;
+        let sums = GpuTensor::<f32>::zeros(gpu, &[c])?;
+        let mut row = Versions {
+            family: "column_sum",
+            name: name.to_string(),
+            detail: match activation {
+                None => format!("{n}x{c}"),
+                Some(a) => format!("{n}x{c} {a:?} backward"),
+            },
+            flops: 0,
+            times: Vec::new(),
+            fastest: None,
+            auto: ColumnSumKernel::choose(gpu).name(),
+            notes: Vec::new(),
+        };
+        let tol = Tolerance::new(1e-6 * n as f32, 1e-5);
+        for kernel in ColumnSumKernel::available(gpu) {
+            let time = (|| -> Result<f64> {
+                let sum = match activation {
+                    None => ColumnSum::new(gpu, &gx, &sums, kernel)?,
+                    Some(a) => ColumnSum::with_activation(gpu, &gx, &gh, &gdz, &sums, a, kernel)?,
+                };
+                sums.fill(gpu, f32::NAN)?;
+                sum.run(gpu, 1)?;
+                cpu::compare(&sums.to_array(gpu)?, &want, tol).map_err(|m| {
+                    Error::shape("bench", format!("disagrees with the CPU twin: {m}"))
+                })?;
+                let m = measure_gpu(opts, gpu, &timer, |pass| sum.record(pass))?;
                 Ok(m.seconds)
             })();
             row.add(kernel.name(), time);

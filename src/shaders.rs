@@ -33,6 +33,28 @@ pub static MATMUL: Shader = Shader {
     ],
 };
 
+/// Matmul v6: `matmul.wgsl` with `matmul_vec4.wgsl` appended, which binds A
+/// and B a second time as `array<vec4<f32>>` (a binding has one type), so
+/// its layout has two more storage buffers than [`MATMUL`]'s; v1..v5 keep
+/// the smaller one.
+pub static MATMUL_VEC4: Shader = Shader {
+    name: "matmul_vec4",
+    source: concat!(
+        include_str!("../shaders/matmul.wgsl"),
+        include_str!("../shaders/shared/activation_grad.wgsl"),
+        include_str!("../shaders/matmul_vec4.wgsl")
+    ),
+    bindings: &[
+        Binding::Uniform,          // params
+        Binding::StorageRead,      // a
+        Binding::StorageRead,      // b
+        Binding::StorageRead,      // bias, or H for the activation-grad epilogue
+        Binding::StorageReadWrite, // c
+        Binding::StorageRead,      // a4: a as vec4s (or a placeholder)
+        Binding::StorageRead,      // b4: b as vec4s (or a placeholder)
+    ],
+};
+
 pub static GATHER: Shader = Shader {
     name: "gather",
     source: include_str!("../shaders/gather.wgsl"),
@@ -118,16 +140,30 @@ pub static SWEEP_OPTIM: Shader = Shader {
 pub static SOFTMAX_XENT: Shader = Shader {
     name: "softmax_xent",
     source: include_str!("../shaders/softmax_xent.wgsl"),
-    bindings: &[
-        Binding::Uniform,          // params
-        Binding::StorageRead,      // logits
-        Binding::StorageRead,      // labels
-        Binding::StorageReadWrite, // loss
-        Binding::StorageReadWrite, // correct
-        Binding::StorageReadWrite, // dlogits
-        Binding::StorageReadWrite, // loss_total (v3)
-        Binding::StorageReadWrite, // correct_total (v3)
-    ],
+    bindings: XENT_BINDINGS,
+};
+
+const XENT_BINDINGS: &[Binding] = &[
+    Binding::Uniform,          // params
+    Binding::StorageRead,      // logits
+    Binding::StorageRead,      // labels
+    Binding::StorageReadWrite, // loss
+    Binding::StorageReadWrite, // correct
+    Binding::StorageReadWrite, // dlogits
+    Binding::StorageReadWrite, // loss_total (v3)
+    Binding::StorageReadWrite, // correct_total (v3)
+];
+
+/// softmax_xent.wgsl with the subgroup version (v4) in front: a module of
+/// its own because its `enable subgroups;` fails to compile on devices
+/// without `wgpu::Features::SUBGROUP`. Same bindings as [`SOFTMAX_XENT`].
+pub static SOFTMAX_XENT_SUBGROUP: Shader = Shader {
+    name: "softmax_xent_subgroup",
+    source: concat!(
+        include_str!("../shaders/softmax_xent_subgroup.wgsl"),
+        include_str!("../shaders/softmax_xent.wgsl")
+    ),
+    bindings: XENT_BINDINGS,
 };
 
 pub static ACTIVATION: Shader = Shader {
@@ -150,15 +186,29 @@ pub static REDUCE: Shader = Shader {
         include_str!("../shaders/reduce.wgsl"),
         include_str!("../shaders/shared/activation_grad.wgsl")
     ),
-    bindings: &[
-        Binding::Uniform,          // params
-        Binding::StorageRead,      // x
-        Binding::StorageRead,      // h
-        Binding::StorageReadWrite, // dz
-        Binding::StorageReadWrite, // sums
-        Binding::StorageRead,      // flags
-        Binding::StorageReadWrite, // count
-    ],
+    bindings: REDUCE_BINDINGS,
+};
+
+const REDUCE_BINDINGS: &[Binding] = &[
+    Binding::Uniform,          // params
+    Binding::StorageRead,      // x
+    Binding::StorageRead,      // h
+    Binding::StorageReadWrite, // dz
+    Binding::StorageReadWrite, // sums
+    Binding::StorageRead,      // flags
+    Binding::StorageReadWrite, // count
+];
+
+/// reduce.wgsl with the subgroup column sum (v3) in front, for devices with
+/// `wgpu::Features::SUBGROUP` only (see [`SOFTMAX_XENT_SUBGROUP`]).
+pub static REDUCE_SUBGROUP: Shader = Shader {
+    name: "reduce_subgroup",
+    source: concat!(
+        include_str!("../shaders/reduce_subgroup.wgsl"),
+        include_str!("../shaders/reduce.wgsl"),
+        include_str!("../shaders/shared/activation_grad.wgsl")
+    ),
+    bindings: REDUCE_BINDINGS,
 };
 
 pub static LINALG: Shader = Shader {
@@ -181,6 +231,7 @@ pub static LINALG: Shader = Shader {
 pub const WORKGROUP_MEMORY: &[(&str, &str, u32)] = &[
     ("matmul", "matmul_tiled", 8192),      // two 16×64 f32 tiles
     ("matmul", "matmul_tiled_8x8", 16384), // two double-buffered 8×128 tiles
+    ("matmul_vec4", "matmul_vec4", 16384), // v4's tiles
     ("reduce", "column_sum", 1024),
     ("reduce", "loss_correct_sum", 2048),
     ("softmax_xent", "xent_workgroup", 768),
@@ -196,10 +247,26 @@ pub fn workgroup_memory(shader: &str, entry: &str) -> u32 {
         .map_or(0, |&(_, _, bytes)| bytes)
 }
 
-/// Every shader file.
+/// The modules that need `wgpu::Features::SUBGROUP` (naga: the SUBGROUP
+/// capability), kept out of [`all`] and [`specialisations`] so that the
+/// checks and passes for adapters without subgroups never compile them.
+pub fn subgroup_shaders() -> Vec<&'static Shader> {
+    vec![&SOFTMAX_XENT_SUBGROUP, &REDUCE_SUBGROUP]
+}
+
+/// Every pipeline specialisation of [`subgroup_shaders`] the launchers can
+/// ask for on a device with subgroups.
+pub fn subgroup_specialisations() -> Vec<PipelineKey> {
+    let mut keys = crate::kernels::softmax_xent::subgroup_specialisations();
+    keys.extend(crate::kernels::reduce::subgroup_specialisations());
+    keys
+}
+
+/// Every shader file that any device compiles (no optional features).
 pub fn all() -> Vec<&'static Shader> {
     vec![
         &MATMUL,
+        &MATMUL_VEC4,
         &GATHER,
         &GATHER_MATMUL,
         &LAYER_BACKWARD,

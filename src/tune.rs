@@ -4,7 +4,7 @@
 //! Users run this crate on GPUs we never see, so a version chosen by a rule
 //! reasoned on one machine ([`MatmulKernel::choose`]) is a guess elsewhere.
 //! The tuner replaces the guess with a measurement, as burn/CubeCL do, for
-//! the families with several versions and an `Auto`: matmul (v1..v5,
+//! the families with several versions and an `Auto`: matmul (v1..v6,
 //! [`Tuner::matmul`]), softmax-CE (v1, v2, [`Tuner::softmax_xent`]) and the
 //! column sums (v1, v2, [`Tuner::column_sum`]), and the optimizer's
 //! elements per thread ([`Tuner::optimizer`], 1 to 16: the same bits at
@@ -22,15 +22,17 @@
 //!   `$XDG_CACHE_HOME/wgpu-train/autotune-<adapter hash>.json` (else
 //!   `~/.cache/…`), written atomically. The hash covers the adapter's name,
 //!   backend, vendor and device ids, driver and driver version, so a driver
-//!   update starts a new file. A corrupt or foreign file is ignored with a
-//!   warning and replaced at the next save, never an error.
+//!   update starts a new file, and whether the device has subgroups (a
+//!   choice of a subgroup version is no use without them). A corrupt or
+//!   foreign file is ignored with a warning and replaced at the next save,
+//!   never an error.
 //!
 //! `WGPU_TRAIN_AUTOTUNE=off|on|refresh` (or [`crate::GpuOptions::autotune`]):
 //! `off` (the library's default, and the tests') uses the fixed rule and
 //! touches no file; `on` (the examples' default) reads the cache and tunes
 //! what is missing; `refresh` ignores the cache and tunes everything again.
 //!
-//! Reproducibility: matmul v1..v4 accumulate over k in increasing order;
+//! Reproducibility: matmul v1..v4 and v6 accumulate over k in increasing order;
 //! whether two of them give the same bits depends on the driver's
 //! floating-point contraction (on lavapipe they do). v5 (split-K) adds
 //! chunks of K and then the chunks, a different association: its bits
@@ -44,6 +46,14 @@
 //! [`Tuner::pin`] replays them: `WGPU_TRAIN_AUTOTUNE=off` plus the recorded
 //! choices repeats a tuned run bit for bit (`tests/gpu/tune.rs`). A run that
 //! must match an untuned one bit for bit runs with tuning off.
+//!
+//! The subgroup versions (softmax-CE v4, column sums v3) are offered only
+//! on devices with `wgpu::Features::SUBGROUP`. Their order is fixed by the
+//! shape alone, not by the subgroup size (a quad of 4 lanes combined by
+//! shuffle-xor 1 then 2; see `shaders/softmax_xent_subgroup.wgsl`), so a
+//! recorded choice of them repeats the same bits on any adapter that has
+//! subgroups, whatever its size; replayed on one without, the launcher
+//! refuses it with an error rather than run another version.
 
 use crate::error::{Error, Result};
 #[cfg(not(target_arch = "wasm32"))]
@@ -121,11 +131,24 @@ pub struct Tuner {
 
 impl Tuner {
     /// A tuner for the adapter described by `info`, caching in `dir` (or the
-    /// platform's cache directory when `None`).
-    pub(crate) fn new(mode: TuneMode, info: &wgpu::AdapterInfo, dir: Option<PathBuf>) -> Self {
+    /// platform's cache directory when `None`). A device with subgroups
+    /// keeps its own file: its choices may name subgroup versions, which the
+    /// same adapter without them (`WGPU_TRAIN_LIMITS`) cannot run.
+    pub(crate) fn new(
+        mode: TuneMode,
+        info: &wgpu::AdapterInfo,
+        subgroups: bool,
+        dir: Option<PathBuf>,
+    ) -> Self {
         let adapter_key = format!(
-            "{} | {:?} | vendor {:#x} device {:#x} | {} {}",
-            info.name, info.backend, info.vendor, info.device, info.driver, info.driver_info
+            "{} | {:?} | vendor {:#x} device {:#x} | {} {}{}",
+            info.name,
+            info.backend,
+            info.vendor,
+            info.device,
+            info.driver,
+            info.driver_info,
+            if subgroups { " | subgroups" } else { "" }
         );
         let file = dir.or_else(default_dir).map(|d| {
             use sha2::Digest;
@@ -224,7 +247,7 @@ impl Tuner {
         let name = self.decide(key, fixed.name(), || {
             tune_softmax_xent(gpu, shape, with_grad).map(SoftmaxXentKernel::name)
         });
-        name.and_then(|n| SoftmaxXentKernel::ALL.into_iter().find(|k| k.name() == n))
+        name.and_then(|n| SoftmaxXentKernel::EVERY.into_iter().find(|k| k.name() == n))
             .unwrap_or(fixed)
     }
 
@@ -243,7 +266,7 @@ impl Tuner {
         let name = self.decide(key, fixed.name(), || {
             tune_column_sum(gpu, rows, cols, activation).map(ColumnSumKernel::name)
         });
-        name.and_then(|n| ColumnSumKernel::ALL.into_iter().find(|k| k.name() == n))
+        name.and_then(|n| ColumnSumKernel::EVERY.into_iter().find(|k| k.name() == n))
             .unwrap_or(fixed)
     }
 
@@ -469,9 +492,11 @@ pub fn check_choices(choices: &BTreeMap<String, String>) -> Result<()> {
 /// The version names of the family a key belongs to (by its first word).
 fn versions(key: &str) -> Vec<&'static str> {
     if key.starts_with("softmax_xent ") {
-        SoftmaxXentKernel::ALL.map(SoftmaxXentKernel::name).to_vec()
+        SoftmaxXentKernel::EVERY
+            .map(SoftmaxXentKernel::name)
+            .to_vec()
     } else if key.starts_with("column_sum ") {
-        ColumnSumKernel::ALL.map(ColumnSumKernel::name).to_vec()
+        ColumnSumKernel::EVERY.map(ColumnSumKernel::name).to_vec()
     } else if key.starts_with("optimizer ") {
         OPTIMIZER_ELEMS.map(elems_name).to_vec()
     } else {
@@ -544,7 +569,7 @@ fn tune_matmul(
         gpu,
         MatmulKernel::ALL
             .into_iter()
-            .filter(|k| k.worth_timing(shape)),
+            .filter(|k| k.worth_timing(shape, opts)),
         |kernel| Matmul::new(gpu, &a, &b, bias.then_some(&bias_t), &c, *opts, kernel),
         |mm, pass| mm.record(pass),
     )
@@ -566,7 +591,7 @@ fn tune_softmax_xent(
     let dlogits = GpuTensor::<f32>::zeros(gpu, &[n, c])?;
     fastest(
         gpu,
-        SoftmaxXentKernel::ALL.into_iter(),
+        SoftmaxXentKernel::available(gpu).into_iter(),
         |kernel| {
             SoftmaxXent::new(
                 gpu,
@@ -609,7 +634,7 @@ fn tune_optimizer(gpu: &Gpu, config: &OptimizerConfig, n: usize) -> Result<u32> 
     )
 }
 
-/// Times both column-sum versions on scratch tensors.
+/// Times every column-sum version on scratch tensors.
 fn tune_column_sum(
     gpu: &Gpu,
     rows: usize,
@@ -623,7 +648,7 @@ fn tune_column_sum(
     let sums = GpuTensor::<f32>::zeros(gpu, &[cols])?;
     fastest(
         gpu,
-        ColumnSumKernel::ALL.into_iter(),
+        ColumnSumKernel::available(gpu).into_iter(),
         |kernel| match activation {
             None => ColumnSum::new(gpu, &x, &sums, kernel),
             Some(a) => ColumnSum::with_activation(gpu, &x, &h, &dz, &sums, a, kernel),

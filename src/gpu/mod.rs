@@ -54,13 +54,19 @@ pub struct GpuOptions {
     pub autotune: Option<crate::tune::TuneMode>,
     /// Where the autotune cache lives; `None`: `$XDG_CACHE_HOME/wgpu-train`.
     pub autotune_dir: Option<std::path::PathBuf>,
+    /// Request `wgpu::Features::SUBGROUP` where the adapter offers it (the
+    /// default; never in a browser, nor under a `WGPU_TRAIN_LIMITS` cap),
+    /// which makes the subgroup versions of softmax-CE and the column sums
+    /// available. `false` behaves like an adapter without subgroups.
+    pub subgroups: bool,
 }
 
 /// The cap named by `WGPU_TRAIN_LIMITS`: `webgpu` is WebGPU's guaranteed
 /// limits (`wgpu::Limits::default()`: 8 storage buffers per stage, 256
 /// invocations and 16 KiB of workgroup memory, 256 MiB buffers), `downlevel`
 /// wgpu's downlevel defaults (4 storage buffers per stage, as on GLES 3.1
-/// and many phones), `adapter` or unset no cap. Any other value is an error,
+/// and many phones), `adapter` or unset no cap. A cap also leaves out the
+/// optional subgroups feature. Any other value is an error,
 /// so a typo does not silently run uncapped.
 pub fn limits_from_env() -> Result<Option<wgpu::Limits>> {
     let Ok(value) = std::env::var("WGPU_TRAIN_LIMITS") else {
@@ -91,6 +97,7 @@ impl Default for GpuOptions {
             max_storage_buffer_binding_size: None,
             autotune: None,
             autotune_dir: None,
+            subgroups: true,
         }
     }
 }
@@ -136,6 +143,9 @@ pub struct Gpu {
     /// ours keeps them so the next scoped call can return them.
     uncaptured: Arc<Mutex<Vec<String>>>,
     tuner: crate::tune::Tuner,
+    /// The adapter's (min, max) subgroup size where the device was created
+    /// with `Features::SUBGROUP`; `None` without it.
+    subgroup_sizes: Option<(u32, u32)>,
     /// Error-scope pops still in flight (browser only; see `scoped_unlocked`).
     #[cfg(target_arch = "wasm32")]
     pending: Arc<Pending>,
@@ -208,7 +218,8 @@ impl Gpu {
         // bindings): MNIST and CIFAR need more.
         // Caps (WGPU_TRAIN_LIMITS, then the options) only ever lower them.
         let mut limits = adapter.limits();
-        for cap in [limits_from_env()?, options.limits.clone()]
+        let env_cap = limits_from_env()?;
+        for cap in [env_cap.clone(), options.limits.clone()]
             .into_iter()
             .flatten()
         {
@@ -218,8 +229,17 @@ impl Gpu {
             limits.max_storage_buffer_binding_size =
                 limits.max_storage_buffer_binding_size.min(max);
         }
-        // Timestamps are optional: benchmarks use them where the adapter has them.
-        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        // Timestamps are optional: benchmarks use them where the adapter has
+        // them. Subgroups too: only the subgroup kernel versions need them,
+        // and those are offered only where the device has the feature. Not
+        // in a browser, whose subgroups wgpu still treats as experimental,
+        // nor under a WGPU_TRAIN_LIMITS cap, which stands for a smaller
+        // device: WebGPU's guaranteed limits come without optional features.
+        let mut wanted = wgpu::Features::TIMESTAMP_QUERY;
+        if options.subgroups && env_cap.is_none() && !cfg!(target_arch = "wasm32") {
+            wanted |= wgpu::Features::SUBGROUP;
+        }
+        let features = adapter.features() & wanted;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wgpu-train"),
@@ -254,7 +274,17 @@ impl Gpu {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
-        let tuner = crate::tune::Tuner::new(tune_mode, &info, options.autotune_dir.clone());
+        // The subgroup kernels combine quads of 4 lanes, so they need
+        // subgroups of at least 4 (wgpu reports no fewer; this keeps it so).
+        let subgroup_sizes = (features.contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size >= 4)
+            .then_some((info.subgroup_min_size, info.subgroup_max_size));
+        let tuner = crate::tune::Tuner::new(
+            tune_mode,
+            &info,
+            subgroup_sizes.is_some(),
+            options.autotune_dir.clone(),
+        );
         // GL: one context per device behind a lock that panics after 6 s.
         let serial = (summary.backend == wgpu::Backend::Gl).then(serial::Serial::new);
         Ok(Gpu {
@@ -269,6 +299,7 @@ impl Gpu {
             slot_placeholders: Mutex::new(Vec::new()),
             uncaptured,
             tuner,
+            subgroup_sizes,
             #[cfg(target_arch = "wasm32")]
             pending: Arc::default(),
             serial,
@@ -356,6 +387,13 @@ impl Gpu {
     /// The kernel autotuner ([`crate::tune`]).
     pub fn tuner(&self) -> &crate::tune::Tuner {
         &self.tuner
+    }
+
+    /// The adapter's smallest and largest subgroup size, where the device
+    /// has `wgpu::Features::SUBGROUP` (lavapipe: 8 and 8); `None` where it
+    /// has not, and the subgroup kernel versions are not offered.
+    pub fn subgroup_sizes(&self) -> Option<(u32, u32)> {
+        self.subgroup_sizes
     }
 
     /// The limits the device was created with: the adapter's own, less any

@@ -14,7 +14,7 @@
 use super::{Dispatch, Operand, check_operands, groups};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor, PipelineKey};
-use crate::shaders::MATMUL;
+use crate::shaders::{MATMUL, MATMUL_VEC4};
 use crate::shapes::{Activation, MatmulOptions, MatmulShape};
 
 /// Which version of the kernel to run. All versions compute the same thing
@@ -37,19 +37,28 @@ pub enum MatmulKernel {
     /// v5: split-K for skinny products with a long K: chunks of K summed in
     /// parallel (v2's 4×4 blocks) into a scratch buffer, then added in
     /// chunk order by a second dispatch. Deterministic, but associated
-    /// differently from v1..v4, so its bits differ from theirs
+    /// differently from v1..v4 and v6, so its bits differ from theirs
     /// ([`MatmulKernel::sums_k_in_order`]).
     V5SplitK,
+    /// v6: v4 with each stage's global loads as one vec4 per thread and
+    /// operand instead of four scalars, for the operands whose contiguous
+    /// dimension is a multiple of 4 and whose window is 16-byte aligned
+    /// ([`Vec4Operands`]); the others keep v4's scalar loads, so it is
+    /// valid at every shape (with neither operand, it runs v4's pipeline).
+    /// Its own module (`shaders/matmul_vec4.wgsl`): A and B are bound a
+    /// second time as vec4s, 6 storage buffers.
+    V6Vec4,
 }
 
 impl MatmulKernel {
     /// Every concrete version, for tests and benchmarks.
-    pub const ALL: [MatmulKernel; 5] = [
+    pub const ALL: [MatmulKernel; 6] = [
         MatmulKernel::V1Naive,
         MatmulKernel::V2Blocked,
         MatmulKernel::V3Tiled,
         MatmulKernel::V4Tiled8x8,
         MatmulKernel::V5SplitK,
+        MatmulKernel::V6Vec4,
     ];
 
     /// Short name for tables ("v2_blocked").
@@ -61,10 +70,11 @@ impl MatmulKernel {
             MatmulKernel::V3Tiled => "v3_tiled",
             MatmulKernel::V4Tiled8x8 => "v4_tiled_8x8",
             MatmulKernel::V5SplitK => "v5_split_k",
+            MatmulKernel::V6Vec4 => "v6_vec4",
         }
     }
 
-    /// Whether every output is one running sum over k = 0, 1, …, K − 1 (v1..v4;
+    /// Whether every output is one running sum over k = 0, 1, …, K − 1 (v1..v4, v6;
     /// on lavapipe they give identical bits). v5 sums chunks of K and then
     /// the chunks, so its bits differ: a run that must repeat bit for bit
     /// must replay its recorded choices ([`crate::tune::Tuner::pin`]).
@@ -73,9 +83,14 @@ impl MatmulKernel {
     }
 
     /// Whether the tuner should time this version for `shape`: v5 only
-    /// where it really splits K (else it is v2 plus a copy).
-    pub fn worth_timing(self, shape: &MatmulShape) -> bool {
-        self != MatmulKernel::V5SplitK || SplitK::for_shape(shape, shape.n).splits >= 2
+    /// where it really splits K (else it is v2 plus a copy), v6 only where
+    /// an operand can be read as vec4s (else it is v4's loads, v4's time).
+    pub fn worth_timing(self, shape: &MatmulShape, opts: &MatmulOptions) -> bool {
+        match self {
+            MatmulKernel::V5SplitK => SplitK::for_shape(shape, shape.n).splits >= 2,
+            MatmulKernel::V6Vec4 => Vec4Operands::by_shape(shape, opts).any(),
+            _ => true,
+        }
     }
 
     fn entry(self) -> &'static str {
@@ -85,6 +100,15 @@ impl MatmulKernel {
             MatmulKernel::V3Tiled => "matmul_tiled",
             MatmulKernel::V4Tiled8x8 => "matmul_tiled_8x8",
             MatmulKernel::V5SplitK => "matmul_split_k",
+            MatmulKernel::V6Vec4 => "matmul_vec4",
+        }
+    }
+
+    /// The module the version's entry point is built from.
+    fn shader(self) -> &'static crate::shaders::Shader {
+        match self {
+            MatmulKernel::V6Vec4 => &MATMUL_VEC4,
+            _ => &MATMUL,
         }
     }
 
@@ -101,7 +125,10 @@ impl MatmulKernel {
     /// runs 4×16 threads instead of leaving 5 of 8 columns of lanes idle.
     pub(crate) fn workgroup(self, n: usize) -> (usize, usize) {
         match self {
-            MatmulKernel::V1Naive | MatmulKernel::V3Tiled | MatmulKernel::V4Tiled8x8 => (16, 16),
+            MatmulKernel::V1Naive
+            | MatmulKernel::V3Tiled
+            | MatmulKernel::V4Tiled8x8
+            | MatmulKernel::V6Vec4 => (16, 16),
             MatmulKernel::Auto | MatmulKernel::V2Blocked | MatmulKernel::V5SplitK => {
                 let x = n.div_ceil(4).next_power_of_two().min(8);
                 (x, 64 / x)
@@ -113,7 +140,7 @@ impl MatmulKernel {
     fn per_thread(self) -> usize {
         match self {
             MatmulKernel::V1Naive => 1,
-            MatmulKernel::V4Tiled8x8 => 8,
+            MatmulKernel::V4Tiled8x8 | MatmulKernel::V6Vec4 => 8,
             _ => 4,
         }
     }
@@ -166,6 +193,66 @@ impl SplitK {
 
     /// 16 Mi floats (64 MiB), half WebGPU's default storage binding limit.
     pub const MAX_SCRATCH: usize = 1 << 24;
+}
+
+/// Which operands v6 reads from storage as vec4s. An operand qualifies when
+/// its contiguous dimension (A: K, or M when transposed; B: N, or K when
+/// transposed) is a multiple of 4 and its window and batch stride start on
+/// 16-byte boundaries, so that every vec4 it reads is four of its own
+/// elements, wholly inside or wholly past the edge of the tile.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Vec4Operands {
+    pub a: bool,
+    pub b: bool,
+}
+
+impl Vec4Operands {
+    /// By the shape alone, for windows at offset 0 (how the tuner times).
+    pub fn by_shape(shape: &MatmulShape, opts: &MatmulOptions) -> Self {
+        let a_run = if opts.trans_a { shape.m } else { shape.k };
+        let b_run = if opts.trans_b { shape.k } else { shape.n };
+        Vec4Operands {
+            a: a_run.is_multiple_of(4) && shape.a_batch_stride.is_multiple_of(4),
+            b: b_run.is_multiple_of(4) && shape.b_batch_stride.is_multiple_of(4),
+        }
+    }
+
+    /// For these windows: [`Vec4Operands::by_shape`] and aligned offsets.
+    fn of(
+        shape: &MatmulShape,
+        opts: &MatmulOptions,
+        a: &GpuTensor<f32>,
+        b: &GpuTensor<f32>,
+    ) -> Self {
+        let by_shape = Self::by_shape(shape, opts);
+        Vec4Operands {
+            a: by_shape.a && a.offset().is_multiple_of(4),
+            b: by_shape.b && b.offset().is_multiple_of(4),
+        }
+    }
+
+    pub fn any(self) -> bool {
+        self.a || self.b
+    }
+
+    /// The combinations with a vec4 operand, for the specialisations list
+    /// (with none, v6 runs v4's pipeline: see [`fused_key`]).
+    const SOME: [Vec4Operands; 3] = [
+        Vec4Operands { a: true, b: false },
+        Vec4Operands { a: false, b: true },
+        Vec4Operands { a: true, b: true },
+    ];
+}
+
+/// `buffer` bound as `array<vec4<f32>>`: from its start, its size rounded
+/// down to 16 bytes. An aligned window ends on a multiple of 4 floats, so
+/// the dropped tail is never part of it.
+fn vec4_binding(buffer: &wgpu::Buffer) -> wgpu::BindingResource<'_> {
+    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+        buffer,
+        offset: 0,
+        size: wgpu::BufferSize::new(buffer.size() / 16 * 16),
+    })
 }
 
 /// The uniform block of `matmul.wgsl` (64 bytes, a multiple of 16).
@@ -223,15 +310,29 @@ fn fused_key(
     has_bias: bool,
     n: usize,
     fusion: Fusion,
+    vec4: Vec4Operands,
 ) -> PipelineKey {
+    // v6 with no operand read as vec4s would be v4's loads, indices and
+    // sums in a module with two idle bindings: it runs v4's pipeline, one
+    // fewer set of specialisations for the tests and the browser to compile.
+    let kernel = if kernel == MatmulKernel::V6Vec4 && !vec4.any() {
+        MatmulKernel::V4Tiled8x8
+    } else {
+        kernel
+    };
     let mut constants = constants(opts, has_bias, fusion);
     if kernel.shaped_workgroup() {
         let (x, y) = kernel.workgroup(n);
         constants.push(("WG_X", x as f64));
         constants.push(("WG_Y", y as f64));
     }
+    if kernel == MatmulKernel::V6Vec4 {
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        constants.push(("VEC4_A", flag(vec4.a)));
+        constants.push(("VEC4_B", flag(vec4.b)));
+    }
     PipelineKey {
-        shader: &MATMUL,
+        shader: kernel.shader(),
         entry: kernel.entry(),
         constants,
     }
@@ -246,7 +347,8 @@ fn reduce_key(opts: &MatmulOptions, has_bias: bool, fusion: Fusion) -> PipelineK
     }
 }
 
-/// The pipelines one product runs: one, or v5's two.
+/// The pipelines one product can run: one, v5's two, or v6's one per
+/// combination of vec4 operands.
 fn pipeline_keys(
     kernel: MatmulKernel,
     opts: &MatmulOptions,
@@ -254,7 +356,20 @@ fn pipeline_keys(
     n: usize,
     fusion: Fusion,
 ) -> Vec<PipelineKey> {
-    let mut k = vec![fused_key(kernel, opts, has_bias, n, fusion)];
+    if kernel == MatmulKernel::V6Vec4 {
+        return Vec4Operands::SOME
+            .iter()
+            .map(|v| fused_key(kernel, opts, has_bias, n, fusion, *v))
+            .collect();
+    }
+    let mut k = vec![fused_key(
+        kernel,
+        opts,
+        has_bias,
+        n,
+        fusion,
+        Vec4Operands::default(),
+    )];
     if kernel == MatmulKernel::V5SplitK {
         k.push(reduce_key(opts, has_bias, fusion));
     }
@@ -339,6 +454,7 @@ pub struct Matmul {
     reduce: Option<(Dispatch, GpuTensor<f32>)>,
     shape: MatmulShape,
     kernel: MatmulKernel,
+    vec4: Vec4Operands,
 }
 
 impl Matmul {
@@ -465,6 +581,11 @@ impl Matmul {
             bias_batch_stride = s.bias;
         }
         check_operands(gpu, "matmul", &reads, &writes)?;
+        let vec4 = if kernel == MatmulKernel::V6Vec4 {
+            Vec4Operands::of(&shape, &opts, a, b)
+        } else {
+            Vec4Operands::default()
+        };
         // The ones column is one more column of C to cover.
         let n_out = shape.n + usize::from(fusion == Fusion::OnesColumn);
         let (wg_x, wg_y) = kernel.workgroup(n_out);
@@ -504,20 +625,42 @@ impl Matmul {
             }
             _ => opts,
         };
-        let pipeline =
-            gpu.pipeline(&fused_key(kernel, &key_opts, bias.is_some(), n_out, fusion))?;
+        let pipeline = gpu.pipeline(&fused_key(
+            kernel,
+            &key_opts,
+            bias.is_some(),
+            n_out,
+            fusion,
+            vec4,
+        ))?;
         let uniform = super::uniform(gpu, "matmul params", &params)?;
         let bias_buffer = bias.or(extra.h).map_or(gpu.placeholder(), |t| t.buffer());
         let Some(split) = split else {
-            let bind_group = gpu.bind_group(
-                &pipeline,
-                &[&uniform, a.buffer(), b.buffer(), bias_buffer, c.buffer()],
-            )?;
+            let mut buffers = vec![
+                uniform.as_entire_binding(),
+                a.buffer().as_entire_binding(),
+                b.buffer().as_entire_binding(),
+                bias_buffer.as_entire_binding(),
+                c.buffer().as_entire_binding(),
+            ];
+            if kernel == MatmulKernel::V6Vec4 && vec4.any() {
+                // The same buffers again as vec4s; a placeholder for an
+                // operand read as scalars (it may be under 16 bytes).
+                for (on, t) in [(vec4.a, a), (vec4.b, b)] {
+                    buffers.push(if on {
+                        vec4_binding(t.buffer())
+                    } else {
+                        gpu.placeholder().as_entire_binding()
+                    });
+                }
+            }
+            let bind_group = gpu.bind_group_with(&pipeline, buffers)?;
             return Ok(Matmul {
                 dispatch: Dispatch::new("matmul", pipeline, bind_group, workgroups),
                 reduce: None,
                 shape,
                 kernel,
+                vec4,
             });
         };
         // v5: the first pass writes the chunks' sums to the scratch (bound
@@ -562,6 +705,7 @@ impl Matmul {
             )),
             shape,
             kernel,
+            vec4,
         })
     }
 
@@ -592,6 +736,11 @@ impl Matmul {
     /// The version that runs (never `Auto`).
     pub fn kernel(&self) -> MatmulKernel {
         self.kernel
+    }
+
+    /// The operands v6 reads as vec4s (none for the other versions).
+    pub fn vec4_operands(&self) -> Vec4Operands {
+        self.vec4
     }
 }
 

@@ -20,8 +20,8 @@ pub use gather::{Gather, GatherOptions, GpuDataset};
 pub use gather_matmul::GatherMatmul;
 pub use layer_backward::LayerBackward;
 pub use matmul::{
-    BatchStrides, Matmul, MatmulEpilogue, MatmulKernel, matmul, matmul_activation_grad,
-    matmul_ones_column, matmul_with,
+    BatchStrides, Matmul, MatmulEpilogue, MatmulKernel, Vec4Operands, matmul,
+    matmul_activation_grad, matmul_ones_column, matmul_with,
 };
 pub use optim::GpuOptimizer;
 pub use reduce::{
@@ -267,4 +267,19 @@ pub(crate) fn run_repeated(
     }
     gpu.submit(encoder)?;
     Ok(())
+}
+
+/// The error for a subgroup version asked of a device without
+/// `wgpu::Features::SUBGROUP` (chosen explicitly, or replayed from a run
+/// recorded on another adapter).
+pub(crate) fn needs_subgroups(op: &'static str, version: &str, gpu: &Gpu) -> Error {
+    Error::InvalidArgument {
+        name: "kernel version",
+        msg: format!(
+            "{op} {version} needs subgroups (wgpu::Features::SUBGROUP), which this device \
+             ({}) was not created with; choose another version, or replay the run on an \
+             adapter with subgroups",
+            gpu.summary().name
+        ),
+    }
 }

@@ -6,7 +6,7 @@
 use super::{Dispatch, Operand, check_operands, check_shape, fold, uniform};
 use crate::error::Result;
 use crate::gpu::{Gpu, GpuTensor, PipelineKey};
-use crate::shaders::REDUCE;
+use crate::shaders::{REDUCE, REDUCE_SUBGROUP};
 use crate::shapes::{Activation, check_same_shape, matrix_shape};
 
 /// Which version of the column sum to run. Each is deterministic; they add
@@ -21,11 +21,35 @@ pub enum ColumnSumKernel {
     V1Serial,
     /// v2: 16 lanes per column, then a tree in workgroup memory.
     V2Tree,
+    /// v3: 4 lanes per column, combined by subgroup shuffles in a fixed
+    /// order that does not depend on the subgroup size
+    /// (`shaders/reduce_subgroup.wgsl`). Only on devices with
+    /// `wgpu::Features::SUBGROUP` ([`ColumnSumKernel::available`]); not in
+    /// [`ColumnSumKernel::ALL`], which every device runs.
+    V3Subgroup,
 }
 
 impl ColumnSumKernel {
     /// Every concrete version, for tests and benchmarks.
     pub const ALL: [ColumnSumKernel; 2] = [ColumnSumKernel::V1Serial, ColumnSumKernel::V2Tree];
+
+    /// The versions this device can run: [`ColumnSumKernel::ALL`], and v3
+    /// where the device has subgroups. What the tuner times.
+    pub fn available(gpu: &Gpu) -> Vec<ColumnSumKernel> {
+        let mut all = Self::ALL.to_vec();
+        if gpu.subgroup_sizes().is_some() {
+            all.push(ColumnSumKernel::V3Subgroup);
+        }
+        all
+    }
+
+    /// Every version this build has, whatever the device: the names a
+    /// recorded choice may hold.
+    pub const EVERY: [ColumnSumKernel; 3] = [
+        ColumnSumKernel::V1Serial,
+        ColumnSumKernel::V2Tree,
+        ColumnSumKernel::V3Subgroup,
+    ];
 
     /// Short name for tables ("v1_serial").
     pub fn name(self) -> &'static str {
@@ -33,6 +57,7 @@ impl ColumnSumKernel {
             ColumnSumKernel::Auto => "auto",
             ColumnSumKernel::V1Serial => "v1_serial",
             ColumnSumKernel::V2Tree => "v2_tree",
+            ColumnSumKernel::V3Subgroup => "v3_subgroup",
         }
     }
 
@@ -40,6 +65,7 @@ impl ColumnSumKernel {
         match self {
             ColumnSumKernel::Auto | ColumnSumKernel::V2Tree => "column_sum",
             ColumnSumKernel::V1Serial => "column_sum_serial",
+            ColumnSumKernel::V3Subgroup => "column_sum_subgroup",
         }
     }
 
@@ -48,6 +74,7 @@ impl ColumnSumKernel {
         match self {
             ColumnSumKernel::Auto | ColumnSumKernel::V2Tree => 16,
             ColumnSumKernel::V1Serial => 64,
+            ColumnSumKernel::V3Subgroup => 16,
         }
     }
 
@@ -65,17 +92,24 @@ impl ColumnSumKernel {
 
     /// `Auto` resolved: the autotuner's choice where tuning is on
     /// ([`crate::tune`]), else [`ColumnSumKernel::choose`].
+    /// A recorded (pinned) v3 on a device without subgroups is an error:
+    /// replaying it as another version would change the bits.
     fn resolve(
         self,
         gpu: &Gpu,
+        op: &'static str,
         rows: usize,
         cols: usize,
         activation: Option<Activation>,
-    ) -> ColumnSumKernel {
-        match self {
+    ) -> Result<ColumnSumKernel> {
+        let kernel = match self {
             ColumnSumKernel::Auto => gpu.tuner().column_sum(gpu, rows, cols, activation),
             k => k,
+        };
+        if kernel == ColumnSumKernel::V3Subgroup && gpu.subgroup_sizes().is_none() {
+            return Err(super::needs_subgroups(op, kernel.name(), gpu));
         }
+        Ok(kernel)
     }
 }
 
@@ -97,7 +131,11 @@ struct Params {
 
 fn column_key(kernel: ColumnSumKernel, activation: Option<Activation>) -> PipelineKey {
     PipelineKey {
-        shader: &REDUCE,
+        shader: if kernel == ColumnSumKernel::V3Subgroup {
+            &REDUCE_SUBGROUP
+        } else {
+            &REDUCE
+        },
         entry: kernel.entry(),
         constants: vec![
             ("ACTIVATION", activation.map_or(0.0, |a| a.shader_code())),
@@ -114,7 +152,8 @@ fn totals_key(accumulate: bool) -> PipelineKey {
     }
 }
 
-/// Every pipeline these launchers can build (validated by `tests/cpu/shaders.rs`).
+/// Every pipeline these launchers can build on any device (validated by
+/// `tests/cpu/shaders.rs`); the subgroup ones are [`subgroup_specialisations`].
 pub fn specialisations() -> Vec<PipelineKey> {
     let mut keys = Vec::new();
     for kernel in ColumnSumKernel::ALL {
@@ -125,6 +164,17 @@ pub fn specialisations() -> Vec<PipelineKey> {
     }
     keys.push(totals_key(false));
     keys.push(totals_key(true));
+    keys
+}
+
+/// The subgroup version's pipelines (validated with naga's SUBGROUP
+/// capability by `tests/cpu/shaders.rs`).
+pub fn subgroup_specialisations() -> Vec<PipelineKey> {
+    let k = ColumnSumKernel::V3Subgroup;
+    let mut keys = vec![column_key(k, None)];
+    for a in [Activation::Identity, Activation::Sigmoid, Activation::Relu] {
+        keys.push(column_key(k, Some(a)));
+    }
     keys
 }
 
@@ -175,7 +225,7 @@ impl ColumnSum {
             sums_batch_stride: sums_stride as u32,
             ..Params::default()
         };
-        let kernel = kernel.resolve(gpu, rows, cols, None);
+        let kernel = kernel.resolve(gpu, OP, rows, cols, None)?;
         let pipeline = gpu.pipeline(&column_key(kernel, None))?;
         let uniform = uniform(gpu, "column_sum params", &params)?;
         let bind_group = gpu.bind_group(
@@ -255,7 +305,7 @@ impl ColumnSum {
             sums_batch_stride: db_stride as u32,
             ..Params::default()
         };
-        let kernel = kernel.resolve(gpu, rows, cols, Some(activation));
+        let kernel = kernel.resolve(gpu, OP, rows, cols, Some(activation))?;
         let pipeline = gpu.pipeline(&column_key(kernel, Some(activation)))?;
         let uniform = uniform(gpu, "activation_bias_backward params", &params)?;
         let bind_group = gpu.bind_group(

@@ -17,7 +17,7 @@
 use super::{Dispatch, Operand, check_operands, check_shape, fold, uniform};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuLabels, GpuTensor, PipelineKey};
-use crate::shaders::SOFTMAX_XENT;
+use crate::shaders::{SOFTMAX_XENT, SOFTMAX_XENT_SUBGROUP};
 use crate::shapes::SoftmaxXentShape;
 
 /// Which version of the kernel to run; all compute the same thing.
@@ -31,6 +31,12 @@ pub enum SoftmaxXentKernel {
     V1Row,
     /// v2: one 64-thread workgroup per row, tree reductions in workgroup memory.
     V2Workgroup,
+    /// v4: four lanes per row, combined by subgroup shuffles in a fixed
+    /// order that does not depend on the subgroup size
+    /// (`shaders/softmax_xent_subgroup.wgsl`). Only on devices with
+    /// `wgpu::Features::SUBGROUP` ([`SoftmaxXentKernel::available`]); not in
+    /// [`SoftmaxXentKernel::ALL`], which every device runs.
+    V4Subgroup,
 }
 
 impl SoftmaxXentKernel {
@@ -38,12 +44,31 @@ impl SoftmaxXentKernel {
     pub const ALL: [SoftmaxXentKernel; 2] =
         [SoftmaxXentKernel::V1Row, SoftmaxXentKernel::V2Workgroup];
 
+    /// The versions this device can run: [`SoftmaxXentKernel::ALL`], and
+    /// v4 where the device has subgroups. What the tuner times.
+    pub fn available(gpu: &Gpu) -> Vec<SoftmaxXentKernel> {
+        let mut all = Self::ALL.to_vec();
+        if gpu.subgroup_sizes().is_some() {
+            all.push(SoftmaxXentKernel::V4Subgroup);
+        }
+        all
+    }
+
+    /// Every version this build has, whatever the device: the names a
+    /// recorded choice may hold.
+    pub const EVERY: [SoftmaxXentKernel; 3] = [
+        SoftmaxXentKernel::V1Row,
+        SoftmaxXentKernel::V2Workgroup,
+        SoftmaxXentKernel::V4Subgroup,
+    ];
+
     /// Short name for tables ("v1_row").
     pub fn name(self) -> &'static str {
         match self {
             SoftmaxXentKernel::Auto => "auto",
             SoftmaxXentKernel::V1Row => "v1_row",
             SoftmaxXentKernel::V2Workgroup => "v2_workgroup",
+            SoftmaxXentKernel::V4Subgroup => "v4_subgroup",
         }
     }
 
@@ -51,6 +76,7 @@ impl SoftmaxXentKernel {
         match self {
             SoftmaxXentKernel::Auto | SoftmaxXentKernel::V1Row => "xent_row",
             SoftmaxXentKernel::V2Workgroup => "xent_workgroup",
+            SoftmaxXentKernel::V4Subgroup => "xent_subgroup",
         }
     }
 
@@ -59,6 +85,7 @@ impl SoftmaxXentKernel {
         match self {
             SoftmaxXentKernel::Auto | SoftmaxXentKernel::V1Row => 64,
             SoftmaxXentKernel::V2Workgroup => 1,
+            SoftmaxXentKernel::V4Subgroup => 16,
         }
     }
 
@@ -102,7 +129,11 @@ fn key(kernel: SoftmaxXentKernel, with_grad: bool) -> PipelineKey {
 
 fn entry_key(entry: &'static str, with_grad: bool) -> PipelineKey {
     PipelineKey {
-        shader: &SOFTMAX_XENT,
+        shader: if entry == SoftmaxXentKernel::V4Subgroup.entry() {
+            &SOFTMAX_XENT_SUBGROUP
+        } else {
+            &SOFTMAX_XENT
+        },
         entry,
         constants: vec![("WRITE_GRAD", if with_grad { 1.0 } else { 0.0 })],
     }
@@ -111,7 +142,8 @@ fn entry_key(entry: &'static str, with_grad: bool) -> PipelineKey {
 /// The fused version's entry point (v3: rows and batch totals).
 const TOTALS_ENTRY: &str = "xent_totals";
 
-/// Every pipeline this launcher can build (validated by `tests/cpu/shaders.rs`).
+/// Every pipeline this launcher can build on any device (validated by
+/// `tests/cpu/shaders.rs`); the subgroup ones are [`subgroup_specialisations`].
 pub fn specialisations() -> Vec<PipelineKey> {
     let mut keys: Vec<PipelineKey> = SoftmaxXentKernel::ALL
         .iter()
@@ -120,6 +152,13 @@ pub fn specialisations() -> Vec<PipelineKey> {
     keys.push(entry_key(TOTALS_ENTRY, true));
     keys.push(entry_key(TOTALS_ENTRY, false));
     keys
+}
+
+/// The subgroup version's pipelines (validated with naga's SUBGROUP
+/// capability by `tests/cpu/shaders.rs`).
+pub fn subgroup_specialisations() -> Vec<PipelineKey> {
+    let k = SoftmaxXentKernel::V4Subgroup;
+    vec![key(k, true), key(k, false)]
 }
 
 /// One softmax cross-entropy, ready to record: pipeline and bind group are
@@ -253,6 +292,11 @@ impl SoftmaxXent {
             SoftmaxXentKernel::Auto => gpu.tuner().softmax_xent(gpu, &shape, dlogits.is_some()),
             k => k,
         };
+        // Also where a recorded (pinned) choice names v4 on a device without
+        // subgroups: replaying it as another version would change the bits.
+        if kernel == SoftmaxXentKernel::V4Subgroup && gpu.subgroup_sizes().is_none() {
+            return Err(super::needs_subgroups(OP, kernel.name(), gpu));
+        }
         let mut workgroups = match totals {
             Some(_) => [1, 1, 1],
             None => fold(gpu, OP, shape.n.div_ceil(kernel.rows_per_group()) as u64)?,

@@ -61,3 +61,71 @@ fn every_specialisation_validates() {
     }
     eprintln!("validated {} specialisations", keys.len());
 }
+
+/// The subgroup modules: their bindings match the files they extend, every
+/// specialisation validates with naga's SUBGROUP capability (what wgpu grants
+/// a device with `Features::SUBGROUP`), and none validates without it, which
+/// is why they are kept out of `shaders::all()` and `specialisations()`.
+#[test]
+fn subgroup_specialisations_validate_only_with_the_subgroup_capability() {
+    let with = Capabilities::SUBGROUP;
+    for shader in shaders::subgroup_shaders() {
+        let module = naga::front::wgsl::parse_str(shader.source).unwrap_or_else(|e| {
+            panic!("{}.wgsl: {}", shader.name, e.emit_to_string(shader.source))
+        });
+        assert!(
+            Validator::new(ValidationFlags::all(), Capabilities::empty())
+                .validate(&module)
+                .is_err(),
+            "{} validates without subgroups: it need not be a module of its own",
+            shader.name
+        );
+        let bound = module
+            .global_variables
+            .iter()
+            .filter(|(_, v)| v.binding.is_some())
+            .count();
+        assert_eq!(bound, shader.bindings.len(), "{} bindings", shader.name);
+    }
+    let keys = shaders::subgroup_specialisations();
+    assert!(!keys.is_empty());
+    for key in &keys {
+        assert!(shaders::subgroup_shaders().contains(&key.shader), "{key:?}");
+        let module = naga::front::wgsl::parse_str(key.shader.source).unwrap();
+        let info = Validator::new(ValidationFlags::all(), with)
+            .validate(&module)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: {}",
+                    key.shader.name,
+                    e.emit_to_string(key.shader.source)
+                )
+            });
+        assert!(
+            module.entry_points.iter().any(|e| e.name == key.entry),
+            "{key:?}"
+        );
+        let constants: PipelineConstants = key
+            .constants
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        let (resolved, _) = process_overrides(
+            &module,
+            &info,
+            Some((naga::ShaderStage::Compute, key.entry)),
+            &constants,
+        )
+        .unwrap_or_else(|e| panic!("{key:?}: {e}"));
+        Validator::new(ValidationFlags::all(), with)
+            .validate(&resolved)
+            .unwrap_or_else(|e| panic!("{key:?} after overrides: {e:?}"));
+    }
+    // The modules every device compiles stay free of subgroups.
+    for key in shaders::specialisations() {
+        assert!(
+            !shaders::subgroup_shaders().contains(&key.shader),
+            "{key:?}"
+        );
+    }
+}

@@ -37,13 +37,22 @@ fn random(shape: &[usize], seed: u64) -> ArrayD<f32> {
 
 /// `c = a·b` for a 33×70 by 70×65 product on `gpu`, checked against the twin.
 fn check_matmul(gpu: &Gpu, kernel: MatmulKernel) {
-    let (a, b) = (random(&[33, 70], 1), random(&[70, 65], 2));
+    check_matmul_mnk(gpu, kernel, (33, 65, 70));
+}
+
+/// [`check_matmul`] at M×N×K (K and N multiples of 4: v6's vec4 loads).
+fn check_matmul_mnk(gpu: &Gpu, kernel: MatmulKernel, (m, n, k): (usize, usize, usize)) {
+    let (a, b) = (random(&[m, k], 1), random(&[k, n], 2));
     let expected = cpu::matmul(&a, &b, None, MatmulOptions::nn()).expect("cpu twin");
     let ga = GpuTensor::from_array(gpu, &a).expect("a");
     let gb = GpuTensor::from_array(gpu, &b).expect("b");
-    let c = GpuTensor::<f32>::zeros(gpu, &[33, 65]).expect("c");
+    let c = GpuTensor::<f32>::zeros(gpu, &[m, n]).expect("c");
     c.fill(gpu, f32::NAN).expect("poison");
     let mm = Matmul::new(gpu, &ga, &gb, None, &c, MatmulOptions::nn(), kernel).expect("matmul");
+    if kernel == MatmulKernel::V6Vec4 {
+        let v = mm.vec4_operands();
+        assert_eq!((v.a, v.b), (k % 4 == 0, n % 4 == 0), "v6's vec4 operands");
+    }
     mm.run(gpu, 1).expect("run");
     let actual = c.to_array(gpu).expect("read");
     cpu::assert_close(
@@ -66,6 +75,7 @@ fn gl_is_serialised_and_skips_workgroup_zeroing() {
     for kernel in MatmulKernel::ALL {
         check_matmul(&gpu, kernel);
     }
+    check_matmul_mnk(&gpu, MatmulKernel::V6Vec4, (33, 68, 72));
 }
 
 #[test]
@@ -133,6 +143,7 @@ fn webgpu_default_limits_build_every_specialisation() {
         });
     }
     check_matmul(&gpu, MatmulKernel::V3Tiled);
+    check_matmul_mnk(&gpu, MatmulKernel::V6Vec4, (33, 68, 72));
 }
 
 #[test]
@@ -171,23 +182,31 @@ fn downlevel_limits_give_a_clear_error_or_a_working_kernel() {
     }
     eprintln!("refused under downlevel limits: {refused:?}");
     // matmul binds four storage buffers: every version works but v4, whose
-    // 16 KiB of tiles are past downlevel's 16,352 bytes of workgroup memory.
+    // 16 KiB of tiles are past downlevel's 16,352 bytes of workgroup memory,
+    // and v6, which binds A and B again as vec4s (six storage buffers).
     for kernel in MatmulKernel::ALL {
-        if kernel != MatmulKernel::V4Tiled8x8 {
-            check_matmul(&gpu, kernel);
-            continue;
-        }
+        let (limit, need) = match kernel {
+            MatmulKernel::V4Tiled8x8 => (
+                "max_compute_workgroup_storage_size",
+                "16384 bytes of workgroup memory",
+            ),
+            MatmulKernel::V6Vec4 => ("max_storage_buffers_per_shader_stage", "6 storage buffers"),
+            _ => {
+                check_matmul(&gpu, kernel);
+                continue;
+            }
+        };
         let a = GpuTensor::<f32>::zeros(&gpu, &[8, 8]).expect("a");
         let c = GpuTensor::<f32>::zeros(&gpu, &[8, 8]).expect("c");
         match Matmul::new(&gpu, &a, &a, None, &c, MatmulOptions::nn(), kernel) {
             Err(Error::TooLarge {
                 limit_name, needed, ..
             }) => {
-                assert_eq!(limit_name, "max_compute_workgroup_storage_size");
-                assert_eq!(needed, "16384 bytes of workgroup memory");
+                assert_eq!(limit_name, limit);
+                assert_eq!(needed, need);
             }
-            Err(e) => panic!("v4 under downlevel limits: expected TooLarge, got {e}"),
-            Ok(_) => panic!("v4 built with 16 KiB of tiles under a 16,352-byte limit"),
+            Err(e) => panic!("{kernel:?} under downlevel limits: expected TooLarge, got {e}"),
+            Ok(_) => panic!("{kernel:?} built under downlevel limits: {need} needed"),
         }
     }
 }

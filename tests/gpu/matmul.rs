@@ -125,6 +125,7 @@ macro_rules! matmul_cases {
         mod v3_tiled { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::V3Tiled) })* }
         mod v4_tiled_8x8 { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::V4Tiled8x8) })* }
         mod v5_split_k { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::V5SplitK) })* }
+        mod v6_vec4 { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::V6Vec4) })* }
         mod auto { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::Auto) })* }
     };
 }
@@ -161,6 +162,20 @@ matmul_cases! {
     mnist_linear_forward_nt_128x10x784_k_784: case(128, 10, 784, O::nt()).bias();
     linear_forward_batch1_nt_1x10x3073: case(1, 10, 3073, O::nt()).bias();
     batched_tn_3x7x10x3073_split_over_batches: case(7, 10, 3073, O::tn()).batched(Some(3), Some(3)).bias().act(Activation::Sigmoid);
+    // v6 reads an operand as vec4s when its contiguous dimension is a
+    // multiple of 4 (A: K, or M when transposed; B: N, or K when transposed):
+    // these mix vec4 and scalar operands at edges that do not divide tiles.
+    nn_132x67x36_only_a_vec4: case(132, 67, 36, O::nn()).bias();
+    nn_130x132x10_only_b_vec4: case(130, 132, 10, O::nn()).act(Activation::Relu);
+    nt_130x66x12_both_vec4_k_not_a_stage_multiple: case(130, 66, 12, O::nt()).bias().act(Activation::Sigmoid);
+    tn_68x129x5_only_a_vec4_k_5: case(68, 129, 5, O::tn());
+    tn_66x132x9_only_b_vec4: case(66, 132, 9, O::tn()).bias();
+    tt_68x33x20_both_vec4: case(68, 33, 20, O::tt());
+    tt_67x3x20_only_b_vec4: case(67, 3, 20, O::tt());
+    nt_4x4x4_one_vec4_each: case(4, 4, 4, O::nt()).bias();
+    nn_1x4x4_one_row: case(1, 4, 4, O::nn());
+    batched_tn_2x12x16x8_vec4_batches: case(12, 16, 8, O::tn()).batched(Some(2), Some(2)).bias();
+    batched_nn_3x9x8x12_shared_right_vec4: case(9, 8, 12, O::nn()).batched(Some(3), None);
 }
 
 /// Operands as windows into larger buffers at odd element offsets, as the
@@ -214,6 +229,71 @@ fn views_at_odd_offsets_nt_bias_relu() {
     );
 }
 
+/// v6 reads an operand as vec4s exactly when its layout allows it, and is
+/// right either way: windows into buffers at aligned (16-byte) and odd
+/// offsets, one ending a float before its buffer does (a buffer whose size
+/// is not a multiple of 16 bytes: the vec4 binding drops that tail).
+#[test]
+fn v6_reads_vec4s_where_the_layout_allows_and_scalars_elsewhere() {
+    let g = gpu();
+    let (m, n, k) = (44, 20, 36);
+    for (a_off, b_off, opts) in [
+        (4, 8, O::nt()),
+        (3, 8, O::nt()),
+        (4, 5, O::nt()),
+        (1, 2, O::nt()),
+        (0, 4, O::nn()),
+        (4, 0, O::tn()),
+        (8, 4, O::tt()),
+    ] {
+        let case = case(m, n, k, opts);
+        let (sa, sb) = case.stored();
+        let (a, b, _) = case.inputs(0x7ec4 + a_off as u64 * 16 + b_off as u64);
+        let expected = cpu::matmul(&a, &b, None, opts).unwrap();
+        // Each operand at its offset in a buffer with one more float after it.
+        let window = |x: &ArrayD<f32>, off: usize, shape: &[usize]| {
+            let mut flat = vec![f32::NAN; off + x.len() + 1];
+            flat[off..off + x.len()].copy_from_slice(x.as_slice().unwrap());
+            let t = GpuTensor::from_slice(g, &[flat.len()], &flat).unwrap();
+            (t.view(off, shape).unwrap(), t)
+        };
+        let (ga, _keep_a) = window(&a, a_off, &sa);
+        let (gb, _keep_b) = window(&b, b_off, &sb);
+        let out = GpuTensor::<f32>::zeros(g, expected.shape()).unwrap();
+        out.fill(g, f32::NAN).unwrap();
+        let mm = Matmul::new(g, &ga, &gb, None, &out, opts, MatmulKernel::V6Vec4).unwrap();
+        let shape = mm.shape();
+        let by_shape = wgpu_train::kernels::Vec4Operands::by_shape(&shape, &opts);
+        assert!(
+            by_shape.a && by_shape.b,
+            "{opts:?}: K, M and N are multiples of 4"
+        );
+        let v = mm.vec4_operands();
+        let what = format!("{opts:?} A at {a_off}, B at {b_off}");
+        assert_eq!((v.a, v.b), (a_off % 4 == 0, b_off % 4 == 0), "{what}");
+        mm.run(g, 1).unwrap();
+        cpu::assert_close(&what, &out.to_array(g).unwrap(), &expected, tolerance(k));
+    }
+    // Only the contiguous dimension counts: K = 36 but N = 35 (nn reads B
+    // along N), M = 35 (tn reads A along M).
+    for (opts, want) in [(O::nn(), (true, false)), (O::tn(), (false, false))] {
+        let shape = MatmulShape::resolve(
+            &if opts.trans_a { [36, 35] } else { [35, 36] },
+            &[36, 35],
+            None,
+            &opts,
+        )
+        .unwrap();
+        let v = wgpu_train::kernels::Vec4Operands::by_shape(&shape, &opts);
+        assert_eq!((v.a, v.b), want, "{opts:?}");
+        assert_eq!(
+            MatmulKernel::V6Vec4.worth_timing(&shape, &opts),
+            want.0 || want.1,
+            "the tuner times v6 only where an operand is read as vec4s"
+        );
+    }
+}
+
 /// Running the same product twice gives the same bits.
 #[test]
 fn repeated_runs_give_identical_bits() {
@@ -242,7 +322,7 @@ fn split_k_splits_the_long_k_and_differs_from_v1_only_by_rounding() {
         let shape = MatmulShape::resolve(&[m, k], &[n, k], None, &O::nt()).unwrap();
         let split = wgpu_train::kernels::matmul::SplitK::for_shape(&shape, n);
         assert!(split.splits >= 2, "{m}x{n}x{k}: {split:?}");
-        assert!(MatmulKernel::V5SplitK.worth_timing(&shape));
+        assert!(MatmulKernel::V5SplitK.worth_timing(&shape, &O::nt()));
         let a = GpuTensor::from_array(g, &random(&[m, k], 21)).unwrap();
         let b = GpuTensor::from_array(g, &random(&[n, k], 22)).unwrap();
         let v1 = wgpu_train::kernels::matmul_with(g, &a, &b, None, O::nt(), MatmulKernel::V1Naive)
@@ -258,7 +338,7 @@ fn split_k_splits_the_long_k_and_differs_from_v1_only_by_rounding() {
     }
     let short = MatmulShape::resolve(&[7, 7], &[7, 7], None, &O::nt()).unwrap();
     assert!(
-        !MatmulKernel::V5SplitK.worth_timing(&short),
+        !MatmulKernel::V5SplitK.worth_timing(&short, &O::nt()),
         "K = 7 is one chunk: the tuner skips v5"
     );
 }

@@ -8,6 +8,7 @@ use wgpu_train::kernels::{ColumnSum, LossCorrectSum, loss_correct_sum};
 use wgpu_train::{ColumnSumKernel, Error, GpuTensor};
 
 mod batched;
+mod subgroup;
 
 /// Sums of N values in [-1, 1) in different orders differ by rounding that
 /// grows with N; a missed or doubled row is off by O(1).

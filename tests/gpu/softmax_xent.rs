@@ -3,6 +3,7 @@
 //! Test names say the case: N×C and what is awkward about it.
 
 mod batched;
+mod subgroup;
 mod totals;
 
 use crate::common::{gpu, random_labels, random_scaled};

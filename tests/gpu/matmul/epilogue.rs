@@ -87,6 +87,7 @@ mod ones_column {
             mod v3_tiled { use super::*; $(#[test] fn $name() { check_ones_column($m, $n, $k, $opts, MatmulKernel::V3Tiled) })* }
             mod v4_tiled_8x8 { use super::*; $(#[test] fn $name() { check_ones_column($m, $n, $k, $opts, MatmulKernel::V4Tiled8x8) })* }
             mod v5_split_k { use super::*; $(#[test] fn $name() { check_ones_column($m, $n, $k, $opts, MatmulKernel::V5SplitK) })* }
+            mod v6_vec4 { use super::*; $(#[test] fn $name() { check_ones_column($m, $n, $k, $opts, MatmulKernel::V6Vec4) })* }
             mod auto { use super::*; $(#[test] fn $name() { check_ones_column($m, $n, $k, $opts, MatmulKernel::Auto) })* }
         };
     }
@@ -103,6 +104,12 @@ mod ones_column {
         nn_7x13x5: 7, 13, 5, O::nn();
         nt_9x3x70: 9, 3, 70, O::nt();
         tt_65x33x17: 65, 33, 17, O::tt();
+        // v6's vec4 loads: the ones column is the vec4 just past B (nn, tn)
+        // or a column of its own (nt, tt).
+        tn_ones_column_past_a_vec4_b_8x128x12: 8, 128, 12, O::tn();
+        nt_vec4_a_and_b_9x3x72: 9, 3, 72, O::nt();
+        tt_vec4_a_and_b_68x33x20: 68, 33, 20, O::tt();
+        nn_vec4_a_and_b_7x132x16: 7, 132, 16, O::nn();
     }
 }
 
@@ -215,6 +222,7 @@ mod activation_grad {
             mod v3_tiled { use super::*; $(#[test] fn $name() { check_activation_grad($m, $n, $k, $opts, $act, MatmulKernel::V3Tiled) })* }
             mod v4_tiled_8x8 { use super::*; $(#[test] fn $name() { check_activation_grad($m, $n, $k, $opts, $act, MatmulKernel::V4Tiled8x8) })* }
             mod v5_split_k { use super::*; $(#[test] fn $name() { check_activation_grad($m, $n, $k, $opts, $act, MatmulKernel::V5SplitK) })* }
+            mod v6_vec4 { use super::*; $(#[test] fn $name() { check_activation_grad($m, $n, $k, $opts, $act, MatmulKernel::V6Vec4) })* }
             mod auto { use super::*; $(#[test] fn $name() { check_activation_grad($m, $n, $k, $opts, $act, MatmulKernel::Auto) })* }
         };
     }
@@ -230,6 +238,10 @@ mod activation_grad {
         nt_33x65x70_sigmoid: 33, 65, 70, O::nt(), A::Sigmoid;
         tn_67x129x5_relu: 67, 129, 5, O::tn(), A::Relu;
         tt_3x130x66_sigmoid: 3, 130, 66, O::tt(), A::Sigmoid;
+        // v6's vec4 loads on both operands, and on one.
+        tt_68x36x20_vec4_relu: 68, 36, 20, O::tt(), A::Relu;
+        nt_36x130x12_vec4_sigmoid: 36, 130, 12, O::nt(), A::Sigmoid;
+        tn_12x65x9_vec4_a_only_relu: 12, 65, 9, O::tn(), A::Relu;
     }
 }
 

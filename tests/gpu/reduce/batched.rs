@@ -5,7 +5,7 @@
 use super::*;
 use wgpu_train::Activation;
 
-fn check_column_sums(n: usize, c: usize, count: usize, kernel: ColumnSumKernel) {
+pub(super) fn check_column_sums(n: usize, c: usize, count: usize, kernel: ColumnSumKernel) {
     let g = gpu();
     let per = c + 4; // a model's gradient window, with room between
     let dh = random(&[count * n, c], 21);

@@ -4,7 +4,7 @@
 
 use super::*;
 
-fn check(n: usize, c: usize, count: usize, kernel: SoftmaxXentKernel, with_grad: bool) {
+pub(super) fn check(n: usize, c: usize, count: usize, kernel: SoftmaxXentKernel, with_grad: bool) {
     let g = gpu();
     let logits = random_scaled(&[count * n, c], (n * c + count) as u64, 4.0);
     let labels = random_labels(n, c, 5);
