@@ -179,14 +179,19 @@ async fn a_webgpu_validation_error_fails_the_next_readback() {
     assert_eq!(t.read_async(g).await.unwrap(), vec![1.0; 4]);
 }
 
-/// Every pipeline the crate can build (each shader's entry points with each
-/// set of override constants, `shaders::specialisations`) compiles under
-/// the browser's WGSL compiler (Tint, in Chromium): naga accepting a shader
-/// natively does not mean Tint does.
+/// The pipelines the crate can build (each shader's entry points with each
+/// set of override constants, `shaders::specialisations`) compile under the
+/// browser's WGSL compiler (Tint, in Chromium): naga accepting a shader
+/// natively does not mean Tint does. Every entry point, and every value and
+/// pair of values of its constants (`shaders::pairwise_cover`: 153 of 706
+/// keys), not the full product: on SwiftShader a large matmul pipeline takes
+/// ~2 s, so the full product took 337 s of CI. The native tests validate and
+/// translate all 706.
 #[wasm_bindgen_test]
-async fn every_pipeline_compiles_in_the_browser() {
+async fn pipelines_compile_in_the_browser() {
     let g = gpu().await;
-    let keys = wgpu_train::shaders::specialisations();
+    let all = wgpu_train::shaders::specialisations();
+    let keys = wgpu_train::shaders::pairwise_cover(&all);
     assert!(keys.len() > 20, "only {} pipelines", keys.len());
     let mut failed = Vec::new();
     for key in &keys {
