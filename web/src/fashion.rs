@@ -47,6 +47,30 @@ pub struct EpochReport {
     pub examples: usize,
 }
 
+impl EpochReport {
+    /// `trained`: the epoch's (loss, accuracy), `tested`: the test slice's,
+    /// `start`: when the epoch began.
+    fn new(
+        device: &'static str,
+        epoch: usize,
+        trained: Option<(f64, f64)>,
+        tested: (f64, f64),
+        start: web_time::Instant,
+        examples: usize,
+    ) -> Self {
+        EpochReport {
+            device,
+            epoch,
+            loss: trained.map(|t| t.0),
+            accuracy: trained.map(|t| t.1),
+            test_loss: tested.0,
+            test_accuracy: tested.1,
+            ms: start.elapsed().as_secs_f64() * 1e3,
+            examples,
+        }
+    }
+}
+
 /// What [`run`] tells the page as it goes.
 #[derive(Clone, Debug, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -126,40 +150,20 @@ pub async fn run(
             Vec::new()
         };
         let t = web_time::Instant::now();
-        let trained = if epoch > 0 {
-            Some(ge.train_epoch_async(&order, &mut |_, _| {}).await?)
-        } else {
-            None
+        let trained = match epoch {
+            0 => None,
+            _ => Some(ge.train_epoch_async(&order, &mut |_, _| {}).await?),
         };
-        let (test_loss, test_accuracy) = ge.evaluate_async(EvalSet::Test).await?;
-        let r = EpochReport {
-            device: "gpu",
-            epoch,
-            loss: trained.map(|t| t.0),
-            accuracy: trained.map(|t| t.1),
-            test_loss,
-            test_accuracy,
-            ms: t.elapsed().as_secs_f64() * 1e3,
-            examples,
-        };
+        let tested = ge.evaluate_async(EvalSet::Test).await?;
+        let r = EpochReport::new("gpu", epoch, trained, tested, t, examples);
         report(Event::Epoch(r)).await?;
         let t = web_time::Instant::now();
-        let trained = if epoch > 0 {
-            Some(ce.train_epoch(&order, &mut |_, _| {})?)
-        } else {
-            None
+        let trained = match epoch {
+            0 => None,
+            _ => Some(ce.train_epoch(&order, &mut |_, _| {})?),
         };
-        let (test_loss, test_accuracy) = ce.evaluate(EvalSet::Test)?;
-        let r = EpochReport {
-            device: "cpu",
-            epoch,
-            loss: trained.map(|t| t.0),
-            accuracy: trained.map(|t| t.1),
-            test_loss,
-            test_accuracy,
-            ms: t.elapsed().as_secs_f64() * 1e3,
-            examples,
-        };
+        let tested = ce.evaluate(EvalSet::Test)?;
+        let r = EpochReport::new("cpu", epoch, trained, tested, t, examples);
         report(Event::Epoch(r)).await?;
     }
     Ok(setup)

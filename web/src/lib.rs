@@ -1,8 +1,9 @@
 //! wgpu-train in the browser: what the page (`web/www/`) calls — the
 //! adapter, [`verify`], [`fashion::train_fashion`] (Train) and
 //! [`bench::bench_matmul`] (Benchmark) — and what the browser tests
-//! (`web/tests/browser.rs`) check, on the visitor's GPU through WebGPU. Everything here is async: in a browser a readback is a
-//! promise, and blocking on one would freeze the page.
+//! (`web/tests/browser.rs`) check, on the visitor's GPU through WebGPU.
+//! Everything here is async: in a browser a readback is a promise, and
+//! blocking on one would freeze the page.
 #![cfg(target_arch = "wasm32")]
 
 pub mod bench;
