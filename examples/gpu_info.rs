@@ -24,6 +24,12 @@ fn main() {
         "zero-initialised workgroup memory: {}",
         gpu.zero_initialises_workgroup_memory()
     );
+    match gpu.subgroup_sizes() {
+        Some((lo, hi)) => println!(
+            "subgroups: sizes {lo}..={hi} (softmax-CE v4 and column-sum v3 offered to the tuner)"
+        ),
+        None => println!("subgroups: not used on this device"),
+    }
     match std::env::var("WGPU_TRAIN_LIMITS") {
         Ok(v) if !v.is_empty() => println!("limits capped by WGPU_TRAIN_LIMITS={v}"),
         _ => {}
