@@ -2,7 +2,8 @@
 //! notebook (X from a standard normal, labels uniform over the classes), or
 //! [`images`] of random pixel bytes shaped like a real dataset. Nothing in
 //! them can be learned; they exist so that timing does not depend on a
-//! download.
+//! download. [`learnable`] images can be: the tests' and the browser's
+//! training runs, where the loss must move.
 //!
 //! The notebook stores X as D×N (examples in columns); here, as everywhere
 //! in this crate, examples are rows: X is N×D.
@@ -94,4 +95,27 @@ pub fn images(n: usize, shape: [usize; 3], classes: usize, seed: u64) -> Result<
     pixels.extend((0..len).map(|_| (next() >> 56) as u8));
     let labels = (0..n).map(|_| (next() % classes as u64) as u8).collect();
     Dataset::new(pixels, labels, shape, classes)
+}
+
+/// `n` images of `shape` with 10 classes whose label can be learned: the
+/// pixels whose index is the label modulo 10 are bright (128..=255), the
+/// others dark (0..128), all from `seed`. For training runs that must show
+/// the loss falling without a download (the GPU tests, the browser tests).
+pub fn learnable(n: usize, shape: [usize; 3], seed: u64) -> Result<Dataset> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let dim: usize = shape.iter().product();
+    let mut images = vec![0u8; n * dim];
+    let mut labels = vec![0u8; n];
+    for i in 0..n {
+        let label = rng.random_range(0..10u8);
+        labels[i] = label;
+        for (j, px) in images[i * dim..(i + 1) * dim].iter_mut().enumerate() {
+            *px = if j % 10 == label as usize {
+                rng.random_range(128..=255)
+            } else {
+                rng.random_range(0..128)
+            };
+        }
+    }
+    Dataset::new(images, labels, shape, 10)
 }

@@ -4,36 +4,23 @@
 //! `gather_matmul`, `softmax_xent::totals`, `optim::planned`.
 
 use crate::common::{bits, gpu};
+use wgpu_train::Activation;
 use wgpu_train::cpu::{self, Tolerance};
+use wgpu_train::data::synthetic::learnable;
 use wgpu_train::model::{LinearSoftmax, Mlp, Model};
 use wgpu_train::optim::OptimizerConfig;
 use wgpu_train::train::{self, CpuEngine, Engine, GpuEngine, TrainConfig, TrainData};
-use wgpu_train::{Activation, Dataset};
 
 // --------------------------------------------------------------- programs
 
-fn learnable(n: usize, seed: u64) -> Dataset {
-    use rand::{RngExt, SeedableRng, rngs::StdRng};
-    let mut rng = StdRng::seed_from_u64(seed);
-    let dim = 784;
-    let mut images = vec![0u8; n * dim];
-    let mut labels = vec![0u8; n];
-    for i in 0..n {
-        let label = rng.random_range(0..10u8);
-        labels[i] = label;
-        for (j, px) in images[i * dim..(i + 1) * dim].iter_mut().enumerate() {
-            *px = if j % 10 == label as usize {
-                rng.random_range(128..=255)
-            } else {
-                rng.random_range(0..128)
-            };
-        }
-    }
-    Dataset::new(images, labels, [1, 28, 28], 10).unwrap()
-}
-
 fn data(n: usize) -> TrainData {
-    TrainData::new(learnable(n, 41), learnable(60, 42), 0, 41).unwrap()
+    TrainData::new(
+        learnable(n, [1, 28, 28], 41).unwrap(),
+        learnable(60, [1, 28, 28], 42).unwrap(),
+        0,
+        41,
+    )
+    .unwrap()
 }
 
 pub(crate) fn config(fused: bool, optimizer: OptimizerConfig) -> TrainConfig {

@@ -4,7 +4,7 @@
 //! clear error. The CPU path equals `fit` for the models it can.
 
 use crate::common::{bits, gpu};
-use rand::{RngExt, SeedableRng, rngs::StdRng};
+use wgpu_train::data::synthetic::learnable;
 use wgpu_train::model::Mlp;
 use wgpu_train::optim::OptimizerConfig;
 use wgpu_train::train::sweep::{
@@ -13,29 +13,15 @@ use wgpu_train::train::sweep::{
 use wgpu_train::train::{self, CpuEngine, TrainConfig, TrainData};
 use wgpu_train::{Activation, Dataset, Error};
 
-/// Random 4×5 images whose label is a function of a few pixels.
-fn learnable(n: usize, seed: u64) -> Dataset {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let dim = 20;
-    let mut images = vec![0u8; n * dim];
-    let mut labels = vec![0u8; n];
-    for i in 0..n {
-        let label = rng.random_range(0..10u8);
-        labels[i] = label;
-        for (j, px) in images[i * dim..(i + 1) * dim].iter_mut().enumerate() {
-            *px = if j % 10 == label as usize {
-                rng.random_range(128..=255)
-            } else {
-                rng.random_range(0..128)
-            };
-        }
-    }
-    Dataset::new(images, labels, [1, 4, 5], 10).unwrap()
-}
-
 fn data() -> TrainData {
     // 240 training examples in batches of 64: three full steps and a short one.
-    TrainData::new(learnable(300, 1), learnable(70, 2), 60, 3).unwrap()
+    TrainData::new(
+        learnable(300, [1, 4, 5], 1).unwrap(),
+        learnable(70, [1, 4, 5], 2).unwrap(),
+        60,
+        3,
+    )
+    .unwrap()
 }
 
 fn model() -> Mlp {

@@ -3,38 +3,16 @@
 //! one epoch on real Fashion-MNIST learns.
 
 use crate::common::gpu;
-use rand::{RngExt, SeedableRng, rngs::StdRng};
+use wgpu_train::Activation;
+use wgpu_train::data::synthetic::learnable;
 use wgpu_train::model::{LinearSoftmax, Mlp, Model};
 use wgpu_train::optim::OptimizerConfig;
 use wgpu_train::train::{self, CpuEngine, Engine, EvalSet, GpuEngine, TrainConfig, TrainData};
-use wgpu_train::{Activation, Dataset};
-
-/// Random pixels whose label is a function of a few of them, so a model can
-/// learn something and the losses move.
-fn learnable(n: usize, shape: [usize; 3], seed: u64) -> Dataset {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let dim: usize = shape.iter().product();
-    let mut images = vec![0u8; n * dim];
-    let mut labels = vec![0u8; n];
-    for i in 0..n {
-        let label = rng.random_range(0..10u8);
-        labels[i] = label;
-        for (j, px) in images[i * dim..(i + 1) * dim].iter_mut().enumerate() {
-            let hot = j % 10 == label as usize;
-            *px = if hot {
-                rng.random_range(128..=255)
-            } else {
-                rng.random_range(0..128)
-            };
-        }
-    }
-    Dataset::new(images, labels, shape, 10).unwrap()
-}
 
 fn small_data(examples: usize, seed: u64) -> TrainData {
     TrainData::new(
-        learnable(examples, [1, 28, 28], seed),
-        learnable(100, [1, 28, 28], seed + 1),
+        learnable(examples, [1, 28, 28], seed).unwrap(),
+        learnable(100, [1, 28, 28], seed + 1).unwrap(),
         0,
         seed,
     )
@@ -135,8 +113,8 @@ fn repeated_gpu_runs_give_identical_bits() {
 
 fn resume_equals_uninterrupted(device: &str) {
     let data = TrainData::new(
-        learnable(500, [1, 28, 28], 8),
-        learnable(50, [1, 28, 28], 9),
+        learnable(500, [1, 28, 28], 8).unwrap(),
+        learnable(50, [1, 28, 28], 9).unwrap(),
         100,
         8,
     )

@@ -9,12 +9,12 @@
 pub mod bench;
 pub mod fashion;
 
-use rand::{RngExt, SeedableRng, rngs::StdRng};
 use wasm_bindgen::prelude::*;
+use wgpu_train::data::synthetic::learnable;
 use wgpu_train::model::Mlp;
 use wgpu_train::optim::OptimizerConfig;
 use wgpu_train::train::{CpuEngine, Engine, GpuEngine, TrainConfig, TrainData};
-use wgpu_train::{Activation, Dataset, Gpu, GpuOptions};
+use wgpu_train::{Activation, Gpu, GpuOptions};
 
 thread_local! {
     static GPU: std::cell::OnceCell<&'static Gpu> = const { std::cell::OnceCell::new() };
@@ -70,29 +70,6 @@ pub async fn verify(seed: f64) -> Result<String, JsValue> {
     serde_json::to_string(&rows).map_err(js_err)
 }
 
-/// Random pixels whose label is a function of a few of them, so a model
-/// can learn something and the losses move (as in `tests/gpu/train.rs`).
-pub fn learnable(n: usize, seed: u64) -> Dataset {
-    let shape = [1, 28, 28];
-    let mut rng = StdRng::seed_from_u64(seed);
-    let dim: usize = shape.iter().product();
-    let mut images = vec![0u8; n * dim];
-    let mut labels = vec![0u8; n];
-    for i in 0..n {
-        let label = rng.random_range(0..10u8);
-        labels[i] = label;
-        for (j, px) in images[i * dim..(i + 1) * dim].iter_mut().enumerate() {
-            let hot = j % 10 == label as usize;
-            *px = if hot {
-                rng.random_range(128..=255)
-            } else {
-                rng.random_range(0..128)
-            };
-        }
-    }
-    Dataset::new(images, labels, shape, 10).expect("consistent sizes")
-}
-
 /// Steps of the MLP 784-128-128-10 (sigmoid, Adam) on the GPU and the CPU
 /// twin from the same seed and data order.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -110,7 +87,12 @@ pub struct TrainCompare {
 /// `steps` epochs of one 128-example batch each (one step an epoch), as the
 /// native `tests/gpu/train.rs` runs 50.
 pub async fn train_compare(g: &Gpu, steps: usize, fused: bool) -> wgpu_train::Result<TrainCompare> {
-    let data = TrainData::new(learnable(128, 11), learnable(100, 12), 0, 11)?;
+    let data = TrainData::new(
+        learnable(128, [1, 28, 28], 11)?,
+        learnable(100, [1, 28, 28], 12)?,
+        0,
+        11,
+    )?;
     let model = Mlp::mnist(Activation::Sigmoid);
     let config = TrainConfig {
         epochs: steps,
