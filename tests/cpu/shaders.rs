@@ -6,19 +6,47 @@ use naga::back::pipeline_constants::process_overrides;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use wgpu_train::shaders;
 
-fn parse(shader: &shaders::Shader) -> (naga::Module, naga::valid::ModuleInfo) {
+/// Parses and validates `shader` with naga granting `caps`.
+fn parse(shader: &shaders::Shader, caps: Capabilities) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(shader.source)
         .unwrap_or_else(|e| panic!("{}.wgsl: {}", shader.name, e.emit_to_string(shader.source)));
-    let info = Validator::new(ValidationFlags::all(), Capabilities::empty())
+    let info = Validator::new(ValidationFlags::all(), caps)
         .validate(&module)
         .unwrap_or_else(|e| panic!("{}.wgsl: {}", shader.name, e.emit_to_string(shader.source)));
     (module, info)
 }
 
+/// One specialisation: its entry point exists, and the module validates
+/// again once its override constants are applied.
+fn validate_key(key: &wgpu_train::gpu::PipelineKey, caps: Capabilities) {
+    let (module, info) = parse(key.shader, caps);
+    assert!(
+        module.entry_points.iter().any(|e| e.name == key.entry),
+        "{}.wgsl has no entry point {}",
+        key.shader.name,
+        key.entry
+    );
+    let constants: PipelineConstants = key
+        .constants
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    let (resolved, _) = process_overrides(
+        &module,
+        &info,
+        Some((naga::ShaderStage::Compute, key.entry)),
+        &constants,
+    )
+    .unwrap_or_else(|e| panic!("{key:?}: {e}"));
+    Validator::new(ValidationFlags::all(), caps)
+        .validate(&resolved)
+        .unwrap_or_else(|e| panic!("{key:?} after overrides: {e:?}"));
+}
+
 #[test]
 fn every_shader_parses_and_validates() {
     for shader in shaders::all() {
-        let (module, _) = parse(shader);
+        let (module, _) = parse(shader, Capabilities::empty());
         // The declared binding list must match the shader's globals.
         let mut bound: Vec<u32> = module
             .global_variables
@@ -36,28 +64,7 @@ fn every_specialisation_validates() {
     let keys = shaders::specialisations();
     assert!(!keys.is_empty());
     for key in &keys {
-        let (module, info) = parse(key.shader);
-        assert!(
-            module.entry_points.iter().any(|e| e.name == key.entry),
-            "{}.wgsl has no entry point {}",
-            key.shader.name,
-            key.entry
-        );
-        let constants: PipelineConstants = key
-            .constants
-            .iter()
-            .map(|(k, v)| (k.to_string(), *v))
-            .collect();
-        let (resolved, _) = process_overrides(
-            &module,
-            &info,
-            Some((naga::ShaderStage::Compute, key.entry)),
-            &constants,
-        )
-        .unwrap_or_else(|e| panic!("{key:?}: {e}"));
-        Validator::new(ValidationFlags::all(), Capabilities::empty())
-            .validate(&resolved)
-            .unwrap_or_else(|e| panic!("{key:?} after overrides: {e:?}"));
+        validate_key(key, Capabilities::empty());
     }
     eprintln!("validated {} specialisations", keys.len());
 }
@@ -91,35 +98,7 @@ fn subgroup_specialisations_validate_only_with_the_subgroup_capability() {
     assert!(!keys.is_empty());
     for key in &keys {
         assert!(shaders::subgroup_shaders().contains(&key.shader), "{key:?}");
-        let module = naga::front::wgsl::parse_str(key.shader.source).unwrap();
-        let info = Validator::new(ValidationFlags::all(), with)
-            .validate(&module)
-            .unwrap_or_else(|e| {
-                panic!(
-                    "{}: {}",
-                    key.shader.name,
-                    e.emit_to_string(key.shader.source)
-                )
-            });
-        assert!(
-            module.entry_points.iter().any(|e| e.name == key.entry),
-            "{key:?}"
-        );
-        let constants: PipelineConstants = key
-            .constants
-            .iter()
-            .map(|(k, v)| (k.to_string(), *v))
-            .collect();
-        let (resolved, _) = process_overrides(
-            &module,
-            &info,
-            Some((naga::ShaderStage::Compute, key.entry)),
-            &constants,
-        )
-        .unwrap_or_else(|e| panic!("{key:?}: {e}"));
-        Validator::new(ValidationFlags::all(), with)
-            .validate(&resolved)
-            .unwrap_or_else(|e| panic!("{key:?} after overrides: {e:?}"));
+        validate_key(key, with);
     }
     // The modules every device compiles stay free of subgroups.
     for key in shaders::specialisations() {
