@@ -442,37 +442,6 @@ pub fn matmul_key(shape: &MatmulShape, opts: &MatmulOptions, bias: bool) -> Stri
     )
 }
 
-/// The kernel choices an earlier run recorded, to replay with
-/// [`Tuner::pin`]: from a checkpoint (`.safetensors`, its `kernels`
-/// metadata) or from the JSON the training examples print with `--json`
-/// (the first line with a `kernels` object; a GPU run's line has one when
-/// it was tuned).
-#[cfg(not(target_arch = "wasm32"))]
-pub fn read_recorded(path: &std::path::Path) -> Result<BTreeMap<String, String>> {
-    if path.extension().is_some_and(|e| e == "safetensors") {
-        return crate::train::recorded_kernels(&crate::checkpoint::load(path)?);
-    }
-    let bad = |msg: String| Error::InvalidArgument {
-        name: "recorded kernel choices",
-        msg: format!("{}: {msg}", path.display()),
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if let Some(k) = v.get("kernels") {
-            let choices: BTreeMap<String, String> = serde_json::from_value(k.clone())
-                .map_err(|e| bad(format!("'kernels' is not an object of kernel names: {e}")))?;
-            check_choices(&choices)?;
-            return Ok(choices);
-        }
-    }
-    Err(bad(
-        "no JSON line with a 'kernels' object (only tuned GPU runs record one)".into(),
-    ))
-}
-
 /// Checks recorded choices (a checkpoint's, a run's JSON): every value must
 /// name a kernel version this build has, or replaying them would silently
 /// fall back to another version.

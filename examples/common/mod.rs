@@ -4,7 +4,8 @@
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
-use wgpu_train::metrics::{History, RunSummary, format_epoch_line};
+use wgpu_train::lab::summary::{RunSummary, format_epoch_line};
+use wgpu_train::metrics::History;
 use wgpu_train::model::Model;
 use wgpu_train::optim::OptimizerConfig;
 use wgpu_train::train::{
@@ -164,7 +165,7 @@ impl Common {
             }
         }
         if let Some(path) = &self.plot {
-            wgpu_train::plot::check_destination(path)?;
+            wgpu_train::lab::plot::check_destination(path)?;
         }
         Ok(())
     }
@@ -174,7 +175,7 @@ impl Common {
 /// Returns the splits and a one-line description of them.
 pub fn load_data(common: &Common) -> Result<(wgpu_train::data::Splits, String)> {
     let splits = match &common.download {
-        Some(name) => wgpu_train::data::download_and_load(name)?,
+        Some(name) => wgpu_train::lab::download::download_and_load(name)?,
         None => wgpu_train::data::load(common.data.as_deref())?,
     };
     let what = format!(
@@ -220,7 +221,7 @@ pub fn run(
         None => 0,
     };
     let replay = match &common.kernels {
-        Some(path) => Some(wgpu_train::tune::read_recorded(path)?),
+        Some(path) => Some(wgpu_train::train::read_recorded(path)?),
         None => None,
     };
     let gpu = if devices.contains(&"gpu") {
@@ -314,7 +315,11 @@ pub fn run(
         && !runs.is_empty()
     {
         let runs: Vec<(&str, &History)> = runs.iter().map(|(d, h)| (*d, h)).collect();
-        wgpu_train::plot::plot_history(path, &format!("{} on {short_name}", model.name()), &runs)?;
+        wgpu_train::lab::plot::plot_history(
+            path,
+            &format!("{} on {short_name}", model.name()),
+            &runs,
+        )?;
         if !common.json {
             println!("plot: {}", path.display());
         }

@@ -16,7 +16,7 @@ mod timer;
 pub(crate) use buffer::read_mapped;
 pub use buffer::{Element, GpuTensor};
 pub use labels::GpuLabels;
-pub use pipeline::{Binding, KernelPipeline, PipelineKey};
+pub use pipeline::{Binding, KernelPipeline, PipelineKey, Shader};
 pub use serial::Deferred;
 pub use timer::{GpuTimer, TimerKind};
 

@@ -12,6 +12,7 @@ pub mod matmul;
 mod mirror;
 pub mod optim;
 pub mod reduce;
+pub mod shaders;
 pub mod softmax_xent;
 pub mod sweep_optim;
 

@@ -35,8 +35,29 @@ use crate::gpu::{Deferred, Gpu, GpuTensor, KernelPipeline, PipelineKey};
 use crate::optim::{
     AdamVariant, OptimizerConfig, Plateau, RmsPropVariant, Rule, ScalarHyper, Schedule, StepScalars,
 };
-use crate::shaders::OPTIM;
 use std::sync::Arc;
+
+use crate::gpu::{Binding, Shader};
+
+// The shader file of this kernel family and its bind-group layout
+// (binding i of group 0 is `bindings[i]`).
+pub static OPTIM: Shader = Shader {
+    name: "optim",
+    source: concat!(
+        include_str!("../../shaders/optim.wgsl"),
+        include_str!("../../shaders/shared/optim_rules.wgsl")
+    ),
+    bindings: &[
+        Binding::Uniform,                 // h: hyperparameters
+        Binding::StorageSlot(STEP_BYTES), // st: step scalars, at a per-step offset
+        Binding::StorageReadWrite,        // params
+        Binding::StorageRead,             // grads
+        Binding::StorageReadWrite,        // s1: first state buffer
+        Binding::StorageReadWrite,        // s2
+        Binding::StorageReadWrite,        // s3
+    ],
+    workgroup_memory: &[],
+};
 
 /// Threads per workgroup of the update kernels (`@workgroup_size(256)`).
 const WORKGROUP: usize = 256;

@@ -6,8 +6,46 @@
 use super::{Dispatch, Operand, check_operands, check_shape, fold, uniform};
 use crate::error::Result;
 use crate::gpu::{Gpu, GpuTensor, PipelineKey};
-use crate::shaders::{REDUCE, REDUCE_SUBGROUP};
 use crate::shapes::{Activation, check_same_shape, matrix_shape};
+
+use crate::gpu::{Binding, Shader};
+
+// The shader file of this kernel family and its bind-group layout
+// (binding i of group 0 is `bindings[i]`).
+pub static REDUCE: Shader = Shader {
+    name: "reduce",
+    source: concat!(
+        include_str!("../../shaders/reduce.wgsl"),
+        include_str!("../../shaders/shared/activation_grad.wgsl")
+    ),
+    bindings: REDUCE_BINDINGS,
+    workgroup_memory: REDUCE_WORKGROUP_MEMORY,
+};
+
+const REDUCE_WORKGROUP_MEMORY: &[(&str, u32)] = &[("column_sum", 1024), ("loss_correct_sum", 2048)];
+
+const REDUCE_BINDINGS: &[Binding] = &[
+    Binding::Uniform,          // params
+    Binding::StorageRead,      // x
+    Binding::StorageRead,      // h
+    Binding::StorageReadWrite, // dz
+    Binding::StorageReadWrite, // sums
+    Binding::StorageRead,      // flags
+    Binding::StorageReadWrite, // count
+];
+
+/// reduce.wgsl with the subgroup column sum (v3) in front, for devices with
+/// `wgpu::Features::SUBGROUP` only (see [`SOFTMAX_XENT_SUBGROUP`]).
+pub static REDUCE_SUBGROUP: Shader = Shader {
+    name: "reduce_subgroup",
+    source: concat!(
+        include_str!("../../shaders/reduce_subgroup.wgsl"),
+        include_str!("../../shaders/reduce.wgsl"),
+        include_str!("../../shaders/shared/activation_grad.wgsl")
+    ),
+    bindings: REDUCE_BINDINGS,
+    workgroup_memory: REDUCE_WORKGROUP_MEMORY,
+};
 
 /// Which version of the column sum to run. Each is deterministic; they add
 /// in different orders, so their bits differ from each other's.
@@ -498,6 +536,6 @@ mod layout {
 
     #[test]
     fn params_mirrors_the_wgsl_struct() {
-        check_mirror!(super::Params, &crate::shaders::REDUCE, "Params"; rows, cols, x_offset, h_offset, dz_offset, sums_offset, flags_offset, count_offset, sums_batch_stride, _pad);
+        check_mirror!(super::Params, &super::REDUCE, "Params"; rows, cols, x_offset, h_offset, dz_offset, sums_offset, flags_offset, count_offset, sums_batch_stride, _pad);
     }
 }

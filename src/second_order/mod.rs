@@ -58,18 +58,15 @@
 //! nothing hangs. A non-finite loss at a trial step only shortens the step.
 
 pub mod cpu;
-pub mod demos;
 pub mod gpu;
 mod lbfgs;
 mod line_search;
 mod newton_cg;
 #[cfg(test)]
 mod quadratic;
-mod run;
 
 pub use cpu::CpuObjective;
 pub use gpu::GpuObjective;
-pub use run::{Device, LinearRun, fit_linear};
 
 use crate::error::{Error, Result};
 use std::fmt;

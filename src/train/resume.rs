@@ -104,6 +104,36 @@ pub fn recorded_kernels(ck: &Checkpoint) -> Result<BTreeMap<String, String>> {
     Ok(kernels)
 }
 
+/// The kernel choices an earlier run recorded, to replay with
+/// [`crate::tune::Tuner::pin`]: from a checkpoint (`.safetensors`, its `kernels`
+/// metadata) or from the JSON the training examples print with `--json`
+/// (the first line with a `kernels` object; a GPU run's line has one when
+/// it was tuned).
+pub fn read_recorded(path: &std::path::Path) -> Result<BTreeMap<String, String>> {
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        return recorded_kernels(&checkpoint::load(path)?);
+    }
+    let bad = |msg: String| Error::InvalidArgument {
+        name: "recorded kernel choices",
+        msg: format!("{}: {msg}", path.display()),
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if let Some(k) = v.get("kernels") {
+            let choices: BTreeMap<String, String> = serde_json::from_value(k.clone())
+                .map_err(|e| bad(format!("'kernels' is not an object of kernel names: {e}")))?;
+            crate::tune::check_choices(&choices)?;
+            return Ok(choices);
+        }
+    }
+    Err(bad(
+        "no JSON line with a 'kernels' object (only tuned GPU runs record one)".into(),
+    ))
+}
+
 impl Resume {
     /// Reads `path` and checks it with [`Resume::from_checkpoint`].
     pub fn read(path: &Path, model: &dyn Model, config: &TrainConfig) -> Result<Self> {

@@ -8,7 +8,8 @@ use crate::common::gpu;
 use crate::data_util::{Scratch, gzip, idx_images};
 use std::path::Path;
 use wgpu_train::checkpoint::{self, TensorData};
-use wgpu_train::data::{self, download::RemoteFile, download::sha256_hex};
+use wgpu_train::data;
+use wgpu_train::lab::download::{self, RemoteFile, sha256_hex};
 use wgpu_train::model::{Mlp, Model};
 use wgpu_train::optim::OptimizerConfig;
 use wgpu_train::train::{
@@ -240,7 +241,7 @@ fn data_dir_that_is_a_symlink_loop_is_reported_as_unreadable_not_missing() {
 
 #[test]
 fn bench_filter_that_matches_nothing_is_an_error() {
-    let mut opts = wgpu_train::bench::Options::quick();
+    let mut opts = wgpu_train::lab::bench::Options::quick();
     opts.filter = Some("nonexistent".into());
     let m = opts.validate().unwrap_err().to_string();
     assert!(
@@ -261,7 +262,7 @@ fn debian_fashion_mnist_files_are_kept_without_a_download() {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| system.to_path_buf());
     let s = Scratch::new("debian-fashion");
-    for f in data::Remote::FashionMnist.files() {
+    for f in download::Remote::FashionMnist.files() {
         let src = dir.join(&f.name);
         assert!(
             src.is_file(),
@@ -272,10 +273,10 @@ fn debian_fashion_mnist_files_are_kept_without_a_download() {
         std::os::unix::fs::symlink(&src, s.path().join(&f.name)).unwrap();
     }
     // Port 9 on loopback refuses connections: any fetch would fail.
-    let paths = data::download::fetch_files(
+    let paths = download::fetch_files(
         "http://127.0.0.1:9/",
         s.path(),
-        &data::Remote::FashionMnist.files(),
+        &download::Remote::FashionMnist.files(),
     )
     .unwrap_or_else(|e| panic!("Debian's files were not accepted: {e}"));
     assert_eq!(paths.len(), 4);
@@ -303,14 +304,11 @@ fn a_file_with_the_pinned_content_is_kept_whatever_its_compression() {
     assert_ne!(other, published);
     let s = Scratch::new("content-gz");
     s.write(&f.name, &other);
-    assert_eq!(
-        data::download::existing(s.path(), &f),
-        Ok(s.path().join(&f.name))
-    );
+    assert_eq!(download::existing(s.path(), &f), Ok(s.path().join(&f.name)));
     let raw = Scratch::new("content-raw");
     raw.write("train-images-idx3-ubyte", &content);
     assert_eq!(
-        data::download::existing(raw.path(), &f),
+        download::existing(raw.path(), &f),
         Ok(raw.path().join("train-images-idx3-ubyte"))
     );
     // Without a pinned content sum, only the published bytes are accepted.
@@ -318,7 +316,7 @@ fn a_file_with_the_pinned_content_is_kept_whatever_its_compression() {
         content: None,
         ..f.clone()
     };
-    assert!(data::download::existing(s.path(), &strict).is_err());
+    assert!(download::existing(s.path(), &strict).is_err());
 }
 
 #[test]
@@ -335,7 +333,7 @@ fn a_file_with_other_content_is_refused_saying_precisely_why() {
     let mut changed = content.clone();
     changed[100] ^= 1;
     s.write(&f.name, &gzip(&changed));
-    let why = data::download::existing(s.path(), &f)
+    let why = download::existing(s.path(), &f)
         .unwrap_err()
         .expect("a reason");
     assert!(
@@ -344,13 +342,13 @@ fn a_file_with_other_content_is_refused_saying_precisely_why() {
     );
     let bad = Scratch::new("content-notgz");
     bad.write(&f.name, &[0x1f, 0x8b, 0, 1, 2, 3]);
-    let why = data::download::existing(bad.path(), &f)
+    let why = download::existing(bad.path(), &f)
         .unwrap_err()
         .expect("a reason");
     assert!(why.contains("not valid gzip"), "{why}");
     // Nothing there: no reason, just missing.
     let empty = Scratch::new("content-none");
-    assert_eq!(data::download::existing(empty.path(), &f), Err(None));
+    assert_eq!(download::existing(empty.path(), &f), Err(None));
 }
 
 /// The checkpoint fuzz target's seeds are real checkpoints of its model, so

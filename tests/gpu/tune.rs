@@ -169,7 +169,7 @@ fn bad_mode_values_are_errors() {
 fn matmul_versions_give_identical_bits_at_the_model_shapes() {
     let g = gpu();
     let mut differ = Vec::new();
-    for case in wgpu_train::bench::matmul_cases() {
+    for case in wgpu_train::lab::bench::matmul_cases() {
         if case.name.starts_with("square.") {
             continue;
         }
@@ -303,7 +303,7 @@ fn recorded_choices_replay_a_tuned_run_bit_for_bit() {
     let again = tuned_gpu(TuneMode::Off, &dir);
     again
         .tuner()
-        .pin(&wgpu_train::tune::read_recorded(&json).unwrap());
+        .pin(&wgpu_train::train::read_recorded(&json).unwrap());
     let mut rerun = GpuEngine::new(&again, &model, &data, &config).unwrap();
     train::fit(&mut rerun, &data, &config, 0, &mut |_| {}).unwrap();
     assert!(
@@ -317,7 +317,7 @@ fn recorded_choices_naming_no_version_are_refused() {
     let dir = scratch_dir("bad-record");
     let json = dir.join("run.json");
     std::fs::write(&json, r#"{"kernels":{"matmul 1x1x1":"v9_warp_magic"}}"#).unwrap();
-    let e = wgpu_train::tune::read_recorded(&json)
+    let e = wgpu_train::train::read_recorded(&json)
         .unwrap_err()
         .to_string();
     assert!(
@@ -325,7 +325,7 @@ fn recorded_choices_naming_no_version_are_refused() {
         "{e}"
     );
     std::fs::write(&json, r#"{"test_accuracy":0.5}"#).unwrap();
-    let e = wgpu_train::tune::read_recorded(&json)
+    let e = wgpu_train::train::read_recorded(&json)
         .unwrap_err()
         .to_string();
     assert!(e.contains("no JSON line with a 'kernels' object"), "{e}");
