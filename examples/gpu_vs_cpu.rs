@@ -328,7 +328,7 @@ fn run(args: Args) -> Result<bool> {
             }
         }
     }
-    if let Some(r) = gpu.tuner().report() {
+    if let Some(r) = gpu.tune_record().report() {
         eprintln!("{r}");
     }
     let bad: Vec<&Comparison> = rows.iter().filter(|c| c.agreed == Some(false)).collect();

@@ -233,10 +233,10 @@ pub fn run(
     // engine: the checkpoint's, then --kernels over them.
     if let Some(g) = &gpu {
         if let Some(r) = &resume {
-            g.tuner().pin(&r.kernels);
+            g.tune_record().pin(&r.kernels);
         }
         if let Some(choices) = &replay {
-            g.tuner().pin(choices);
+            g.tune_record().pin(choices);
         }
     }
     // Both devices run the same programs, so the choice is made once.
@@ -430,7 +430,7 @@ fn run_device(
     let result = result?;
     let summary = RunSummary::from_fit(engine.as_ref(), model, config, &result);
     if let (Some(g), "gpu") = (gpu, device)
-        && let Some(report) = g.tuner().report()
+        && let Some(report) = g.tune_record().report()
         && !common.json
     {
         println!("[gpu] {report}");

@@ -126,7 +126,7 @@ impl MatmulKernel {
     /// Whether every output is one running sum over k = 0, 1, …, K − 1 (v1..v4, v6;
     /// on lavapipe they give identical bits). v5 sums chunks of K and then
     /// the chunks, so its bits differ: a run that must repeat bit for bit
-    /// must replay its recorded choices ([`crate::tune::Tuner::pin`]).
+    /// must replay its recorded choices ([`crate::gpu::TuneRecord::pin`]).
     pub fn sums_k_in_order(self) -> bool {
         self != MatmulKernel::V5SplitK
     }
@@ -212,6 +212,30 @@ impl MatmulKernel {
             MatmulKernel::V2Blocked
         }
     }
+}
+
+impl MatmulKernel {
+    /// The version called `name` ([`MatmulKernel::name`]), if any.
+    pub fn from_name(name: &str) -> Option<MatmulKernel> {
+        MatmulKernel::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// The tuner's key of one matmul ([`crate::gpu::TuneRecord`]): exact sizes and the options that select a
+/// pipeline.
+pub fn tune_key(shape: &MatmulShape, opts: &MatmulOptions, bias: bool) -> String {
+    let t = |b: bool| if b { 't' } else { 'n' };
+    format!(
+        "matmul {}x{}x{} batch {} {}{}{} {:?}",
+        shape.m,
+        shape.n,
+        shape.k,
+        shape.batch,
+        t(opts.trans_a),
+        t(opts.trans_b),
+        if bias { " +bias" } else { "" },
+        opts.activation
+    )
 }
 
 /// How v5 splits K: `splits` chunks of `k_chunk` (the last may be shorter,
@@ -612,7 +636,13 @@ impl Matmul {
         // Chosen for one product's shape: a batch runs what each product
         // would run alone.
         let kernel = match kernel {
-            MatmulKernel::Auto => gpu.tuner().matmul(gpu, &shape, &opts, bias.is_some()),
+            MatmulKernel::Auto => super::recorded(
+                gpu,
+                tune_key(&shape, &opts, bias.is_some()),
+                MatmulKernel::choose(gpu, &shape),
+                MatmulKernel::name,
+                MatmulKernel::from_name,
+            ),
             k => k,
         };
         // v5's chunks come from one product's shape, so that a batch

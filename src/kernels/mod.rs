@@ -39,6 +39,24 @@ use crate::error::{Error, Result};
 use crate::gpu::{Deferred, Element, Gpu, GpuTensor};
 use std::ops::Range;
 
+/// The version a launcher built with `Auto` runs for `key`: the one
+/// recorded on this device ([`Gpu::tune_record`]: pinned, read from the
+/// cache, or measured earlier by [`crate::tune`]), else `fixed`, the
+/// family's rule. Launchers never measure: the engines call the tuner
+/// before building them, so the kernels stay below it.
+pub(crate) fn recorded<K: Copy>(
+    gpu: &Gpu,
+    key: String,
+    fixed: K,
+    name: fn(K) -> &'static str,
+    parse: fn(&str) -> Option<K>,
+) -> K {
+    gpu.tune_record()
+        .decide(key, name(fixed), &|n| parse(n).is_some(), None)
+        .and_then(|n| parse(&n))
+        .unwrap_or(fixed)
+}
+
 /// Workgroups needed to cover `n` items with `per_group` items per workgroup.
 pub(crate) fn groups(n: usize, per_group: usize) -> u32 {
     n.div_ceil(per_group) as u32

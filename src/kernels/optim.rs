@@ -67,6 +67,44 @@ const WORKGROUP: usize = 256;
 /// see BENCHMARKS.md.
 pub const DEFAULT_ELEMS_PER_THREAD: u32 = 4;
 
+/// The optimizer's elements per thread the tuner chooses between.
+pub const OPTIMIZER_ELEMS: [u32; 5] = [1, 2, 4, 8, 16];
+
+/// The tuner's key of one optimizer ([`crate::gpu::TuneRecord`]): the rule
+/// and the parameter count.
+pub fn tune_key(config: &OptimizerConfig, n: usize) -> String {
+    format!("optimizer {} {n}", config.name())
+}
+
+/// The recorded name of an elements-per-thread choice.
+pub fn elems_name(elems: u32) -> &'static str {
+    match elems {
+        1 => "elems_1",
+        2 => "elems_2",
+        4 => "elems_4",
+        8 => "elems_8",
+        16 => "elems_16",
+        _ => "elems_other",
+    }
+}
+
+/// The choice called `name` ([`elems_name`]), if any.
+pub fn elems_named(name: &str) -> Option<u32> {
+    OPTIMIZER_ELEMS.into_iter().find(|&e| elems_name(e) == name)
+}
+
+/// The elements per thread recorded for `config` over `n` parameters, else
+/// [`DEFAULT_ELEMS_PER_THREAD`].
+fn recorded_elems(gpu: &Gpu, config: &OptimizerConfig, n: usize) -> u32 {
+    super::recorded(
+        gpu,
+        tune_key(config, n),
+        DEFAULT_ELEMS_PER_THREAD,
+        elems_name,
+        elems_named,
+    )
+}
+
 /// The uniform block of `optim.wgsl` (80 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -289,8 +327,9 @@ pub struct GpuOptimizer {
 impl GpuOptimizer {
     /// Validates `config`, allocates the rule's state (zeros, or Adagrad's
     /// initial accumulator value) and builds pipelines and the bind group.
-    /// Elements per thread: the autotuner's choice where tuning is on
-    /// ([`crate::tune`]; every choice gives the same bits), else
+    /// Elements per thread: the choice recorded on this device
+    /// ([`Gpu::tune_record`]: pinned, cached, or measured by
+    /// [`crate::tune::optimizer`]; every choice gives the same bits), else
     /// [`DEFAULT_ELEMS_PER_THREAD`].
     /// `params` and `grads` may be views (e.g. one flat buffer per model)
     /// and must hold the same number of elements in different buffers.
@@ -300,7 +339,7 @@ impl GpuOptimizer {
         params: &GpuTensor<f32>,
         grads: &GpuTensor<f32>,
     ) -> Result<Self> {
-        let elems = gpu.tuner().optimizer(gpu, &config, params.len());
+        let elems = recorded_elems(gpu, &config, params.len());
         Self::with_elems_per_thread(gpu, config, params, grads, elems)
     }
 
@@ -333,7 +372,7 @@ impl GpuOptimizer {
                 msg: "must be at least 1, got 0".into(),
             });
         }
-        let elems = gpu.tuner().optimizer(gpu, &config, params.len());
+        let elems = recorded_elems(gpu, &config, params.len());
         Self::build(gpu, config, params, grads, elems, Some(capacity))
     }
 

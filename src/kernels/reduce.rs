@@ -141,13 +141,37 @@ impl ColumnSumKernel {
         activation: Option<Activation>,
     ) -> Result<ColumnSumKernel> {
         let kernel = match self {
-            ColumnSumKernel::Auto => gpu.tuner().column_sum(gpu, rows, cols, activation),
+            ColumnSumKernel::Auto => super::recorded(
+                gpu,
+                tune_key(rows, cols, activation),
+                ColumnSumKernel::choose(gpu),
+                ColumnSumKernel::name,
+                ColumnSumKernel::from_name,
+            ),
             k => k,
         };
         if kernel == ColumnSumKernel::V3Subgroup && gpu.subgroup_sizes().is_none() {
             return Err(super::needs_subgroups(op, kernel.name(), gpu));
         }
         Ok(kernel)
+    }
+}
+
+/// The tuner's key of one column sum ([`crate::gpu::TuneRecord`]): its
+/// sizes and the fused activation.
+pub fn tune_key(rows: usize, cols: usize, activation: Option<Activation>) -> String {
+    match activation {
+        None => format!("column_sum {rows}x{cols}"),
+        Some(a) => format!("column_sum {rows}x{cols} {a:?} backward"),
+    }
+}
+
+impl ColumnSumKernel {
+    /// The version called `name` ([`ColumnSumKernel::name`]), if any.
+    pub fn from_name(name: &str) -> Option<ColumnSumKernel> {
+        ColumnSumKernel::EVERY
+            .into_iter()
+            .find(|k| k.name() == name)
     }
 }
 

@@ -142,6 +142,26 @@ impl SoftmaxXentKernel {
     }
 }
 
+/// The tuner's key of one softmax-CE ([`crate::gpu::TuneRecord`]): exact
+/// sizes and whether it writes the gradient.
+pub fn tune_key(shape: &SoftmaxXentShape, with_grad: bool) -> String {
+    format!(
+        "softmax_xent {}x{}{}",
+        shape.n,
+        shape.c,
+        if with_grad { " +dlogits" } else { "" }
+    )
+}
+
+impl SoftmaxXentKernel {
+    /// The version called `name` ([`SoftmaxXentKernel::name`]), if any.
+    pub fn from_name(name: &str) -> Option<SoftmaxXentKernel> {
+        SoftmaxXentKernel::EVERY
+            .into_iter()
+            .find(|k| k.name() == name)
+    }
+}
+
 /// The uniform block of `softmax_xent.wgsl` (32 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -325,7 +345,13 @@ impl SoftmaxXent {
         check_operands(gpu, OP, &reads, &writes)?;
 
         let kernel = match kernel {
-            SoftmaxXentKernel::Auto => gpu.tuner().softmax_xent(gpu, &shape, dlogits.is_some()),
+            SoftmaxXentKernel::Auto => super::recorded(
+                gpu,
+                tune_key(&shape, dlogits.is_some()),
+                SoftmaxXentKernel::choose(gpu, &shape),
+                SoftmaxXentKernel::name,
+                SoftmaxXentKernel::from_name,
+            ),
             k => k,
         };
         // Also where a recorded (pinned) choice names v4 on a device without

@@ -78,7 +78,7 @@ pub struct Resume {
     pub state: TrainState,
     /// The kernel versions the checkpointed run chose ([`crate::tune`]);
     /// empty when it ran untuned or on the CPU. Pin them
-    /// ([`crate::tune::Tuner::pin`]) before building the engine that resumes.
+    /// ([`crate::gpu::TuneRecord::pin`]) before building the engine that resumes.
     pub kernels: BTreeMap<String, String>,
 }
 
@@ -105,7 +105,7 @@ pub fn recorded_kernels(ck: &Checkpoint) -> Result<BTreeMap<String, String>> {
 }
 
 /// The kernel choices an earlier run recorded, to replay with
-/// [`crate::tune::Tuner::pin`]: from a checkpoint (`.safetensors`, its `kernels`
+/// [`crate::gpu::TuneRecord::pin`]: from a checkpoint (`.safetensors`, its `kernels`
 /// metadata) or from the JSON the training examples print with `--json`
 /// (the first line with a `kernels` object; a GPU run's line has one when
 /// it was tuned).
