@@ -153,6 +153,28 @@ def main():
     circles = [sorted(c) for c in sccs if len(c) > 1]
     n_edges = sum(len(e) for e in edges.values())
     print(f"{len(all_files)} files, {n_edges} import edges, {len(circles)} circle(s)")
+    # The same at the granularity of top-level modules (gpu, kernels, …):
+    # a circle between modules made of files that form none is still one.
+    top = lambda f: (module_path(f) or ["lib"])[0]
+    modules = {}
+    for a in edges:
+        for b in edges[a]:
+            if top(a) != top(b):
+                modules.setdefault(top(a), set()).add(top(b))
+
+    def reaches(a, b, seen):
+        for n in modules.get(a, ()):
+            if n == b or (n not in seen and (seen.add(n) or reaches(n, b, seen))):
+                return True
+        return False
+
+    module_circles = sorted(
+        {tuple(sorted((a, b))) for a in modules for b in modules[a] if reaches(b, a, set())}
+    )
+    print(f"{len(modules)} top-level modules that import, {len(module_circles)} module circle(s)")
+    for a, b in module_circles:
+        print(f"module circle: {a} <-> {b}")
+
     for c in circles:
         print(f"circle of {len(c)} files:")
         for f in c:
@@ -168,7 +190,7 @@ def main():
                 if t.startswith(lab + os.sep) or t == lab + ".rs":
                     print(f"layer: core file {rel(f)} imports lab file {rel(t)}")
                     bad += 1
-    return 1 if circles or bad else 0
+    return 1 if circles or module_circles or bad else 0
 
 
 if __name__ == "__main__":

@@ -263,7 +263,7 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
         },
         e => e,
     })?;
-    crate::atomic::write(path, &bytes).map_err(|e| Error::Checkpoint {
+    crate::files::write(path, &bytes).map_err(|e| Error::Checkpoint {
         file: Some(path.to_path_buf()),
         msg: format!("cannot write: {e}"),
     })
@@ -271,10 +271,10 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
 
 /// Checks, without writing, that [`save`] could write to `path`: its
 /// directory exists and is writable, and `path` is missing or a regular
-/// file (see [`crate::atomic::check_destination`]). Call it before work
+/// file (see [`crate::files::check_destination`]). Call it before work
 /// whose result is to be saved there.
 pub fn check_destination(path: &Path) -> Result<()> {
-    crate::atomic::check_destination(path).map_err(|e| Error::Checkpoint {
+    crate::files::check_destination(path).map_err(|e| Error::Checkpoint {
         file: Some(path.to_path_buf()),
         msg: format!("cannot be written: {e}"),
     })

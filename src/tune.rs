@@ -79,7 +79,7 @@ use crate::kernels::{
     ColumnSum, ColumnSumKernel, GpuOptimizer, Matmul, MatmulKernel, SoftmaxXent, SoftmaxXentKernel,
 };
 use crate::optim::OptimizerConfig;
-use crate::shapes::{Activation, MatmulOptions, MatmulShape, SoftmaxXentShape};
+use crate::options::{Activation, MatmulOptions, MatmulShape, SoftmaxXentShape};
 use std::collections::BTreeMap;
 
 /// The matmul version for `shape`: the recorded one (pinned or cached),

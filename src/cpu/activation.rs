@@ -3,7 +3,7 @@
 
 use super::Real;
 use crate::error::Result;
-use crate::shapes::{Activation, check_same_shape};
+use crate::options::{Activation, check_same_shape};
 use ndarray::{ArrayBase, ArrayD, Data, Dimension, Zip};
 
 /// The activation of `x`, as [`Activation::apply`] but in any [`Real`].

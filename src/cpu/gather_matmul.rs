@@ -5,7 +5,7 @@ use super::{gather, matmul};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::kernels::gather::GatherOptions;
-use crate::shapes::{Activation, MatmulOptions};
+use crate::options::{Activation, MatmulOptions};
 use ndarray::{Array2, ArrayView1, ArrayView2, Ix2};
 
 /// What [`crate::kernels::GatherMatmul`] computes for one step: the rows

@@ -47,7 +47,7 @@
 
 use super::{Real, activate, activation_bias_backward, column_sum, loss_correct_sum, softmax_xent};
 use crate::error::{Error, Result};
-use crate::shapes::Activation;
+use crate::options::Activation;
 use ndarray::{Array1, Array2, ArrayD, ArrayView2, Ix1, Ix2, s};
 use rand::{SeedableRng, rngs::StdRng};
 use std::fmt;

@@ -3,7 +3,7 @@
 
 use super::{matmul_activation_grad_into, matmul_ones_column_into};
 use crate::error::Result;
-use crate::shapes::{Activation, MatmulOptions};
+use crate::options::{Activation, MatmulOptions};
 use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
 /// `dw = dzᵀ·h`, `db = Σ_rows dz` and `dz_below = (dz·w) ⊙ act'(h)`, into

@@ -130,9 +130,9 @@ pub fn xent_hvp_rows_into<F: Real>(
     mut r: ArrayViewMut2<F>,
 ) -> Result<()> {
     const OP: &str = "xent_hvp_rows";
-    crate::shapes::matrix_shape(OP, "logits", logits.shape())?;
-    crate::shapes::check_same_shape(OP, "u", u.shape(), "logits", logits.shape())?;
-    crate::shapes::check_same_shape(OP, "r", r.shape(), "logits", logits.shape())?;
+    crate::options::matrix_shape(OP, "logits", logits.shape())?;
+    crate::options::check_same_shape(OP, "u", u.shape(), "logits", logits.shape())?;
+    crate::options::check_same_shape(OP, "r", r.shape(), "logits", logits.shape())?;
     if !(inv_n.is_finite() && inv_n > F::zero()) {
         return Err(Error::InvalidArgument {
             name: "inv_n",
@@ -210,7 +210,7 @@ pub fn hvp<F: Real>(
 ) -> Result<Array2<F>> {
     let labels = vec![0; x.nrows()];
     check_problem("hvp", &x, &labels, &w)?;
-    crate::shapes::check_same_shape("hvp", "V", v.shape(), "W", w.shape())?;
+    crate::options::check_same_shape("hvp", "V", v.shape(), "W", w.shape())?;
     let logits = x.dot(&w.t());
     let u = x.dot(&v.t());
     let r = xent_hvp_rows(logits.view(), u.view(), F::one() / F::of(x.nrows() as f64))?;

@@ -1,7 +1,7 @@
 //! CPU twin of `shaders/matmul.wgsl`.
 
 use crate::error::{Error, Result};
-use crate::shapes::{Activation, MatmulOptions, MatmulShape};
+use crate::options::{Activation, MatmulOptions, MatmulShape};
 use ndarray::parallel::prelude::*;
 use ndarray::{
     Array1, Array2, ArrayBase, ArrayD, ArrayView1, ArrayView2, ArrayView3, ArrayViewD,

@@ -3,7 +3,7 @@
 
 use super::{Real, activation_grad};
 use crate::error::{Error, Result};
-use crate::shapes::{Activation, check_same_shape, matrix_shape};
+use crate::options::{Activation, check_same_shape, matrix_shape};
 use ndarray::{Array1, Array2, ArrayBase, ArrayViewMut1, ArrayViewMut2, Data, Dimension, Ix2, Zip};
 
 /// Sum over the rows of an N×C matrix: the bias gradient `db = Σ_rows dZ`.

@@ -4,7 +4,7 @@
 
 use super::Real;
 use crate::error::{Error, Result};
-use crate::shapes::{SoftmaxXentShape, check_labels};
+use crate::options::{SoftmaxXentShape, check_labels};
 use ndarray::{
     Array1, Array2, ArrayBase, ArrayView1, ArrayViewMut1, ArrayViewMut2, Data, Dimension, Ix2,
 };

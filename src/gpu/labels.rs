@@ -8,7 +8,7 @@
 
 use super::{Gpu, GpuTensor};
 use crate::error::{Error, Result};
-use crate::shapes::class_labels;
+use crate::options::class_labels;
 use std::fmt;
 
 /// One u32 class index per example, each known to be below [`classes`](GpuLabels::classes).

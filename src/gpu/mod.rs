@@ -3,22 +3,22 @@
 //! A [`Gpu`] is built once and shared (it is `Send + Sync`); every kernel
 //! launcher takes `&Gpu`. It owns the pipeline cache, so shaders compile once
 //! per process however many launchers are built. On wgpu's GL backend it also
-//! serialises device access itself (see [`Gpu::exclusive`] and the `serial`
+//! serialises device access itself (see [`Gpu::exclusive`] and the `gl_lock`
 //! module), so several threads may share one there too.
 
 mod buffer;
+mod gl_lock;
 mod labels;
 mod pipeline;
-mod serial;
 mod timer;
 mod tune_record;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use buffer::read_mapped;
 pub use buffer::{Element, GpuTensor};
+pub use gl_lock::Deferred;
 pub use labels::GpuLabels;
 pub use pipeline::{Binding, KernelPipeline, PipelineKey, Shader};
-pub use serial::Deferred;
 pub use timer::{GpuTimer, TimerKind};
 pub use tune_record::{TuneMode, TuneRecord};
 
@@ -152,7 +152,7 @@ pub struct Gpu {
     #[cfg(target_arch = "wasm32")]
     pending: Arc<Pending>,
     /// The device lock, on backends whose driver needs calls serialised (GL).
-    serial: Option<serial::Serial>,
+    serial: Option<gl_lock::Serial>,
 }
 
 const NO_ADAPTER_HELP: &str = "\
@@ -288,7 +288,7 @@ impl Gpu {
             options.autotune_dir.clone(),
         );
         // GL: one context per device behind a lock that panics after 6 s.
-        let serial = (summary.backend == wgpu::Backend::Gl).then(serial::Serial::new);
+        let serial = (summary.backend == wgpu::Backend::Gl).then(gl_lock::Serial::new);
         Ok(Gpu {
             adapter,
             device,

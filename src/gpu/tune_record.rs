@@ -269,7 +269,7 @@ impl TuneRecord {
             .map_err(|e| e.to_string())
             .and_then(|_| {
                 let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
-                crate::atomic::write(path, text.as_bytes()).map_err(|e| e.to_string())
+                crate::files::write(path, text.as_bytes()).map_err(|e| e.to_string())
             });
         if let Err(e) = result {
             eprintln!(

@@ -9,7 +9,7 @@ use super::gather::{Gather, PARAMS_SIZE};
 use super::{MatmulKernel, Operand, check_operands, groups};
 use crate::error::{Error, Result};
 use crate::gpu::{Deferred, Gpu, GpuTensor, KernelPipeline, PipelineKey};
-use crate::shapes::Activation;
+use crate::options::Activation;
 use std::sync::Arc;
 
 use crate::gpu::{Binding, Shader};

@@ -5,7 +5,7 @@
 use super::{Dispatch, MatmulKernel, Operand, check_operands, check_shape, fold, groups, uniform};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor, PipelineKey};
-use crate::shapes::Activation;
+use crate::options::Activation;
 
 use crate::gpu::{Binding, Shader};
 

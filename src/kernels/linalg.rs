@@ -442,9 +442,9 @@ impl XentHvpRows {
         inv_n: f32,
     ) -> Result<Self> {
         const OP: &str = "xent_hvp_rows";
-        let (rows, c) = crate::shapes::matrix_shape(OP, "logits", logits.shape())?;
-        crate::shapes::check_same_shape(OP, "u", u.shape(), "logits", logits.shape())?;
-        crate::shapes::check_same_shape(OP, "r", r.shape(), "logits", logits.shape())?;
+        let (rows, c) = crate::options::matrix_shape(OP, "logits", logits.shape())?;
+        crate::options::check_same_shape(OP, "u", u.shape(), "logits", logits.shape())?;
+        crate::options::check_same_shape(OP, "r", r.shape(), "logits", logits.shape())?;
         check_operands(
             gpu,
             OP,
@@ -469,7 +469,7 @@ impl XentHvpRows {
     /// one pass over X gives both.
     pub fn stacked(gpu: &Gpu, zu: &GpuTensor<f32>, r: &GpuTensor<f32>, inv_n: f32) -> Result<Self> {
         const OP: &str = "xent_hvp_rows";
-        let (rows, c2) = crate::shapes::matrix_shape(OP, "zu", zu.shape())?;
+        let (rows, c2) = crate::options::matrix_shape(OP, "zu", zu.shape())?;
         if c2 % 2 != 0 || r.shape() != [rows, c2 / 2] {
             return Err(Error::shape(
                 OP,

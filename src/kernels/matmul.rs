@@ -14,7 +14,7 @@
 use super::{Dispatch, Operand, check_operands, groups};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor, PipelineKey};
-use crate::shapes::{Activation, MatmulOptions, MatmulShape};
+use crate::options::{Activation, MatmulOptions, MatmulShape};
 
 use crate::gpu::{Binding, Shader};
 
@@ -1004,7 +1004,7 @@ mod layout {
 #[cfg(test)]
 mod split_k {
     use super::SplitK;
-    use crate::shapes::{MatmulOptions, MatmulShape};
+    use crate::options::{MatmulOptions, MatmulShape};
 
     fn split(m: usize, n: usize, k: usize) -> SplitK {
         let shape = MatmulShape::resolve(&[m, k], &[n, k], None, &MatmulOptions::nt()).unwrap();

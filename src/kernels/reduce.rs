@@ -6,7 +6,7 @@
 use super::{Dispatch, Operand, check_operands, check_shape, fold, uniform};
 use crate::error::Result;
 use crate::gpu::{Gpu, GpuTensor, PipelineKey};
-use crate::shapes::{Activation, check_same_shape, matrix_shape};
+use crate::options::{Activation, check_same_shape, matrix_shape};
 
 use crate::gpu::{Binding, Shader};
 

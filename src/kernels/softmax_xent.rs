@@ -17,7 +17,7 @@
 use super::{Dispatch, Operand, check_operands, check_shape, fold, uniform};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuLabels, GpuTensor, PipelineKey};
-use crate::shapes::SoftmaxXentShape;
+use crate::options::SoftmaxXentShape;
 
 use crate::gpu::{Binding, Shader};
 

@@ -32,7 +32,7 @@ use crate::kernels::gather::{Gather, GatherOptions, GpuDataset};
 use crate::kernels::{Matmul, MatmulKernel, SoftmaxXent, SoftmaxXentKernel};
 use crate::model::{LinearSoftmax, Mlp, Model, Op, parameter_count};
 use crate::optim::OptimizerConfig;
-use crate::shapes::{Activation, MatmulOptions, MatmulShape};
+use crate::options::{Activation, MatmulOptions, MatmulShape};
 use crate::train::{CpuEngine, Engine, GpuEngine, TrainConfig, TrainData};
 use ndarray::{Array1, Array2, ArrayD, IxDyn};
 use serde::Serialize;
@@ -1123,7 +1123,7 @@ pub fn softmax_versions(
         let gloss = GpuTensor::<f32>::zeros(gpu, &[n])?;
         let gcorrect = GpuTensor::<u32>::zeros(gpu, &[n])?;
         let gd = GpuTensor::<f32>::zeros(gpu, &[n, classes])?;
-        let shape = crate::shapes::SoftmaxXentShape { n, c: classes };
+        let shape = crate::options::SoftmaxXentShape { n, c: classes };
         let mut row = Versions {
             family: "softmax_xent",
             name: name.to_string(),

@@ -2,7 +2,7 @@
 //! size and SHA-256, and write it atomically.
 //!
 //! Every file is streamed into a temporary file in the destination directory
-//! (`.NAME.PID.N.tmp`, see [`crate::atomic`]), hashed on the way, fsynced,
+//! (`.NAME.PID.N.tmp`, see [`crate::files`]), hashed on the way, fsynced,
 //! and renamed over the final name only once its size and checksum match; on
 //! any error the temporary file is removed, so the final name holds a
 //! verified file or nothing. (A process killed mid-download can leave a
@@ -31,9 +31,9 @@
 //! The canonical base URL can be replaced — a mirror, or a local server in
 //! tests — by the `base_url` argument or the [`BASE_URL_ENV`] variable.
 
-use crate::atomic::TempFile;
 use crate::data::{cifar, idx::open_error};
 use crate::error::{Error, Result};
+use crate::files::TempFile;
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -506,7 +506,7 @@ pub fn extract_cifar(archive: &Path, dir: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// A temporary file beside `dest` (see [`crate::atomic`]), as a data error.
+/// A temporary file beside `dest` (see [`crate::files`]), as a data error.
 fn temp_file(dest: &Path) -> Result<TempFile> {
     TempFile::create(dest)
         .map_err(|e| Error::data(dest, format!("cannot create a temporary file: {e}")))

@@ -72,15 +72,15 @@ pub fn plot_history(path: &Path, title: &str, runs: &[(&str, &History)]) -> Resu
         render_svg(title, runs)
     }
     .map_err(err)?;
-    crate::atomic::write(path, &bytes).map_err(|e| err(format!("cannot write: {e}")))
+    crate::files::write(path, &bytes).map_err(|e| err(format!("cannot write: {e}")))
 }
 
 /// Checks, without drawing, that [`plot_history`] could write `path`: a
-/// known extension, and a destination [`crate::atomic::check_destination`]
+/// known extension, and a destination [`crate::files::check_destination`]
 /// accepts. Call it before the training whose curves go there.
 pub fn check_destination(path: &Path) -> Result<()> {
     is_png(path)?;
-    crate::atomic::check_destination(path).map_err(|e| Error::Plot {
+    crate::files::check_destination(path).map_err(|e| Error::Plot {
         file: path.to_path_buf(),
         msg: format!("cannot be written: {e}"),
     })

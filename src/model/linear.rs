@@ -3,7 +3,7 @@
 
 use super::{Builder, Model, Op, ParamSpec, Program, Region, fuse_totals};
 use crate::error::{Error, Result};
-use crate::shapes::MatmulOptions;
+use crate::options::MatmulOptions;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 

@@ -3,7 +3,7 @@
 
 use super::{Builder, Model, Op, ParamSpec, Program, Region, TensorId, fuse_totals};
 use crate::error::{Error, Result};
-use crate::shapes::{Activation, MatmulOptions};
+use crate::options::{Activation, MatmulOptions};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 
 /// Dense layers `sizes[0] → sizes[1] → … → sizes[last]`; weights are

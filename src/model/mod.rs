@@ -18,7 +18,7 @@ mod mlp;
 pub use linear::LinearSoftmax;
 pub use mlp::Mlp;
 
-use crate::shapes::{Activation, MatmulOptions};
+use crate::options::{Activation, MatmulOptions};
 
 /// A tensor of a [`Program`], by index into [`Program::tensors`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

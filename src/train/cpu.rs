@@ -14,7 +14,7 @@ use crate::cpu;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::model::{Op, Program, Region, TensorId};
-use crate::shapes::MatmulOptions;
+use crate::options::MatmulOptions;
 use ndarray::{
     ArrayD, ArrayView1, ArrayView2, ArrayViewD, ArrayViewMut1, ArrayViewMut2, ArrayViewMutD, IxDyn,
 };

@@ -23,7 +23,7 @@ use crate::kernels::{
 use crate::kernels::{Gather, GatherMatmul, GpuDataset, GpuOptimizer, LayerBackward};
 use crate::model::Model;
 use crate::model::{Op, Program, Region};
-use crate::shapes::MatmulOptions;
+use crate::options::MatmulOptions;
 use crate::tune;
 use std::collections::BTreeMap;
 

@@ -62,7 +62,7 @@ pub fn plot_curves(path: &Path, title: &str, panels: &[CurvePanel]) -> Result<()
         render_svg(size, title, panels)
     }
     .map_err(err)?;
-    crate::atomic::write(path, &bytes).map_err(|e| err(format!("cannot write: {e}")))
+    crate::files::write(path, &bytes).map_err(|e| err(format!("cannot write: {e}")))
 }
 
 fn render_svg(

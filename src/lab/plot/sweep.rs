@@ -103,7 +103,7 @@ pub fn plot_sweep(path: &Path, title: &str, curves: &[SweepCurve<'_>]) -> Result
         }
         svg.into_bytes()
     };
-    crate::atomic::write(path, &bytes).map_err(|e| err(format!("cannot write: {e}")))
+    crate::files::write(path, &bytes).map_err(|e| err(format!("cannot write: {e}")))
 }
 
 fn draw<DB: DrawingBackend>(

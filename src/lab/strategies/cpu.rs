@@ -16,7 +16,7 @@ use crate::cpu::optim::CpuOptimizer;
 use crate::error::{Error, Result};
 use crate::model::{LinearSoftmax, Model};
 use crate::optim::OptimizerConfig;
-use crate::shapes::MatmulOptions;
+use crate::options::MatmulOptions;
 use crate::train::CpuProgram;
 use ndarray::{Array2, ArrayView2, Ix2, s};
 use std::collections::BTreeMap;

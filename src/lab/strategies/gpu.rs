@@ -22,7 +22,7 @@ use crate::kernels::{
 };
 use crate::model::{LinearSoftmax, Model};
 use crate::optim::OptimizerConfig;
-use crate::shapes::MatmulOptions;
+use crate::options::MatmulOptions;
 use crate::train::{Bindings, GpuProgram};
 use crate::tune;
 use ndarray::{ArrayView2, s};

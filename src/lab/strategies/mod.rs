@@ -171,8 +171,8 @@ impl Problem {
                 ),
             ));
         }
-        crate::shapes::check_labels(&self.y_train, self.classes)?;
-        crate::shapes::check_labels(&self.y_test, self.classes)
+        crate::options::check_labels(&self.y_train, self.classes)?;
+        crate::options::check_labels(&self.y_test, self.classes)
     }
 }
 
