@@ -9,6 +9,7 @@
 //! cargo run --release --example gpu_vs_cpu -- --peak-gflops 51200 --peak-gbps 3350
 //! cargo run --release --example gpu_vs_cpu -- --big --filter square   # 4096³ on lavapipe too
 //! cargo run --release --example gpu_vs_cpu -- --versions        # every matmul version per shape
+//! cargo run --release --example gpu_vs_cpu -- --latency         # the dispatch floor, each step launch against it
 //! ```
 //!
 //! Exit status 2 when any GPU result disagreed with the CPU's.
@@ -59,6 +60,108 @@ struct Args {
     /// the fastest and the version the fixed rule picks on this adapter.
     #[arg(long, alias = "tune")]
     versions: bool,
+    /// Instead of GPU vs CPU: the latency floor (what a dispatch, a barrier
+    /// and a submit cost here, from chains of trivial dispatches), then each
+    /// launch of the MLP's and the linear model's training step against it.
+    #[arg(long)]
+    latency: bool,
+    /// Dispatches in the latency floor's long chain (default 256, or 32
+    /// with --quick).
+    #[arg(long)]
+    chain: Option<usize>,
+}
+
+/// The `--latency` table (or JSON rows): the floor, then each training
+/// step launch by launch against it.
+fn latency(gpu: &Gpu, opts: &Options, chain: usize, json: bool) -> Result<bool> {
+    use wgpu_train::latency::{self, Floor, StepVsFloor};
+    let plan = opts.plan();
+    let floor: Floor = latency::floor(gpu, &plan, chain)?;
+    let us = |s: f64| s * 1e6;
+    if json {
+        println!("{}", serde_json::to_value(&floor).unwrap_or_default());
+    } else {
+        println!("GPU: {}", floor.adapter);
+        println!(
+            "latency floor: chains of 1 and N = {chain} one-workgroup dispatches in one pass; \
+             median of {} runs after {} warm-up\n",
+            floor.runs, opts.warmup
+        );
+        println!(
+            "{:<12} {:<48} {:>9} {:>11} {:>11} {:>16}",
+            "case", "what", "timer", "1 (µs)", "N (µs)", "per dispatch µs"
+        );
+        for r in &floor.rows {
+            println!(
+                "{:<12} {:<48} {:>9} {:>11.2} {:>11.2} {:>16.3}",
+                r.case,
+                r.what,
+                r.timer,
+                us(r.one_s),
+                us(r.n_s),
+                us(r.per_dispatch_s)
+            );
+        }
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |s| format!("{:.3} µs", us(s)));
+        println!(
+            "\nan empty submit (submit + wait, wall clock): {:.2} µs",
+            us(floor.empty_submit_s)
+        );
+        println!(
+            "a barrier (chained − independent): {}; a submit beyond its dispatch (submits − one submit): {}",
+            f(floor.per_barrier()),
+            f(floor.per_submit())
+        );
+    }
+    let Some(floor_s) = floor.dependent_dispatch().filter(|s| *s > 0.0) else {
+        eprintln!("the chained dispatch measured no positive time: no step can be set against it");
+        return Ok(false);
+    };
+    let mlp = wgpu_train::model::Mlp::mnist(wgpu_train::Activation::Sigmoid);
+    let linear = wgpu_train::model::LinearSoftmax::new(3072, 10)?;
+    let cases: [(&dyn wgpu_train::model::Model, _, usize, [usize; 3]); 2] = [
+        (&mlp, wgpu_train::OptimizerConfig::adam(), 128, [1, 28, 28]),
+        (&linear, wgpu_train::OptimizerConfig::sgd(0.1), 256, [3, 32, 32]),
+    ];
+    for (model, optimizer, batch, shape) in cases {
+        for fused in [true, false] {
+            let r: StepVsFloor =
+                latency::step_vs_floor(gpu, &plan, model, optimizer, batch, shape, fused, floor_s)?;
+            if json {
+                println!("{}", serde_json::to_value(&r).unwrap_or_default());
+                continue;
+            }
+            println!(
+                "\n{} at batch {batch}, {} step: {} dispatches; floor = {:.3} µs a chained dispatch",
+                r.model,
+                if fused { "fused" } else { "unfused" },
+                r.dispatches,
+                us(floor_s)
+            );
+            println!(
+                "  {:<58} {:>10} {:>12} {:>9}",
+                "launch", "dispatches", "µs", "× floor"
+            );
+            for p in &r.parts {
+                println!(
+                    "  {:<58} {:>10} {:>12.2} {:>9.1}",
+                    p.name,
+                    p.dispatches,
+                    us(p.time.seconds),
+                    p.vs_floor
+                );
+            }
+            println!(
+                "  whole step: {:.2} µs ({}) = {:.1} × ({} dispatches × floor); sum of the launches {:.2} µs",
+                us(r.step.seconds),
+                r.step.timer,
+                r.step_vs_floor(),
+                r.dispatches,
+                us(r.parts_s())
+            );
+        }
+    }
+    Ok(true)
 }
 
 /// The `--versions` table (or JSON rows): one line per shape.
@@ -263,6 +366,10 @@ fn run(args: Args) -> Result<bool> {
     let gpu = Gpu::new_tuned()?;
     if args.versions {
         return versions(&gpu, &opts, args.json, peaks.gpu_gflops);
+    }
+    if args.latency {
+        let chain = args.chain.unwrap_or(if args.quick { 32 } else { 256 });
+        return latency(&gpu, &opts, chain, args.json);
     }
     let adapter = gpu.summary().to_string();
     let timer = wgpu_train::gpu::GpuTimer::new(&gpu)?;

@@ -67,6 +67,8 @@ pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod latency;
 pub mod metrics;
 pub mod model;
 pub mod optim;
