@@ -139,12 +139,12 @@ fn latency(gpu: &Gpu, opts: &Options, chain: usize, json: bool) -> Result<bool> 
                 us(floor_s)
             );
             println!(
-                "  {:<58} {:>10} {:>12} {:>9}",
+                "  {:<66} {:>10} {:>12} {:>9}",
                 "launch", "dispatches", "µs", "× floor"
             );
             for p in &r.parts {
                 println!(
-                    "  {:<58} {:>10} {:>12.2} {:>9.1}",
+                    "  {:<66} {:>10} {:>12.2} {:>9.1}",
                     p.name,
                     p.dispatches,
                     us(p.time.seconds),
@@ -366,6 +366,12 @@ fn run(args: Args) -> Result<bool> {
     let gpu = Gpu::new_tuned()?;
     if args.versions {
         return versions(&gpu, &opts, args.json, peaks.gpu_gflops);
+    }
+    if args.chain.is_some() && !args.latency {
+        return Err(wgpu_train::Error::InvalidArgument {
+            name: "--chain",
+            msg: "only the --latency mode has chains".into(),
+        });
     }
     if args.latency {
         let chain = args.chain.unwrap_or(if args.quick { 32 } else { 256 });
