@@ -71,12 +71,16 @@ pub struct GpuOptions {
 /// kernel; `0`, `false`, `off` or unset builds the kernels of
 /// [`crate::kernels::TRUSTED`] without them. Any other value is an error.
 pub fn checked_from_env() -> Result<Option<bool>> {
-    let Ok(value) = std::env::var("WGPU_TRAIN_CHECKED") else {
-        return Ok(None);
-    };
+    match std::env::var("WGPU_TRAIN_CHECKED") {
+        Ok(value) => parse_checked(&value).map(Some),
+        Err(_) => Ok(None),
+    }
+}
+
+fn parse_checked(value: &str) -> Result<bool> {
     match value.trim().to_lowercase().as_str() {
-        "" | "0" | "false" | "off" => Ok(Some(false)),
-        "1" | "true" | "on" => Ok(Some(true)),
+        "" | "0" | "false" | "off" => Ok(false),
+        "1" | "true" | "on" => Ok(true),
         other => Err(Error::InvalidArgument {
             name: "WGPU_TRAIN_CHECKED",
             msg: format!("{other:?} is not one of 1, 0 (true/false, on/off)"),
@@ -879,5 +883,20 @@ impl Pending {
 
     async fn idle(&self) {
         self.idle.wait().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn wgpu_train_checked_takes_on_and_off_and_refuses_the_rest() {
+        for (v, want) in [("1", true), (" On ", true), ("true", true)] {
+            assert_eq!(super::parse_checked(v).unwrap(), want, "{v:?}");
+        }
+        for v in ["0", "", "off", "FALSE"] {
+            assert!(!super::parse_checked(v).unwrap(), "{v:?}");
+        }
+        let e = super::parse_checked("yes").unwrap_err().to_string();
+        assert!(e.contains("WGPU_TRAIN_CHECKED") && e.contains("yes"), "{e}");
     }
 }
