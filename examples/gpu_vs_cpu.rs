@@ -10,6 +10,7 @@
 //! cargo run --release --example gpu_vs_cpu -- --big --filter square   # 4096³ on lavapipe too
 //! cargo run --release --example gpu_vs_cpu -- --versions        # every matmul version per shape
 //! cargo run --release --example gpu_vs_cpu -- --latency         # the dispatch floor, each step launch against it
+//! cargo run --release --example gpu_vs_cpu -- --compare-checks  # the step's launches, wgpu's runtime checks on vs off
 //! ```
 //!
 //! Exit status 2 when any GPU result disagreed with the CPU's.
@@ -69,6 +70,87 @@ struct Args {
     /// with --quick).
     #[arg(long)]
     chain: Option<usize>,
+    /// Instead of GPU vs CPU: each launch of the MLP's training step (fused
+    /// and unfused) with wgpu's runtime checks in every kernel
+    /// (WGPU_TRAIN_CHECKED=1) and with the trusted kernels unchecked, side
+    /// by side in one run, two devices alternating; fixed kernel choices.
+    #[arg(long)]
+    compare_checks: bool,
+}
+
+/// The `--compare-checks` table: the same step launches on a checked and a
+/// trusted device, alternating rounds so that a loaded machine's drift
+/// falls on both.
+fn compare_checks(opts: &Options) -> Result<bool> {
+    use wgpu_train::latency::step_vs_floor;
+    use wgpu_train::model::Model;
+    let with = |checked| {
+        Gpu::with_options(wgpu_train::GpuOptions {
+            runtime_checks: Some(checked),
+            autotune: Some(wgpu_train::tune::TuneMode::Off),
+            ..wgpu_train::GpuOptions::default()
+        })
+    };
+    let devices = [with(true)?, with(false)?];
+    println!("GPU: {}", devices[0].summary());
+    for d in &devices {
+        println!("  {}", d.checks_summary());
+    }
+    let plan = opts.plan();
+    let mlp = wgpu_train::model::Mlp::mnist(wgpu_train::Activation::Sigmoid);
+    let rounds = 2;
+    for fused in [true, false] {
+        // times[device][round][launch], the whole step last.
+        let mut times = vec![vec![]; 2];
+        let mut names = Vec::new();
+        for _ in 0..rounds {
+            for (d, gpu) in devices.iter().enumerate() {
+                let r = step_vs_floor(
+                    gpu,
+                    &plan,
+                    &mlp,
+                    wgpu_train::OptimizerConfig::adam(),
+                    128,
+                    [1, 28, 28],
+                    fused,
+                    1.0,
+                )?;
+                names = r.parts.iter().map(|p| p.name.clone()).collect();
+                names.push("whole step".into());
+                let mut t: Vec<f64> = r.parts.iter().map(|p| p.time.seconds).collect();
+                t.push(r.step.seconds);
+                times[d].push(t);
+            }
+        }
+        println!(
+            "\n{} step at batch 128, {}: median µs of {} runs, each round's figure; checked ÷ trusted of the rounds' means",
+            mlp.name(),
+            if fused { "fused" } else { "unfused" },
+            opts.runs
+        );
+        println!(
+            "  {:<66} {:>24} {:>24} {:>9}",
+            "launch", "checked µs", "trusted µs", "ratio"
+        );
+        for (i, name) in names.iter().enumerate() {
+            let cell = |d: usize| {
+                times[d]
+                    .iter()
+                    .map(|t| format!("{:.1}", t[i] * 1e6))
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            };
+            let mean = |d: usize| times[d].iter().map(|t| t[i]).sum::<f64>() / rounds as f64;
+            println!(
+                "  {:<66} {:>24} {:>24} {:>9.3}",
+                name,
+                cell(0),
+                cell(1),
+                mean(0) / mean(1)
+            );
+        }
+    }
+    Ok(true)
 }
 
 /// The `--latency` table (or JSON rows): the floor, then each training
@@ -121,7 +203,12 @@ fn latency(gpu: &Gpu, opts: &Options, chain: usize, json: bool) -> Result<bool> 
     let linear = wgpu_train::model::LinearSoftmax::new(3072, 10)?;
     let cases: [(&dyn wgpu_train::model::Model, _, usize, [usize; 3]); 2] = [
         (&mlp, wgpu_train::OptimizerConfig::adam(), 128, [1, 28, 28]),
-        (&linear, wgpu_train::OptimizerConfig::sgd(0.1), 256, [3, 32, 32]),
+        (
+            &linear,
+            wgpu_train::OptimizerConfig::sgd(0.1),
+            256,
+            [3, 32, 32],
+        ),
     ];
     for (model, optimizer, batch, shape) in cases {
         for fused in [true, false] {
@@ -363,6 +450,9 @@ fn run(args: Args) -> Result<bool> {
         cpu_gbps: positive("--cpu-peak-gbps", args.cpu_peak_gbps)?,
     };
     opts.validate()?;
+    if args.compare_checks {
+        return compare_checks(&opts);
+    }
     let gpu = Gpu::new_tuned()?;
     if args.versions {
         return versions(&gpu, &opts, args.json, peaks.gpu_gflops);

@@ -112,7 +112,10 @@ fn runtime_checks_follow_the_option_and_both_ways_give_the_same_bits() {
         }
         for (kernel, (a, b)) in MatmulKernel::ALL.iter().zip(bits[0].iter().zip(&bits[1])) {
             let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
-            assert!(same, "{kernel:?} at {m}x{n}x{k}: checked and trusted differ");
+            assert!(
+                same,
+                "{kernel:?} at {m}x{n}x{k}: checked and trusted differ"
+            );
         }
     }
 }

@@ -40,7 +40,12 @@ fn floor_reports_every_case_with_finite_positive_times() {
         positive(&format!("{} at 1", r.case), r.one_s);
         positive(&format!("{} at N", r.case), r.n_s);
         // A difference of two noisy medians: finite, its sign not asserted.
-        assert!(r.per_dispatch_s.is_finite(), "{}: {}", r.case, r.per_dispatch_s);
+        assert!(
+            r.per_dispatch_s.is_finite(),
+            "{}: {}",
+            r.case,
+            r.per_dispatch_s
+        );
     }
     positive("empty submit", f.empty_submit_s);
     for (what, v) in [("barrier", f.per_barrier()), ("submit", f.per_submit())] {
