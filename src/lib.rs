@@ -41,6 +41,10 @@
 //!   (random search, random local search, numerical vs analytic gradient,
 //!   minibatch descent) on the linear classifier, on the GPU and the CPU.
 //!
+//! - [`latency`]: the latency floor (what a dispatch, a barrier and a
+//!   submit cost on this adapter) and each launch of a training step
+//!   against it (`gpu_vs_cpu --latency`).
+//!
 //! - [`verify`]: every kernel family against its CPU twin as a table of
 //!   worst errors and timings (async; what the browser page and the browser
 //!   tests run).

@@ -812,12 +812,15 @@ impl GpuProgram {
     }
 }
 
+/// Records one launch into an open pass.
+pub(crate) type Recorder<'a> = Box<dyn Fn(&mut wgpu::ComputePass<'_>) -> Result<()> + 'a>;
+
 /// One launch of a training step, to be timed on its own (the latency
 /// report): what it computes, the dispatches it records, and the recording.
 pub(crate) struct StepPart<'a> {
     pub name: String,
     pub dispatches: usize,
-    pub record: Box<dyn Fn(&mut wgpu::ComputePass<'_>) -> Result<()> + 'a>,
+    pub record: Recorder<'a>,
 }
 
 impl GpuEngine<'_> {
