@@ -432,6 +432,7 @@ impl Launch {
     }
 
     /// The kernel and its shape, for the latency report.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     fn kernel(&self) -> String {
         match self {
             Launch::Matmul(m) => {
@@ -468,6 +469,7 @@ pub(crate) struct GpuProgram {
     rows: usize,
     launches: Vec<Launch>,
     /// What each launch computes, from the program's tensor names.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     names: Vec<String>,
     /// Whether the first product gathers its own rows (no gather dispatch).
     gathers: bool,
@@ -813,10 +815,13 @@ impl GpuProgram {
 }
 
 /// Records one launch into an open pass.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub(crate) type Recorder<'a> = Box<dyn Fn(&mut wgpu::ComputePass<'_>) -> Result<()> + 'a>;
 
 /// One launch of a training step, to be timed on its own (the latency
 /// report): what it computes, the dispatches it records, and the recording.
+/// Native only, as the benchmarks are.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub(crate) struct StepPart<'a> {
     pub name: String,
     pub dispatches: usize,
