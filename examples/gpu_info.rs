@@ -21,9 +21,10 @@ fn main() {
         gpu.serialises()
     );
     println!(
-        "zero-initialised workgroup memory: {}",
+        "zero-initialised workgroup memory (kernels not trusted, below): {}",
         gpu.zero_initialises_workgroup_memory()
     );
+    println!("runtime checks: {}", gpu.checks_summary());
     match gpu.subgroup_sizes() {
         Some((lo, hi)) => println!(
             "subgroups: sizes {lo}..={hi} (softmax-CE v4 and column-sum v3 offered to the tuner)"

@@ -9,6 +9,8 @@
 //! cargo run --release --example gpu_vs_cpu -- --peak-gflops 51200 --peak-gbps 3350
 //! cargo run --release --example gpu_vs_cpu -- --big --filter square   # 4096³ on lavapipe too
 //! cargo run --release --example gpu_vs_cpu -- --versions        # every matmul version per shape
+//! cargo run --release --example gpu_vs_cpu -- --latency         # the dispatch floor, each step launch against it
+//! cargo run --release --example gpu_vs_cpu -- --compare-checks  # the step's launches, wgpu's runtime checks on vs off
 //! ```
 //!
 //! Exit status 2 when any GPU result disagreed with the CPU's.
@@ -59,6 +61,194 @@ struct Args {
     /// the fastest and the version the fixed rule picks on this adapter.
     #[arg(long, alias = "tune")]
     versions: bool,
+    /// Instead of GPU vs CPU: the latency floor (what a dispatch, a barrier
+    /// and a submit cost here, from chains of trivial dispatches), then each
+    /// launch of the MLP's and the linear model's training step against it.
+    #[arg(long)]
+    latency: bool,
+    /// Dispatches in the latency floor's long chain (default 256, or 32
+    /// with --quick).
+    #[arg(long)]
+    chain: Option<usize>,
+    /// Instead of GPU vs CPU: each launch of the MLP's training step (fused
+    /// and unfused) with wgpu's runtime checks in every kernel
+    /// (WGPU_TRAIN_CHECKED=1) and with the trusted kernels unchecked, side
+    /// by side in one run, two devices alternating; fixed kernel choices.
+    #[arg(long)]
+    compare_checks: bool,
+}
+
+/// The `--compare-checks` table: the same step launches on a checked and a
+/// trusted device, alternating rounds so that a loaded machine's drift
+/// falls on both.
+fn compare_checks(opts: &Options) -> Result<bool> {
+    use wgpu_train::lab::latency::step_vs_floor;
+    use wgpu_train::model::Model;
+    let with = |checked| {
+        Gpu::with_options(wgpu_train::GpuOptions {
+            runtime_checks: Some(checked),
+            autotune: Some(wgpu_train::tune::TuneMode::Off),
+            ..wgpu_train::GpuOptions::default()
+        })
+    };
+    let devices = [with(true)?, with(false)?];
+    println!("GPU: {}", devices[0].summary());
+    for d in &devices {
+        println!("  {}", d.checks_summary());
+    }
+    let plan = opts.plan();
+    let mlp = wgpu_train::model::Mlp::mnist(wgpu_train::Activation::Sigmoid);
+    let rounds = 2;
+    for fused in [true, false] {
+        // times[device][round][launch], the whole step last.
+        let mut times = vec![vec![]; 2];
+        let mut names = Vec::new();
+        for _ in 0..rounds {
+            for (d, gpu) in devices.iter().enumerate() {
+                let r = step_vs_floor(
+                    gpu,
+                    &plan,
+                    &mlp,
+                    wgpu_train::OptimizerConfig::adam(),
+                    128,
+                    [1, 28, 28],
+                    fused,
+                    1.0,
+                )?;
+                names = r.parts.iter().map(|p| p.name.clone()).collect();
+                names.push("whole step".into());
+                let mut t: Vec<f64> = r.parts.iter().map(|p| p.time.seconds).collect();
+                t.push(r.step.seconds);
+                times[d].push(t);
+            }
+        }
+        println!(
+            "\n{} step at batch 128, {}: median µs of {} runs, each round's figure; checked ÷ trusted of the rounds' means",
+            mlp.name(),
+            if fused { "fused" } else { "unfused" },
+            opts.runs
+        );
+        println!(
+            "  {:<66} {:>24} {:>24} {:>9}",
+            "launch", "checked µs", "trusted µs", "ratio"
+        );
+        for (i, name) in names.iter().enumerate() {
+            let cell = |d: usize| {
+                times[d]
+                    .iter()
+                    .map(|t| format!("{:.1}", t[i] * 1e6))
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            };
+            let mean = |d: usize| times[d].iter().map(|t| t[i]).sum::<f64>() / rounds as f64;
+            println!(
+                "  {:<66} {:>24} {:>24} {:>9.3}",
+                name,
+                cell(0),
+                cell(1),
+                mean(0) / mean(1)
+            );
+        }
+    }
+    Ok(true)
+}
+
+/// The `--latency` table (or JSON rows): the floor, then each training
+/// step launch by launch against it.
+fn latency(gpu: &Gpu, opts: &Options, chain: usize, json: bool) -> Result<bool> {
+    use wgpu_train::lab::latency::{self, Floor, StepVsFloor};
+    let plan = opts.plan();
+    let floor: Floor = latency::floor(gpu, &plan, chain)?;
+    let us = |s: f64| s * 1e6;
+    if json {
+        println!("{}", serde_json::to_value(&floor).unwrap_or_default());
+    } else {
+        println!("GPU: {}", floor.adapter);
+        println!(
+            "latency floor: chains of 1 and N = {chain} one-workgroup dispatches in one pass; \
+             median of {} runs after {} warm-up\n",
+            floor.runs, opts.warmup
+        );
+        println!(
+            "{:<12} {:<48} {:>9} {:>11} {:>11} {:>16}",
+            "case", "what", "timer", "1 (µs)", "N (µs)", "per dispatch µs"
+        );
+        for r in &floor.rows {
+            println!(
+                "{:<12} {:<48} {:>9} {:>11.2} {:>11.2} {:>16.3}",
+                r.case,
+                r.what,
+                r.timer,
+                us(r.one_s),
+                us(r.n_s),
+                us(r.per_dispatch_s)
+            );
+        }
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |s| format!("{:.3} µs", us(s)));
+        println!(
+            "\nan empty submit (submit + wait, wall clock): {:.2} µs",
+            us(floor.empty_submit_s)
+        );
+        println!(
+            "a barrier (chained − independent): {}; a submit beyond its dispatch (submits − one submit): {}",
+            f(floor.per_barrier()),
+            f(floor.per_submit())
+        );
+    }
+    let Some(floor_s) = floor.dependent_dispatch().filter(|s| *s > 0.0) else {
+        eprintln!("the chained dispatch measured no positive time: no step can be set against it");
+        return Ok(false);
+    };
+    let mlp = wgpu_train::model::Mlp::mnist(wgpu_train::Activation::Sigmoid);
+    let linear = wgpu_train::model::LinearSoftmax::new(3072, 10)?;
+    let cases: [(&dyn wgpu_train::model::Model, _, usize, [usize; 3]); 2] = [
+        (&mlp, wgpu_train::OptimizerConfig::adam(), 128, [1, 28, 28]),
+        (
+            &linear,
+            wgpu_train::OptimizerConfig::sgd(0.1),
+            256,
+            [3, 32, 32],
+        ),
+    ];
+    for (model, optimizer, batch, shape) in cases {
+        for fused in [true, false] {
+            let r: StepVsFloor =
+                latency::step_vs_floor(gpu, &plan, model, optimizer, batch, shape, fused, floor_s)?;
+            if json {
+                println!("{}", serde_json::to_value(&r).unwrap_or_default());
+                continue;
+            }
+            println!(
+                "\n{} at batch {batch}, {} step: {} dispatches; floor = {:.3} µs a chained dispatch",
+                r.model,
+                if fused { "fused" } else { "unfused" },
+                r.dispatches,
+                us(floor_s)
+            );
+            println!(
+                "  {:<66} {:>10} {:>12} {:>9}",
+                "launch", "dispatches", "µs", "× floor"
+            );
+            for p in &r.parts {
+                println!(
+                    "  {:<66} {:>10} {:>12.2} {:>9.1}",
+                    p.name,
+                    p.dispatches,
+                    us(p.time.seconds),
+                    p.vs_floor
+                );
+            }
+            println!(
+                "  whole step: {:.2} µs ({}) = {:.1} × ({} dispatches × floor); sum of the launches {:.2} µs",
+                us(r.step.seconds),
+                r.step.timer,
+                r.step_vs_floor(),
+                r.dispatches,
+                us(r.parts_s())
+            );
+        }
+    }
+    Ok(true)
 }
 
 /// The `--versions` table (or JSON rows): one line per shape.
@@ -260,9 +450,22 @@ fn run(args: Args) -> Result<bool> {
         cpu_gbps: positive("--cpu-peak-gbps", args.cpu_peak_gbps)?,
     };
     opts.validate()?;
+    if args.compare_checks {
+        return compare_checks(&opts);
+    }
     let gpu = Gpu::new_tuned()?;
     if args.versions {
         return versions(&gpu, &opts, args.json, peaks.gpu_gflops);
+    }
+    if args.chain.is_some() && !args.latency {
+        return Err(wgpu_train::Error::InvalidArgument {
+            name: "--chain",
+            msg: "only the --latency mode has chains".into(),
+        });
+    }
+    if args.latency {
+        let chain = args.chain.unwrap_or(if args.quick { 32 } else { 256 });
+        return latency(&gpu, &opts, chain, args.json);
     }
     let adapter = gpu.summary().to_string();
     let timer = wgpu_train::gpu::GpuTimer::new(&gpu)?;

@@ -39,7 +39,11 @@ pass "default backend"
 # binary, tests/gpu); the CPU-only tests would only repeat themselves.
 cargo_args=(--test gpu "$@")
 pass "GL (EGL, surfaceless)" WGPU_BACKEND=gl
-pass "WebGPU default limits" WGPU_TRAIN_LIMITS=webgpu
+# WGPU_TRAIN_CHECKED=1 rides on this pass rather than a pass of its own (CI
+# time matters): the two passes above build the trusted kernels without
+# wgpu's runtime checks and workgroup zeroing (src/kernels/mod.rs), this one
+# with them everywhere, so both ways are tested.
+pass "WebGPU default limits, runtime checks on" WGPU_TRAIN_LIMITS=webgpu WGPU_TRAIN_CHECKED=1
 # The same kernels in headless Chromium (WebGPU, wasm32): scripts/browser_test.sh.
 echo "== browser (wasm32 + WebGPU in headless Chromium)"
 start=$SECONDS

@@ -123,11 +123,19 @@ fn gather_matmul(
     }
     let rows = min(vec4<u32>(row0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.m - 1u));
     let cols = min(vec4<u32>(col0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n - 1u));
-    let ex = vec4<u32>(
-        order[g.start + rows.x],
-        order[g.start + rows.y],
-        order[g.start + rows.z],
-        order[g.start + rows.w],
+    // Clamped into the bound chunk: a valid order is left as it is, and an
+    // order written past `write_order`'s check (the buffer is a public
+    // tensor) cannot reach outside the images, as this module is built
+    // without wgpu's bounds checks (src/kernels/mod.rs).
+    let ex = clamp(
+        vec4<u32>(
+            order[g.start + rows.x],
+            order[g.start + rows.y],
+            order[g.start + rows.z],
+            order[g.start + rows.w],
+        ),
+        vec4<u32>(g.chunk_first),
+        vec4<u32>(g.chunk_first + g.chunk_len - 1u),
     );
     let base = (ex - vec4<u32>(g.chunk_first)) * g.stride_words;
     let b_base = p.w_offset + cols * p.k;

@@ -65,6 +65,11 @@ fi
 #    of the fp32 peak (H100/H200 SXM: ~67 TFLOP/s).
 [ -x "$bin/gpu_vs_cpu" ] && run versions "$(q 60 120)" "$bin/gpu_vs_cpu" --versions $(q --quick --big) --peak-gflops 67000
 
+# 2b. The latency floor (issue 23): what a dispatch, a barrier and a submit
+#     cost here, and each launch of the MLP's and the linear model's step
+#     (fused and unfused) against it.
+[ -x "$bin/gpu_vs_cpu" ] && run latency "$(q 60 120)" "$bin/gpu_vs_cpu" --latency $(q --quick "")
+
 # 3. Training: the main job on both devices in one run (accuracy and the GPU/CPU ratio),
 #    the unfused step beside it, the linear model; JSON lines for the table.
 epochs=$(q 1 10)
@@ -118,3 +123,4 @@ for line in open(sys.argv[1]):
 PY
 grep -E "^time:" "$out/strategies.log" 2>/dev/null | head -2 | tee -a "$summary"
 tail -n 25 "$out/versions.log" | tee -a "$summary" >/dev/null
+grep -E "^(idle|independent|chained|one submit|submits|an empty|a barrier)|whole step|dispatches; floor" "$out/latency.log" 2>/dev/null | tee -a "$summary"

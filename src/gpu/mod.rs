@@ -61,6 +61,33 @@ pub struct GpuOptions {
     /// which makes the subgroup versions of softmax-CE and the column sums
     /// available. `false` behaves like an adapter without subgroups.
     pub subgroups: bool,
+    /// Keep wgpu's runtime checks (bounds clamping, loop bounding, division
+    /// guards) and zero-initialised workgroup memory in every pipeline.
+    /// `None` reads `WGPU_TRAIN_CHECKED` ([`checked_from_env`]), else off:
+    /// the kernels of a shader marked [`Shader::trusted`] are built without them.
+    pub runtime_checks: Option<bool>,
+}
+
+/// `WGPU_TRAIN_CHECKED`: `1` (or `true`, `on`) keeps wgpu's runtime checks
+/// and zero-initialised workgroup memory in every pipeline, for debugging a
+/// kernel; `0`, `false`, `off` or unset builds the kernels of
+/// a shader marked [`Shader::trusted`] without them. Any other value is an error.
+pub fn checked_from_env() -> Result<Option<bool>> {
+    match std::env::var("WGPU_TRAIN_CHECKED") {
+        Ok(value) => parse_checked(&value).map(Some),
+        Err(_) => Ok(None),
+    }
+}
+
+fn parse_checked(value: &str) -> Result<bool> {
+    match value.trim().to_lowercase().as_str() {
+        "" | "0" | "false" | "off" => Ok(false),
+        "1" | "true" | "on" => Ok(true),
+        other => Err(Error::InvalidArgument {
+            name: "WGPU_TRAIN_CHECKED",
+            msg: format!("{other:?} is not one of 1, 0 (true/false, on/off)"),
+        }),
+    }
 }
 
 /// The cap named by `WGPU_TRAIN_LIMITS`: `webgpu` is WebGPU's guaranteed
@@ -100,6 +127,7 @@ impl Default for GpuOptions {
             autotune: None,
             autotune_dir: None,
             subgroups: true,
+            runtime_checks: None,
         }
     }
 }
@@ -153,6 +181,8 @@ pub struct Gpu {
     pending: Arc<Pending>,
     /// The device lock, on backends whose driver needs calls serialised (GL).
     serial: Option<gl_lock::Serial>,
+    /// wgpu's runtime checks kept in every pipeline (`WGPU_TRAIN_CHECKED`).
+    checked: bool,
 }
 
 const NO_ADAPTER_HELP: &str = "\
@@ -201,6 +231,10 @@ impl Gpu {
         ensure_runtime_dir();
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
         desc.backends = backends;
+        let checked = match options.runtime_checks {
+            Some(c) => c,
+            None => checked_from_env()?.unwrap_or(false),
+        };
         let tune_mode = match options.autotune {
             Some(m) => m,
             None => TuneMode::from_env()?.unwrap_or_default(),
@@ -305,6 +339,7 @@ impl Gpu {
             #[cfg(target_arch = "wasm32")]
             pending: Arc::default(),
             serial,
+            checked,
         })
     }
 
@@ -432,14 +467,46 @@ impl Gpu {
     }
 
     /// Whether pipelines ask wgpu to zero workgroup memory before each
-    /// workgroup starts: everywhere but GL. The kernels do not need it (each
-    /// writes every element of its workgroup arrays before its first barrier
-    /// and reads only after it: matmul's tiles, the reduction trees), and on
+    /// workgroup starts: everywhere but GL, for the kernels it does not
+    /// trust ([`Gpu::trusts`]; all of them with `WGPU_TRAIN_CHECKED=1`).
+    /// The trusted kernels do not need it (each writes every element of its
+    /// workgroup arrays before its first barrier and reads only after it:
+    /// matmul's tiles, the reduction trees; src/kernels/mod.rs), and on
     /// GL it is costly: naga's GLSL has one thread store every element
     /// (2,048 stores for matmul's tiles), which llvmpipe took 25–77 s to
     /// compile per tiled-matmul pipeline, against 0.3–0.5 s without.
     pub fn zero_initialises_workgroup_memory(&self) -> bool {
         self.summary.backend != wgpu::Backend::Gl
+    }
+
+    /// Whether every pipeline keeps wgpu's runtime checks and zeroed
+    /// workgroup memory ([`GpuOptions::runtime_checks`], `WGPU_TRAIN_CHECKED`).
+    pub fn runtime_checks(&self) -> bool {
+        self.checked
+    }
+
+    /// Whether `shader`'s module is built without wgpu's runtime checks and
+    /// its pipelines without zeroed workgroup memory: a kernel of
+    /// a shader marked [`Shader::trusted`], unless the checks were asked for. Native
+    /// only, the one seam: in a browser wgpu passes WGSL to the browser,
+    /// which applies its own robustness and zeroes workgroup memory whatever
+    /// is asked, so nothing would change but an `unsafe` call. (On GL,
+    /// wgpu's GLSL has neither bounds clamping nor loop bounding to remove,
+    /// and workgroup memory is not zeroed already; see
+    /// [`Gpu::zero_initialises_workgroup_memory`].)
+    pub fn trusts(&self, shader: &Shader) -> bool {
+        !cfg!(target_arch = "wasm32") && !self.checked && shader.trusted
+    }
+
+    /// How the pipelines are built, in words (for `gpu_info` and logs).
+    pub fn checks_summary(&self) -> String {
+        if cfg!(target_arch = "wasm32") {
+            "checked by the browser (WebGPU applies its own bounds checks and zeroes workgroup memory)".into()
+        } else if self.checked {
+            "wgpu's runtime checks in every kernel (WGPU_TRAIN_CHECKED=1)".into()
+        } else {
+            "unchecked in the kernels proven in range (each shader marked `trusted`), checked in the rest; WGPU_TRAIN_CHECKED=1 checks all".into()
+        }
     }
 
     /// Wraps an object the crate keeps so that its destruction waits for the
@@ -817,5 +884,20 @@ impl Pending {
 
     async fn idle(&self) {
         self.idle.wait().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn wgpu_train_checked_takes_on_and_off_and_refuses_the_rest() {
+        for (v, want) in [("1", true), (" On ", true), ("true", true)] {
+            assert_eq!(super::parse_checked(v).unwrap(), want, "{v:?}");
+        }
+        for v in ["0", "", "off", "FALSE"] {
+            assert!(!super::parse_checked(v).unwrap(), "{v:?}");
+        }
+        let e = super::parse_checked("yes").unwrap_err().to_string();
+        assert!(e.contains("WGPU_TRAIN_CHECKED") && e.contains("yes"), "{e}");
     }
 }

@@ -41,6 +41,10 @@ pub struct Shader {
     /// `tests/cpu/shader_writers.rs` recomputes every specialisation's
     /// figure with naga, so the list cannot drift from the WGSL.
     pub workgroup_memory: &'static [(&'static str, u32)],
+    /// Built without wgpu's runtime checks and with workgroup memory left
+    /// unzeroed (unless `WGPU_TRAIN_CHECKED=1`): only for a file whose every
+    /// entry point is argued in range in the table of `src/kernels/mod.rs`.
+    pub trusted: bool,
 }
 
 impl Shader {
@@ -137,12 +141,25 @@ impl Gpu {
                 None => {
                     let built =
                         self.scoped(&format!("compiling {}.wgsl", key.shader.name), || {
-                            let module =
-                                self.device()
-                                    .create_shader_module(wgpu::ShaderModuleDescriptor {
-                                        label: Some(key.shader.name),
-                                        source: wgpu::ShaderSource::Wgsl(key.shader.source.into()),
-                                    });
+                            let desc = wgpu::ShaderModuleDescriptor {
+                                label: Some(key.shader.name),
+                                source: wgpu::ShaderSource::Wgsl(key.shader.source.into()),
+                            };
+                            let module = if self.trusts(key.shader) {
+                                // SAFETY: the shader is marked `trusted`,
+                                // whose table (src/kernels/mod.rs) argues for
+                                // each of its kernels that every index is in
+                                // range given its launcher's checks, every
+                                // loop ends and no divisor is zero.
+                                unsafe {
+                                    self.device().create_shader_module_trusted(
+                                        desc,
+                                        wgpu::ShaderRuntimeChecks::unchecked(),
+                                    )
+                                }
+                            } else {
+                                self.device().create_shader_module(desc)
+                            };
                             let layout = self.device().create_bind_group_layout(
                                 &wgpu::BindGroupLayoutDescriptor {
                                     label: Some(key.shader.name),
@@ -172,7 +189,8 @@ impl Gpu {
                     entry_point: Some(key.entry),
                     compilation_options: wgpu::PipelineCompilationOptions {
                         constants: &key.constants,
-                        zero_initialize_workgroup_memory: self.zero_initialises_workgroup_memory(),
+                        zero_initialize_workgroup_memory: self.zero_initialises_workgroup_memory()
+                            && !self.trusts(key.shader),
                     },
                     cache: None,
                 })

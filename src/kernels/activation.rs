@@ -25,6 +25,7 @@ pub static ACTIVATION: Shader = Shader {
         Binding::StorageReadWrite, // dz
     ],
     workgroup_memory: &[],
+    trusted: true,
 };
 
 const PER_GROUP: usize = 256;

@@ -28,6 +28,7 @@ pub static GATHER: Shader = Shader {
         Binding::StorageReadWrite,         // y
     ],
     workgroup_memory: &[],
+    trusted: true,
 };
 
 /// Size in bytes of the shader's `Params` block.

@@ -32,6 +32,7 @@ pub static GATHER_MATMUL: Shader = Shader {
         Binding::StorageReadWrite,                                 // y
     ],
     workgroup_memory: &[],
+    trusted: true,
 };
 
 /// Storage buffers the shader binds: order, images, labels, w, bias, c, x, y.

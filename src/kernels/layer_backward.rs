@@ -26,6 +26,7 @@ pub static LAYER_BACKWARD: Shader = Shader {
         Binding::StorageReadWrite, // dz_below
     ],
     workgroup_memory: &[],
+    trusted: true,
 };
 
 /// The uniform block of `layer_backward.wgsl` (48 bytes).

@@ -42,6 +42,7 @@ pub static LINALG: Shader = Shader {
         Binding::StorageReadWrite, // out
     ],
     workgroup_memory: &[("dots", 1024)],
+    trusted: false,
 };
 
 /// Terms one [`Combine`] dispatch adds (longer sums take several).

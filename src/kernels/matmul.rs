@@ -37,6 +37,7 @@ pub static MATMUL: Shader = Shader {
         ("matmul_tiled", 8192),      // two 16×64 f32 tiles
         ("matmul_tiled_8x8", 16384), // two double-buffered 8×128 tiles
     ],
+    trusted: true,
 };
 
 /// Matmul v6: `matmul.wgsl` with `matmul_vec4.wgsl` appended, which binds A
@@ -64,6 +65,7 @@ pub static MATMUL_VEC4: Shader = Shader {
         ("matmul_tiled_8x8", 16384),
         ("matmul_vec4", 16384), // v4's tiles
     ],
+    trusted: true,
 };
 
 /// Which version of the kernel to run. All versions compute the same thing

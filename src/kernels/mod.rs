@@ -1,6 +1,38 @@
 //! Launchers: one module per shader file. A launcher checks shapes and
 //! limits on the CPU side, builds its pipeline (cached) and bind group once,
 //! and then records dispatches into any number of encoders.
+//!
+//! # Trusted modules
+//!
+//! wgpu's `create_shader_module` adds runtime checks to every kernel (on
+//! Vulkan: indices of workgroup and private arrays and of vectors clamped,
+//! buffer indices clamped where the device lacks robustBufferAccess2, a
+//! counter bounding every loop, guards on integer division), and pipelines
+//! zero their workgroup memory before each workgroup starts. The shaders
+//! marked `trusted` (the [`crate::gpu::Shader`] each kernel module declares)
+//! are built with `create_shader_module_trusted(…,
+//! ShaderRuntimeChecks::unchecked())` and without the zeroing
+//! ([`crate::Gpu::trusts`]; `WGPU_TRAIN_CHECKED=1` puts both back
+//! everywhere). That is sound only where, for every entry point of the file,
+//! (a) every index it computes is in range and every loop ends, given what
+//! its launcher checks, and no divisor can be 0; and (b) every element of
+//! its workgroup memory is written before it is read, on every
+//! invocation's path, edge tiles included. The argument, per file:
+//!
+//! | shader | entry points | (a) indices, loops, divisors | (b) workgroup memory |
+//! |---|---|---|---|
+//! | activation | `activation_backward` | `i < len` returns early; dh, h, dz are views of `len` elements inside their buffers (`GpuTensor::view`, `check_operands`); no loop, no division | none |
+//! | gather | `gather` | `t / stride_words`, `t % stride_words`: `stride_words ≥ 1` (a `Dataset` has ≥ 1 pixel); `row < rows ≤` x's rows; `start + row` < the order's length (`Gather` sizes the steps from it); the example is checked in the shader to lie in the bound chunk, so its words and label are in range; `col < dim`; `j < 4` | none |
+//! | gather_matmul | `gather_matmul` | as `gather` for X and y, the example clamped into the one bound chunk in the shader (the order buffer is a public tensor, so `write_order`'s check alone is not relied on); rows and columns clamped to `m − 1`, `n − 1` (`m, n ≥ 1` checked); `kw < stride_words`, `kw < dim / 4`, `kk < k = dim (+1)`, W a checked `n × k` view; divisions by the constant 4 | none |
+//! | layer_backward | `layer_backward` | `rows, outs, ins ≥ 1` (checked); rows and columns clamped with `min(…, outs − 1)`, `min(…, ins − 1)`, `min(…, rows − 1)`; k loops end at `rows` / `outs`; `% groups0_x`, `/ groups1_x`: both ≥ 1 (sized from `ins ≥ 1`); `accs[i][j]`, `i, j < 4`; stores guarded by `row <` and `col <` | none |
+//! | matmul, matmul_vec4 | v1 `matmul_naive`, v2 `matmul_blocked`, v3 `matmul_tiled`, v4 `matmul_tiled_8x8`, v5 `matmul_split_k` + `…_reduce`, v6 `matmul_vec4` | `m, n, k, batch ≥ 1` (`MatmulShape`); A, B, bias/H, C and the ones column are checked windows (`check_operands`, `check_batch`, `fused_operands`); loads either guarded (`row < m && kk < k`: v1, v3) or clamped (`min(·, m − 1)`, `min(·, k − 1)`, `min(·, n − 1)`: v2, v4, v5; `min(·, m − 4)` / `min(·, k − 4)` in v6's vec4 loads, set only where that dimension is a multiple of 4 and the window 16-byte aligned, `Vec4Operands::of`); stores guarded by `row < m`, `col < n_out`; grid z is `batch · splits`, `s = z / batch`, `s < splits` checked, the split-K scratch holds `splits · partial_stride`; the reduce's `i < partial_stride`, `% n_out`, `% m` nonzero; tile indices: v3 `kk·64 + r < 1024`, v4/v6 `buf + kk·32 + r/4 < 512` and component `r % 4`; k loops end at `k` (or the chunk's end), stage loops at `⌈k/BK⌉`, the rest at constants | v3: the 256 threads write elements `tid + 256·i`, `i < 4`, of both tiles, i.e. all 1,024 each, zero past the edges (the loader writes 0, it never skips), before the barrier, read after it, and a second barrier comes before the next stage's writes. v4, v6: stage 0 writes every (k, row) slot of buffer 0 (scalar path: `e = tid + 256·i` covers 8 × 128; vec4 path: slot `t` of 256, or every `(kk + j, r)`) before the first barrier; stage s writes all of the other buffer before the barrier that ends it, and that buffer was last read before the previous barrier. v1, v2, v5: none |
+//! | optim | `advance`, `sgd`, `adagrad`, `rmsprop`, `adam` | `i < n`, stride `threads ≥ 1` (the launcher's grid); params and grads are checked views of `n`; `s1..s3` hold `n` elements wherever the rule's constants read them (`GpuOptimizer` allocates them; placeholders only for states the rule does not read); `st` is one slot (dynamic offset within the planned slots, `record_planned` checks the slot); `% step_size` only with `SCHEDULE == 1`, where `step_size ≥ 1` is validated | none |
+//! | reduce, reduce_subgroup | `column_sum_serial`, `column_sum`, `loss_correct_sum`, `column_sum_subgroup` | `col < cols` guards every access (threads past the end add nothing); loops end at `rows`; the sweep's `z` < K with strides from `check_batch`; `partial[lane·16 + x]`, `lane, x < 16`; `partial[lid]`, `lid < 256`, tree reads at `lid + half < 256`; `% 4`, `/ 4` by constants | `column_sum`: every thread (past the last column too, with 0) writes its slot before the first barrier; the tree reads slots `< 16·16`, written. `loss_correct_sum`: every thread writes `partial[lid]`, `partial_count[lid]` before the first barrier. The subgroup version has none |
+//! | softmax_xent, softmax_xent_subgroup | `xent_row`, `xent_workgroup`, `xent_totals`, `xent_subgroup` | `c ≥ 1`, `n ≥ 1` (`SoftmaxXentShape`); `row < n` before any access; the label is clamped to `c − 1` in the shader (`label_of`), so a bad label cannot index out of the row; `j < c`; tree indices `lid < 64` (256), `lid + half` below it; the sweep's `z` as in reduce | v2: `tree_max`, `tree_arg`, `tree_sum` written at `lid` by every thread before each tree's first barrier (the early return is per workgroup, so uniform); v3: `part_loss`, `part_count` likewise. v1, v4: none |
+//! | latency | `bump`, `idle` (the floor benchmark) | `i < n` and `i < arrayLength`; no loop | none |
+//!
+//! Not marked, so still checked: `linalg` (the second-order drivers)
+//! and `sweep_optim`, whose launchers have not been read for this argument.
 
 pub mod activation;
 pub mod gather;
@@ -37,6 +69,7 @@ pub use sweep_optim::SweepOptimizer;
 
 use crate::error::{Error, Result};
 use crate::gpu::{Deferred, Element, Gpu, GpuTensor};
+
 use std::ops::Range;
 
 /// The version a launcher built with `Auto` runs for `key`: the one

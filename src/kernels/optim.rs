@@ -57,6 +57,7 @@ pub static OPTIM: Shader = Shader {
         Binding::StorageReadWrite,        // s3
     ],
     workgroup_memory: &[],
+    trusted: true,
 };
 
 /// Threads per workgroup of the update kernels (`@workgroup_size(256)`).

@@ -20,6 +20,7 @@ pub static REDUCE: Shader = Shader {
     ),
     bindings: REDUCE_BINDINGS,
     workgroup_memory: REDUCE_WORKGROUP_MEMORY,
+    trusted: true,
 };
 
 const REDUCE_WORKGROUP_MEMORY: &[(&str, u32)] = &[("column_sum", 1024), ("loss_correct_sum", 2048)];
@@ -45,6 +46,7 @@ pub static REDUCE_SUBGROUP: Shader = Shader {
     ),
     bindings: REDUCE_BINDINGS,
     workgroup_memory: REDUCE_WORKGROUP_MEMORY,
+    trusted: true,
 };
 
 /// Which version of the column sum to run. Each is deterministic; they add

@@ -28,6 +28,7 @@ pub static SOFTMAX_XENT: Shader = Shader {
     source: include_str!("../../shaders/softmax_xent.wgsl"),
     bindings: XENT_BINDINGS,
     workgroup_memory: XENT_WORKGROUP_MEMORY,
+    trusted: true,
 };
 
 const XENT_WORKGROUP_MEMORY: &[(&str, u32)] = &[("xent_workgroup", 768), ("xent_totals", 2048)];
@@ -54,6 +55,7 @@ pub static SOFTMAX_XENT_SUBGROUP: Shader = Shader {
     ),
     bindings: XENT_BINDINGS,
     workgroup_memory: XENT_WORKGROUP_MEMORY,
+    trusted: true,
 };
 
 /// Which version of the kernel to run; all compute the same thing.

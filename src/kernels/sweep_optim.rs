@@ -43,6 +43,7 @@ pub static SWEEP_OPTIM: Shader = Shader {
         Binding::StorageReadWrite, // s3
     ],
     workgroup_memory: &[],
+    trusted: false,
 };
 
 /// Threads per workgroup (`@workgroup_size(256)`).

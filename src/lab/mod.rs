@@ -21,6 +21,8 @@
 pub mod bench;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod download;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod latency;
 #[cfg(all(feature = "plot", not(target_arch = "wasm32")))]
 pub mod plot;
 #[cfg(not(target_arch = "wasm32"))]

@@ -433,6 +433,21 @@ impl Launch {
         }
     }
 
+    /// The kernel and its shape, for the latency report.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    fn kernel(&self) -> String {
+        match self {
+            Launch::Matmul(m) => {
+                let s = m.shape();
+                format!("matmul {} {}x{}x{}", m.kernel().name(), s.m, s.n, s.k)
+            }
+            Launch::Softmax(_) => "softmax-CE".into(),
+            Launch::Sum(_) => "column sum".into(),
+            Launch::GatherMatmul(_) => "gather+matmul".into(),
+            Launch::Backward(_) => "layer backward".into(),
+        }
+    }
+
     fn record(&self, pass: &mut wgpu::ComputePass<'_>, gather: &Gather, step: usize) -> Result<()> {
         match self {
             Launch::Matmul(m) => m.record(pass),
@@ -455,6 +470,9 @@ enum Slot {
 pub(crate) struct GpuProgram {
     rows: usize,
     launches: Vec<Launch>,
+    /// What each launch computes, from the program's tensor names.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    names: Vec<String>,
     /// Whether the first product gathers its own rows (no gather dispatch).
     gathers: bool,
     /// Counted bytes the launches move (the gather's, if separate, apart).
@@ -691,6 +709,7 @@ impl GpuProgram {
         Ok(GpuProgram {
             rows,
             launches,
+            names: program.ops.iter().map(|op| op_label(program, op)).collect(),
             gathers,
             totals,
             bytes,
@@ -766,6 +785,95 @@ impl GpuProgram {
 
     fn launch_dispatches(&self) -> usize {
         self.launches.iter().map(Launch::dispatches).sum()
+    }
+
+    /// [`GpuProgram::record`] as its launches, one part each.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    fn parts<'a>(&'a self, gather: &'a Gather, step: usize) -> Vec<StepPart<'a>> {
+        let mut parts = Vec::new();
+        if !self.gathers {
+            parts.push(StepPart {
+                name: "gather".into(),
+                dispatches: gather.dispatches(),
+                record: Box::new(move |pass| gather.record(pass, step)),
+            });
+        }
+        for (l, name) in self.launches.iter().zip(&self.names) {
+            parts.push(StepPart {
+                name: format!("{} ({})", name, l.kernel()),
+                dispatches: l.dispatches(),
+                record: Box::new(move |pass| l.record(pass, gather, step)),
+            });
+        }
+        if let Some(t) = &self.totals {
+            parts.push(StepPart {
+                name: "loss and correct totals".into(),
+                dispatches: 1,
+                record: Box::new(move |pass| {
+                    t.record(pass);
+                    Ok(())
+                }),
+            });
+        }
+        parts
+    }
+}
+
+/// Records one launch into an open pass.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub(crate) type Recorder<'a> = Box<dyn Fn(&mut wgpu::ComputePass<'_>) -> Result<()> + 'a>;
+
+/// One launch of a training step, to be timed on its own (the latency
+/// report): what it computes, the dispatches it records, and the recording.
+/// Native only, as the benchmarks are.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub(crate) struct StepPart<'a> {
+    pub name: String,
+    pub dispatches: usize,
+    pub record: Recorder<'a>,
+}
+
+impl GpuEngine<'_> {
+    /// Step `step` of the epoch last trained as its launches, in order (the
+    /// gather where the first product does not gather itself, each op, the
+    /// totals where separate, the update): recording every part in turn
+    /// records the step. A planned optimizer needs its epoch planned, i.e.
+    /// one epoch trained first.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    pub(crate) fn step_parts(&self, step: usize) -> Result<Vec<StepPart<'_>>> {
+        let rows = self.train.gather.rows(step);
+        let program = self
+            .train_programs
+            .get(&rows)
+            .ok_or_else(|| Error::shape("train", format!("no program for {rows} rows")))?;
+        let mut parts = program.parts(&self.train.gather, step);
+        let optimizer = &self.optimizer;
+        parts.push(StepPart {
+            name: format!("update ({})", optimizer.config().name()),
+            dispatches: optimizer.dispatches(),
+            record: Box::new(move |pass| {
+                if optimizer.is_planned() {
+                    optimizer.record_planned(pass, step)
+                } else {
+                    optimizer.record(pass);
+                    Ok(())
+                }
+            }),
+        });
+        Ok(parts)
+    }
+}
+
+/// What an op computes, by the names of the tensors it writes.
+fn op_label(program: &Program, op: &Op) -> String {
+    let name = |id| program.spec(id).name.as_str();
+    match *op {
+        Op::Matmul { out, .. } => name(out).to_string(),
+        Op::SoftmaxXent { logits, .. } => format!("loss of {}", name(logits)),
+        Op::ActivationBiasBackward { dz, db, .. } => format!("{}, {}", name(dz), name(db)),
+        Op::ColumnSum { sums, .. } => name(sums).to_string(),
+        Op::WeightGrad { dw, db, .. } => format!("{}, {}", name(dw), name(db)),
+        Op::LayerBackward { dw, dz_below, .. } => format!("{}, {}", name(dw), name(dz_below)),
     }
 }
 

@@ -79,6 +79,76 @@ fn gl_is_serialised_and_skips_workgroup_zeroing() {
     check_matmul_mnk(&gpu, MatmulKernel::V6Vec4, (33, 68, 72));
 }
 
+/// Trusted modules (issue 23): by default the kernels whose `Shader` is marked `trusted`
+/// are built without wgpu's runtime checks and workgroup zeroing, the rest
+/// with them; `runtime_checks: Some(true)` (`WGPU_TRAIN_CHECKED=1`) keeps
+/// them everywhere. Both ways, every matmul version (v3, v4 and v6 tile
+/// through workgroup memory) is right at shapes that leave edge tiles
+/// partly empty, and the two give the same bits.
+#[test]
+fn runtime_checks_follow_the_option_and_both_ways_give_the_same_bits() {
+    let with = |checked| {
+        Gpu::with_options(GpuOptions {
+            runtime_checks: Some(checked),
+            ..GpuOptions::default()
+        })
+        .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"))
+    };
+    let (checked, trusted) = (with(true), with(false));
+    assert!(checked.runtime_checks() && !trusted.runtime_checks());
+    let marked: Vec<_> = shaders::all().into_iter().filter(|s| s.trusted).collect();
+    assert!(marked.len() >= 9, "{} shaders trusted", marked.len());
+    for shader in marked {
+        assert!(
+            !checked.trusts(shader),
+            "{} trusted under checks",
+            shader.name
+        );
+        assert!(trusted.trusts(shader), "{} not trusted", shader.name);
+    }
+    let linalg = &wgpu_train::kernels::linalg::LINALG;
+    assert!(!trusted.trusts(linalg), "linalg has no argument yet");
+    assert!(trusted.checks_summary().contains("WGPU_TRAIN_CHECKED=1"));
+    for (m, n, k) in [(33, 68, 72), (130, 12, 20), (1, 4, 8)] {
+        let mut bits = Vec::new();
+        for gpu in [&checked, &trusted] {
+            let mut per = Vec::new();
+            for kernel in MatmulKernel::ALL {
+                per.push(run_matmul(gpu, kernel, (m, n, k)));
+            }
+            bits.push(per);
+        }
+        for (kernel, (a, b)) in MatmulKernel::ALL.iter().zip(bits[0].iter().zip(&bits[1])) {
+            let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(
+                same,
+                "{kernel:?} at {m}x{n}x{k}: checked and trusted differ"
+            );
+        }
+    }
+}
+
+/// `a·b` at M×N×K on `gpu` with `kernel`, NaN-poisoned output, checked
+/// against the twin; the result's values.
+fn run_matmul(gpu: &Gpu, kernel: MatmulKernel, (m, n, k): (usize, usize, usize)) -> Vec<f32> {
+    let (a, b) = (random(&[m, k], 3), random(&[k, n], 4));
+    let expected = cpu::matmul(&a, &b, None, MatmulOptions::nn()).expect("cpu twin");
+    let ga = GpuTensor::from_array(gpu, &a).expect("a");
+    let gb = GpuTensor::from_array(gpu, &b).expect("b");
+    let c = GpuTensor::<f32>::zeros(gpu, &[m, n]).expect("c");
+    c.fill(gpu, f32::NAN).expect("poison");
+    let mm = Matmul::new(gpu, &ga, &gb, None, &c, MatmulOptions::nn(), kernel).expect("matmul");
+    mm.run(gpu, 1).expect("run");
+    let actual = c.to_array(gpu).expect("read");
+    cpu::assert_close(
+        &format!("{kernel:?} {m}x{n}x{k} checks={}", gpu.runtime_checks()),
+        &actual,
+        &expected,
+        Tolerance::new(1e-4, 1e-4),
+    );
+    actual.iter().copied().collect()
+}
+
 #[test]
 fn timer_uses_timestamps_exactly_when_the_device_has_them() {
     let gpu = gpu_with(None);

@@ -232,3 +232,61 @@ fn gather_matmul_refuses_a_chunked_dataset_and_the_engine_falls_back() {
     assert_eq!(lc, lw);
     assert_eq!(bits(&pc), bits(&pw));
 }
+
+/// The order buffer is a public tensor, so an order can reach the shader
+/// without `write_order`'s check; the module is built without wgpu's bounds
+/// checks (issue 23), so the shader clamps each example into the bound
+/// chunk itself: an example past the dataset reads the last one, for the
+/// product, X and y alike.
+#[test]
+fn an_order_past_the_dataset_reads_the_last_example() {
+    let g = gpu();
+    let (examples, shape, batch, n) = (9, [1, 3, 5], 4, 6);
+    let data = dataset(examples, shape, 91);
+    let opts = GatherOptions {
+        append_one: true,
+        ..GatherOptions::default()
+    };
+    let gdata = GpuDataset::upload(g, &data).unwrap();
+    let gorder = gdata.order_buffer(g, batch).unwrap();
+    // Written past the check: two examples that do not exist.
+    let bad = [2u32, 9, 4_000_000_000, 5];
+    gorder.write(g, &bad).unwrap();
+    let k = data.dim() + 1;
+    let x = GpuTensor::<f32>::zeros(g, &[batch, k]).unwrap();
+    let y = GpuTensor::<u32>::zeros(g, &[batch]).unwrap();
+    let gather = Gather::new(g, &gdata, &gorder, &x, &y, batch, opts).unwrap();
+    let w = random(&[n, k], 92).into_dimensionality::<Ix2>().unwrap();
+    let gw = GpuTensor::from_array(g, &w).unwrap();
+    let c = GpuTensor::<f32>::zeros(g, &[batch, n]).unwrap();
+    let fused = GatherMatmul::new(g, &gather, batch, &gw, None, &c, Activation::Identity).unwrap();
+    c.fill(g, f32::NAN).unwrap();
+    x.fill(g, f32::NAN).unwrap();
+    y.fill(g, u32::MAX).unwrap();
+    fused.run(g, &gather, 0).unwrap();
+    let clamped: Vec<u32> = bad.iter().map(|&e| e.min(examples as u32 - 1)).collect();
+    let (want_c, want_x, want_y) = cpu::gather_matmul(
+        &data,
+        &clamped,
+        0,
+        batch,
+        opts,
+        w.view(),
+        None,
+        Activation::Identity,
+    )
+    .unwrap();
+    cpu::assert_close(
+        "c",
+        &c.to_array(g).unwrap(),
+        &want_c.into_dyn(),
+        tolerance(k),
+    );
+    cpu::assert_close(
+        "x",
+        &x.to_array(g).unwrap(),
+        &want_x.into_dyn(),
+        Tolerance::new(1e-6, 1e-6),
+    );
+    assert_eq!(y.read(g).unwrap(), want_y);
+}

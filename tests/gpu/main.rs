@@ -29,6 +29,7 @@ mod errors;
 mod fused;
 mod gpu_vs_cpu;
 mod hostile_input;
+mod latency;
 mod model_gradient;
 mod readme_snippet;
 mod second_order;
