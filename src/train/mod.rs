@@ -275,6 +275,10 @@ pub fn fit(
         epoch,
         what,
         value,
+        advice: crate::error::divergence_advice(
+            config.optimizer.lr,
+            config.optimizer.weight_decay(),
+        ),
     };
     let mut history = History::new();
     for epoch in first_epoch..config.epochs {
