@@ -13,8 +13,8 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::time::{Duration, Instant};
-use wgpu_train::bench::synthetic_images;
 use wgpu_train::kernels::gather::{Gather, GatherOptions, GpuDataset};
+use wgpu_train::lab::bench::synthetic_images;
 use wgpu_train::{Gpu, GpuTensor, cpu};
 
 const PER_SUBMIT: u64 = 64;

@@ -13,8 +13,8 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use wgpu_train::bench::{MatmulCase, matmul_cases};
 use wgpu_train::kernels::Matmul;
+use wgpu_train::lab::bench::{MatmulCase, matmul_cases};
 use wgpu_train::{Gpu, GpuTensor, MatmulKernel, MatmulOptions, cpu};
 
 /// The model products (derived from the models' training programs) and

@@ -15,7 +15,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::time::Duration;
-use wgpu_train::bench::synthetic_images;
+use wgpu_train::lab::bench::synthetic_images;
 use wgpu_train::model::{LinearSoftmax, Mlp, Model};
 use wgpu_train::optim::OptimizerConfig;
 use wgpu_train::train::{CpuEngine, Engine, GpuEngine, TrainConfig, TrainData};

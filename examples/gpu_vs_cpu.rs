@@ -1,6 +1,6 @@
 //! What the GPU buys: every kernel family and a whole training step of each
 //! model, timed on the GPU and on the CPU twin, their results checked
-//! against each other. See `wgpu_train::bench` for how each figure is timed.
+//! against each other. See `wgpu_train::lab::bench` for how each figure is timed.
 //!
 //! ```text
 //! cargo run --release --example gpu_vs_cpu                      # the table
@@ -17,7 +17,7 @@
 //! skipped with its reason, not a failure.
 
 use clap::Parser;
-use wgpu_train::bench::{self, Comparison, Measurement, Options, Peaks};
+use wgpu_train::lab::bench::{self, Comparison, Measurement, Options, Peaks};
 use wgpu_train::{Gpu, Result};
 
 /// Time every kernel family and a training step on the GPU and the CPU.
@@ -359,7 +359,7 @@ fn run(args: Args) -> Result<bool> {
             }
         }
     }
-    if let Some(r) = gpu.tuner().report() {
+    if let Some(r) = gpu.tune_record().report() {
         eprintln!("{r}");
     }
     let bad: Vec<&Comparison> = rows.iter().filter(|c| c.agreed == Some(false)).collect();

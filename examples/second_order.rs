@@ -29,13 +29,13 @@
 use clap::{Parser, ValueEnum};
 use std::time::Instant;
 use wgpu_train::data::{self, Dataset};
+use wgpu_train::lab::plot::{CurvePanel, Series, plot_curves};
+use wgpu_train::lab::second_order::demos;
+use wgpu_train::lab::second_order::{Device, fit_linear};
 use wgpu_train::model::{LinearSoftmax, Model};
 use wgpu_train::optim::{OptimizerConfig, Rule};
-use wgpu_train::plot::{CurvePanel, Series, plot_curves};
-use wgpu_train::second_order::demos;
 use wgpu_train::second_order::{
-    CpuObjective, Device, FullBatchConfig, GpuObjective, Method, Objective, SecondOrderConfig,
-    Slot, fit_linear,
+    CpuObjective, FullBatchConfig, GpuObjective, Method, Objective, SecondOrderConfig, Slot,
 };
 use wgpu_train::train::{CpuEngine, Engine, EvalSet, GpuEngine, TrainConfig, TrainData};
 use wgpu_train::{Error, Gpu, Result};
@@ -171,7 +171,7 @@ fn check_args(args: &Args) -> Result<()> {
         );
     }
     if let Some(path) = &args.plot {
-        wgpu_train::plot::check_destination(path)?;
+        wgpu_train::lab::plot::check_destination(path)?;
     }
     Ok(())
 }

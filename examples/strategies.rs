@@ -13,13 +13,13 @@
 //! cargo run --release --example strategies -- --data DIR       # CIFAR-10 binary batches
 //! ```
 //!
-//! The logic lives in `wgpu_train::strategies`; this file parses flags and
+//! The logic lives in `wgpu_train::lab::strategies`; this file parses flags and
 //! prints what it returns.
 
 use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use wgpu_train::strategies::{
+use wgpu_train::lab::strategies::{
     CIFAR_CLASSES, CIFAR_DIM, Compared, Descent, GradientCheck, LocalSearch, NumericalGradient,
     Options, Problem, RandomSearch, ScoreLayout, Strategies,
 };

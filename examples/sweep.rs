@@ -152,10 +152,10 @@ fn runs(args: &Args) -> Result<(Vec<SweepRun>, usize, usize)> {
 fn run(args: Args) -> Result<()> {
     let (runs, configs, epochs) = runs(&args)?;
     if let Some(path) = &args.plot {
-        wgpu_train::plot::check_destination(path)?;
+        wgpu_train::lab::plot::check_destination(path)?;
     }
     let splits = match &args.download {
-        Some(name) => wgpu_train::data::download_and_load(name)?,
+        Some(name) => wgpu_train::lab::download::download_and_load(name)?,
         None => wgpu_train::data::load(args.data.as_deref())?,
     };
     let (train, test) = match args.limit {
@@ -303,7 +303,7 @@ fn run(args: Args) -> Result<()> {
             .iter()
             .zip(&r.models)
             .enumerate()
-            .map(|(i, (run, m))| wgpu_train::plot::SweepCurve {
+            .map(|(i, (run, m))| wgpu_train::lab::plot::SweepCurve {
                 label: run.label.clone(),
                 color: i / args.seeds,
                 dashed: i % args.seeds != 0,
@@ -317,7 +317,7 @@ fn run(args: Args) -> Result<()> {
             configs,
             r.device
         );
-        wgpu_train::plot::plot_sweep(path, &title, &curves)?;
+        wgpu_train::lab::plot::plot_sweep(path, &title, &curves)?;
         if !args.json {
             println!("plot: {}", path.display());
         }

@@ -59,34 +59,28 @@
 #[cfg(not(target_arch = "wasm32"))]
 pub mod atomic;
 #[cfg(not(target_arch = "wasm32"))]
-pub mod bench;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod checkpoint;
 pub mod cpu;
 pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
+#[cfg(feature = "lab")]
+pub mod lab;
 pub mod metrics;
 pub mod model;
 pub mod optim;
-#[cfg(all(feature = "plot", not(target_arch = "wasm32")))]
-pub mod plot;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod second_order;
-pub mod shaders;
 pub mod shapes;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod strategies;
 pub mod timing;
 pub mod train;
 pub mod tune;
-pub mod verify;
 
 pub use data::Dataset;
 pub use error::{Error, Result};
 pub use gpu::{AdapterSummary, Gpu, GpuLabels, GpuOptions, GpuTensor};
 pub use kernels::{ColumnSumKernel, GpuOptimizer, MatmulKernel, SoftmaxXentKernel};
-pub use metrics::{EpochMetrics, History, RunSummary};
+pub use metrics::{EpochMetrics, History};
 pub use optim::{OptimizerConfig, Schedule};
 pub use shapes::{Activation, MatmulOptions, MatmulShape, SoftmaxXentShape};

@@ -1,4 +1,4 @@
-//! The one timing helper, shared by the benchmarks ([`crate::bench`]) and the
+//! The one timing helper, shared by the benchmarks ([`crate::lab::bench`]) and the
 //! autotuner ([`crate::tune`]), so that "how fast is this version" means the
 //! same thing in the table a user reads and in the choice the tuner keeps.
 //!

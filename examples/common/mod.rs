@@ -4,7 +4,8 @@
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
-use wgpu_train::metrics::{History, RunSummary, format_epoch_line};
+use wgpu_train::lab::summary::{RunSummary, format_epoch_line};
+use wgpu_train::metrics::History;
 use wgpu_train::model::Model;
 use wgpu_train::optim::OptimizerConfig;
 use wgpu_train::train::{
@@ -167,7 +168,7 @@ impl Common {
             }
         }
         if let Some(path) = &self.plot {
-            wgpu_train::plot::check_destination(path)?;
+            wgpu_train::lab::plot::check_destination(path)?;
         }
         Ok(())
     }
@@ -177,7 +178,7 @@ impl Common {
 /// Returns the splits and a one-line description of them.
 pub fn load_data(common: &Common) -> Result<(wgpu_train::data::Splits, String)> {
     let splits = match &common.download {
-        Some(name) => wgpu_train::data::download_and_load(name)?,
+        Some(name) => wgpu_train::lab::download::download_and_load(name)?,
         None => wgpu_train::data::load(common.data.as_deref())?,
     };
     let what = format!(
@@ -223,7 +224,7 @@ pub fn run(
         None => 0,
     };
     let replay = match &common.kernels {
-        Some(path) => Some(wgpu_train::tune::read_recorded(path)?),
+        Some(path) => Some(wgpu_train::train::read_recorded(path)?),
         None => None,
     };
     // With --device both, a GPU that cannot be opened is that device's
@@ -243,10 +244,10 @@ pub fn run(
     // engine: the checkpoint's, then --kernels over them.
     if let Some(g) = &gpu {
         if let Some(r) = &resume {
-            g.tuner().pin(&r.kernels);
+            g.tune_record().pin(&r.kernels);
         }
         if let Some(choices) = &replay {
-            g.tuner().pin(choices);
+            g.tune_record().pin(choices);
         }
     }
     // Both devices run the same programs, so the choice is made once.
@@ -327,7 +328,11 @@ pub fn run(
         && !runs.is_empty()
     {
         let runs: Vec<(&str, &History)> = runs.iter().map(|(d, h)| (*d, h)).collect();
-        wgpu_train::plot::plot_history(path, &format!("{} on {short_name}", model.name()), &runs)?;
+        wgpu_train::lab::plot::plot_history(
+            path,
+            &format!("{} on {short_name}", model.name()),
+            &runs,
+        )?;
         if !common.json {
             println!("plot: {}", path.display());
         }
@@ -438,7 +443,7 @@ fn run_device(
     let result = result?;
     let summary = RunSummary::from_fit(engine.as_ref(), model, config, &result);
     if let (Some(g), "gpu") = (gpu, device)
-        && let Some(report) = g.tuner().report()
+        && let Some(report) = g.tune_record().report()
         && !common.json
     {
         println!("[gpu] {report}");

@@ -5,10 +5,10 @@
 
 use crate::Args;
 use crate::common::{Device as DeviceArg, Optimizer};
-use wgpu_train::metrics::{EpochMetrics, History, RunSummary};
-use wgpu_train::second_order::{
-    Device, FullBatchConfig, Iteration, LinearRun, Method, SecondOrderConfig, fit_linear,
-};
+use wgpu_train::lab::RunSummary;
+use wgpu_train::lab::second_order::{Device, LinearRun, fit_linear};
+use wgpu_train::metrics::{EpochMetrics, History};
+use wgpu_train::second_order::{FullBatchConfig, Iteration, Method, SecondOrderConfig};
 use wgpu_train::{Dataset, Error, Gpu, Result};
 
 /// One iteration as a line: loss, accuracy, gradient norm, step, and what
@@ -243,7 +243,7 @@ pub fn run(args: &Args, train: Dataset, test: Dataset, name: &str, short: &str) 
             })
             .collect();
         let refs: Vec<(&str, &History)> = histories.iter().map(|(d, h)| (d.as_str(), h)).collect();
-        wgpu_train::plot::plot_history(
+        wgpu_train::lab::plot::plot_history(
             path,
             &format!("{model} {method} on {short} (x: iterations)"),
             &refs,

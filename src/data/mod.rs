@@ -3,8 +3,8 @@
 //!
 //! - [`load`] finds and reads a dataset (`--data DIR`, `$FASHION_MNIST_DIR`,
 //!   Debian's `/usr/share/datasets/fashion-mnist`, `./data/…`) into
-//!   [`Splits`]; [`download::download`] fetches one, checksummed, and
-//!   [`download_and_load`] does both, as `--download NAME` does.
+//!   [`Splits`]. Fetching one (`--download NAME`, checksummed) is the lab's
+//!   (`lab::download`).
 //! - [`idx`] and [`cifar`] are the readers, callable on files or on bytes
 //!   (the fuzz targets use the latter). Every malformed file is an
 //!   [`Error::Data`] that names the file and the problem.
@@ -14,15 +14,11 @@
 //!   and [`synthetic::gaussian`]: random data for throughput runs.
 
 pub mod cifar;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod download;
 pub mod idx;
 pub mod shuffle;
 pub mod source;
 pub mod synthetic;
 
-#[cfg(not(target_arch = "wasm32"))]
-pub use download::{Remote, download_and_load};
 pub use source::{Format, Layout, Splits, load, load_dir, locate, locate_first};
 
 use crate::error::{Error, Result};

@@ -17,7 +17,7 @@ pub const ENV_DIR: &str = "FASHION_MNIST_DIR";
 /// Where Debian's `dataset-fashion-mnist` package installs the four .gz files.
 pub const SYSTEM_DIR: &str = "/usr/share/datasets/fashion-mnist";
 /// Searched last, relative to the working directory; `--download` writes to
-/// the first three (see [`super::download::Remote::default_dir`]).
+/// the first three (see `lab::download::Remote::default_dir`).
 pub const LOCAL_DIRS: [&str; 4] = ["data/fashion-mnist", "data/mnist", "data/cifar-10", "data"];
 
 /// Classes in MNIST and Fashion-MNIST.

@@ -11,14 +11,16 @@ mod labels;
 mod pipeline;
 mod serial;
 mod timer;
+mod tune_record;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use buffer::read_mapped;
 pub use buffer::{Element, GpuTensor};
 pub use labels::GpuLabels;
-pub use pipeline::{Binding, KernelPipeline, PipelineKey};
+pub use pipeline::{Binding, KernelPipeline, PipelineKey, Shader};
 pub use serial::Deferred;
 pub use timer::{GpuTimer, TimerKind};
+pub use tune_record::{TuneMode, TuneRecord};
 
 use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex};
@@ -51,7 +53,7 @@ pub struct GpuOptions {
     pub max_storage_buffer_binding_size: Option<u64>,
     /// Kernel autotuning ([`crate::tune`]). `None` reads
     /// `WGPU_TRAIN_AUTOTUNE`, else off.
-    pub autotune: Option<crate::tune::TuneMode>,
+    pub autotune: Option<TuneMode>,
     /// Where the autotune cache lives; `None`: `$XDG_CACHE_HOME/wgpu-train`.
     pub autotune_dir: Option<std::path::PathBuf>,
     /// Request `wgpu::Features::SUBGROUP` where the adapter offers it (the
@@ -142,7 +144,7 @@ pub struct Gpu {
     /// Errors raised outside any error scope. wgpu's default handler panics;
     /// ours keeps them so the next scoped call can return them.
     uncaptured: Arc<Mutex<Vec<String>>>,
-    tuner: crate::tune::Tuner,
+    tune_record: TuneRecord,
     /// The adapter's (min, max) subgroup size where the device was created
     /// with `Features::SUBGROUP`; `None` without it.
     subgroup_sizes: Option<(u32, u32)>,
@@ -175,7 +177,7 @@ impl Gpu {
     /// library's own default (and the tests') is off, a fixed choice.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn new_tuned() -> Result<Self> {
-        let mode = crate::tune::TuneMode::from_env()?.unwrap_or(crate::tune::TuneMode::On);
+        let mode = TuneMode::from_env()?.unwrap_or(TuneMode::On);
         Self::with_options(GpuOptions {
             autotune: Some(mode),
             ..GpuOptions::default()
@@ -202,7 +204,7 @@ impl Gpu {
         desc.backends = backends;
         let tune_mode = match options.autotune {
             Some(m) => m,
-            None => crate::tune::TuneMode::from_env()?.unwrap_or_default(),
+            None => TuneMode::from_env()?.unwrap_or_default(),
         };
         let instance = wgpu::Instance::new(desc);
         let adapter = Self::pick_adapter(&instance, backends, &options).await?;
@@ -280,7 +282,7 @@ impl Gpu {
         let subgroup_sizes = (features.contains(wgpu::Features::SUBGROUP)
             && info.subgroup_min_size >= 4)
             .then_some((info.subgroup_min_size, info.subgroup_max_size));
-        let tuner = crate::tune::Tuner::new(
+        let tune_record = TuneRecord::new(
             tune_mode,
             &info,
             subgroup_sizes.is_some(),
@@ -300,7 +302,7 @@ impl Gpu {
             placeholder_rw,
             slot_placeholders: Mutex::new(Vec::new()),
             uncaptured,
-            tuner,
+            tune_record,
             subgroup_sizes,
             #[cfg(target_arch = "wasm32")]
             pending: Arc::default(),
@@ -386,9 +388,11 @@ impl Gpu {
         &self.summary
     }
 
-    /// The kernel autotuner ([`crate::tune`]).
-    pub fn tuner(&self) -> &crate::tune::Tuner {
-        &self.tuner
+    /// The record of kernel choices on this device: pinned, cached or
+    /// measured by the tuner ([`crate::tune`]); launchers built with `Auto`
+    /// run what it holds, else their fixed rule.
+    pub fn tune_record(&self) -> &TuneRecord {
+        &self.tune_record
     }
 
     /// The adapter's smallest and largest subgroup size, where the device

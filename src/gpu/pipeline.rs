@@ -1,12 +1,11 @@
 //! Compute pipelines built once per (shader, entry point, constants) and cached.
 //!
 //! Every entry point of one shader file shares one bind-group layout, declared
-//! beside the shader in [`crate::shaders`], so launchers can swap kernel
+//! beside the shader in its kernel module ([`Shader`]), so launchers can swap kernel
 //! versions without rebuilding bind groups.
 
 use super::{Deferred, Gpu};
 use crate::error::Result;
-use crate::shaders::Shader;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -25,6 +24,33 @@ pub enum Binding {
     StorageSlot(u64),
     StorageRead,
     StorageReadWrite,
+}
+
+/// One WGSL file: a kernel family sharing one bind-group layout. Each
+/// kernel module declares its own (e.g. `kernels::matmul::MATMUL`);
+/// `kernels::shaders` lists them all.
+#[derive(Debug, PartialEq)]
+pub struct Shader {
+    pub name: &'static str,
+    pub source: &'static str,
+    /// Binding `i` of group 0 is `bindings[i]`.
+    pub bindings: &'static [Binding],
+    /// Bytes of workgroup memory of each entry point that uses any: wgpu
+    /// does not check it against the device's limit (it checks workgroup
+    /// sizes), so [`Gpu::pipeline`] does, from this list.
+    /// `tests/cpu/shader_writers.rs` recomputes every specialisation's
+    /// figure with naga, so the list cannot drift from the WGSL.
+    pub workgroup_memory: &'static [(&'static str, u32)],
+}
+
+impl Shader {
+    /// Bytes of workgroup memory `entry` uses (0: none).
+    pub fn workgroup_memory(&self, entry: &str) -> u32 {
+        self.workgroup_memory
+            .iter()
+            .find(|(e, _)| *e == entry)
+            .map_or(0, |&(_, bytes)| bytes)
+    }
 }
 
 /// One specialisation of a kernel: the shader, its entry point and the values
@@ -223,7 +249,7 @@ impl Gpu {
     /// (wgpu's downlevel defaults: 16,352 bytes, Metal's least) would fail in
     /// the driver instead.
     fn check_workgroup_memory(&self, key: &PipelineKey) -> Result<()> {
-        let bytes = crate::shaders::workgroup_memory(key.shader.name, key.entry);
+        let bytes = key.shader.workgroup_memory(key.entry);
         let limit = self.limits().max_compute_workgroup_storage_size;
         if bytes > limit {
             return Err(crate::Error::TooLarge {

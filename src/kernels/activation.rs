@@ -6,8 +6,26 @@
 use super::{Dispatch, Operand, check_operands, check_shape, fold, uniform};
 use crate::error::Result;
 use crate::gpu::{Gpu, GpuTensor, PipelineKey};
-use crate::shaders::ACTIVATION;
 use crate::shapes::{Activation, check_same_shape};
+
+use crate::gpu::{Binding, Shader};
+
+// The shader file of this kernel family and its bind-group layout
+// (binding i of group 0 is `bindings[i]`).
+pub static ACTIVATION: Shader = Shader {
+    name: "activation",
+    source: concat!(
+        include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/shared/activation_grad.wgsl")
+    ),
+    bindings: &[
+        Binding::Uniform,          // params
+        Binding::StorageRead,      // dh
+        Binding::StorageRead,      // h
+        Binding::StorageReadWrite, // dz
+    ],
+    workgroup_memory: &[],
+};
 
 const PER_GROUP: usize = 256;
 
@@ -115,6 +133,6 @@ mod layout {
 
     #[test]
     fn params_mirrors_the_wgsl_struct() {
-        check_mirror!(super::Params, &crate::shaders::ACTIVATION, "Params"; len, dh_offset, h_offset, dz_offset);
+        check_mirror!(super::Params, &super::ACTIVATION, "Params"; len, dh_offset, h_offset, dz_offset);
     }
 }

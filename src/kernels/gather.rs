@@ -10,8 +10,25 @@ use super::fold;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::{Deferred, Gpu, GpuTensor, KernelPipeline, PipelineKey};
-use crate::shaders::GATHER;
 use std::sync::Arc;
+
+use crate::gpu::{Binding, Shader};
+
+// The shader file of this kernel family and its bind-group layout
+// (binding i of group 0 is `bindings[i]`).
+pub static GATHER: Shader = Shader {
+    name: "gather",
+    source: include_str!("../../shaders/gather.wgsl"),
+    bindings: &[
+        Binding::UniformSlot(PARAMS_SIZE), // per-step params
+        Binding::StorageRead,              // order
+        Binding::StorageRead,              // images (one chunk)
+        Binding::StorageRead,              // labels
+        Binding::StorageReadWrite,         // x
+        Binding::StorageReadWrite,         // y
+    ],
+    workgroup_memory: &[],
+};
 
 /// Size in bytes of the shader's `Params` block.
 pub const PARAMS_SIZE: u64 = std::mem::size_of::<Params>() as u64;
@@ -421,6 +438,6 @@ mod layout {
 
     #[test]
     fn params_mirrors_the_wgsl_struct() {
-        check_mirror!(super::Params, &crate::shaders::GATHER, "Params"; start, rows, dim, stride_words, chunk_first, chunk_len, out_stride, append_one, x_offset, y_offset, scale, shift, _pad);
+        check_mirror!(super::Params, &super::GATHER, "Params"; start, rows, dim, stride_words, chunk_first, chunk_len, out_stride, append_one, x_offset, y_offset, scale, shift, _pad);
     }
 }

@@ -9,9 +9,30 @@ use super::gather::{Gather, PARAMS_SIZE};
 use super::{MatmulKernel, Operand, check_operands, groups};
 use crate::error::{Error, Result};
 use crate::gpu::{Deferred, Gpu, GpuTensor, KernelPipeline, PipelineKey};
-use crate::shaders::GATHER_MATMUL;
 use crate::shapes::Activation;
 use std::sync::Arc;
+
+use crate::gpu::{Binding, Shader};
+
+// The shader file of this kernel family and its bind-group layout
+// (binding i of group 0 is `bindings[i]`).
+pub static GATHER_MATMUL: Shader = Shader {
+    name: "gather_matmul",
+    source: include_str!("../../shaders/gather_matmul.wgsl"),
+    bindings: &[
+        Binding::UniformSlot(crate::kernels::gather::PARAMS_SIZE), // g: the gather's per-step params
+        Binding::Uniform,                                          // p: the product's params
+        Binding::StorageRead,                                      // order
+        Binding::StorageRead,                                      // images (the one chunk)
+        Binding::StorageRead,                                      // labels
+        Binding::StorageRead,                                      // w
+        Binding::StorageRead,                                      // bias
+        Binding::StorageReadWrite,                                 // c
+        Binding::StorageReadWrite,                                 // x
+        Binding::StorageReadWrite,                                 // y
+    ],
+    workgroup_memory: &[],
+};
 
 /// Storage buffers the shader binds: order, images, labels, w, bias, c, x, y.
 const STORAGE_BUFFERS: u32 = 8;
@@ -242,6 +263,6 @@ mod layout {
 
     #[test]
     fn params_mirrors_the_wgsl_struct() {
-        check_mirror!(super::Params, &crate::shaders::GATHER_MATMUL, "Params"; m, n, k, w_offset, bias_offset, c_offset, _pad0, _pad1);
+        check_mirror!(super::Params, &super::GATHER_MATMUL, "Params"; m, n, k, w_offset, bias_offset, c_offset, _pad0, _pad1);
     }
 }

@@ -5,8 +5,28 @@
 use super::{Dispatch, MatmulKernel, Operand, check_operands, check_shape, fold, groups, uniform};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor, PipelineKey};
-use crate::shaders::LAYER_BACKWARD;
 use crate::shapes::Activation;
+
+use crate::gpu::{Binding, Shader};
+
+// The shader file of this kernel family and its bind-group layout
+// (binding i of group 0 is `bindings[i]`).
+pub static LAYER_BACKWARD: Shader = Shader {
+    name: "layer_backward",
+    source: concat!(
+        include_str!("../../shaders/layer_backward.wgsl"),
+        include_str!("../../shaders/shared/activation_grad.wgsl")
+    ),
+    bindings: &[
+        Binding::Uniform,          // params
+        Binding::StorageRead,      // dz
+        Binding::StorageRead,      // h
+        Binding::StorageRead,      // w
+        Binding::StorageReadWrite, // grads (dw and db)
+        Binding::StorageReadWrite, // dz_below
+    ],
+    workgroup_memory: &[],
+};
 
 /// The uniform block of `layer_backward.wgsl` (48 bytes).
 #[repr(C)]
@@ -166,6 +186,6 @@ mod layout {
 
     #[test]
     fn params_mirrors_the_wgsl_struct() {
-        check_mirror!(super::Params, &crate::shaders::LAYER_BACKWARD, "Params"; rows, outs, ins, groups0_x, groups0, groups1_x, dz_offset, h_offset, w_offset, dw_offset, db_offset, dzb_offset);
+        check_mirror!(super::Params, &super::LAYER_BACKWARD, "Params"; rows, outs, ins, groups0_x, groups0, groups1_x, dz_offset, h_offset, w_offset, dw_offset, db_offset, dzb_offset);
     }
 }

@@ -26,7 +26,23 @@
 use super::{Dispatch, Operand, check_operands, fold, uniform};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor, PipelineKey};
-use crate::shaders::LINALG;
+
+use crate::gpu::{Binding, Shader};
+
+// The shader file of this kernel family and its bind-group layout
+// (binding i of group 0 is `bindings[i]`).
+pub static LINALG: Shader = Shader {
+    name: "linalg",
+    source: include_str!("../../shaders/linalg.wgsl"),
+    bindings: &[
+        Binding::Uniform,          // params
+        Binding::StorageRead,      // a
+        Binding::StorageRead,      // b
+        Binding::StorageRead,      // items: dot pairs or combine terms
+        Binding::StorageReadWrite, // out
+    ],
+    workgroup_memory: &[("dots", 1024)],
+};
 
 /// Terms one [`Combine`] dispatch adds (longer sums take several).
 pub const MAX_TERMS: usize = 32;
@@ -544,6 +560,6 @@ mod layout {
 
     #[test]
     fn params_mirrors_the_wgsl_struct() {
-        check_mirror!(super::Params, &crate::shaders::LINALG, "Params"; n, count, out_offset, a_offset, b_offset, a_stride, b_stride, inv_n);
+        check_mirror!(super::Params, &super::LINALG, "Params"; n, count, out_offset, a_offset, b_offset, a_stride, b_stride, inv_n);
     }
 }

@@ -14,8 +14,57 @@
 use super::{Dispatch, Operand, check_operands, groups};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor, PipelineKey};
-use crate::shaders::{MATMUL, MATMUL_VEC4};
 use crate::shapes::{Activation, MatmulOptions, MatmulShape};
+
+use crate::gpu::{Binding, Shader};
+
+// The shader file of this kernel family and its bind-group layout
+// (binding i of group 0 is `bindings[i]`).
+pub static MATMUL: Shader = Shader {
+    name: "matmul",
+    source: concat!(
+        include_str!("../../shaders/matmul.wgsl"),
+        include_str!("../../shaders/shared/activation_grad.wgsl")
+    ),
+    bindings: &[
+        Binding::Uniform,          // params
+        Binding::StorageRead,      // a
+        Binding::StorageRead,      // b
+        Binding::StorageRead,      // bias, or H for the activation-grad epilogue
+        Binding::StorageReadWrite, // c
+    ],
+    workgroup_memory: &[
+        ("matmul_tiled", 8192),      // two 16×64 f32 tiles
+        ("matmul_tiled_8x8", 16384), // two double-buffered 8×128 tiles
+    ],
+};
+
+/// Matmul v6: `matmul.wgsl` with `matmul_vec4.wgsl` appended, which binds A
+/// and B a second time as `array<vec4<f32>>` (a binding has one type), so
+/// its layout has two more storage buffers than [`MATMUL`]'s; v1..v5 keep
+/// the smaller one.
+pub static MATMUL_VEC4: Shader = Shader {
+    name: "matmul_vec4",
+    source: concat!(
+        include_str!("../../shaders/matmul.wgsl"),
+        include_str!("../../shaders/shared/activation_grad.wgsl"),
+        include_str!("../../shaders/matmul_vec4.wgsl")
+    ),
+    bindings: &[
+        Binding::Uniform,          // params
+        Binding::StorageRead,      // a
+        Binding::StorageRead,      // b
+        Binding::StorageRead,      // bias, or H for the activation-grad epilogue
+        Binding::StorageReadWrite, // c
+        Binding::StorageRead,      // a4: a as vec4s (or a placeholder)
+        Binding::StorageRead,      // b4: b as vec4s (or a placeholder)
+    ],
+    workgroup_memory: &[
+        ("matmul_tiled", 8192),
+        ("matmul_tiled_8x8", 16384),
+        ("matmul_vec4", 16384), // v4's tiles
+    ],
+};
 
 /// Which version of the kernel to run. All versions compute the same thing
 /// and are all validated; they differ in speed by shape and adapter.
@@ -77,7 +126,7 @@ impl MatmulKernel {
     /// Whether every output is one running sum over k = 0, 1, …, K − 1 (v1..v4, v6;
     /// on lavapipe they give identical bits). v5 sums chunks of K and then
     /// the chunks, so its bits differ: a run that must repeat bit for bit
-    /// must replay its recorded choices ([`crate::tune::Tuner::pin`]).
+    /// must replay its recorded choices ([`crate::gpu::TuneRecord::pin`]).
     pub fn sums_k_in_order(self) -> bool {
         self != MatmulKernel::V5SplitK
     }
@@ -126,7 +175,7 @@ impl MatmulKernel {
     }
 
     /// The module the version's entry point is built from.
-    fn shader(self) -> &'static crate::shaders::Shader {
+    fn shader(self) -> &'static Shader {
         match self {
             MatmulKernel::V6Vec4 => &MATMUL_VEC4,
             _ => &MATMUL,
@@ -184,6 +233,30 @@ impl MatmulKernel {
             MatmulKernel::V2Blocked
         }
     }
+}
+
+impl MatmulKernel {
+    /// The version called `name` ([`MatmulKernel::name`]), if any.
+    pub fn from_name(name: &str) -> Option<MatmulKernel> {
+        MatmulKernel::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// The tuner's key of one matmul ([`crate::gpu::TuneRecord`]): exact sizes and the options that select a
+/// pipeline.
+pub fn tune_key(shape: &MatmulShape, opts: &MatmulOptions, bias: bool) -> String {
+    let t = |b: bool| if b { 't' } else { 'n' };
+    format!(
+        "matmul {}x{}x{} batch {} {}{}{} {:?}",
+        shape.m,
+        shape.n,
+        shape.k,
+        shape.batch,
+        t(opts.trans_a),
+        t(opts.trans_b),
+        if bias { " +bias" } else { "" },
+        opts.activation
+    )
 }
 
 /// How v5 splits K: `splits` chunks of `k_chunk` (the last may be shorter,
@@ -584,7 +657,17 @@ impl Matmul {
         // Chosen for one product's shape: a batch runs what each product
         // would run alone.
         let kernel = match kernel {
-            MatmulKernel::Auto => gpu.tuner().matmul(gpu, &shape, &opts, bias.is_some()),
+            MatmulKernel::Auto => super::recorded(
+                gpu,
+                tune_key(&shape, &opts, bias.is_some()),
+                MatmulKernel::choose(gpu, &shape),
+                MatmulKernel::name,
+                MatmulKernel::from_name,
+                &|k: MatmulKernel| {
+                    k.check_fits(gpu, &shape, &opts, bias.is_some())
+                        .map_err(|e| e.to_string())
+                },
+            ),
             k => k,
         };
         // v5's chunks come from one product's shape, so that a batch
@@ -939,7 +1022,7 @@ mod layout {
 
     #[test]
     fn params_mirrors_the_wgsl_struct() {
-        check_mirror!(super::Params, &crate::shaders::MATMUL, "Params"; m, n, k, batch, a_offset, b_offset, c_offset, bias_offset, a_batch_stride, b_batch_stride, c_batch_stride, extra_offset, splits, k_chunk, partial_stride, bias_batch_stride);
+        check_mirror!(super::Params, &super::MATMUL, "Params"; m, n, k, batch, a_offset, b_offset, c_offset, bias_offset, a_batch_stride, b_batch_stride, c_batch_stride, extra_offset, splits, k_chunk, partial_stride, bias_batch_stride);
     }
 }
 

@@ -13,7 +13,7 @@
 //! [`every_repr_c_struct_is_checked`] counts the mirrors in `src/` against
 //! the checks, so a new mirror without a check fails too.
 
-use crate::shaders::Shader;
+use crate::gpu::Shader;
 use naga::proc::Layouter;
 use naga::{ScalarKind, TypeInner};
 

@@ -35,8 +35,29 @@ use crate::gpu::{Deferred, Gpu, GpuTensor, KernelPipeline, PipelineKey};
 use crate::optim::{
     AdamVariant, OptimizerConfig, Plateau, RmsPropVariant, Rule, ScalarHyper, Schedule, StepScalars,
 };
-use crate::shaders::OPTIM;
 use std::sync::Arc;
+
+use crate::gpu::{Binding, Shader};
+
+// The shader file of this kernel family and its bind-group layout
+// (binding i of group 0 is `bindings[i]`).
+pub static OPTIM: Shader = Shader {
+    name: "optim",
+    source: concat!(
+        include_str!("../../shaders/optim.wgsl"),
+        include_str!("../../shaders/shared/optim_rules.wgsl")
+    ),
+    bindings: &[
+        Binding::Uniform,                 // h: hyperparameters
+        Binding::StorageSlot(STEP_BYTES), // st: step scalars, at a per-step offset
+        Binding::StorageReadWrite,        // params
+        Binding::StorageRead,             // grads
+        Binding::StorageReadWrite,        // s1: first state buffer
+        Binding::StorageReadWrite,        // s2
+        Binding::StorageReadWrite,        // s3
+    ],
+    workgroup_memory: &[],
+};
 
 /// Threads per workgroup of the update kernels (`@workgroup_size(256)`).
 const WORKGROUP: usize = 256;
@@ -45,6 +66,46 @@ const WORKGROUP: usize = 256;
 /// default. On lavapipe 4 ran about twice as fast as 1 (fewer workgroups);
 /// see BENCHMARKS.md.
 pub const DEFAULT_ELEMS_PER_THREAD: u32 = 4;
+
+/// The optimizer's elements per thread the tuner chooses between.
+pub const OPTIMIZER_ELEMS: [u32; 5] = [1, 2, 4, 8, 16];
+
+/// The tuner's key of one optimizer ([`crate::gpu::TuneRecord`]): the rule
+/// and the parameter count.
+pub fn tune_key(config: &OptimizerConfig, n: usize) -> String {
+    format!("optimizer {} {n}", config.name())
+}
+
+/// The recorded name of an elements-per-thread choice.
+pub fn elems_name(elems: u32) -> &'static str {
+    match elems {
+        1 => "elems_1",
+        2 => "elems_2",
+        4 => "elems_4",
+        8 => "elems_8",
+        16 => "elems_16",
+        _ => "elems_other",
+    }
+}
+
+/// The choice called `name` ([`elems_name`]), if any.
+pub fn elems_named(name: &str) -> Option<u32> {
+    OPTIMIZER_ELEMS.into_iter().find(|&e| elems_name(e) == name)
+}
+
+/// The elements per thread recorded for `config` over `n` parameters, else
+/// [`DEFAULT_ELEMS_PER_THREAD`].
+fn recorded_elems(gpu: &Gpu, config: &OptimizerConfig, n: usize) -> u32 {
+    super::recorded(
+        gpu,
+        tune_key(config, n),
+        DEFAULT_ELEMS_PER_THREAD,
+        elems_name,
+        elems_named,
+        // Every size builds and gives the same bits.
+        &|_| Ok(()),
+    )
+}
 
 /// The uniform block of `optim.wgsl` (80 bytes).
 #[repr(C)]
@@ -268,8 +329,9 @@ pub struct GpuOptimizer {
 impl GpuOptimizer {
     /// Validates `config`, allocates the rule's state (zeros, or Adagrad's
     /// initial accumulator value) and builds pipelines and the bind group.
-    /// Elements per thread: the autotuner's choice where tuning is on
-    /// ([`crate::tune`]; every choice gives the same bits), else
+    /// Elements per thread: the choice recorded on this device
+    /// ([`Gpu::tune_record`]: pinned, cached, or measured by
+    /// [`crate::tune::optimizer`]; every choice gives the same bits), else
     /// [`DEFAULT_ELEMS_PER_THREAD`].
     /// `params` and `grads` may be views (e.g. one flat buffer per model)
     /// and must hold the same number of elements in different buffers.
@@ -279,7 +341,7 @@ impl GpuOptimizer {
         params: &GpuTensor<f32>,
         grads: &GpuTensor<f32>,
     ) -> Result<Self> {
-        let elems = gpu.tuner().optimizer(gpu, &config, params.len());
+        let elems = recorded_elems(gpu, &config, params.len());
         Self::with_elems_per_thread(gpu, config, params, grads, elems)
     }
 
@@ -312,7 +374,7 @@ impl GpuOptimizer {
                 msg: "must be at least 1, got 0".into(),
             });
         }
-        let elems = gpu.tuner().optimizer(gpu, &config, params.len());
+        let elems = recorded_elems(gpu, &config, params.len());
         Self::build(gpu, config, params, grads, elems, Some(capacity))
     }
 

@@ -6,8 +6,46 @@
 use super::{Dispatch, Operand, check_operands, check_shape, fold, uniform};
 use crate::error::Result;
 use crate::gpu::{Gpu, GpuTensor, PipelineKey};
-use crate::shaders::{REDUCE, REDUCE_SUBGROUP};
 use crate::shapes::{Activation, check_same_shape, matrix_shape};
+
+use crate::gpu::{Binding, Shader};
+
+// The shader file of this kernel family and its bind-group layout
+// (binding i of group 0 is `bindings[i]`).
+pub static REDUCE: Shader = Shader {
+    name: "reduce",
+    source: concat!(
+        include_str!("../../shaders/reduce.wgsl"),
+        include_str!("../../shaders/shared/activation_grad.wgsl")
+    ),
+    bindings: REDUCE_BINDINGS,
+    workgroup_memory: REDUCE_WORKGROUP_MEMORY,
+};
+
+const REDUCE_WORKGROUP_MEMORY: &[(&str, u32)] = &[("column_sum", 1024), ("loss_correct_sum", 2048)];
+
+const REDUCE_BINDINGS: &[Binding] = &[
+    Binding::Uniform,          // params
+    Binding::StorageRead,      // x
+    Binding::StorageRead,      // h
+    Binding::StorageReadWrite, // dz
+    Binding::StorageReadWrite, // sums
+    Binding::StorageRead,      // flags
+    Binding::StorageReadWrite, // count
+];
+
+/// reduce.wgsl with the subgroup column sum (v3) in front, for devices with
+/// `wgpu::Features::SUBGROUP` only (see [`SOFTMAX_XENT_SUBGROUP`]).
+pub static REDUCE_SUBGROUP: Shader = Shader {
+    name: "reduce_subgroup",
+    source: concat!(
+        include_str!("../../shaders/reduce_subgroup.wgsl"),
+        include_str!("../../shaders/reduce.wgsl"),
+        include_str!("../../shaders/shared/activation_grad.wgsl")
+    ),
+    bindings: REDUCE_BINDINGS,
+    workgroup_memory: REDUCE_WORKGROUP_MEMORY,
+};
 
 /// Which version of the column sum to run. Each is deterministic; they add
 /// in different orders, so their bits differ from each other's.
@@ -103,13 +141,38 @@ impl ColumnSumKernel {
         activation: Option<Activation>,
     ) -> Result<ColumnSumKernel> {
         let kernel = match self {
-            ColumnSumKernel::Auto => gpu.tuner().column_sum(gpu, rows, cols, activation),
+            ColumnSumKernel::Auto => super::recorded(
+                gpu,
+                tune_key(rows, cols, activation),
+                ColumnSumKernel::choose(gpu),
+                ColumnSumKernel::name,
+                ColumnSumKernel::from_name,
+                &|k| super::offered(k, &ColumnSumKernel::available(gpu), ColumnSumKernel::name),
+            ),
             k => k,
         };
         if kernel == ColumnSumKernel::V3Subgroup && gpu.subgroup_sizes().is_none() {
             return Err(super::needs_subgroups(op, kernel.name(), gpu));
         }
         Ok(kernel)
+    }
+}
+
+/// The tuner's key of one column sum ([`crate::gpu::TuneRecord`]): its
+/// sizes and the fused activation.
+pub fn tune_key(rows: usize, cols: usize, activation: Option<Activation>) -> String {
+    match activation {
+        None => format!("column_sum {rows}x{cols}"),
+        Some(a) => format!("column_sum {rows}x{cols} {a:?} backward"),
+    }
+}
+
+impl ColumnSumKernel {
+    /// The version called `name` ([`ColumnSumKernel::name`]), if any.
+    pub fn from_name(name: &str) -> Option<ColumnSumKernel> {
+        ColumnSumKernel::EVERY
+            .into_iter()
+            .find(|k| k.name() == name)
     }
 }
 
@@ -498,6 +561,6 @@ mod layout {
 
     #[test]
     fn params_mirrors_the_wgsl_struct() {
-        check_mirror!(super::Params, &crate::shaders::REDUCE, "Params"; rows, cols, x_offset, h_offset, dz_offset, sums_offset, flags_offset, count_offset, sums_batch_stride, _pad);
+        check_mirror!(super::Params, &super::REDUCE, "Params"; rows, cols, x_offset, h_offset, dz_offset, sums_offset, flags_offset, count_offset, sums_batch_stride, _pad);
     }
 }

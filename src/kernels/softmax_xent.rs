@@ -17,8 +17,44 @@
 use super::{Dispatch, Operand, check_operands, check_shape, fold, uniform};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuLabels, GpuTensor, PipelineKey};
-use crate::shaders::{SOFTMAX_XENT, SOFTMAX_XENT_SUBGROUP};
 use crate::shapes::SoftmaxXentShape;
+
+use crate::gpu::{Binding, Shader};
+
+// The shader file of this kernel family and its bind-group layout
+// (binding i of group 0 is `bindings[i]`).
+pub static SOFTMAX_XENT: Shader = Shader {
+    name: "softmax_xent",
+    source: include_str!("../../shaders/softmax_xent.wgsl"),
+    bindings: XENT_BINDINGS,
+    workgroup_memory: XENT_WORKGROUP_MEMORY,
+};
+
+const XENT_WORKGROUP_MEMORY: &[(&str, u32)] = &[("xent_workgroup", 768), ("xent_totals", 2048)];
+
+const XENT_BINDINGS: &[Binding] = &[
+    Binding::Uniform,          // params
+    Binding::StorageRead,      // logits
+    Binding::StorageRead,      // labels
+    Binding::StorageReadWrite, // loss
+    Binding::StorageReadWrite, // correct
+    Binding::StorageReadWrite, // dlogits
+    Binding::StorageReadWrite, // loss_total (v3)
+    Binding::StorageReadWrite, // correct_total (v3)
+];
+
+/// softmax_xent.wgsl with the subgroup version (v4) in front: a module of
+/// its own because its `enable subgroups;` fails to compile on devices
+/// without `wgpu::Features::SUBGROUP`. Same bindings as [`SOFTMAX_XENT`].
+pub static SOFTMAX_XENT_SUBGROUP: Shader = Shader {
+    name: "softmax_xent_subgroup",
+    source: concat!(
+        include_str!("../../shaders/softmax_xent_subgroup.wgsl"),
+        include_str!("../../shaders/softmax_xent.wgsl")
+    ),
+    bindings: XENT_BINDINGS,
+    workgroup_memory: XENT_WORKGROUP_MEMORY,
+};
 
 /// Which version of the kernel to run; all compute the same thing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -103,6 +139,26 @@ impl SoftmaxXentKernel {
         } else {
             SoftmaxXentKernel::V2Workgroup
         }
+    }
+}
+
+/// The tuner's key of one softmax-CE ([`crate::gpu::TuneRecord`]): exact
+/// sizes and whether it writes the gradient.
+pub fn tune_key(shape: &SoftmaxXentShape, with_grad: bool) -> String {
+    format!(
+        "softmax_xent {}x{}{}",
+        shape.n,
+        shape.c,
+        if with_grad { " +dlogits" } else { "" }
+    )
+}
+
+impl SoftmaxXentKernel {
+    /// The version called `name` ([`SoftmaxXentKernel::name`]), if any.
+    pub fn from_name(name: &str) -> Option<SoftmaxXentKernel> {
+        SoftmaxXentKernel::EVERY
+            .into_iter()
+            .find(|k| k.name() == name)
     }
 }
 
@@ -289,7 +345,20 @@ impl SoftmaxXent {
         check_operands(gpu, OP, &reads, &writes)?;
 
         let kernel = match kernel {
-            SoftmaxXentKernel::Auto => gpu.tuner().softmax_xent(gpu, &shape, dlogits.is_some()),
+            SoftmaxXentKernel::Auto => super::recorded(
+                gpu,
+                tune_key(&shape, dlogits.is_some()),
+                SoftmaxXentKernel::choose(gpu, &shape),
+                SoftmaxXentKernel::name,
+                SoftmaxXentKernel::from_name,
+                &|k| {
+                    super::offered(
+                        k,
+                        &SoftmaxXentKernel::available(gpu),
+                        SoftmaxXentKernel::name,
+                    )
+                },
+            ),
             k => k,
         };
         // Also where a recorded (pinned) choice names v4 on a device without
@@ -444,6 +513,6 @@ mod layout {
 
     #[test]
     fn params_mirrors_the_wgsl_struct() {
-        check_mirror!(super::Params, &crate::shaders::SOFTMAX_XENT, "Params"; n, c, logits_offset, labels_offset, loss_offset, correct_offset, dlogits_offset, total_offset, count_offset, _pad0, _pad1);
+        check_mirror!(super::Params, &super::SOFTMAX_XENT, "Params"; n, c, logits_offset, labels_offset, loss_offset, correct_offset, dlogits_offset, total_offset, count_offset, _pad0, _pad1);
     }
 }

@@ -19,8 +19,31 @@ use super::optim::{DEFAULT_ELEMS_PER_THREAD, Hyper, STEP_BYTES, grid, update_key
 use crate::error::{Error, Result};
 use crate::gpu::{Deferred, Gpu, GpuTensor, KernelPipeline, PipelineKey};
 use crate::optim::{OptimizerConfig, Plateau, StepScalars};
-use crate::shaders::SWEEP_OPTIM;
 use std::sync::Arc;
+
+use crate::gpu::{Binding, Shader};
+
+// The shader file of this kernel family and its bind-group layout
+// (binding i of group 0 is `bindings[i]`).
+pub static SWEEP_OPTIM: Shader = Shader {
+    name: "sweep_optim",
+    source: concat!(
+        include_str!("../../shaders/sweep_optim.wgsl"),
+        include_str!("../../shaders/shared/optim_rules.wgsl")
+    ),
+    bindings: &[
+        Binding::Uniform,     // sw: the grid and the models' sizes
+        Binding::StorageRead, // hypers: one Hyper per model
+        // steps: this update's StepScalars, one per model, at a per-step offset
+        Binding::StorageSlot(crate::kernels::optim::STEP_BYTES),
+        Binding::StorageReadWrite, // params
+        Binding::StorageRead,      // grads
+        Binding::StorageReadWrite, // s1
+        Binding::StorageReadWrite, // s2
+        Binding::StorageReadWrite, // s3
+    ],
+    workgroup_memory: &[],
+};
 
 /// Threads per workgroup (`@workgroup_size(256)`).
 const WORKGROUP: usize = 256;
@@ -361,6 +384,6 @@ mod layout {
 
     #[test]
     fn sweep_mirrors_the_wgsl_struct() {
-        check_mirror!(super::Sweep, &crate::shaders::SWEEP_OPTIM, "Sweep"; models, per_model, row, threads);
+        check_mirror!(super::Sweep, &super::SWEEP_OPTIM, "Sweep"; models, per_model, row, threads);
     }
 }

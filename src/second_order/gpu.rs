@@ -32,6 +32,7 @@ use crate::kernels::linalg::{Combine, Dots, MAX_TERMS, XentHvpRows};
 use crate::kernels::{
     Gather, GpuDataset, LossCorrectSum, Matmul, MatmulKernel, SoftmaxXent, SoftmaxXentKernel,
 };
+use crate::tune;
 
 /// Bank slots before the caller's: W under evaluation, then V.
 const FIXED: usize = 2;
@@ -202,10 +203,15 @@ impl<'g> GpuObjective<'g> {
             let labels = GpuLabels::from_checked(y, c);
             let zu = s.zu.view(0, &[rows, 2 * c])?;
             let r = s.r.view(0, &[rows, c])?;
-            let auto = MatmulKernel::Auto;
+            // The tuner ([`tune`]) measures each shape once where tuning is
+            // on; the launchers then run its choice.
+            let mm = |a, b, c, opts| {
+                let kernel = tune::matmul_for(gpu, a, b, None, &opts, MatmulKernel::Auto);
+                Matmul::new(gpu, a, b, None, c, opts, kernel)
+            };
             train_chunks.push(TrainChunk {
                 rows,
-                forward: Matmul::new(gpu, &x, &w_eval, None, &logits, nt, auto)?,
+                forward: mm(&x, &w_eval, &logits, nt)?,
                 xent: SoftmaxXent::new(
                     gpu,
                     &logits,
@@ -213,15 +219,15 @@ impl<'g> GpuObjective<'g> {
                     &loss,
                     &correct,
                     Some(&dlogits),
-                    SoftmaxXentKernel::Auto,
+                    tune::softmax_xent_for(gpu, &logits, true, SoftmaxXentKernel::Auto),
                 )?,
                 // The first chunk overwrites the totals, the rest add.
                 sum: LossCorrectSum::new(gpu, &loss, &correct, &totals, &count, k > 0)?,
-                backward: Matmul::new(gpu, &dlogits, &x, None, &s.cw, tn, auto)?,
+                backward: mm(&dlogits, &x, &s.cw, tn)?,
                 accumulate: Combine::new(gpu, &bank, Some(&cw_flat), dim)?,
-                hv_forward: Matmul::new(gpu, &x, &wv_eval, None, &zu, nt, auto)?,
+                hv_forward: mm(&x, &wv_eval, &zu, nt)?,
                 hv_rows: XentHvpRows::stacked(gpu, &zu, &r, inv_n)?,
-                hv_backward: Matmul::new(gpu, &r, &x, None, &s.cw, tn, auto)?,
+                hv_backward: mm(&r, &x, &s.cw, tn)?,
                 hv_accumulate: Combine::new(gpu, &bank, Some(&cw_flat), dim)?,
             });
         }
@@ -250,7 +256,7 @@ impl<'g> GpuObjective<'g> {
                             None,
                             &logits,
                             nt,
-                            MatmulKernel::Auto,
+                            tune::matmul_for(gpu, &x, &w_eval, None, &nt, MatmulKernel::Auto),
                         )?,
                         xent: SoftmaxXent::new(
                             gpu,
@@ -259,7 +265,7 @@ impl<'g> GpuObjective<'g> {
                             &loss,
                             &correct,
                             None,
-                            SoftmaxXentKernel::Auto,
+                            tune::softmax_xent_for(gpu, &logits, false, SoftmaxXentKernel::Auto),
                         )?,
                         sum: LossCorrectSum::new(gpu, &loss, &correct, &totals, &count, k > 0)?,
                     });

@@ -63,18 +63,15 @@
 //! report as a result (converged, target, iteration limit) from failures.
 
 pub mod cpu;
-pub mod demos;
 pub mod gpu;
 mod lbfgs;
 mod line_search;
 mod newton_cg;
 #[cfg(test)]
 mod quadratic;
-mod run;
 
 pub use cpu::CpuObjective;
 pub use gpu::GpuObjective;
-pub use run::{Device, LinearRun, fit_linear};
 
 use crate::error::{Error, Result};
 use std::fmt;

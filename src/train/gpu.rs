@@ -24,6 +24,7 @@ use crate::kernels::{Gather, GatherMatmul, GpuDataset, GpuOptimizer, LayerBackwa
 use crate::model::Model;
 use crate::model::{Op, Program, Region};
 use crate::shapes::MatmulOptions;
+use crate::tune;
 use std::collections::BTreeMap;
 
 struct GpuSet {
@@ -83,9 +84,10 @@ impl<'g> GpuEngine<'g> {
         // Fused: each update reads its step scalars from a slot the host
         // plans per epoch (no `advance` dispatch).
         let optimizer = if config.fused {
+            crate::tune::optimizer(gpu, &config.optimizer, params.len());
             GpuOptimizer::with_planned_steps(gpu, config.optimizer, &params, &grads, steps)?
         } else {
-            GpuOptimizer::new(gpu, config.optimizer, &params, &grads)?
+            crate::tune::new_optimizer(gpu, config.optimizer, &params, &grads)?
         };
         let loss_total = GpuTensor::<f32>::zeros(gpu, &[1])?;
         let correct_total = GpuTensor::<u32>::zeros(gpu, &[1])?;
@@ -400,7 +402,7 @@ impl Engine for GpuEngine<'_> {
     }
 
     fn kernel_choices(&self) -> std::collections::BTreeMap<String, String> {
-        self.gpu.tuner().choices()
+        self.gpu.tune_record().choices()
     }
 
     fn dispatches_per_step(&self) -> Option<f64> {
@@ -570,15 +572,9 @@ impl GpuProgram {
                         Some(id) => Some(f(id)?),
                         None => None,
                     };
-                    Launch::Matmul(Matmul::new(
-                        gpu,
-                        f(a)?,
-                        f(bb)?,
-                        bias,
-                        f(out)?,
-                        opts,
-                        MatmulKernel::Auto,
-                    )?)
+                    let (a, bb) = (f(a)?, f(bb)?);
+                    let kernel = tune::matmul_for(gpu, a, bb, bias, &opts, MatmulKernel::Auto);
+                    Launch::Matmul(Matmul::new(gpu, a, bb, bias, f(out)?, opts, kernel)?)
                 }
                 Op::SoftmaxXent {
                     logits,
@@ -604,15 +600,13 @@ impl GpuProgram {
                             b.correct_total,
                         )?
                     } else {
-                        SoftmaxXent::new(
+                        let kernel = tune::softmax_xent_for(
                             gpu,
                             logits,
-                            &labels,
-                            loss,
-                            correct,
-                            d,
+                            d.is_some(),
                             SoftmaxXentKernel::Auto,
-                        )?
+                        );
+                        SoftmaxXent::new(gpu, logits, &labels, loss, correct, d, kernel)?
                     })
                 }
                 Op::ActivationBiasBackward {
@@ -621,27 +615,38 @@ impl GpuProgram {
                     dz,
                     db,
                     activation,
-                } => Launch::Sum(ColumnSum::with_activation(
-                    gpu,
-                    f(dh)?,
-                    f(h)?,
-                    f(dz)?,
-                    f(db)?,
-                    activation,
-                    ColumnSumKernel::Auto,
-                )?),
-                Op::ColumnSum { x, sums } => {
-                    Launch::Sum(ColumnSum::new(gpu, f(x)?, f(sums)?, ColumnSumKernel::Auto)?)
+                } => {
+                    let dh = f(dh)?;
+                    let kernel =
+                        tune::column_sum_for(gpu, dh, Some(activation), ColumnSumKernel::Auto);
+                    Launch::Sum(ColumnSum::with_activation(
+                        gpu,
+                        dh,
+                        f(h)?,
+                        f(dz)?,
+                        f(db)?,
+                        activation,
+                        kernel,
+                    )?)
                 }
-                Op::WeightGrad { dz, h, dw, db } => Launch::Matmul(Matmul::fused(
-                    gpu,
-                    f(dz)?,
-                    f(h)?,
-                    f(dw)?,
-                    MatmulOptions::tn(),
-                    MatmulEpilogue::OnesColumn { sums: f(db)? },
-                    MatmulKernel::Auto,
-                )?),
+                Op::ColumnSum { x, sums } => {
+                    let x = f(x)?;
+                    let kernel = tune::column_sum_for(gpu, x, None, ColumnSumKernel::Auto);
+                    Launch::Sum(ColumnSum::new(gpu, x, f(sums)?, kernel)?)
+                }
+                Op::WeightGrad { dz, h, dw, db } => {
+                    let (dz, h, opts) = (f(dz)?, f(h)?, MatmulOptions::tn());
+                    let kernel = tune::matmul_for(gpu, dz, h, None, &opts, MatmulKernel::Auto);
+                    Launch::Matmul(Matmul::fused(
+                        gpu,
+                        dz,
+                        h,
+                        f(dw)?,
+                        opts,
+                        MatmulEpilogue::OnesColumn { sums: f(db)? },
+                        kernel,
+                    )?)
+                }
                 Op::LayerBackward {
                     dz,
                     h,

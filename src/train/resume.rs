@@ -78,7 +78,7 @@ pub struct Resume {
     pub state: TrainState,
     /// The kernel versions the checkpointed run chose ([`crate::tune`]);
     /// empty when it ran untuned or on the CPU. Pin them
-    /// ([`crate::tune::Tuner::pin`]) before building the engine that resumes.
+    /// ([`crate::gpu::TuneRecord::pin`]) before building the engine that resumes.
     pub kernels: BTreeMap<String, String>,
 }
 
@@ -102,6 +102,43 @@ pub fn recorded_kernels(ck: &Checkpoint) -> Result<BTreeMap<String, String>> {
         msg: e.to_string(),
     })?;
     Ok(kernels)
+}
+
+/// The most bytes of a `--kernels` JSON file read (a run's `--json`
+/// output): a device such as `/dev/zero`, or a larger file, is refused
+/// before it is read.
+pub const MAX_RECORD_BYTES: u64 = 16 << 20;
+
+/// The kernel choices an earlier run recorded, to replay with
+/// [`crate::gpu::TuneRecord::pin`]: from a checkpoint (`.safetensors`, its `kernels`
+/// metadata) or from the JSON the training examples print with `--json`
+/// (the first line with a `kernels` object; a GPU run's line has one when
+/// it was tuned).
+pub fn read_recorded(path: &std::path::Path) -> Result<BTreeMap<String, String>> {
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        return recorded_kernels(&checkpoint::load(path)?);
+    }
+    let bad = |msg: String| Error::InvalidArgument {
+        name: "recorded kernel choices",
+        msg: format!("{}: {msg}", path.display()),
+    };
+    let bytes =
+        crate::atomic::read_bounded(path, MAX_RECORD_BYTES).map_err(|e| bad(e.to_string()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if let Some(k) = v.get("kernels") {
+            let choices: BTreeMap<String, String> = serde_json::from_value(k.clone())
+                .map_err(|e| bad(format!("'kernels' is not an object of kernel names: {e}")))?;
+            crate::tune::check_choices(&choices)?;
+            return Ok(choices);
+        }
+    }
+    Err(bad(
+        "no JSON line with a 'kernels' object (only tuned GPU runs record one)".into(),
+    ))
 }
 
 impl Resume {

@@ -177,7 +177,7 @@ fn save_with_file_names_up_to_the_255_byte_limit_works() {
         seconds: 1.0,
         samples_per_sec: 1.0,
     });
-    wgpu_train::plot::plot_history(&plot, "t", &[("cpu", &h)]).unwrap();
+    wgpu_train::lab::plot::plot_history(&plot, "t", &[("cpu", &h)]).unwrap();
     assert!(plot.is_file());
     assert_eq!(s.listing().len(), 4, "{:?}", s.listing());
 }
@@ -239,11 +239,11 @@ fn check_destination_refuses_bad_paths_without_writing_anything() {
     let m = message(checkpoint::check_destination(&file.join("x.safetensors")));
     assert!(m.to_lowercase().contains("not a directory"), "{m}");
 
-    let m = message(wgpu_train::plot::check_destination(
+    let m = message(wgpu_train::lab::plot::check_destination(
         &s.path().join("curves.bmp"),
     ));
     assert!(m.contains(".svg or .png"), "{m}");
-    wgpu_train::plot::check_destination(&s.path().join("curves.PNG")).unwrap();
+    wgpu_train::lab::plot::check_destination(&s.path().join("curves.PNG")).unwrap();
 
     // Unwritable even for root: /proc takes no new files.
     #[cfg(target_os = "linux")]

@@ -11,10 +11,8 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use wgpu_train::data::{
-    self, Format, Remote,
-    download::{self, RemoteFile, sha256_hex},
-};
+use wgpu_train::data::{self, Format};
+use wgpu_train::lab::download::{self, Remote, RemoteFile, sha256_hex};
 
 #[derive(Clone)]
 enum Reply {

@@ -4,7 +4,8 @@
 //! they fail with the message that says how to get it.
 
 use std::path::{Path, PathBuf};
-use wgpu_train::data::{self, Format, Remote, download::sha256_hex, source};
+use wgpu_train::data::{self, Format, source};
+use wgpu_train::lab::download::{Remote, sha256_hex};
 
 fn fashion_dir() -> PathBuf {
     std::env::var_os(source::ENV_DIR)

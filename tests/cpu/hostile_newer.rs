@@ -313,7 +313,7 @@ fn kernels_and_load_of_a_device_are_refused_before_reading() {
     let big = s.path().join("run.json");
     std::fs::File::create(&big)
         .unwrap()
-        .set_len(wgpu_train::tune::MAX_RECORD_BYTES + 1)
+        .set_len(wgpu_train::train::MAX_RECORD_BYTES + 1)
         .unwrap();
     let r = run(
         "train_mlp",

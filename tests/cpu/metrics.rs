@@ -1,6 +1,7 @@
 //! The `--json` run summary and the per-epoch line.
 
-use wgpu_train::metrics::{EpochMetrics, History, RunSummary, format_epoch_line, median};
+use wgpu_train::lab::summary::{RunSummary, format_epoch_line};
+use wgpu_train::metrics::{EpochMetrics, History, median};
 
 fn epoch(epoch: usize, loss: f64, seconds: f64, rate: f64) -> EpochMetrics {
     EpochMetrics {

@@ -5,8 +5,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use wgpu_train::Error;
+use wgpu_train::lab::plot::plot_history;
 use wgpu_train::metrics::{EpochMetrics, History};
-use wgpu_train::plot::plot_history;
 
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))

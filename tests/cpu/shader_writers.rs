@@ -15,7 +15,7 @@
 //!
 //! And the limits the shaders fix: every specialisation's workgroup size and
 //! workgroup memory fit WebGPU's defaults, the memory matches
-//! `shaders::WORKGROUP_MEMORY` (which `Gpu::pipeline` checks at run time,
+//! each `Shader::workgroup_memory` (which `Gpu::pipeline` checks at run time,
 //! wgpu does not), and only the listed entry points need more than wgpu's
 //! downlevel defaults.
 //!
@@ -29,11 +29,13 @@ use naga::{AddressSpace, Module, ResourceBinding, ShaderStage};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use wgpu_train::gpu::PipelineKey;
-use wgpu_train::shaders;
+use wgpu_train::kernels::shaders;
 
 /// One specialisation, overrides resolved as a backend resolves them.
 struct Spec {
     shader: &'static str,
+    /// The workgroup memory the shader's table declares for this entry point.
+    declared_workgroup_memory: u32,
     name: String,
     entry: String,
     module: Module,
@@ -81,6 +83,7 @@ fn resolve(key: &PipelineKey) -> Spec {
     let info = validate(&module, &name);
     Spec {
         shader: key.shader.name,
+        declared_workgroup_memory: key.shader.workgroup_memory(key.entry),
         name,
         entry: key.entry.to_string(),
         module,
@@ -477,12 +480,9 @@ fn workgroups_fit_webgpu_defaults_and_the_memory_table() {
             .map(|(_, v)| spec.module.types[v.ty].inner.size(spec.module.to_ctx()))
             .sum();
         assert_eq!(
-            shaders::workgroup_memory(spec.shader, &spec.entry),
-            bytes,
-            "{}: shaders::WORKGROUP_MEMORY must list {}::{} at {bytes} bytes",
-            spec.name,
-            spec.shader,
-            spec.entry
+            spec.declared_workgroup_memory, bytes,
+            "{}: the workgroup_memory of {}'s Shader must list {} at {bytes} bytes",
+            spec.name, spec.shader, spec.entry
         );
         assert!(
             bytes <= webgpu.max_compute_workgroup_storage_size,

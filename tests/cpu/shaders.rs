@@ -4,10 +4,13 @@
 use naga::back::PipelineConstants;
 use naga::back::pipeline_constants::process_overrides;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
-use wgpu_train::shaders;
+use wgpu_train::kernels::shaders;
 
 /// Parses and validates `shader` with naga granting `caps`.
-fn parse(shader: &shaders::Shader, caps: Capabilities) -> (naga::Module, naga::valid::ModuleInfo) {
+fn parse(
+    shader: &wgpu_train::gpu::Shader,
+    caps: Capabilities,
+) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(shader.source)
         .unwrap_or_else(|e| panic!("{}.wgsl: {}", shader.name, e.emit_to_string(shader.source)));
     let info = Validator::new(ValidationFlags::all(), caps)

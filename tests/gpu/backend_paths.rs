@@ -18,7 +18,8 @@ use rand::{RngExt, SeedableRng, rngs::StdRng};
 use wgpu_train::cpu::{self, Tolerance};
 use wgpu_train::gpu::{Binding, GpuTimer, TimerKind};
 use wgpu_train::kernels::Matmul;
-use wgpu_train::{Error, Gpu, GpuOptions, GpuTensor, MatmulKernel, MatmulOptions, shaders};
+use wgpu_train::kernels::shaders;
+use wgpu_train::{Error, Gpu, GpuOptions, GpuTensor, MatmulKernel, MatmulOptions};
 
 fn gpu_with(limits: Option<wgpu::Limits>) -> Gpu {
     Gpu::with_options(GpuOptions {

@@ -3,7 +3,7 @@
 //! finite and positive, and every GPU result agreed with the CPU twin's.
 
 use crate::common::gpu;
-use wgpu_train::bench::{self, Options, Peaks};
+use wgpu_train::lab::bench::{self, Options, Peaks};
 
 #[test]
 fn quick_mode_reports_every_case_with_sane_times_and_agreeing_results() {

@@ -8,7 +8,8 @@ use crate::common::gpu;
 use crate::data_util::{Scratch, gzip, idx_images};
 use std::path::Path;
 use wgpu_train::checkpoint::{self, TensorData};
-use wgpu_train::data::{self, download::RemoteFile, download::sha256_hex};
+use wgpu_train::data;
+use wgpu_train::lab::download::{self, RemoteFile, sha256_hex};
 use wgpu_train::model::{Mlp, Model};
 use wgpu_train::optim::OptimizerConfig;
 use wgpu_train::train::{
@@ -241,7 +242,7 @@ fn data_dir_that_is_a_symlink_loop_is_reported_as_unreadable_not_missing() {
 
 #[test]
 fn bench_filter_that_matches_nothing_is_an_error() {
-    let mut opts = wgpu_train::bench::Options::quick();
+    let mut opts = wgpu_train::lab::bench::Options::quick();
     opts.filter = Some("nonexistent".into());
     let m = opts.validate().unwrap_err().to_string();
     assert!(
@@ -262,7 +263,7 @@ fn debian_fashion_mnist_files_are_kept_without_a_download() {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| system.to_path_buf());
     let s = Scratch::new("debian-fashion");
-    for f in data::Remote::FashionMnist.files() {
+    for f in download::Remote::FashionMnist.files() {
         let src = dir.join(&f.name);
         assert!(
             src.is_file(),
@@ -273,10 +274,10 @@ fn debian_fashion_mnist_files_are_kept_without_a_download() {
         std::os::unix::fs::symlink(&src, s.path().join(&f.name)).unwrap();
     }
     // Port 9 on loopback refuses connections: any fetch would fail.
-    let paths = data::download::fetch_files(
+    let paths = download::fetch_files(
         "http://127.0.0.1:9/",
         s.path(),
-        &data::Remote::FashionMnist.files(),
+        &download::Remote::FashionMnist.files(),
     )
     .unwrap_or_else(|e| panic!("Debian's files were not accepted: {e}"));
     assert_eq!(paths.len(), 4);
@@ -304,14 +305,11 @@ fn a_file_with_the_pinned_content_is_kept_whatever_its_compression() {
     assert_ne!(other, published);
     let s = Scratch::new("content-gz");
     s.write(&f.name, &other);
-    assert_eq!(
-        data::download::existing(s.path(), &f),
-        Ok(s.path().join(&f.name))
-    );
+    assert_eq!(download::existing(s.path(), &f), Ok(s.path().join(&f.name)));
     let raw = Scratch::new("content-raw");
     raw.write("train-images-idx3-ubyte", &content);
     assert_eq!(
-        data::download::existing(raw.path(), &f),
+        download::existing(raw.path(), &f),
         Ok(raw.path().join("train-images-idx3-ubyte"))
     );
     // Without a pinned content sum, only the published bytes are accepted.
@@ -319,7 +317,7 @@ fn a_file_with_the_pinned_content_is_kept_whatever_its_compression() {
         content: None,
         ..f.clone()
     };
-    assert!(data::download::existing(s.path(), &strict).is_err());
+    assert!(download::existing(s.path(), &strict).is_err());
 }
 
 #[test]
@@ -336,7 +334,7 @@ fn a_file_with_other_content_is_refused_saying_precisely_why() {
     let mut changed = content.clone();
     changed[100] ^= 1;
     s.write(&f.name, &gzip(&changed));
-    let why = data::download::existing(s.path(), &f)
+    let why = download::existing(s.path(), &f)
         .unwrap_err()
         .expect("a reason");
     assert!(
@@ -345,13 +343,13 @@ fn a_file_with_other_content_is_refused_saying_precisely_why() {
     );
     let bad = Scratch::new("content-notgz");
     bad.write(&f.name, &[0x1f, 0x8b, 0, 1, 2, 3]);
-    let why = data::download::existing(bad.path(), &f)
+    let why = download::existing(bad.path(), &f)
         .unwrap_err()
         .expect("a reason");
     assert!(why.contains("not valid gzip"), "{why}");
     // Nothing there: no reason, just missing.
     let empty = Scratch::new("content-none");
-    assert_eq!(data::download::existing(empty.path(), &f), Err(None));
+    assert_eq!(download::existing(empty.path(), &f), Err(None));
 }
 
 /// The checkpoint fuzz target's seeds are real checkpoints of its model, so
@@ -420,16 +418,28 @@ fn tuned_gpu(
     .expect("GPU tests need an adapter")
 }
 
-/// Builds an `Auto` matmul (an NT product m×k by n×k) and returns the
-/// version the tuner gave it.
+/// Builds an NT matmul (m×k by n×k) as an engine does, the tuner first
+/// (`tune::matmul_for`), then an `Auto` launcher alone (which reads the
+/// record), and returns the version that ran; both must agree.
 fn auto_matmul(g: &wgpu_train::Gpu, m: usize, n: usize, k: usize) -> wgpu_train::MatmulKernel {
     use wgpu_train::{GpuTensor, MatmulKernel, MatmulOptions, kernels::Matmul};
     let a = GpuTensor::from_array(g, &crate::common::random(&[m, k], 1)).unwrap();
     let b = GpuTensor::from_array(g, &crate::common::random(&[n, k], 2)).unwrap();
     let c = GpuTensor::<f32>::zeros(g, &[m, n]).unwrap();
-    Matmul::new(g, &a, &b, None, &c, MatmulOptions::nt(), MatmulKernel::Auto)
+    let nt = MatmulOptions::nt();
+    let launched = Matmul::new(g, &a, &b, None, &c, nt, MatmulKernel::Auto)
         .unwrap_or_else(|e| panic!("an Auto matmul {m}x{n}x{k}: {e}"))
-        .kernel()
+        .kernel();
+    let tuned = wgpu_train::tune::matmul_for(g, &a, &b, None, &nt, MatmulKernel::Auto);
+    let built = Matmul::new(g, &a, &b, None, &c, nt, tuned)
+        .unwrap_or_else(|e| panic!("the tuner's matmul {m}x{n}x{k}: {e}"))
+        .kernel();
+    let again = Matmul::new(g, &a, &b, None, &c, nt, MatmulKernel::Auto)
+        .unwrap()
+        .kernel();
+    assert_eq!(again, built, "the launcher runs the recorded choice");
+    let _ = launched;
+    built
 }
 
 // ------------------------------------------------------------ class 2: the GPU sweep's batch
@@ -458,13 +468,13 @@ fn the_tuner_never_replaces_a_file_it_did_not_write_even_through_a_link() {
     use wgpu_train::tune::TuneMode;
     let s = Scratch::new("tune-foreign");
     let g = tuned_gpu(TuneMode::On, &s.path().join("cache"), None, true);
-    let file = g.tuner().file().unwrap().to_path_buf();
+    let file = g.tune_record().file().unwrap().to_path_buf();
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
     let precious = s.write("precious.txt", b"someone else's data");
     #[cfg(unix)]
     std::os::unix::fs::symlink(&precious, &file).unwrap();
     auto_matmul(&g, 7, 10, 33);
-    assert_eq!(g.tuner().tuned().0, 1, "the shape is tuned in memory");
+    assert_eq!(g.tune_record().tuned().0, 1, "the shape is tuned in memory");
     assert_eq!(std::fs::read(&precious).unwrap(), b"someone else's data");
     assert!(
         std::fs::symlink_metadata(&file)
@@ -472,7 +482,7 @@ fn the_tuner_never_replaces_a_file_it_did_not_write_even_through_a_link() {
             .file_type()
             .is_symlink()
     );
-    let report = g.tuner().report().unwrap();
+    let report = g.tune_record().report().unwrap();
     assert!(
         !report.contains("cached in") && report.contains("not cached"),
         "{report}"
@@ -502,7 +512,7 @@ fn a_recorded_choice_this_device_cannot_run_is_decided_again_not_fatal() {
         Some(wgpu::Limits::downlevel_defaults()),
         true,
     );
-    assert_ne!(full.tuner().file(), capped.tuner().file());
+    assert_ne!(full.tune_record().file(), capped.tune_record().file());
 
     // v6 binds A and B a second time as vec4s: 6 storage buffers, past
     // the downlevel cap's 4. Recorded on the full device, replayed capped.
@@ -510,7 +520,7 @@ fn a_recorded_choice_this_device_cannot_run_is_decided_again_not_fatal() {
     let shape = MatmulShape::resolve(&[m, k], &[n, k], None, &MatmulOptions::nt()).unwrap();
     let mm_key = matmul_key(&shape, &MatmulOptions::nt(), false);
     let record = BTreeMap::from([(mm_key.clone(), "v6_vec4".to_string())]);
-    full.tuner().pin(&record);
+    full.tune_record().pin(&record);
     assert_eq!(auto_matmul(&full, m, n, k), MatmulKernel::V6Vec4);
     for mode in [TuneMode::Off, TuneMode::On] {
         let g = tuned_gpu(
@@ -519,18 +529,18 @@ fn a_recorded_choice_this_device_cannot_run_is_decided_again_not_fatal() {
             Some(wgpu::Limits::downlevel_defaults()),
             true,
         );
-        g.tuner().pin(&record);
+        g.tune_record().pin(&record);
         let ran = auto_matmul(&g, m, n, k);
         assert_ne!(ran, MatmulKernel::V6Vec4, "{mode:?}");
         // The run's record says what ran instead.
-        assert_eq!(g.tuner().choices()[&mm_key], ran.name(), "{mode:?}");
+        assert_eq!(g.tune_record().choices()[&mm_key], ran.name(), "{mode:?}");
     }
 
     // A subgroup version recorded where there are subgroups, resumed on a
     // device without them.
     let plain = tuned_gpu(TuneMode::Off, s.path(), None, false);
     let sx_key = softmax_xent_key(&SoftmaxXentShape { n: 8, c: 10 }, true);
-    plain.tuner().pin(&BTreeMap::from([(
+    plain.tune_record().pin(&BTreeMap::from([(
         sx_key.clone(),
         "v4_subgroup".to_string(),
     )]));
@@ -552,7 +562,7 @@ fn a_recorded_choice_this_device_cannot_run_is_decided_again_not_fatal() {
     )
     .unwrap_or_else(|e| panic!("a recorded subgroup choice is fatal: {e}"));
     assert_ne!(sx.kernel(), wgpu_train::SoftmaxXentKernel::V4Subgroup);
-    assert_eq!(plain.tuner().choices()[&sx_key], sx.kernel().name());
+    assert_eq!(plain.tune_record().choices()[&sx_key], sx.kernel().name());
 }
 
 // ------------------------------------------------------------ class 11: the cache's report
@@ -564,11 +574,11 @@ fn the_tuner_reports_cached_only_when_it_wrote_the_cache() {
     let dir = s.write("cache", b"a file, not a directory");
     let g = tuned_gpu(TuneMode::On, &dir, None, true);
     auto_matmul(&g, 7, 10, 33);
-    let report = g.tuner().report().unwrap();
+    let report = g.tune_record().report().unwrap();
     assert!(!report.contains("cached in"), "{report}");
     assert!(report.contains("not cached"), "{report}");
     // And where it can, it says where.
     let ok = tuned_gpu(TuneMode::On, &s.path().join("ok"), None, true);
     auto_matmul(&ok, 7, 10, 33);
-    assert!(ok.tuner().report().unwrap().contains("cached in"));
+    assert!(ok.tune_record().report().unwrap().contains("cached in"));
 }

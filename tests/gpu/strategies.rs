@@ -1,11 +1,11 @@
-//! The notebook's four optimisation strategies (`wgpu_train::strategies`,
+//! The notebook's four optimisation strategies (`wgpu_train::lab::strategies`,
 //! printed by `examples/strategies.rs`), run in the example's `--quick`
 //! configuration on the GPU and the CPU twins, checked against what the
 //! notebook says they give and against each other.
 
 use crate::common;
 use std::sync::Arc;
-use wgpu_train::strategies::{
+use wgpu_train::lab::strategies::{
     Backend, CIFAR_CLASSES, CIFAR_DIM, CpuBackend, GpuBackend, Options, Problem, ScoreLayout,
     Split, Strategies, randn, step_ranges,
 };

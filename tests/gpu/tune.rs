@@ -6,7 +6,7 @@
 use crate::common::{gpu, random};
 use std::path::{Path, PathBuf};
 use wgpu_train::kernels::Matmul;
-use wgpu_train::tune::{TuneMode, matmul_key};
+use wgpu_train::tune::{self, TuneMode, matmul_key};
 use wgpu_train::{Gpu, GpuOptions, GpuTensor, MatmulKernel, MatmulOptions};
 
 fn scratch_dir(name: &str) -> PathBuf {
@@ -27,7 +27,8 @@ fn tuned_gpu(mode: TuneMode, dir: &Path) -> Gpu {
     .expect("GPU tests need an adapter")
 }
 
-/// Builds an `Auto` matmul for each (m, n, k): the tuner decides.
+/// Builds a matmul for each (m, n, k) as an engine does: the tuner
+/// ([`tune::matmul_for`]) decides, the launcher runs its choice.
 fn build(g: &Gpu, shapes: &[(usize, usize, usize)]) -> Vec<MatmulKernel> {
     shapes
         .iter()
@@ -35,7 +36,9 @@ fn build(g: &Gpu, shapes: &[(usize, usize, usize)]) -> Vec<MatmulKernel> {
             let a = GpuTensor::from_array(g, &random(&[m, k], 1)).unwrap();
             let b = GpuTensor::from_array(g, &random(&[n, k], 2)).unwrap();
             let c = GpuTensor::<f32>::zeros(g, &[m, n]).unwrap();
-            Matmul::new(g, &a, &b, None, &c, MatmulOptions::nt(), MatmulKernel::Auto)
+            let nt = MatmulOptions::nt();
+            let kernel = tune::matmul_for(g, &a, &b, None, &nt, MatmulKernel::Auto);
+            Matmul::new(g, &a, &b, None, &c, nt, kernel)
                 .unwrap()
                 .kernel()
         })
@@ -44,21 +47,63 @@ fn build(g: &Gpu, shapes: &[(usize, usize, usize)]) -> Vec<MatmulKernel> {
 
 const SHAPES: [(usize, usize, usize); 2] = [(7, 10, 33), (64, 96, 40)];
 
+/// A launcher built with `Auto` never measures (the kernels sit below the
+/// tuner): with tuning on and nothing recorded it runs the fixed rule and
+/// tunes nothing; once a choice is recorded for its shape (here pinned, as
+/// the tuner or a replay would), the same launcher runs that choice.
+#[test]
+fn launchers_read_the_record_and_never_tune() {
+    let g = tuned_gpu(TuneMode::Refresh, &scratch_dir("launcher"));
+    let (m, n, k) = (64, 96, 40);
+    let a = GpuTensor::from_array(&g, &random(&[m, k], 1)).unwrap();
+    let b = GpuTensor::from_array(&g, &random(&[n, k], 2)).unwrap();
+    let c = GpuTensor::<f32>::zeros(&g, &[m, n]).unwrap();
+    let nt = MatmulOptions::nt();
+    let launch = || {
+        Matmul::new(&g, &a, &b, None, &c, nt, MatmulKernel::Auto)
+            .unwrap()
+            .kernel()
+    };
+    let shape = wgpu_train::MatmulShape::resolve(a.shape(), b.shape(), None, &nt).unwrap();
+    let fixed = MatmulKernel::choose(&g, &shape);
+    assert_eq!(launch(), fixed, "nothing recorded: the fixed rule");
+    assert_eq!(g.tune_record().tuned().0, 0, "a launcher does not tune");
+    let other = [MatmulKernel::V1Naive, MatmulKernel::V3Tiled]
+        .into_iter()
+        .find(|&v| v != fixed)
+        .unwrap();
+    let key = matmul_key(&shape, &nt, false);
+    g.tune_record()
+        .pin(&[(key, other.name().to_string())].into_iter().collect());
+    assert_eq!(launch(), other, "the recorded choice");
+    assert_eq!(g.tune_record().tuned().0, 0);
+}
+
 #[test]
 fn a_second_run_reuses_the_cache_and_tunes_nothing() {
     let dir = scratch_dir("reuse");
     let first = tuned_gpu(TuneMode::On, &dir);
     let chosen = build(&first, &SHAPES);
-    assert_eq!(first.tuner().tuned().0, 2, "both shapes are tuned once");
+    assert_eq!(
+        first.tune_record().tuned().0,
+        2,
+        "both shapes are tuned once"
+    );
     assert_eq!(
         build(&first, &SHAPES),
         chosen,
         "the same Gpu does not retune"
     );
-    assert_eq!(first.tuner().tuned().0, 2);
-    let file = first.tuner().file().unwrap().to_path_buf();
+    assert_eq!(first.tune_record().tuned().0, 2);
+    let file = first.tune_record().file().unwrap().to_path_buf();
     assert!(file.exists(), "the choices are saved");
-    assert!(first.tuner().report().unwrap().contains("tuned 2 shapes"));
+    assert!(
+        first
+            .tune_record()
+            .report()
+            .unwrap()
+            .contains("tuned 2 shapes")
+    );
 
     let second = tuned_gpu(TuneMode::On, &dir);
     assert_eq!(
@@ -66,9 +111,12 @@ fn a_second_run_reuses_the_cache_and_tunes_nothing() {
         chosen,
         "the cached choices are used"
     );
-    assert_eq!(second.tuner().tuned().0, 0, "nothing is timed again");
-    assert_eq!(second.tuner().report(), None);
-    assert_eq!(second.tuner().choices(), first.tuner().choices());
+    assert_eq!(second.tune_record().tuned().0, 0, "nothing is timed again");
+    assert_eq!(second.tune_record().report(), None);
+    assert_eq!(
+        second.tune_record().choices(),
+        first.tune_record().choices()
+    );
 }
 
 /// A file in the cache's place that is not a cache file is ignored, never
@@ -78,23 +126,23 @@ fn a_second_run_reuses_the_cache_and_tunes_nothing() {
 fn a_corrupt_cache_file_is_ignored_and_kept() {
     let dir = scratch_dir("corrupt");
     let g = tuned_gpu(TuneMode::On, &dir);
-    let file = g.tuner().file().unwrap().to_path_buf();
+    let file = g.tune_record().file().unwrap().to_path_buf();
     std::fs::write(&file, b"{ not json").unwrap();
     build(&g, &SHAPES[..1]);
     assert_eq!(
-        g.tuner().tuned().0,
+        g.tune_record().tuned().0,
         1,
         "the corrupt file is ignored and the shape tuned"
     );
     assert_eq!(std::fs::read(&file).unwrap(), b"{ not json");
-    assert!(g.tuner().report().unwrap().contains("not cached"));
+    assert!(g.tune_record().report().unwrap().contains("not cached"));
 }
 
 #[test]
 fn a_cache_file_for_another_adapter_is_ignored() {
     let dir = scratch_dir("foreign");
     let g = tuned_gpu(TuneMode::On, &dir);
-    let file = g.tuner().file().unwrap().to_path_buf();
+    let file = g.tune_record().file().unwrap().to_path_buf();
     let shape =
         wgpu_train::MatmulShape::resolve(&[7, 33], &[10, 33], None, &MatmulOptions::nt()).unwrap();
     let key = matmul_key(&shape, &MatmulOptions::nt(), false);
@@ -106,7 +154,7 @@ fn a_cache_file_for_another_adapter_is_ignored() {
     std::fs::write(&file, foreign.to_string()).unwrap();
     build(&g, &SHAPES[..1]);
     assert_eq!(
-        g.tuner().tuned().0,
+        g.tune_record().tuned().0,
         1,
         "another adapter's choice is not trusted"
     );
@@ -122,7 +170,11 @@ fn refresh_tunes_again_and_off_touches_no_file() {
     build(&tuned_gpu(TuneMode::On, &dir), &SHAPES);
     let again = tuned_gpu(TuneMode::Refresh, &dir);
     build(&again, &SHAPES);
-    assert_eq!(again.tuner().tuned().0, 2, "refresh ignores the cache");
+    assert_eq!(
+        again.tune_record().tuned().0,
+        2,
+        "refresh ignores the cache"
+    );
 
     let empty = scratch_dir("off");
     let off = tuned_gpu(TuneMode::Off, &empty);
@@ -137,7 +189,7 @@ fn refresh_tunes_again_and_off_touches_no_file() {
         })
         .collect();
     assert_eq!(build(&off, &SHAPES), fixed, "off uses the fixed rule");
-    assert_eq!(off.tuner().tuned().0, 0);
+    assert_eq!(off.tune_record().tuned().0, 0);
     assert_eq!(
         std::fs::read_dir(&empty).unwrap().count(),
         0,
@@ -151,7 +203,7 @@ fn pinned_choices_are_used_whatever_the_mode() {
     let shape =
         wgpu_train::MatmulShape::resolve(&[64, 40], &[96, 40], None, &MatmulOptions::nt()).unwrap();
     let key = matmul_key(&shape, &MatmulOptions::nt(), false);
-    g.tuner()
+    g.tune_record()
         .pin(&[(key, "v1_naive".to_string())].into_iter().collect());
     assert_eq!(build(&g, &SHAPES[1..]), vec![MatmulKernel::V1Naive]);
 }
@@ -172,7 +224,7 @@ fn bad_mode_values_are_errors() {
 fn matmul_versions_give_identical_bits_at_the_model_shapes() {
     let g = gpu();
     let mut differ = Vec::new();
-    for case in wgpu_train::bench::matmul_cases() {
+    for case in wgpu_train::lab::bench::matmul_cases() {
         if case.name.starts_with("square.") {
             continue;
         }
@@ -255,7 +307,7 @@ fn recorded_choices_replay_a_tuned_run_bit_for_bit() {
 
     // The run: 2 epochs straight, and 1 epoch saved to a checkpoint.
     let run_gpu = tuned_gpu(TuneMode::Off, &dir);
-    run_gpu.tuner().pin(&choices);
+    run_gpu.tune_record().pin(&choices);
     let mut whole = GpuEngine::new(&run_gpu, &model, &data, &config).unwrap();
     train::fit(&mut whole, &data, &config, 0, &mut |_| {}).unwrap();
     let want = params(&mut whole);
@@ -280,7 +332,7 @@ fn recorded_choices_replay_a_tuned_run_bit_for_bit() {
         "the checkpoint records the choices"
     );
     let off = tuned_gpu(TuneMode::Off, &dir);
-    off.tuner().pin(&resume.kernels);
+    off.tune_record().pin(&resume.kernels);
     let mut resumed = GpuEngine::new(&off, &model, &data, &config).unwrap();
     resume.restore(&mut resumed).unwrap();
     train::fit(&mut resumed, &data, &config, 1, &mut |_| {}).unwrap();
@@ -305,8 +357,8 @@ fn recorded_choices_replay_a_tuned_run_bit_for_bit() {
     std::fs::write(&json, format!("not json\n{line}\n")).unwrap();
     let again = tuned_gpu(TuneMode::Off, &dir);
     again
-        .tuner()
-        .pin(&wgpu_train::tune::read_recorded(&json).unwrap());
+        .tune_record()
+        .pin(&wgpu_train::train::read_recorded(&json).unwrap());
     let mut rerun = GpuEngine::new(&again, &model, &data, &config).unwrap();
     train::fit(&mut rerun, &data, &config, 0, &mut |_| {}).unwrap();
     assert!(
@@ -320,7 +372,7 @@ fn recorded_choices_naming_no_version_are_refused() {
     let dir = scratch_dir("bad-record");
     let json = dir.join("run.json");
     std::fs::write(&json, r#"{"kernels":{"matmul 1x1x1":"v9_warp_magic"}}"#).unwrap();
-    let e = wgpu_train::tune::read_recorded(&json)
+    let e = wgpu_train::train::read_recorded(&json)
         .unwrap_err()
         .to_string();
     assert!(
@@ -328,7 +380,7 @@ fn recorded_choices_naming_no_version_are_refused() {
         "{e}"
     );
     std::fs::write(&json, r#"{"test_accuracy":0.5}"#).unwrap();
-    let e = wgpu_train::tune::read_recorded(&json)
+    let e = wgpu_train::train::read_recorded(&json)
         .unwrap_err()
         .to_string();
     assert!(e.contains("no JSON line with a 'kernels' object"), "{e}");
@@ -351,7 +403,7 @@ fn build_softmax(g: &Gpu, n: usize, c: usize) -> wgpu_train::SoftmaxXentKernel {
         &loss,
         &correct,
         Some(&d),
-        wgpu_train::SoftmaxXentKernel::Auto,
+        tune::softmax_xent_for(g, &logits, true, wgpu_train::SoftmaxXentKernel::Auto),
     )
     .unwrap()
     .kernel()
@@ -364,16 +416,20 @@ fn softmax_xent_is_tuned_cached_and_pinned() {
     let dir = scratch_dir("softmax");
     let first = tuned_gpu(TuneMode::On, &dir);
     let chosen = build_softmax(&first, 33, 10);
-    assert_eq!(first.tuner().tuned().0, 1, "one softmax-CE shape tuned");
+    assert_eq!(
+        first.tune_record().tuned().0,
+        1,
+        "one softmax-CE shape tuned"
+    );
     let key = "softmax_xent 33x10 +dlogits";
-    assert_eq!(first.tuner().choices()[key], chosen.name());
+    assert_eq!(first.tune_record().choices()[key], chosen.name());
 
     let second = tuned_gpu(TuneMode::On, &dir);
     assert_eq!(build_softmax(&second, 33, 10), chosen, "the cache is used");
-    assert_eq!(second.tuner().tuned().0, 0, "nothing is timed again");
+    assert_eq!(second.tune_record().tuned().0, 0, "nothing is timed again");
 
     let off = tuned_gpu(TuneMode::Off, &scratch_dir("softmax-off"));
-    off.tuner().pin(
+    off.tune_record().pin(
         &[(key.to_string(), "v2_workgroup".to_string())]
             .into_iter()
             .collect(),
@@ -399,8 +455,16 @@ fn column_sums_are_tuned_cached_and_pinned() {
         let dz = GpuTensor::<f32>::zeros(g, &[37, 10]).unwrap();
         let sums = GpuTensor::<f32>::zeros(g, &[10]).unwrap();
         match activation {
-            None => ColumnSum::new(g, &x, &sums, ColumnSumKernel::Auto),
-            Some(a) => ColumnSum::with_activation(g, &x, &h, &dz, &sums, a, ColumnSumKernel::Auto),
+            None => ColumnSum::new(
+                g,
+                &x,
+                &sums,
+                tune::column_sum_for(g, &x, None, ColumnSumKernel::Auto),
+            ),
+            Some(a) => {
+                let kernel = tune::column_sum_for(g, &x, Some(a), ColumnSumKernel::Auto);
+                ColumnSum::with_activation(g, &x, &h, &dz, &sums, a, kernel)
+            }
         }
         .unwrap()
         .kernel()
@@ -408,17 +472,21 @@ fn column_sums_are_tuned_cached_and_pinned() {
     let first = tuned_gpu(TuneMode::On, &dir);
     let plain = build(&first, None);
     let fused = build(&first, Some(wgpu_train::Activation::Sigmoid));
-    assert_eq!(first.tuner().tuned().0, 2, "two keys: plain and fused");
-    let choices = first.tuner().choices();
+    assert_eq!(
+        first.tune_record().tuned().0,
+        2,
+        "two keys: plain and fused"
+    );
+    let choices = first.tune_record().choices();
     assert_eq!(choices["column_sum 37x10"], plain.name());
     assert_eq!(choices["column_sum 37x10 Sigmoid backward"], fused.name());
 
     let second = tuned_gpu(TuneMode::On, &dir);
     assert_eq!(build(&second, None), plain);
-    assert_eq!(second.tuner().tuned().0, 0, "the cache is used");
+    assert_eq!(second.tune_record().tuned().0, 0, "the cache is used");
 
     let off = tuned_gpu(TuneMode::Off, &scratch_dir("column-sum-off"));
-    off.tuner().pin(
+    off.tune_record().pin(
         &[("column_sum 37x10".to_string(), "v2_tree".to_string())]
             .into_iter()
             .collect(),
@@ -430,7 +498,6 @@ fn column_sums_are_tuned_cached_and_pinned() {
 /// size gives the same bits, so a pinned size changes only the speed.
 #[test]
 fn optimizer_elements_per_thread_are_tuned_and_keep_the_bits() {
-    use wgpu_train::GpuOptimizer;
     use wgpu_train::optim::OptimizerConfig;
     let dir = scratch_dir("optimizer");
     let n = 1000;
@@ -438,20 +505,20 @@ fn optimizer_elements_per_thread_are_tuned_and_keep_the_bits() {
     let run = |g: &Gpu| -> Vec<u32> {
         let p = GpuTensor::from_array(g, &random(&[n], 10)).unwrap();
         let gr = GpuTensor::from_slice(g, &[n], &grads).unwrap();
-        let opt = GpuOptimizer::new(g, OptimizerConfig::adam(), &p, &gr).unwrap();
+        let opt = tune::new_optimizer(g, OptimizerConfig::adam(), &p, &gr).unwrap();
         opt.run(g, 3).unwrap();
         p.read(g).unwrap().iter().map(|x| x.to_bits()).collect()
     };
     let tuned = tuned_gpu(TuneMode::On, &dir);
     let want = run(&tuned);
-    assert_eq!(tuned.tuner().tuned().0, 1);
+    assert_eq!(tuned.tune_record().tuned().0, 1);
     let key = "optimizer adam 1000";
-    assert!(tuned.tuner().choices()[key].starts_with("elems_"));
+    assert!(tuned.tune_record().choices()[key].starts_with("elems_"));
     for elems in ["elems_1", "elems_16"] {
         let off = tuned_gpu(TuneMode::Off, &scratch_dir("optimizer-off"));
-        off.tuner()
+        off.tune_record()
             .pin(&[(key.to_string(), elems.to_string())].into_iter().collect());
         assert_eq!(run(&off), want, "{elems} changed the bits");
-        assert_eq!(off.tuner().choices()[key], elems);
+        assert_eq!(off.tune_record().choices()[key], elems);
     }
 }

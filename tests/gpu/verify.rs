@@ -1,9 +1,9 @@
-//! `wgpu_train::verify`, the table the browser page shows and the browser
+//! `wgpu_train::lab::verify`, the table the browser page shows and the browser
 //! tests assert (web/), run natively: every family has cases, every case
 //! passes on this adapter.
 
 use crate::common::gpu;
-use wgpu_train::verify::{self, Family};
+use wgpu_train::lab::verify::{self, Family};
 
 #[test]
 fn every_family_has_cases_and_every_case_passes() {

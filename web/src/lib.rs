@@ -59,12 +59,12 @@ pub async fn adapter() -> Result<String, JsValue> {
     .to_string())
 }
 
-/// Every kernel family against its CPU twin ([`wgpu_train::verify`]), as a
+/// Every kernel family against its CPU twin ([`wgpu_train::lab::verify`]), as a
 /// JSON array of rows.
 #[wasm_bindgen]
 pub async fn verify(seed: f64) -> Result<String, JsValue> {
     let g = gpu().await.map_err(js_err)?;
-    let rows = wgpu_train::verify::run_all(g, seed as u64)
+    let rows = wgpu_train::lab::verify::run_all(g, seed as u64)
         .await
         .map_err(js_err)?;
     serde_json::to_string(&rows).map_err(js_err)

@@ -8,7 +8,7 @@
 #![cfg(target_arch = "wasm32")]
 
 use wasm_bindgen_test::*;
-use wgpu_train::verify::{self, Family};
+use wgpu_train::lab::verify::{self, Family};
 use wgpu_train::{Error, GpuTensor, MatmulKernel, MatmulOptions};
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -190,8 +190,8 @@ async fn a_webgpu_validation_error_fails_the_next_readback() {
 #[wasm_bindgen_test]
 async fn pipelines_compile_in_the_browser() {
     let g = gpu().await;
-    let all = wgpu_train::shaders::specialisations();
-    let keys = wgpu_train::shaders::pairwise_cover(&all);
+    let all = wgpu_train::kernels::shaders::specialisations();
+    let keys = wgpu_train::kernels::shaders::pairwise_cover(&all);
     assert!(keys.len() > 20, "only {} pipelines", keys.len());
     let mut failed = Vec::new();
     for key in &keys {

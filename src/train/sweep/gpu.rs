@@ -20,6 +20,7 @@ use crate::metrics::EpochMetrics;
 use crate::model::{Model, Op, Program, Region, TensorId, parameter_count};
 use crate::train::gpu::submit_steps;
 use crate::train::{EvalSet, TrainConfig, TrainData, batch_sizes, check_model, eval_order};
+use crate::tune;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -534,7 +535,7 @@ impl SweepProgram {
                         bias,
                         c,
                         opts,
-                        MatmulKernel::Auto,
+                        tune::matmul_for(gpu, a, bm, bias, &opts, MatmulKernel::Auto),
                         k,
                         BatchStrides {
                             a: sa,
@@ -572,7 +573,7 @@ impl SweepProgram {
                         ls,
                         cr,
                         d,
-                        SoftmaxXentKernel::Auto,
+                        tune::softmax_xent_for(gpu, lg, d.is_some(), SoftmaxXentKernel::Auto),
                         k,
                     )?)
                 }
@@ -594,7 +595,7 @@ impl SweepProgram {
                         f(dz)?.0,
                         db,
                         activation,
-                        ColumnSumKernel::Auto,
+                        tune::column_sum_for(gpu, f(dh)?.0, Some(activation), ColumnSumKernel::Auto),
                         k,
                         sdb,
                     )?)
@@ -606,7 +607,7 @@ impl SweepProgram {
                         gpu,
                         f(x)?.0,
                         s,
-                        ColumnSumKernel::Auto,
+                        tune::column_sum_for(gpu, f(x)?.0, None, ColumnSumKernel::Auto),
                         k,
                         ss,
                     )?)

@@ -179,7 +179,8 @@ fn without_the_feature_no_subgroup_version_is_offered_tuned_or_replayed() {
     let sum_kernel = |g: &Gpu| {
         let x = GpuTensor::from_array(g, &random(&[37, 10], 8)).unwrap();
         let sums = GpuTensor::<f32>::zeros(g, &[10]).unwrap();
-        ColumnSum::new(g, &x, &sums, ColumnSumKernel::Auto).map(|k| k.kernel())
+        let kernel = wgpu_train::tune::column_sum_for(g, &x, None, ColumnSumKernel::Auto);
+        ColumnSum::new(g, &x, &sums, kernel).map(|k| k.kernel())
     };
     let xent_kernel = |g: &Gpu| {
         let logits = GpuTensor::from_array(g, &random(&[33, 10], 9)).unwrap();
@@ -193,7 +194,7 @@ fn without_the_feature_no_subgroup_version_is_offered_tuned_or_replayed() {
             &loss,
             &correct,
             None,
-            SoftmaxXentKernel::Auto,
+            wgpu_train::tune::softmax_xent_for(g, &logits, false, SoftmaxXentKernel::Auto),
         )
         .map(|k| k.kernel())
     };
@@ -201,7 +202,7 @@ fn without_the_feature_no_subgroup_version_is_offered_tuned_or_replayed() {
     assert!(ColumnSumKernel::ALL.contains(&chosen), "{chosen:?}");
     let xent = xent_kernel(&g).unwrap();
     assert!(SoftmaxXentKernel::ALL.contains(&xent), "{xent:?}");
-    assert_eq!(g.tuner().tuned().0, 2);
+    assert_eq!(g.tune_record().tuned().0, 2);
 
     // Replayed: a run recorded on a device with subgroups.
     let recorded: BTreeMap<String, String> = [
@@ -216,7 +217,7 @@ fn without_the_feature_no_subgroup_version_is_offered_tuned_or_replayed() {
         ..GpuOptions::default()
     })
     .unwrap();
-    off.tuner().pin(&recorded);
+    off.tune_record().pin(&recorded);
     let err = sum_kernel(&off).expect_err("a recorded v3 is refused");
     assert!(err.to_string().contains("subgroups"), "{err}");
     let err = xent_kernel(&off).expect_err("a recorded v4 is refused");
@@ -259,22 +260,21 @@ fn a_cache_written_with_subgroups_is_not_read_without_them() {
     let build = |g: &Gpu| {
         let x = GpuTensor::from_array(g, &random(&[37, 10], 8)).unwrap();
         let sums = GpuTensor::<f32>::zeros(g, &[10]).unwrap();
-        ColumnSum::new(g, &x, &sums, ColumnSumKernel::Auto)
-            .unwrap()
-            .kernel()
+        let kernel = wgpu_train::tune::column_sum_for(g, &x, None, ColumnSumKernel::Auto);
+        ColumnSum::new(g, &x, &sums, kernel).unwrap().kernel()
     };
     let with = tuned(true);
     build(&with);
-    assert_eq!(with.tuner().tuned().0, 1);
+    assert_eq!(with.tune_record().tuned().0, 1);
     let without = tuned(false);
     assert!(ColumnSumKernel::ALL.contains(&build(&without)));
-    let files = |g: &Gpu| g.tuner().file().unwrap().to_path_buf();
+    let files = |g: &Gpu| g.tune_record().file().unwrap().to_path_buf();
     if with.subgroup_sizes().is_some() {
         assert_ne!(files(&with), files(&without), "one cache file each");
-        assert_eq!(without.tuner().tuned().0, 1, "tuned afresh");
+        assert_eq!(without.tune_record().tuned().0, 1, "tuned afresh");
     } else {
         // No subgroups on this pass (GL, WGPU_TRAIN_LIMITS): one device, one file.
         assert_eq!(files(&with), files(&without));
-        assert_eq!(without.tuner().tuned().0, 0, "the cache is used");
+        assert_eq!(without.tune_record().tuned().0, 0, "the cache is used");
     }
 }

@@ -3,14 +3,14 @@
 //! use it: the course's initialisation, the objective on the chosen device,
 //! [`minimize`], and the test set at the end.
 
-use super::{
-    CpuObjective, FullBatchConfig, GpuObjective, Iteration, Objective, Outcome, SecondOrderConfig,
-    minimize,
-};
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::model::{LinearSoftmax, Model};
+use crate::second_order::{
+    CpuObjective, FullBatchConfig, GpuObjective, Iteration, Objective, Outcome, SecondOrderConfig,
+    minimize,
+};
 
 /// Where to run.
 #[derive(Clone, Copy, Debug)]

@@ -31,8 +31,8 @@
 //! The canonical base URL can be replaced — a mirror, or a local server in
 //! tests — by the `base_url` argument or the [`BASE_URL_ENV`] variable.
 
-use super::{cifar, idx::open_error};
 use crate::atomic::TempFile;
+use crate::data::{cifar, idx::open_error};
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
@@ -138,7 +138,7 @@ impl Remote {
     }
 
     /// `data/mnist`, `data/fashion-mnist` or `data/cifar-10` (relative to the
-    /// working directory; [`super::load`] searches these).
+    /// working directory; [`crate::data::load`] searches these).
     pub fn default_dir(self) -> PathBuf {
         Path::new("data").join(self.name())
     }
@@ -216,7 +216,7 @@ impl Remote {
 }
 
 /// Downloads `remote` into `dir` (created if needed) and returns the
-/// directory to pass to [`super::load`]. Files already there with the right
+/// directory to pass to [`crate::data::load`]. Files already there with the right
 /// checksum are kept, so running it twice fetches nothing the second time.
 ///
 /// `base_url` replaces the canonical location; when `None`,
@@ -250,11 +250,11 @@ pub fn download(remote: Remote, dir: &Path, base_url: Option<&str>) -> Result<Pa
 /// Downloads the dataset called `name` (see [`Remote::from_name`]) into its
 /// [`Remote::default_dir`] (files already there and intact are kept) and
 /// reads it: what `--download NAME` does.
-pub fn download_and_load(name: &str) -> Result<super::Splits> {
+pub fn download_and_load(name: &str) -> Result<crate::data::Splits> {
     let remote = Remote::parse(name)?;
     let dir = remote.default_dir();
     eprintln!("fetching {} into {} …", remote.name(), dir.display());
-    super::load(Some(&download(remote, &dir, None)?))
+    crate::data::load(Some(&download(remote, &dir, None)?))
 }
 
 /// Fetches each file from `base_url` + name into `dir`, skipping those

@@ -17,13 +17,14 @@ use super::{
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuLabels, GpuTensor};
 use crate::kernels::{
-    ColumnSum, ColumnSumKernel, GpuOptimizer, LossCorrectSum, Matmul, MatmulKernel, SoftmaxXent,
+    ColumnSum, ColumnSumKernel, LossCorrectSum, Matmul, MatmulKernel, SoftmaxXent,
     SoftmaxXentKernel,
 };
 use crate::model::{LinearSoftmax, Model};
 use crate::optim::OptimizerConfig;
 use crate::shapes::MatmulOptions;
 use crate::train::{Bindings, GpuProgram};
+use crate::tune;
 use ndarray::{ArrayView2, s};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -170,25 +171,13 @@ impl ScorePlan {
                     ch.host_labels.repeat(k),
                 ),
             };
-            let matmul = Matmul::new(
-                gpu,
-                &ch.x,
-                &b,
-                None,
-                &out,
-                MatmulOptions::nt(),
-                MatmulKernel::Auto,
-            )?;
+            let nt = MatmulOptions::nt();
+            let kernel = tune::matmul_for(gpu, &ch.x, &b, None, &nt, MatmulKernel::Auto);
+            let matmul = Matmul::new(gpu, &ch.x, &b, None, &out, nt, kernel)?;
             let labels = GpuLabels::new(gpu, &repeated, c)?;
-            let xent = SoftmaxXent::new(
-                gpu,
-                &out.reshape(&[k * r, c])?,
-                &labels,
-                &loss,
-                &correct,
-                None,
-                SoftmaxXentKernel::Auto,
-            )?;
+            let logits = out.reshape(&[k * r, c])?;
+            let kernel = tune::softmax_xent_for(gpu, &logits, false, SoftmaxXentKernel::Auto);
+            let xent = SoftmaxXent::new(gpu, &logits, &labels, &loss, &correct, None, kernel)?;
             let (sums, column) = match (&per_chunk, &counts) {
                 (Some(per_chunk), _) => (
                     Vec::new(),
@@ -562,7 +551,7 @@ impl Backend for GpuBackend<'_> {
             .get(&batch)
             .ok_or_else(|| Error::shape("strategies", "descent plan missing"))?;
         plan.w.write(gpu, w0)?;
-        let opt = GpuOptimizer::new(gpu, OptimizerConfig::sgd(lr), &plan.w, &plan.dw)?;
+        let opt = tune::new_optimizer(gpu, OptimizerConfig::sgd(lr), &plan.w, &plan.dw)?;
         self.descent_dispatches = Some(plan.dispatches_per_step() + opt.dispatches());
         let n = self.train.rows as f32;
         let mut stats = Vec::new();

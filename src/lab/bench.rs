@@ -29,7 +29,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuLabels, GpuTensor, GpuTimer};
 use crate::kernels::gather::{Gather, GatherOptions, GpuDataset};
-use crate::kernels::{GpuOptimizer, Matmul, MatmulKernel, SoftmaxXent, SoftmaxXentKernel};
+use crate::kernels::{Matmul, MatmulKernel, SoftmaxXent, SoftmaxXentKernel};
 use crate::model::{LinearSoftmax, Mlp, Model, Op, parameter_count};
 use crate::optim::OptimizerConfig;
 use crate::shapes::{Activation, MatmulOptions, MatmulShape};
@@ -514,16 +514,12 @@ impl MatmulSetup {
     }
 
     /// The product on the GPU with `kernel`, writing `self.out`.
+    /// The product as `kernel` (`Auto`: the tuner's choice, measured now
+    /// where tuning is on and the shape is new).
     fn launcher(&self, gpu: &Gpu, case: &MatmulCase, kernel: MatmulKernel) -> Result<Matmul> {
-        Matmul::new(
-            gpu,
-            &self.ga,
-            &self.gb,
-            case.bias.then_some(&self.gbias),
-            &self.out,
-            case.opts,
-            kernel,
-        )
+        let bias = case.bias.then_some(&self.gbias);
+        let kernel = crate::tune::matmul_for(gpu, &self.ga, &self.gb, bias, &case.opts, kernel);
+        Matmul::new(gpu, &self.ga, &self.gb, bias, &self.out, case.opts, kernel)
     }
 
     /// The CPU twin's product into `y`.
@@ -601,7 +597,7 @@ fn bench_softmax(
         &gloss,
         &gcorrect,
         Some(&gd),
-        SoftmaxXentKernel::Auto,
+        crate::tune::softmax_xent_for(gpu, &gl, true, SoftmaxXentKernel::Auto),
     )?;
     c.bytes = sx.bytes();
     c.detail = format!("{} [{}]", c.detail, sx.kernel().name());
@@ -655,7 +651,7 @@ fn bench_optimizer(
     let g0: Vec<f32> = pattern(n, 12).iter().map(|g| g * 1e-2).collect();
     let params = GpuTensor::from_slice(gpu, &[n], &p0)?;
     let grads = GpuTensor::from_slice(gpu, &[n], &g0)?;
-    let gopt = GpuOptimizer::new(gpu, config, &params, &grads)?;
+    let gopt = crate::tune::new_optimizer(gpu, config, &params, &grads)?;
     let mut copt = CpuOptimizer::new(config, n)?;
     let mut p = p0.clone();
 
