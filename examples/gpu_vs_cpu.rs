@@ -13,7 +13,10 @@
 //! cargo run --release --example gpu_vs_cpu -- --compare-checks  # the step's launches, wgpu's runtime checks on vs off
 //! ```
 //!
-//! Exit status 2 when any GPU result disagreed with the CPU's.
+//! Exit status 2 when any GPU result disagreed with the CPU's, with a line
+//! naming each case (and version) that did. With `--versions`, a version
+//! this device cannot build or run (a capped device, no subgroups) is
+//! skipped with its reason, not a failure.
 
 use clap::Parser;
 use wgpu_train::lab::bench::{self, Comparison, Measurement, Options, Peaks};
@@ -21,7 +24,7 @@ use wgpu_train::{Gpu, Result};
 
 /// Time every kernel family and a training step on the GPU and the CPU.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, allow_negative_numbers = true)]
 struct Args {
     /// A run of a few seconds: model shapes only, 3 timed runs.
     #[arg(long)]
@@ -45,15 +48,15 @@ struct Args {
     #[arg(long)]
     json: bool,
     /// The GPU's fp32 peak in GFLOP/s: print GPU GFLOP/s as a fraction of it.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     peak_gflops: Option<f64>,
     /// The GPU's memory bandwidth in GB/s: print GPU GB/s as a fraction of it.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     peak_gbps: Option<f64>,
     /// The same for the CPU side.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     cpu_peak_gflops: Option<f64>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     cpu_peak_gbps: Option<f64>,
     /// Instead of GPU vs CPU (alias --tune): time every matmul, softmax-CE
     /// and column-sum version (the subgroup ones where the device has
@@ -274,8 +277,19 @@ fn versions(gpu: &Gpu, opts: &Options, json: bool, peak: Option<f64>) -> Result<
         println!(" {:>11} {:>11} {:>8}", "fastest", "auto picks", "auto/best");
     }
     let mut all_ok = true;
+    let mut failures: Vec<String> = Vec::new();
+    let mut verdict = |r: &bench::Versions| {
+        if r.disagreed() {
+            all_ok = false;
+            failures.extend(
+                r.notes
+                    .iter()
+                    .map(|n| format!("{}/{} {}: {n}", r.family, r.name, r.detail)),
+            );
+        }
+    };
     bench::matmul_versions(gpu, opts, |r| {
-        all_ok &= r.notes.is_empty();
+        verdict(r);
         if json {
             let mut v = serde_json::to_value(r).unwrap_or_default();
             v["adapter"] = serde_json::Value::String(adapter.clone());
@@ -310,7 +324,7 @@ fn versions(gpu: &Gpu, opts: &Options, json: bool, peak: Option<f64>) -> Result<
             ratio
         );
         for n in &r.notes {
-            println!("    {n}");
+            println!("    {}", skipped_or_failed(r, n));
         }
     })?;
     // softmax-CE, then the column sums: each version's ms per call.
@@ -325,7 +339,7 @@ fn versions(gpu: &Gpu, opts: &Options, json: bool, peak: Option<f64>) -> Result<
     for (family, names) in [("softmax-CE", softmax_names), ("column sums", sum_names)] {
         let mut header = !json;
         let on_row = |r: &bench::Versions| {
-            all_ok &= r.notes.is_empty();
+            verdict(r);
             if json {
                 let mut v = serde_json::to_value(r).unwrap_or_default();
                 v["adapter"] = serde_json::Value::String(adapter.clone());
@@ -348,7 +362,7 @@ fn versions(gpu: &Gpu, opts: &Options, json: bool, peak: Option<f64>) -> Result<
             }
             println!(" {:>13} {:>13}", r.fastest.unwrap_or("-"), r.auto);
             for n in &r.notes {
-                println!("    {n}");
+                println!("    {}", skipped_or_failed(r, n));
             }
         };
         if family == "softmax-CE" {
@@ -357,7 +371,24 @@ fn versions(gpu: &Gpu, opts: &Options, json: bool, peak: Option<f64>) -> Result<
             bench::column_sum_versions(gpu, opts, on_row)?;
         }
     }
+    for f in &failures {
+        eprintln!("GPU and CPU disagree on {f}");
+    }
     Ok(all_ok)
+}
+
+/// A version's note, as a skip (the device cannot build or run it) or a
+/// failure (it disagreed with the CPU twin).
+fn skipped_or_failed(r: &bench::Versions, note: &str) -> String {
+    let failed = r.disagreed() && note.contains("disagrees");
+    format!(
+        "{} {note}",
+        if failed {
+            "FAILED"
+        } else {
+            "skipped on this device:"
+        }
+    )
 }
 
 fn positive(name: &'static str, v: Option<f64>) -> Result<Option<f64>> {

@@ -72,7 +72,7 @@ impl MethodArg {
 
 /// Compare SGD, Adam, L-BFGS and Newton-CG on the linear classifier.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, allow_negative_numbers = true)]
 struct Args {
     #[arg(long, value_enum, default_value = "both")]
     device: DeviceArg,
@@ -91,23 +91,23 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     examples: usize,
     /// λ of the (λ/2)·‖W‖² term (and the first-order runs' weight decay).
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, allow_hyphen_values = true)]
     l2: f64,
     /// Epochs of SGD and Adam.
     #[arg(long, default_value_t = 10)]
     epochs: usize,
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, allow_hyphen_values = true)]
     sgd_lr: f32,
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, allow_hyphen_values = true)]
     adam_lr: f32,
     /// Iterations of L-BFGS and Newton-CG at most.
     #[arg(long, default_value_t = 100)]
     iterations: usize,
     /// L-BFGS and Newton-CG stop once ‖∇L‖ ≤ gtol.
-    #[arg(long, default_value_t = 1e-5)]
+    #[arg(long, default_value_t = 1e-5, allow_hyphen_values = true)]
     gtol: f64,
     /// The distance to the optimum, relative, that counts as reached.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, allow_hyphen_values = true)]
     target: f64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -139,6 +139,41 @@ struct Run {
     test_accuracy: f64,
     /// Second-order only: iterations, readbacks per iteration, stop reason.
     iterations: Option<(usize, f64, String)>,
+    /// Whether it ended as asked (`Stop::is_success`; first-order: always).
+    ok: bool,
+}
+
+/// Checks the numbers before anything runs: the optimum the comparison
+/// measures against exists only for λ > 0 (without the L2 term the loss of
+/// separable data has no minimum, and the relative gaps divide by an
+/// optimum that rounds to 0), and the target is a positive, finite
+/// relative distance (`inf` would count the start as reached, a negative
+/// one could never be).
+fn check_args(args: &Args) -> Result<()> {
+    let bad = |name, msg: String| Err(Error::InvalidArgument { name, msg });
+    if !(args.l2.is_finite() && args.l2 > 0.0) {
+        return bad(
+            "--l2",
+            format!(
+                "must be a finite number > 0, got {}: the optimum the methods are compared against \
+                 exists only with the L2 term",
+                args.l2
+            ),
+        );
+    }
+    if !(args.target.is_finite() && args.target > 0.0) {
+        return bad(
+            "--target",
+            format!(
+                "must be a finite relative distance > 0, got {}",
+                args.target
+            ),
+        );
+    }
+    if let Some(path) = &args.plot {
+        wgpu_train::lab::plot::check_destination(path)?;
+    }
+    Ok(())
 }
 
 fn demonstrations() -> Result<()> {
@@ -259,6 +294,7 @@ fn first_order(
         test_loss,
         test_accuracy,
         iterations: None,
+        ok: true,
     })
 }
 
@@ -319,6 +355,7 @@ fn second_order(
             readbacks as f64 / steps,
             run.outcome.stop.to_string(),
         )),
+        ok: run.outcome.stop.is_success(),
     })
 }
 
@@ -344,6 +381,7 @@ fn reached(run: &Run, best: f64, target: f64) -> Option<(f64, f64)> {
 }
 
 fn run(args: Args) -> Result<()> {
+    check_args(&args)?;
     if !args.no_demos {
         demonstrations()?;
     }
@@ -488,6 +526,10 @@ fn run(args: Args) -> Result<()> {
                 "test_accuracy": r.test_accuracy,
                 "iterations": r.iterations.as_ref().map(|i| i.0),
                 "readbacks_per_iteration": r.iterations.as_ref().map(|i| i.1),
+                "stop": r.iterations.as_ref().map_or_else(
+                    || format!("{} epochs", args.epochs),
+                    |i| i.2.clone()
+                ),
             });
             println!("{line}");
         }
@@ -545,6 +587,18 @@ fn run(args: Args) -> Result<()> {
             &panels,
         )?;
         println!("plot: {}", path.display());
+    }
+    let failed: Vec<&Run> = runs.iter().filter(|r| !r.ok).collect();
+    for r in &failed {
+        eprintln!(
+            "error: [{}] {} {}",
+            r.device,
+            r.method.name(),
+            r.iterations.as_ref().map_or("", |i| i.2.as_str())
+        );
+    }
+    if !failed.is_empty() {
+        std::process::exit(1);
     }
     Ok(())
 }

@@ -34,7 +34,7 @@ enum Layout {
 
 /// The course notebook's optimisation strategies on the GPU and the CPU.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about = None, allow_negative_numbers = true)]
 struct Args {
     /// Small configuration: 1,000 training and 500 test examples, 3 epochs.
     #[arg(long)]
@@ -70,7 +70,7 @@ struct Args {
     #[arg(long, default_value_t = 100)]
     iterations: usize,
     /// Strategy 2: the perturbation's scale.
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, allow_hyphen_values = true)]
     step: f32,
     /// Strategy 3: minibatch rows.
     #[arg(long, default_value_t = 256)]
@@ -85,7 +85,7 @@ struct Args {
     #[arg(long)]
     epochs: Option<usize>,
     /// Strategy 4: SGD learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, allow_hyphen_values = true)]
     lr: f32,
     /// Rows per chunk of examples (one GPU tensor each).
     #[arg(long, default_value_t = 8000)]

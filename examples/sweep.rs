@@ -54,7 +54,7 @@ enum ModelArg {
 
 /// Train many configurations of one model together.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, allow_negative_numbers = true)]
 struct Args {
     /// A configuration set from the course notebook (default: optimizers,
     /// unless --grid is given).
@@ -145,18 +145,7 @@ fn runs(args: &Args) -> Result<(Vec<SweepRun>, usize, usize)> {
             10,
         ),
     };
-    if args.seeds == 0 {
-        return Err(Error::InvalidArgument {
-            name: "--seeds",
-            msg: "must be at least 1".into(),
-        });
-    }
-    let mut out = Vec::new();
-    for cfg in &configs {
-        for s in 0..args.seeds as u64 {
-            out.push(SweepRun::new(*cfg, args.seed + s, args.seeds > 1));
-        }
-    }
+    let out = sweep::runs_over_seeds(&configs, args.seeds, args.seed)?;
     Ok((out, configs.len(), args.epochs.unwrap_or(epochs)))
 }
 
@@ -235,14 +224,28 @@ fn run(args: Args) -> Result<()> {
         eprintln!("  epoch {epoch}/{epochs}  {}", text.join("  "));
     };
     let mut results = Vec::new();
+    // With --device both a GPU failure is reported and the CPU still runs;
+    // the process then exits non-zero.
+    let mut failed = false;
     if matches!(args.device, Device::Gpu | Device::Both) {
-        let gpu = Gpu::new()?;
-        if !args.json {
-            println!("\n[gpu] {}", gpu.summary());
+        let gpu_run = (|| -> Result<SweepResult> {
+            let gpu = Gpu::new()?;
+            if !args.json {
+                println!("\n[gpu] {}", gpu.summary());
+            }
+            sweep::sweep_gpu(&gpu, model.as_ref(), &data, &config, &runs, &mut on_event)
+        })();
+        match gpu_run {
+            Ok(r) => {
+                report(&args, &r);
+                results.push(r);
+            }
+            Err(e) if args.device == Device::Both => {
+                eprintln!("error: [gpu] {e}");
+                failed = true;
+            }
+            Err(e) => return Err(e),
         }
-        let r = sweep::sweep_gpu(&gpu, model.as_ref(), &data, &config, &runs, &mut on_event)?;
-        report(&args, &r);
-        results.push(r);
     }
     if matches!(args.device, Device::Cpu | Device::Both) {
         if !args.json {
@@ -318,6 +321,20 @@ fn run(args: Args) -> Result<()> {
         if !args.json {
             println!("plot: {}", path.display());
         }
+    }
+    // Some models of a sweep may diverge (the notebook's lr 100 does), but a
+    // sweep in which every model did produced nothing to compare.
+    for r in &results {
+        if r.models.iter().all(|m| m.diverged.is_some()) {
+            eprintln!(
+                "error: [{}] every model of the sweep diverged; try smaller learning rates",
+                r.device
+            );
+            failed = true;
+        }
+    }
+    if failed {
+        std::process::exit(1);
     }
     Ok(())
 }

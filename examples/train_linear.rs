@@ -14,7 +14,8 @@
 //! `--optimizer lbfgs|newton-cg` trains on the whole training set at once
 //! (`wgpu_train::second_order`): the loss is the mean cross-entropy plus
 //! `(λ/2)·‖W‖²` with λ from `--l2`, minimised until `‖∇L‖ ≤ --gtol` or for
-//! `--iterations` steps; `--epochs`, `--batch` and `--lr` do not apply. With
+//! `--iterations` steps; `--epochs`, `--batch`, `--lr`, `--fused` and
+//! `--kernels` do not apply, and giving one is an error. With
 //! the first-order optimizers `--l2` is their weight decay, which adds the
 //! same λ·W to every gradient.
 
@@ -22,7 +23,7 @@ mod common;
 
 mod second_order_cli;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use common::{Common, Optimizer};
 use wgpu_train::data::synthetic;
 use wgpu_train::model::LinearSoftmax;
@@ -31,7 +32,7 @@ use wgpu_train::train::{TrainConfig, TrainData};
 
 /// Train the linear softmax classifier on the GPU and the CPU.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, allow_negative_numbers = true)]
 struct Args {
     #[command(flatten)]
     common: Common,
@@ -42,17 +43,20 @@ struct Args {
     /// λ of the L2 term (λ/2)·‖W‖² (bias column included). Second-order
     /// optimizers minimise it with the loss (default 1e-4); first-order ones
     /// take it as weight decay (default 0).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     l2: Option<f64>,
     /// lbfgs, newton-cg: iterations at most.
     #[arg(long, default_value_t = 100)]
     iterations: usize,
     /// lbfgs, newton-cg: stop once ‖∇L‖ ≤ gtol.
-    #[arg(long, default_value_t = 1e-5)]
+    #[arg(long, default_value_t = 1e-5, allow_hyphen_values = true)]
     gtol: f64,
     /// lbfgs: curvature pairs kept.
     #[arg(long, default_value_t = 10)]
     history: usize,
+    /// The flags given on the command line (not defaulted), by id.
+    #[arg(skip)]
+    given: Vec<String>,
 }
 
 /// The first-order rule with weight decay `wd` (λ·W added to the gradient;
@@ -106,5 +110,14 @@ fn run(args: Args) -> wgpu_train::Result<()> {
 }
 
 fn main() {
-    common::exit_on_error(run(Args::parse()));
+    let matches = Args::command().get_matches();
+    let mut args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    args.given = matches
+        .ids()
+        .filter(|id| {
+            matches.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine)
+        })
+        .map(|id| id.as_str().to_string())
+        .collect();
+    common::exit_on_error(run(args));
 }

@@ -19,7 +19,7 @@ use wgpu_train::train::{TrainConfig, TrainData};
 
 /// Train the MLP 784-128-128-10 on the GPU and the CPU.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, allow_negative_numbers = true)]
 struct Args {
     #[command(flatten)]
     common: Common,

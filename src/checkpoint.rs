@@ -32,7 +32,6 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use safetensors::tensor::TensorView;
@@ -335,13 +334,19 @@ pub fn to_bytes(ckpt: &Checkpoint) -> Result<Vec<u8>> {
         .map_err(|e| err(format!("cannot encode as safetensors: {e}")))
 }
 
+/// The largest checkpoint [`load`] reads: 4 GiB, the parameters and two
+/// optimizer states of a billion-parameter model and more than any device
+/// binding this crate fills. Larger files, and anything that is not a
+/// regular file (`/dev/zero`), are refused before a byte is read.
+pub const MAX_BYTES: u64 = 4 << 30;
+
 /// Reads a checkpoint written by [`save`] (or any safetensors file whose
 /// tensors are all F32 or U32).
 ///
 /// A missing, truncated or corrupt file, or one with other dtypes, is an
 /// [`Error::Checkpoint`] naming the file.
 pub fn load(path: &Path) -> Result<Checkpoint> {
-    let bytes = fs::read(path).map_err(|e| Error::Checkpoint {
+    let bytes = crate::files::read_bounded(path, MAX_BYTES).map_err(|e| Error::Checkpoint {
         file: Some(path.to_path_buf()),
         msg: format!("cannot read: {e}"),
     })?;

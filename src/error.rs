@@ -96,14 +96,14 @@ pub enum Error {
     /// Training diverged: a loss became NaN or infinite. `device` is "gpu"
     /// or "cpu", `epoch` 1-based, `what` the loss that showed it ("training
     /// loss", "validation loss", "test loss").
-    #[error(
-        "[{device}] diverged: the {what} became {value} in epoch {epoch}; try a smaller learning rate (--lr)"
-    )]
+    /// `advice` names the setting to change ([`divergence_advice`]).
+    #[error("[{device}] diverged: the {what} became {value} in epoch {epoch}; {advice}")]
     Diverged {
         device: &'static str,
         epoch: usize,
         what: &'static str,
         value: f64,
+        advice: String,
     },
 
     /// A plot could not be drawn or written.
@@ -168,5 +168,50 @@ pub(crate) fn bytes(n: u64) -> String {
         format!("{:.1} MiB ({n} bytes)", n as f64 / MIB)
     } else {
         format!("{n} bytes")
+    }
+}
+
+/// The value of the crate's environment variable `name`, `None` when it is
+/// unset or blank. A value that is not UTF-8 is an error naming the
+/// variable, as ASCII nonsense is where the caller parses it: a setting
+/// must never be silently dropped for its encoding.
+pub fn env_setting(name: &'static str) -> Result<Option<String>> {
+    match std::env::var(name) {
+        Ok(v) if v.trim().is_empty() => Ok(None),
+        Ok(v) => Ok(Some(v)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(v)) => Err(Error::InvalidArgument {
+            name,
+            msg: format!("{v:?} is not UTF-8"),
+        }),
+    }
+}
+
+/// `Ok` when a count taken from the user is at most `max`: checked before
+/// anything is allocated from it, so an absurd value is a clear error
+/// rather than an allocation that aborts the process.
+pub fn at_most(name: &'static str, value: usize, max: usize) -> Result<()> {
+    if value > max {
+        return Err(Error::InvalidArgument {
+            name,
+            msg: format!("{value} is more than the {max} allowed"),
+        });
+    }
+    Ok(())
+}
+
+/// What to change after a divergence with learning rate `lr` and weight
+/// decay `weight_decay` (λ, added to the gradient): where lr·λ ≥ 2 each step
+/// multiplies the weights by |1 − lr·λ| ≥ 1 whatever the data, so the decay
+/// is the cause and a smaller learning rate is not the first thing to try.
+pub fn divergence_advice(lr: f32, weight_decay: f32) -> String {
+    let product = f64::from(lr) * f64::from(weight_decay);
+    if weight_decay > 0.0 && (product >= 2.0 || product.is_nan()) {
+        format!(
+            "the weight decay (λ = {weight_decay}) times the learning rate ({lr}) is {product:e}, \
+             at least 2, so every step grows the weights: try a much smaller weight decay (--l2)"
+        )
+    } else {
+        "try a smaller learning rate (--lr)".to_string()
     }
 }

@@ -19,6 +19,14 @@
 //! [`check_destination`] runs the same checks (and proves the directory
 //! writable) without writing, so a command line can refuse a bad `--save`
 //! or `--plot` path before hours of training rather than after.
+//!
+//! A file the crate writes on its own account, not at a path the user named
+//! (the autotune cache), goes through [`write_owned`]: the same rules, and
+//! it replaces only a file it recognises as its own, so a link or a name
+//! clash never lets it overwrite someone else's data. And every file the
+//! crate reads whole goes through [`read_bounded`]: a size limit checked
+//! before the first byte is read, so `/dev/zero` or a 3 GB file in a
+//! cache's place costs nothing.
 
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
@@ -41,6 +49,74 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut temp = TempFile::create(path)?;
     temp.write_all(bytes)?;
     temp.commit()
+}
+
+/// Writes `bytes` to `path` as [`write`] does, but only where nothing is
+/// there yet or where `is_ours` recognises what is there (read through
+/// [`read_bounded`] with at most `max_existing` bytes): an existing file
+/// that is not ours, or larger than that, is refused with an error and left
+/// as it was, whether it is reached directly or through a link.
+pub fn write_owned(
+    path: &Path,
+    bytes: &[u8],
+    max_existing: u64,
+    is_ours: impl Fn(&[u8]) -> bool,
+) -> io::Result<()> {
+    let mut temp = TempFile::create(path)?;
+    match read_bounded(temp.destination(), max_existing) {
+        Ok(old) if !is_ours(&old) => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} holds something this program did not write; refusing to replace it",
+                    temp.destination().display()
+                ),
+            ));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    temp.write_all(bytes)?;
+    temp.commit()
+}
+
+/// Reads the whole of `path`, which must be a regular file of at most `max`
+/// bytes. Its type and size are checked before anything is read (so a
+/// device such as `/dev/zero`, a FIFO or a huge file is refused at once),
+/// and the read stops one byte past `max` in case the file grows meanwhile.
+pub fn read_bounded(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    // Checked before opening: opening a FIFO would wait for a writer.
+    let meta = fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} is {}, not a regular file",
+                path.display(),
+                describe(&meta)
+            ),
+        ));
+    }
+    let too_large = |len: u64| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} is {len} bytes, more than the {max} bytes such a file may hold",
+                path.display()
+            ),
+        )
+    };
+    if meta.len() > max {
+        return Err(too_large(meta.len()));
+    }
+    let file = File::open(path)?;
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut io::Read::take(file, max.saturating_add(1)), &mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 /// Checks that [`write`] could replace `path` now: the parent directory

@@ -32,10 +32,11 @@
 //!   `$XDG_CACHE_HOME/wgpu-train/autotune-<adapter hash>.json` (else
 //!   `~/.cache/…`), written atomically. The hash covers the adapter's name,
 //!   backend, vendor and device ids, driver and driver version, so a driver
-//!   update starts a new file, and whether the device has subgroups (a
-//!   choice of a subgroup version is no use without them). A corrupt or
-//!   foreign file is ignored with a warning and replaced at the next save,
-//!   never an error.
+//!   update starts a new file, whether the device has subgroups (a
+//!   choice of a subgroup version is no use without them) and its limits (a
+//!   `WGPU_TRAIN_LIMITS` cap). A corrupt or foreign file is ignored with a
+//!   warning and kept: the cache replaces only a file it wrote (issue 28;
+//!   the file rules are [`TuneRecord`]'s).
 //!
 //! `WGPU_TRAIN_AUTOTUNE=off|on|refresh` (or [`crate::GpuOptions::autotune`]):
 //! `off` (the library's default, and the tests') uses the fixed rule and
@@ -62,8 +63,10 @@
 //! shape alone, not by the subgroup size (a quad of 4 lanes combined by
 //! shuffle-xor 1 then 2; see `shaders/softmax_xent_subgroup.wgsl`), so a
 //! recorded choice of them repeats the same bits on any adapter that has
-//! subgroups, whatever its size; replayed on one without, the launcher
-//! refuses it with an error rather than run another version.
+//! subgroups, whatever its size. Replayed on one without (or a version
+//! replayed past a capped device's limits), the choice is decided again,
+//! by tuning or by the fixed rule, with a warning that names the key, both
+//! versions and that the bits may differ: never an error.
 
 use crate::error::{Error, Result};
 #[cfg(not(target_arch = "wasm32"))]
@@ -93,6 +96,12 @@ pub fn matmul(gpu: &Gpu, shape: &MatmulShape, opts: &MatmulOptions, bias: bool) 
             matmul_key(shape, opts, bias),
             fixed.name(),
             &|n| MatmulKernel::from_name(n).is_some(),
+            &|n| match MatmulKernel::from_name(n) {
+                Some(k) => k
+                    .check_fits(gpu, shape, opts, bias)
+                    .map_err(|e| e.to_string()),
+                None => Ok(()),
+            },
             Some(&mut measure),
         )
         .and_then(|n| MatmulKernel::from_name(&n))
@@ -131,6 +140,15 @@ pub fn softmax_xent(gpu: &Gpu, shape: &SoftmaxXentShape, with_grad: bool) -> Sof
             softmax_xent_key(shape, with_grad),
             fixed.name(),
             &|n| SoftmaxXentKernel::from_name(n).is_some(),
+            &|n| {
+                SoftmaxXentKernel::from_name(n).map_or(Ok(()), |k| {
+                    crate::kernels::offered(
+                        k,
+                        &SoftmaxXentKernel::available(gpu),
+                        SoftmaxXentKernel::name,
+                    )
+                })
+            },
             Some(&mut measure),
         )
         .and_then(|n| SoftmaxXentKernel::from_name(&n))
@@ -168,6 +186,15 @@ pub fn column_sum(
             column_sum_key(rows, cols, activation),
             fixed.name(),
             &|n| ColumnSumKernel::from_name(n).is_some(),
+            &|n| {
+                ColumnSumKernel::from_name(n).map_or(Ok(()), |k| {
+                    crate::kernels::offered(
+                        k,
+                        &ColumnSumKernel::available(gpu),
+                        ColumnSumKernel::name,
+                    )
+                })
+            },
             Some(&mut measure),
         )
         .and_then(|n| ColumnSumKernel::from_name(&n))
@@ -198,6 +225,8 @@ pub fn optimizer(gpu: &Gpu, config: &OptimizerConfig, n: usize) -> u32 {
             optimizer_key(config, n),
             fixed,
             &|n| elems_named(n).is_some(),
+            // Every size builds and gives the same bits.
+            &|_| Ok(()),
             Some(&mut measure),
         )
         .and_then(|n| elems_named(&n))

@@ -60,7 +60,10 @@ pub struct Common {
     #[arg(long, value_enum)]
     pub optimizer: Option<Optimizer>,
     /// Learning rate.
-    #[arg(long)]
+    // Number flags take values with a leading hyphen, so that `-1e-3` is a
+    // value (refused by its check, with its name) and not an unknown flag:
+    // clap's negative-number rule does not cover negative exponents.
+    #[arg(long, allow_hyphen_values = true)]
     pub lr: Option<f32>,
     #[arg(long, default_value_t = 10)]
     pub epochs: usize,
@@ -158,7 +161,7 @@ impl Common {
     /// Refuses, before any training, an output that could not be written
     /// afterwards: a missing or unwritable directory, a device or directory
     /// in the file's place, a plot extension other than .svg or .png.
-    fn check_outputs(&self, devices: &[&str]) -> Result<()> {
+    pub fn check_outputs(&self, devices: &[&str]) -> Result<()> {
         for &device in devices {
             if let Some(path) = self.save_path(device, devices.len()) {
                 wgpu_train::checkpoint::check_destination(&path)?;
@@ -224,10 +227,18 @@ pub fn run(
         Some(path) => Some(wgpu_train::train::read_recorded(path)?),
         None => None,
     };
-    let gpu = if devices.contains(&"gpu") {
-        Some(Gpu::new_tuned()?)
-    } else {
-        None
+    // With --device both, a GPU that cannot be opened is that device's
+    // failure: reported, the CPU still runs, and the exit is non-zero.
+    let mut failed = false;
+    let gpu = match devices.contains(&"gpu").then(Gpu::new_tuned) {
+        None => None,
+        Some(Ok(g)) => Some(g),
+        Some(Err(e)) if devices.len() > 1 => {
+            eprintln!("error: [gpu] {e}");
+            failed = true;
+            None
+        }
+        Some(Err(e)) => return Err(e),
     };
     // Replayed choices are fixed before any kernel is built, so before the
     // engine: the checkpoint's, then --kernels over them.
@@ -263,8 +274,10 @@ pub fn run(
     }
     let mut runs: Vec<(&str, History)> = Vec::new();
     let mut summaries: Vec<RunSummary> = Vec::new();
-    let mut failed = false;
     for &device in devices {
+        if device == "gpu" && gpu.is_none() {
+            continue;
+        }
         if let (Some(g), "gpu") = (&gpu, device)
             && g.is_software()
         {

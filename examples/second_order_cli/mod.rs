@@ -61,6 +61,22 @@ pub fn run(args: &Args, train: Dataset, test: Dataset, name: &str, short: &str) 
             msg: "lbfgs and newton-cg train on the whole training set and do not take --save, --load or --validation".into(),
         });
     }
+    // Flags of the first-order runs would be silently ignored here.
+    let ignored: Vec<String> = ["epochs", "batch", "lr", "fused", "kernels"]
+        .iter()
+        .filter(|id| args.given.iter().any(|g| g == *id))
+        .map(|id| format!("--{id}"))
+        .collect();
+    if !ignored.is_empty() {
+        return Err(Error::InvalidArgument {
+            name: "--optimizer",
+            msg: format!(
+                "lbfgs and newton-cg run full-batch iterations (--iterations, --gtol, --history, --l2); {} do{} not apply",
+                ignored.join(", "),
+                if ignored.len() == 1 { "es" } else { "" }
+            ),
+        });
+    }
     let method = match c.optimizer {
         Some(Optimizer::Lbfgs) => Method::Lbfgs,
         _ => Method::NewtonCg,
@@ -103,13 +119,27 @@ pub fn run(args: &Args, train: Dataset, test: Dataset, name: &str, short: &str) 
         DeviceArg::Cpu => &["cpu"],
         DeviceArg::Both => &["gpu", "cpu"],
     };
-    let gpu = if devices.contains(&"gpu") {
-        Some(Gpu::new()?)
-    } else {
-        None
+    // Before any training: a plot that could not be written at the end.
+    c.check_outputs(devices)?;
+    // With --device both a GPU failure (no adapter, a failed run) is
+    // reported and the CPU still runs; the exit is then non-zero, as it is
+    // for a run that stopped on a failure (Stop::is_success).
+    let mut failed = false;
+    let gpu = match devices.contains(&"gpu").then(Gpu::new) {
+        None => None,
+        Some(Ok(g)) => Some(g),
+        Some(Err(e)) if devices.len() > 1 => {
+            eprintln!("error: [gpu] {e}");
+            failed = true;
+            None
+        }
+        Some(Err(e)) => return Err(e),
     };
     let mut runs: Vec<LinearRun> = Vec::new();
     for &device in devices {
+        if device == "gpu" && gpu.is_none() {
+            continue;
+        }
         let dev = match (device, &gpu) {
             ("gpu", Some(g)) => {
                 if !c.json {
@@ -129,11 +159,23 @@ pub fn run(args: &Args, train: Dataset, test: Dataset, name: &str, short: &str) 
         };
         let quiet = c.quiet || c.json;
         let max = config.max_iterations;
-        let run = fit_linear(dev, &train, &test, &data, &config, c.seed, &mut |it| {
+        let run = match fit_linear(dev, &train, &test, &data, &config, c.seed, &mut |it| {
             if !quiet {
                 eprintln!("[{device}] {}", iteration_line(it, max));
             }
-        })?;
+        }) {
+            Ok(r) => r,
+            Err(e) if devices.len() > 1 && device == "gpu" => {
+                eprintln!("error: [gpu] {e}");
+                failed = true;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if !run.outcome.stop.is_success() {
+            eprintln!("error: [{device}] {method} {}", run.outcome.stop);
+            failed = true;
+        }
         let last = run.outcome.last();
         let steps = last.iteration.max(1) as f64;
         let step_readbacks: usize = run.outcome.iterations[1..]
@@ -160,7 +202,11 @@ pub fn run(args: &Args, train: Dataset, test: Dataset, name: &str, short: &str) 
                 fused: false,
                 kernels: Default::default(),
             };
-            println!("{}", summary.to_json_line());
+            // The run's JSON says how it stopped, as its text line does.
+            let mut line: serde_json::Value =
+                serde_json::from_str(&summary.to_json_line()).unwrap_or_default();
+            line["stop"] = serde_json::Value::String(run.outcome.stop.to_string());
+            println!("{line}");
         } else {
             println!(
                 "[{device}] {} after {} iterations ({} passes over the data, {:.1} readbacks per iteration): test accuracy {:.4}  test loss {:.4}  final train loss {:.6}  |g| {:.2e}  {:.2} s",
@@ -186,7 +232,7 @@ pub fn run(args: &Args, train: Dataset, test: Dataset, name: &str, short: &str) 
             tc / tg.max(1e-12)
         );
     }
-    if let Some(path) = &c.plot {
+    if let Some(path) = c.plot.as_ref().filter(|_| !runs.is_empty()) {
         let histories: Vec<(String, History)> = runs
             .iter()
             .map(|r| {
@@ -205,6 +251,9 @@ pub fn run(args: &Args, train: Dataset, test: Dataset, name: &str, short: &str) 
         if !c.json {
             println!("plot: {}", path.display());
         }
+    }
+    if failed {
+        std::process::exit(1);
     }
     Ok(())
 }

@@ -98,11 +98,11 @@ fn parse_checked(value: &str) -> Result<bool> {
 /// optional subgroups feature. Any other value is an error,
 /// so a typo does not silently run uncapped.
 pub fn limits_from_env() -> Result<Option<wgpu::Limits>> {
-    let Ok(value) = std::env::var("WGPU_TRAIN_LIMITS") else {
+    let Some(value) = crate::error::env_setting("WGPU_TRAIN_LIMITS")? else {
         return Ok(None);
     };
     match value.trim() {
-        "" | "adapter" => Ok(None),
+        "adapter" => Ok(None),
         "webgpu" => Ok(Some(wgpu::Limits::default())),
         "downlevel" => Ok(Some(wgpu::Limits::downlevel_defaults())),
         other => Err(Error::InvalidArgument {
@@ -229,6 +229,7 @@ impl Gpu {
             None => backends_from_env()?.unwrap_or(wgpu::Backends::PRIMARY),
         };
         ensure_runtime_dir();
+        ignore_relative_cache_home();
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
         desc.backends = backends;
         let checked = match options.runtime_checks {
@@ -319,6 +320,7 @@ impl Gpu {
             tune_mode,
             &info,
             subgroup_sizes.is_some(),
+            &limits,
             options.autotune_dir.clone(),
         );
         // GL: one context per device behind a lock that panics after 6 s.
@@ -829,6 +831,28 @@ fn ensure_runtime_dir() {
             // SAFETY: see above: once per process, before the instance (and
             // its driver threads) exists.
             unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+        });
+    }
+}
+
+/// A relative `XDG_CACHE_HOME` must be ignored (the XDG Base Directory
+/// specification), but Mesa's shader cache takes it as it is and creates
+/// folders in the working directory. So, once per process before the
+/// instance exists, a relative value is removed from the environment: the
+/// driver then uses `$HOME/.cache`, as the autotune cache does
+/// ([`crate::tune`]). Sound for the reasons [`ensure_runtime_dir`] gives.
+fn ignore_relative_cache_home() {
+    #[cfg(all(unix, not(target_vendor = "apple")))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let relative = std::env::var_os("XDG_CACHE_HOME")
+                .is_some_and(|v| !v.is_empty() && !std::path::Path::new(&v).is_absolute());
+            if relative {
+                // SAFETY: as in ensure_runtime_dir: once per process, before
+                // the instance (and its driver threads) exists.
+                unsafe { std::env::remove_var("XDG_CACHE_HOME") };
+            }
         });
     }
 }

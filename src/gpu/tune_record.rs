@@ -1,5 +1,20 @@
 //! The record of kernel choices a [`Gpu`](super::Gpu) keeps ([`TuneRecord`]) and how
 //! tuning is configured ([`TuneMode`]); the measuring is [`crate::tune`]'s.
+//!
+//! The cache file (issue 28): its name covers the adapter, driver,
+//! subgroups and the device's limits (a `WGPU_TRAIN_LIMITS` cap stands for
+//! a smaller device, on which some versions do not build). A relative
+//! `XDG_CACHE_HOME` is ignored, as the XDG specification asks, and the
+//! cache creates no directory above `wgpu-train` (or `.cache/wgpu-train`
+//! under an existing `$HOME`). It reads at most [`MAX_CACHE_BYTES`]
+//! ([`crate::files::read_bounded`]), and replaces only a file it wrote
+//! itself ([`crate::files::write_owned`]), whether reached directly or
+//! through a link: a corrupt or foreign file is ignored with a warning and
+//! kept. Two processes tuning at once each write their whole map: the last
+//! writer's choices are kept, and the other's keys are tuned again by the
+//! next run that meets them. A pinned or cached choice that this device
+//! cannot run is decided again with a warning ([`TuneRecord::decide`]),
+//! never an error.
 
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
@@ -33,17 +48,30 @@ impl TuneMode {
         }
     }
 
-    /// `WGPU_TRAIN_AUTOTUNE` when it is set and not empty.
+    /// `WGPU_TRAIN_AUTOTUNE` when it is set and not empty (a value that
+    /// is not UTF-8 is an error, as any other bad value is).
     pub fn from_env() -> Result<Option<Self>> {
-        match std::env::var("WGPU_TRAIN_AUTOTUNE") {
-            Ok(s) if !s.trim().is_empty() => Self::parse(&s).map(Some),
-            _ => Ok(None),
-        }
+        crate::error::env_setting("WGPU_TRAIN_AUTOTUNE")?
+            .map(|s| Self::parse(&s))
+            .transpose()
     }
 }
 
 /// File format tag: a file with another tag is foreign.
 const FORMAT: &str = "wgpu-train autotune 1";
+
+/// The most bytes of cache file read: thousands of choices, far more than
+/// any run makes. A larger file is not ours and is not read.
+pub const MAX_CACHE_BYTES: u64 = 1 << 20;
+
+/// Whether `bytes` is a cache file this crate wrote (any format version,
+/// any adapter): the only kind [`TuneRecord`] replaces.
+fn is_cache_file(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| v.get("format")?.as_str().map(str::to_string))
+        .is_some_and(|f| f.starts_with("wgpu-train autotune"))
+}
 
 #[derive(Default)]
 struct State {
@@ -54,6 +82,12 @@ struct State {
     used: BTreeMap<String, String>,
     tuned: usize,
     seconds: f64,
+    /// Keys pinned by [`TuneRecord::pin`] (for warnings: "recorded" vs "cached").
+    pinned: std::collections::BTreeSet<String>,
+    /// Why the last save failed; `None` when it succeeded or none was tried.
+    save_error: Option<String>,
+    saved: bool,
+    save_warned: bool,
 }
 
 /// The per-[`Gpu`](super::Gpu) record of kernel choices: what was pinned, read from the
@@ -67,6 +101,11 @@ pub struct TuneRecord {
     mode: TuneMode,
     /// The cache file; `None` keeps choices in memory only.
     file: Option<PathBuf>,
+    /// A directory that must exist already for the cache to create the
+    /// rest of the file's path (`$HOME` or `$XDG_CACHE_HOME`): the cache
+    /// never creates a directory nobody named. `None` for a directory given
+    /// by the caller, which is created whole.
+    must_exist: Option<PathBuf>,
     adapter_key: String,
     state: Mutex<State>,
 }
@@ -75,32 +114,44 @@ impl TuneRecord {
     /// A record for the adapter described by `info`, caching in `dir` (or the
     /// platform's cache directory when `None`). A device with subgroups
     /// keeps its own file: its choices may name subgroup versions, which the
-    /// same adapter without them (`WGPU_TRAIN_LIMITS`) cannot run.
+    /// same adapter without them (`WGPU_TRAIN_LIMITS`) cannot run; so does
+    /// a device with other `limits` (a cap), on which some versions do not
+    /// build.
     pub(crate) fn new(
         mode: TuneMode,
         info: &wgpu::AdapterInfo,
         subgroups: bool,
+        limits: &wgpu::Limits,
         dir: Option<PathBuf>,
     ) -> Self {
+        use sha2::Digest;
+        let short = |text: &str| -> String {
+            let hash = sha2::Sha256::digest(text.as_bytes());
+            hash[..8].iter().map(|b| format!("{b:02x}")).collect()
+        };
         let adapter_key = format!(
-            "{} | {:?} | vendor {:#x} device {:#x} | {} {}{}",
+            "{} | {:?} | vendor {:#x} device {:#x} | {} {}{} | limits {}",
             info.name,
             info.backend,
             info.vendor,
             info.device,
             info.driver,
             info.driver_info,
-            if subgroups { " | subgroups" } else { "" }
+            if subgroups { " | subgroups" } else { "" },
+            short(&format!("{limits:?}"))
         );
-        let file = dir.or_else(default_dir).map(|d| {
-            use sha2::Digest;
-            let hash = sha2::Sha256::digest(adapter_key.as_bytes());
-            let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
-            d.join(format!("autotune-{hex}.json"))
-        });
+        let (dir, must_exist) = match dir {
+            Some(d) => (Some(d), None),
+            None => match default_dir() {
+                Some((d, base)) => (Some(d), Some(base)),
+                None => (None, None),
+            },
+        };
+        let file = dir.map(|d| d.join(format!("autotune-{}.json", short(&adapter_key))));
         TuneRecord {
             mode,
             file,
+            must_exist,
             adapter_key,
             state: Mutex::new(State::default()),
         }
@@ -128,16 +179,20 @@ impl TuneRecord {
         (s.tuned, s.seconds)
     }
 
-    /// "tuned 9 shapes in 0.4 s (cache …)", once something was tuned.
+    /// "tuned 9 shapes in 0.4 s (cache …)", once something was tuned. It
+    /// names the cache file only when the choices were written there.
     pub fn report(&self) -> Option<String> {
-        let (n, secs) = self.tuned();
+        let s = self.lock();
+        let (n, secs) = (s.tuned, s.seconds);
         (n > 0).then(|| {
+            let cached = match (&self.file, &s.save_error) {
+                (Some(f), None) if s.saved => format!(" (cached in {})", f.display()),
+                (Some(_), Some(e)) => format!(" (not cached: {e})"),
+                _ => " (not cached)".to_string(),
+            };
             format!(
-                "autotune: tuned {n} shape{} in {secs:.2} s{}",
+                "autotune: tuned {n} shape{} in {secs:.2} s{cached}",
                 if n == 1 { "" } else { "s" },
-                self.file
-                    .as_ref()
-                    .map_or(String::new(), |f| format!(" (cached in {})", f.display()))
             )
         })
     }
@@ -150,6 +205,7 @@ impl TuneRecord {
         s.loaded = true;
         s.choices
             .extend(choices.iter().map(|(k, v)| (k.clone(), v.clone())));
+        s.pinned.extend(choices.keys().cloned());
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -161,16 +217,23 @@ impl TuneRecord {
     /// accepts), else measured by `measure` when given and tuning is on
     /// (`fixed` if that fails), and recorded as used; `None` when nothing is
     /// recorded and nothing measured (the caller's fixed rule, not recorded).
+    /// A pinned or cached name that `fits` refuses on this device (a
+    /// subgroup version without subgroups, a version past a capped device's
+    /// limits) is decided again as if it were not there, with a warning
+    /// naming the key, both versions and why; the record then holds what
+    /// runs instead.
     pub fn decide(
         &self,
         key: String,
         fixed: &'static str,
         known: &dyn Fn(&str) -> bool,
+        fits: &dyn Fn(&str) -> std::result::Result<(), String>,
         measure: Option<&mut dyn FnMut() -> Result<&'static str>>,
     ) -> Option<String> {
         let mut s = self.lock();
         let known = |s: &State| s.choices.get(&key).filter(|n| known(n)).cloned();
         let mut chosen = known(&s);
+        let mut refused = None;
         // A browser has no disk cache and cannot block on timings: pinned
         // choices or the fixed rule there, whatever the mode.
         let mode = if cfg!(target_arch = "wasm32") {
@@ -187,6 +250,13 @@ impl TuneRecord {
                 chosen = known(&s);
             }
         }
+        if let Some(name) = chosen.clone()
+            && let Err(why) = fits(&name)
+        {
+            s.choices.remove(&key);
+            refused = Some((name, why));
+            chosen = None;
+        }
         if let (None, TuneMode::On | TuneMode::Refresh, Some(measure)) = (&chosen, mode, measure) {
             let start = Instant::now();
             let name = measure().unwrap_or_else(|e| {
@@ -198,8 +268,25 @@ impl TuneRecord {
             s.tuned += 1;
             s.seconds += start.elapsed().as_secs_f64();
             s.choices.insert(key.clone(), name.to_string());
-            self.save(&s.choices);
+            let choices = s.choices.clone();
+            self.save(&choices, &mut s);
             chosen = Some(name.to_string());
+        }
+        if let Some((old, why)) = refused {
+            // The run's record must say what ran instead; the launchers
+            // built after this read it from the choices.
+            let new = chosen.get_or_insert_with(|| fixed.to_string()).clone();
+            s.choices.insert(key.clone(), new.clone());
+            eprintln!(
+                "wgpu-train: warning: the {} choice {old} for '{key}' cannot run on this device \
+                 ({why}); running {new} instead: this product's bits may differ from the \
+                 recorded run's",
+                if s.pinned.contains(&key) {
+                    "recorded"
+                } else {
+                    "cached"
+                },
+            );
         }
         if let Some(name) = &chosen {
             s.used.insert(key, name.clone());
@@ -207,21 +294,21 @@ impl TuneRecord {
         chosen
     }
 
-    /// The cached choices, or none (with a warning) when the file is corrupt
-    /// or belongs to another adapter or format.
+    /// The cached choices, or none (with a warning) when the file is corrupt,
+    /// too large, not a file, or belongs to another adapter or format.
     fn load(&self) -> BTreeMap<String, String> {
         let Some(path) = &self.file else {
             return BTreeMap::new();
         };
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
+        let bytes = match crate::files::read_bounded(path, MAX_CACHE_BYTES) {
+            Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return BTreeMap::new(),
             Err(e) => {
-                warn_ignored(path, &e.to_string());
+                warn_ignored(path, &e.to_string(), false);
                 return BTreeMap::new();
             }
         };
-        let parsed: Option<serde_json::Value> = serde_json::from_str(&text).ok();
+        let parsed: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
         let fields = parsed.as_ref().and_then(|v| {
             Some((
                 v.get("format")?.as_str()?,
@@ -240,61 +327,94 @@ impl TuneRecord {
                 warn_ignored(
                     path,
                     &format!("it was written for another adapter ({adapter})"),
+                    true,
                 );
                 BTreeMap::new()
             }
             _ => {
-                warn_ignored(path, "it is not a wgpu-train autotune file");
+                warn_ignored(
+                    path,
+                    "it is not a wgpu-train autotune file",
+                    is_cache_file(&bytes),
+                );
                 BTreeMap::new()
             }
         }
     }
 
-    /// Writes the choices atomically; a failure only warns (the choices stay
-    /// in memory for this run).
+    /// Writes the choices atomically over nothing or over a cache file of
+    /// ours (never over another file, even through a link); a failure only
+    /// warns, once (the choices stay in memory for this run).
     #[cfg(target_arch = "wasm32")]
-    fn save(&self, _: &BTreeMap<String, String>) {}
+    fn save(&self, _: &BTreeMap<String, String>, _: &mut State) {}
 
     #[cfg(not(target_arch = "wasm32"))]
-    fn save(&self, choices: &BTreeMap<String, String>) {
+    fn save(&self, choices: &BTreeMap<String, String>, state: &mut State) {
         let Some(path) = &self.file else { return };
         let doc = serde_json::json!({
             "format": FORMAT,
             "adapter": self.adapter_key,
             "choices": choices,
         });
-        let result = path
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .map_err(|e| e.to_string())
-            .and_then(|_| {
-                let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
-                crate::files::write(path, text.as_bytes()).map_err(|e| e.to_string())
-            });
-        if let Err(e) = result {
+        let result = (|| -> std::result::Result<(), String> {
+            if let Some(base) = &self.must_exist
+                && !base.is_dir()
+            {
+                return Err(format!(
+                    "{} does not exist, and the cache creates no directory above its own",
+                    base.display()
+                ));
+            }
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+            }
+            let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+            crate::files::write_owned(path, text.as_bytes(), MAX_CACHE_BYTES, is_cache_file)
+                .map_err(|e| e.to_string())
+        })();
+        state.saved = result.is_ok();
+        state.save_error = result.as_ref().err().cloned();
+        // Warned once: the next keys would only repeat it.
+        if let Err(e) = result
+            && !state.save_warned
+        {
+            state.save_warned = true;
             eprintln!(
-                "wgpu-train: warning: cannot write the autotune cache {}: {e}",
+                "wgpu-train: warning: cannot write the autotune cache {}: {e}; \
+                 the choices are kept in memory for this run",
                 path.display()
             );
         }
     }
 }
 
-fn warn_ignored(path: &std::path::Path, why: &str) {
+/// Says why the cache file is not used, and whether it will be replaced
+/// (`ours`: it is a cache file this crate wrote) or left alone.
+fn warn_ignored(path: &std::path::Path, why: &str, ours: bool) {
     eprintln!(
-        "wgpu-train: warning: ignoring the autotune cache {}: {why}; it will be rewritten",
-        path.display()
+        "wgpu-train: warning: ignoring the autotune cache {}: {why}; {}",
+        path.display(),
+        if ours {
+            "it will be rewritten"
+        } else {
+            "it will not be replaced (remove it to let the cache use that name)"
+        }
     );
 }
 
-fn default_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|h| PathBuf::from(h).join(".cache"))
-        })?;
-    Some(base.join("wgpu-train"))
+/// The cache directory and the directory that must already exist for the
+/// cache to create it: `$XDG_CACHE_HOME/wgpu-train` (an absolute
+/// `XDG_CACHE_HOME` only: the XDG specification says to ignore a relative
+/// one), else `$HOME/.cache/wgpu-train` below an absolute `$HOME`.
+fn default_dir() -> Option<(PathBuf, PathBuf)> {
+    let absolute = |name: &str| {
+        std::env::var_os(name)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    if let Some(base) = absolute("XDG_CACHE_HOME") {
+        return Some((base.join("wgpu-train"), base));
+    }
+    let home = absolute("HOME")?;
+    Some((home.join(".cache").join("wgpu-train"), home))
 }

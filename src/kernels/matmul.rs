@@ -144,6 +144,27 @@ impl MatmulKernel {
         }
     }
 
+    /// Whether this version's pipeline builds on `gpu` for `shape` and
+    /// `opts` (its bindings, workgroup size and memory within the device's
+    /// limits): how a recorded or cached choice is checked before a run
+    /// replays it on another device. The pipeline is cached, so a version
+    /// that fits costs nothing more when it is built.
+    pub(crate) fn check_fits(
+        self,
+        gpu: &Gpu,
+        shape: &MatmulShape,
+        opts: &MatmulOptions,
+        bias: bool,
+    ) -> Result<()> {
+        let vec4 = if self == MatmulKernel::V6Vec4 {
+            Vec4Operands::by_shape(shape, opts)
+        } else {
+            Vec4Operands::default()
+        };
+        gpu.pipeline(&fused_key(self, opts, bias, shape.n, Fusion::None, vec4))
+            .map(|_| ())
+    }
+
     fn entry(self) -> &'static str {
         match self {
             MatmulKernel::Auto | MatmulKernel::V2Blocked => "matmul_blocked",
@@ -644,6 +665,10 @@ impl Matmul {
                 MatmulKernel::choose(gpu, &shape),
                 MatmulKernel::name,
                 MatmulKernel::from_name,
+                &|k: MatmulKernel| {
+                    k.check_fits(gpu, &shape, &opts, bias.is_some())
+                        .map_err(|e| e.to_string())
+                },
             ),
             k => k,
         };

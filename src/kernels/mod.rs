@@ -77,17 +77,39 @@ use std::ops::Range;
 /// cache, or measured earlier by [`crate::tune`]), else `fixed`, the
 /// family's rule. Launchers never measure: the engines call the tuner
 /// before building them, so the kernels stay below it.
+/// A recorded version that `fits` refuses on this device is decided again
+/// ([`crate::gpu::TuneRecord::decide`]): a warning, never an error.
 pub(crate) fn recorded<K: Copy>(
     gpu: &Gpu,
     key: String,
     fixed: K,
     name: fn(K) -> &'static str,
     parse: fn(&str) -> Option<K>,
+    fits: &dyn Fn(K) -> std::result::Result<(), String>,
 ) -> K {
+    let fits_name = |n: &str| parse(n).map_or(Ok(()), fits);
     gpu.tune_record()
-        .decide(key, name(fixed), &|n| parse(n).is_some(), None)
+        .decide(key, name(fixed), &|n| parse(n).is_some(), &fits_name, None)
         .and_then(|n| parse(&n))
         .unwrap_or(fixed)
+}
+
+/// `Ok` when `kernel` is one of the versions this device offers (`offered`:
+/// the family's `available`), else why not: how a recorded subgroup version
+/// is checked on a device without subgroups.
+pub(crate) fn offered<K: Copy + PartialEq>(
+    kernel: K,
+    offered: &[K],
+    name: fn(K) -> &'static str,
+) -> std::result::Result<(), String> {
+    if offered.contains(&kernel) {
+        return Ok(());
+    }
+    let names: Vec<&str> = offered.iter().map(|&k| name(k)).collect();
+    Err(format!(
+        "this device offers {} (no subgroups, or a capped device)",
+        names.join(", ")
+    ))
 }
 
 /// Workgroups needed to cover `n` items with `per_group` items per workgroup.

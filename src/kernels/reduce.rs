@@ -149,6 +149,7 @@ impl ColumnSumKernel {
                 ColumnSumKernel::choose(gpu),
                 ColumnSumKernel::name,
                 ColumnSumKernel::from_name,
+                &|k| super::offered(k, &ColumnSumKernel::available(gpu), ColumnSumKernel::name),
             ),
             k => k,
         };

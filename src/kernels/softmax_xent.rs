@@ -353,6 +353,13 @@ impl SoftmaxXent {
                 SoftmaxXentKernel::choose(gpu, &shape),
                 SoftmaxXentKernel::name,
                 SoftmaxXentKernel::from_name,
+                &|k| {
+                    super::offered(
+                        k,
+                        &SoftmaxXentKernel::available(gpu),
+                        SoftmaxXentKernel::name,
+                    )
+                },
             ),
             k => k,
         };

@@ -60,6 +60,11 @@ pub struct Options {
     pub filter: Option<String>,
 }
 
+/// The most runs, warm-up runs, repetitions or training steps a benchmark
+/// takes: far beyond any useful median, and bounded so that a typo such as
+/// `--runs 18446744073709551615` is an error, not a run that never ends.
+pub const MAX_RUNS: usize = 10_000;
+
 impl Options {
     /// The full run.
     pub fn full() -> Self {
@@ -90,11 +95,12 @@ impl Options {
 
     /// Checks the counts and the target time (run calls it too).
     pub fn validate(&self) -> Result<()> {
-        for (name, v) in [
-            ("runs", self.runs),
-            ("warmup", self.warmup),
-            ("max_reps", self.max_reps),
-            ("train_steps", self.train_steps),
+        // Upper bounds too: a count from a flag must not run for ever.
+        for (name, v, max) in [
+            ("runs", self.runs, MAX_RUNS),
+            ("warmup", self.warmup, MAX_RUNS),
+            ("max_reps", self.max_reps, MAX_RUNS),
+            ("train_steps", self.train_steps, MAX_RUNS),
         ] {
             if v == 0 {
                 return Err(Error::InvalidArgument {
@@ -102,6 +108,7 @@ impl Options {
                     msg: "must be at least 1".into(),
                 });
             }
+            crate::error::at_most(name, v, max)?;
         }
         if !(self.target_run_s.is_finite() && self.target_run_s > 0.0) {
             return Err(Error::InvalidArgument {
@@ -1014,7 +1021,20 @@ pub struct Versions {
     pub notes: Vec<String>,
 }
 
+/// How a version's note begins when it ran and disagreed with the CPU twin
+/// (a failure); any other note is a version this device cannot build or run
+/// (skipped, with its reason).
+const DISAGREES: &str = "disagrees with the CPU twin";
+
 impl Versions {
+    /// Whether a version disagreed with the CPU twin: the row's failure. A
+    /// version that could not be built or run on this device (past a
+    /// capped device's limits, say) is skipped with its reason in
+    /// [`Versions::notes`], not a failure.
+    pub fn disagreed(&self) -> bool {
+        self.notes.iter().any(|n| n.contains(DISAGREES))
+    }
+
     /// One version's time, or why it has none; keeps the fastest.
     fn add(&mut self, version: &'static str, time: Result<f64>) {
         match time {
@@ -1076,9 +1096,8 @@ pub fn matmul_versions(
                 let mm = setup.launcher(gpu, &case, kernel)?;
                 setup.out.fill(gpu, f32::NAN)?;
                 mm.run(gpu, 1)?;
-                cpu::compare(&setup.out.to_array(gpu)?, &want, setup.tol).map_err(|m| {
-                    Error::shape("bench", format!("disagrees with the CPU twin: {m}"))
-                })?;
+                cpu::compare(&setup.out.to_array(gpu)?, &want, setup.tol)
+                    .map_err(|m| Error::shape("bench", format!("{DISAGREES}: {m}")))?;
                 let m = measure_gpu(opts, gpu, &timer, |pass| mm.record(pass))?;
                 Ok(m.seconds)
             })();
@@ -1145,9 +1164,7 @@ pub fn softmax_versions(
                 let (got_d, got_loss) = (gd.to_array(gpu)?, gloss.to_array(gpu)?);
                 cpu::compare(&got_d, &d, tol)
                     .and_then(|()| cpu::compare(&got_loss, &loss, tol))
-                    .map_err(|m| {
-                        Error::shape("bench", format!("disagrees with the CPU twin: {m}"))
-                    })?;
+                    .map_err(|m| Error::shape("bench", format!("{DISAGREES}: {m}")))?;
                 let m = measure_gpu(opts, gpu, &timer, |pass| sx.record(pass))?;
                 Ok(m.seconds)
             })();
@@ -1217,9 +1234,8 @@ pub fn column_sum_versions(
                 };
                 sums.fill(gpu, f32::NAN)?;
                 sum.run(gpu, 1)?;
-                cpu::compare(&sums.to_array(gpu)?, &want, tol).map_err(|m| {
-                    Error::shape("bench", format!("disagrees with the CPU twin: {m}"))
-                })?;
+                cpu::compare(&sums.to_array(gpu)?, &want, tol)
+                    .map_err(|m| Error::shape("bench", format!("{DISAGREES}: {m}")))?;
                 let m = measure_gpu(opts, gpu, &timer, |pass| sum.record(pass))?;
                 Ok(m.seconds)
             })();

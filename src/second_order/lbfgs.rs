@@ -125,6 +125,9 @@ pub(crate) fn run(
         if gg.sqrt() <= config.gtol {
             return Ok((Stop::Converged, x));
         }
+        if let Some(why) = rec.stalled() {
+            return Ok((Stop::Stalled(why), x));
+        }
         if k >= config.max_iterations {
             return Ok((Stop::MaxIterations, x));
         }

@@ -54,8 +54,13 @@
 //! when a target loss was given and reached); otherwise a reported
 //! [`Stop::MaxIterations`], [`Stop::LineSearchFailed`] or
 //! [`Stop::NonFinite`] (a NaN or infinite loss or gradient where a finite one
-//! was needed), each with the last good weights. Every loop is bounded:
-//! nothing hangs. A non-finite loss at a trial step only shortens the step.
+//! was needed), each with the last good weights. [`Stop::Stalled`] when
+//! [`STALL_STEPS`] accepted steps in a row found no loss below the lowest so
+//! far: the arithmetic's precision is reached before `gtol` (a `gtol` of 0,
+//! say), and more iterations would only walk in the rounding noise. Every
+//! loop is bounded: nothing hangs. A non-finite loss at a trial step only
+//! shortens the step. [`Stop::is_success`] tells the stops a caller may
+//! report as a result (converged, target, iteration limit) from failures.
 
 pub mod cpu;
 pub mod gpu;
@@ -294,8 +299,10 @@ impl SecondOrderConfig {
         if self.max_evaluations == 0 {
             return bad("max_evaluations", "must be at least 1".into());
         }
-        if self.target_loss.is_some_and(f64::is_nan) {
-            return bad("target_loss", "must not be NaN".into());
+        if let Some(t) = self.target_loss
+            && !t.is_finite()
+        {
+            return bad("target_loss", format!("must be finite, got {t}"));
         }
         Ok(())
     }
@@ -322,6 +329,26 @@ pub enum Stop {
     LineSearchFailed(String),
     /// A loss or gradient was NaN or infinite where a finite one was needed.
     NonFinite(String),
+    /// [`STALL_STEPS`] accepted steps in a row without a new lowest loss.
+    Stalled(String),
+}
+
+/// Accepted steps in a row without a new lowest loss after which
+/// [`minimize`] stops with [`Stop::Stalled`]. Before the precision floor
+/// every accepted step lowers the loss (the line search's sufficient
+/// decrease), so only rounding noise makes ten in a row fail to.
+pub const STALL_STEPS: usize = 10;
+
+impl Stop {
+    /// Whether the run ended as asked: converged, reached its target, or
+    /// used its iterations. A failed line search, a non-finite value or a
+    /// stall is a failure, which the examples report with a non-zero exit.
+    pub fn is_success(&self) -> bool {
+        matches!(
+            self,
+            Stop::Converged | Stop::TargetReached | Stop::MaxIterations
+        )
+    }
 }
 
 impl fmt::Display for Stop {
@@ -332,6 +359,7 @@ impl fmt::Display for Stop {
             Stop::MaxIterations => f.write_str("iteration limit reached"),
             Stop::LineSearchFailed(why) => write!(f, "line search failed: {why}"),
             Stop::NonFinite(why) => write!(f, "non-finite value: {why}"),
+            Stop::Stalled(why) => write!(f, "stalled: {why}"),
         }
     }
 }
@@ -386,6 +414,9 @@ pub(crate) struct Recorder<'a> {
     readbacks_at_start: usize,
     on_iteration: &'a mut dyn FnMut(&Iteration),
     iterations: Vec<Iteration>,
+    /// The lowest loss recorded, and the records since it was set.
+    best: f64,
+    since_best: usize,
 }
 
 impl<'a> Recorder<'a> {
@@ -396,7 +427,22 @@ impl<'a> Recorder<'a> {
             readbacks_at_start: obj.readbacks(),
             on_iteration,
             iterations: Vec::new(),
+            best: f64::INFINITY,
+            since_best: 0,
         }
+    }
+
+    /// Why the run has stalled ([`STALL_STEPS`] accepted steps without a new
+    /// lowest loss), if it has.
+    pub(crate) fn stalled(&self) -> Option<String> {
+        let last = self.iterations.last()?;
+        (self.since_best >= STALL_STEPS).then(|| {
+            format!(
+                "the loss has not gone below {:e} in {STALL_STEPS} accepted steps (‖g‖ {:.2e}): \
+                 the arithmetic's precision is reached before gtol; use a larger gtol",
+                self.best, last.grad_norm
+            )
+        })
     }
 
     /// Adds `n` passes over the data.
@@ -429,6 +475,12 @@ impl<'a> Recorder<'a> {
             passes: self.passes,
             seconds: self.start.elapsed().as_secs_f64(),
         };
+        if loss < self.best {
+            self.best = loss;
+            self.since_best = 0;
+        } else {
+            self.since_best += 1;
+        }
         (self.on_iteration)(&it);
         self.iterations.push(it);
     }

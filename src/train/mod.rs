@@ -26,7 +26,9 @@ pub(crate) use gpu::{Bindings, GpuProgram};
 #[cfg(not(target_arch = "wasm32"))]
 pub use gradient::{Gradient, gradient_cpu, gradient_gpu};
 #[cfg(not(target_arch = "wasm32"))]
-pub use resume::{Resume, load_checkpoint, read_recorded, recorded_kernels, save_checkpoint};
+pub use resume::{
+    MAX_RECORD_BYTES, Resume, load_checkpoint, read_recorded, recorded_kernels, save_checkpoint,
+};
 
 use crate::data::Dataset;
 use crate::error::{Error, Result, positive};
@@ -275,6 +277,10 @@ pub fn fit(
         epoch,
         what,
         value,
+        advice: crate::error::divergence_advice(
+            config.optimizer.lr,
+            config.optimizer.weight_decay(),
+        ),
     };
     let mut history = History::new();
     for epoch in first_epoch..config.epochs {

@@ -104,6 +104,11 @@ pub fn recorded_kernels(ck: &Checkpoint) -> Result<BTreeMap<String, String>> {
     Ok(kernels)
 }
 
+/// The most bytes of a `--kernels` JSON file read (a run's `--json`
+/// output): a device such as `/dev/zero`, or a larger file, is refused
+/// before it is read.
+pub const MAX_RECORD_BYTES: u64 = 16 << 20;
+
 /// The kernel choices an earlier run recorded, to replay with
 /// [`crate::gpu::TuneRecord::pin`]: from a checkpoint (`.safetensors`, its `kernels`
 /// metadata) or from the JSON the training examples print with `--json`
@@ -117,7 +122,9 @@ pub fn read_recorded(path: &std::path::Path) -> Result<BTreeMap<String, String>>
         name: "recorded kernel choices",
         msg: format!("{}: {msg}", path.display()),
     };
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let bytes =
+        crate::files::read_bounded(path, MAX_RECORD_BYTES).map_err(|e| bad(e.to_string()))?;
+    let text = String::from_utf8_lossy(&bytes);
     for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;

@@ -150,7 +150,7 @@ fn sweep_grid_errors_are_clear() {
         );
     }
     let (code, _, stderr) = sweep(&["--seeds", "0", "--device", "cpu"]);
-    assert!(code != 0 && stderr.contains("--seeds"), "{stderr}");
+    assert!(code != 0 && stderr.contains("invalid seeds"), "{stderr}");
 }
 
 /// A small CPU sweep over two rules and two seeds on Fashion-MNIST: one

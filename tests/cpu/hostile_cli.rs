@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use std::time::Instant;
 use wgpu_train::checkpoint;
 
-fn example(name: &str) -> PathBuf {
+pub(crate) fn example(name: &str) -> PathBuf {
     // target/<profile>/deps/TEST-HASH → target/<profile>/examples/NAME
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
@@ -23,14 +23,14 @@ fn example(name: &str) -> PathBuf {
     path
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    seconds: f64,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+    pub(crate) seconds: f64,
 }
 
-fn finish(out: Output, seconds: f64, what: &str) -> Run {
+pub(crate) fn finish(out: Output, seconds: f64, what: &str) -> Run {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
@@ -45,7 +45,7 @@ fn finish(out: Output, seconds: f64, what: &str) -> Run {
     }
 }
 
-fn run_with(name: &str, args: &[&str], env: &[(&str, Option<&str>)]) -> Run {
+pub(crate) fn run_with(name: &str, args: &[&str], env: &[(&str, Option<&str>)]) -> Run {
     let mut cmd = Command::new(example(name));
     cmd.args(args).env("RUST_BACKTRACE", "0");
     for (k, v) in env {
@@ -68,18 +68,18 @@ fn train_mlp(args: &[&str]) -> Run {
 }
 
 /// 256 training and 64 test examples of 28×28: an epoch takes milliseconds.
-fn tiny_data() -> Scratch {
+pub(crate) fn tiny_data() -> Scratch {
     let s = Scratch::new("cli-data");
     write_idx_set(&s, 256, 64);
     s
 }
 
-fn arg(p: &Path) -> &str {
+pub(crate) fn arg(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
 
 /// The `[device] test accuracy …` line's test loss.
-fn test_loss(stdout: &str, device: &str) -> f64 {
+pub(crate) fn test_loss(stdout: &str, device: &str) -> f64 {
     let line = stdout
         .lines()
         .find(|l| l.starts_with(&format!("[{device}] test accuracy")))

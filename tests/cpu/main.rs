@@ -17,6 +17,7 @@ mod download;
 mod fashion_mnist;
 mod gradcheck;
 mod hostile_cli;
+mod hostile_newer;
 mod metrics;
 mod model_gradient;
 #[cfg(feature = "plot")]

@@ -108,6 +108,7 @@ fn fit_stops_a_diverging_run_naming_device_epoch_and_loss() {
             epoch,
             what,
             value,
+            ..
         } = &err
         else {
             panic!("{device}: not a divergence: {err}");
@@ -393,4 +394,191 @@ fn a_checkpoint_whose_step_count_would_wrap_is_refused() {
         m.contains("optimizer.step") && m.contains("4294967295"),
         "{m}"
     );
+}
+
+// ============================================================ round three
+// Issue 28: the newer surface. The command-line cases are in
+// `tests/cpu/hostile_newer.rs`; these need the library and a GPU.
+
+/// A tuned GPU context caching in `dir`, with an optional limits cap and
+/// subgroups on or off.
+fn tuned_gpu(
+    mode: wgpu_train::tune::TuneMode,
+    dir: &Path,
+    limits: Option<wgpu::Limits>,
+    subgroups: bool,
+) -> wgpu_train::Gpu {
+    wgpu_train::Gpu::with_options(wgpu_train::GpuOptions {
+        autotune: Some(mode),
+        autotune_dir: Some(dir.to_path_buf()),
+        limits,
+        subgroups,
+        ..wgpu_train::GpuOptions::default()
+    })
+    .expect("GPU tests need an adapter")
+}
+
+/// Builds an NT matmul (m×k by n×k) as an engine does, the tuner first
+/// (`tune::matmul_for`), then an `Auto` launcher alone (which reads the
+/// record), and returns the version that ran; both must agree.
+fn auto_matmul(g: &wgpu_train::Gpu, m: usize, n: usize, k: usize) -> wgpu_train::MatmulKernel {
+    use wgpu_train::{GpuTensor, MatmulKernel, MatmulOptions, kernels::Matmul};
+    let a = GpuTensor::from_array(g, &crate::common::random(&[m, k], 1)).unwrap();
+    let b = GpuTensor::from_array(g, &crate::common::random(&[n, k], 2)).unwrap();
+    let c = GpuTensor::<f32>::zeros(g, &[m, n]).unwrap();
+    let nt = MatmulOptions::nt();
+    let launched = Matmul::new(g, &a, &b, None, &c, nt, MatmulKernel::Auto)
+        .unwrap_or_else(|e| panic!("an Auto matmul {m}x{n}x{k}: {e}"))
+        .kernel();
+    let tuned = wgpu_train::tune::matmul_for(g, &a, &b, None, &nt, MatmulKernel::Auto);
+    let built = Matmul::new(g, &a, &b, None, &c, nt, tuned)
+        .unwrap_or_else(|e| panic!("the tuner's matmul {m}x{n}x{k}: {e}"))
+        .kernel();
+    let again = Matmul::new(g, &a, &b, None, &c, nt, MatmulKernel::Auto)
+        .unwrap()
+        .kernel();
+    assert_eq!(again, built, "the launcher runs the recorded choice");
+    let _ = launched;
+    built
+}
+
+// ------------------------------------------------------------ class 2: the GPU sweep's batch
+#[test]
+fn a_gpu_sweep_batch_larger_than_the_set_is_one_full_batch() {
+    use wgpu_train::train::sweep;
+    let data = small_data(100, 20);
+    let model = Mlp::new(&[784, 16, 10], Activation::Sigmoid).unwrap();
+    let runs = sweep::runs_over_seeds(&[OptimizerConfig::sgd(0.1)], 2, 0).unwrap();
+    let exact = config(OptimizerConfig::sgd(0.1), 2, 100);
+    let want = sweep::sweep_gpu(gpu(), &model, &data, &exact, &runs, &mut |_| {}).unwrap();
+    for batch in [101, 4_000_000_000, 1 << 57, usize::MAX] {
+        let cfg = config(OptimizerConfig::sgd(0.1), 2, batch);
+        let got = sweep::sweep_gpu(gpu(), &model, &data, &cfg, &runs, &mut |_| {})
+            .unwrap_or_else(|e| panic!("batch {batch}: {e}"));
+        for (g, w) in got.models.iter().zip(&want.models) {
+            assert_eq!(g.params, w.params, "batch {batch}");
+            assert_eq!(g.test, w.test, "batch {batch}");
+        }
+    }
+}
+
+// ------------------------------------------------------------ class 6: foreign files
+#[test]
+fn the_tuner_never_replaces_a_file_it_did_not_write_even_through_a_link() {
+    use wgpu_train::tune::TuneMode;
+    let s = Scratch::new("tune-foreign");
+    let g = tuned_gpu(TuneMode::On, &s.path().join("cache"), None, true);
+    let file = g.tune_record().file().unwrap().to_path_buf();
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let precious = s.write("precious.txt", b"someone else's data");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&precious, &file).unwrap();
+    auto_matmul(&g, 7, 10, 33);
+    assert_eq!(g.tune_record().tuned().0, 1, "the shape is tuned in memory");
+    assert_eq!(std::fs::read(&precious).unwrap(), b"someone else's data");
+    assert!(
+        std::fs::symlink_metadata(&file)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let report = g.tune_record().report().unwrap();
+    assert!(
+        !report.contains("cached in") && report.contains("not cached"),
+        "{report}"
+    );
+    // A foreign regular file in the cache's place is kept as well, and a
+    // cache file of ours beside it is still rewritten (the next test's
+    // tuner, another shape).
+    std::fs::remove_file(&file).unwrap();
+    std::fs::write(&file, b"not ours").unwrap();
+    let g = tuned_gpu(TuneMode::On, &s.path().join("cache"), None, true);
+    auto_matmul(&g, 9, 10, 33);
+    assert_eq!(std::fs::read(&file).unwrap(), b"not ours");
+}
+
+// ------------------------------------------------------------ class 7: choices that do not fit
+#[test]
+fn a_recorded_choice_this_device_cannot_run_is_decided_again_not_fatal() {
+    use std::collections::BTreeMap;
+    use wgpu_train::tune::{TuneMode, matmul_key, softmax_xent_key};
+    use wgpu_train::{MatmulKernel, MatmulOptions, MatmulShape, SoftmaxXentShape};
+    let s = Scratch::new("tune-fit");
+    // The cache key covers a limits cap: a capped device keeps its own file.
+    let full = tuned_gpu(TuneMode::On, s.path(), None, true);
+    let capped = tuned_gpu(
+        TuneMode::On,
+        s.path(),
+        Some(wgpu::Limits::downlevel_defaults()),
+        true,
+    );
+    assert_ne!(full.tune_record().file(), capped.tune_record().file());
+
+    // v6 binds A and B a second time as vec4s: 6 storage buffers, past
+    // the downlevel cap's 4. Recorded on the full device, replayed capped.
+    let (m, n, k) = (8, 12, 16);
+    let shape = MatmulShape::resolve(&[m, k], &[n, k], None, &MatmulOptions::nt()).unwrap();
+    let mm_key = matmul_key(&shape, &MatmulOptions::nt(), false);
+    let record = BTreeMap::from([(mm_key.clone(), "v6_vec4".to_string())]);
+    full.tune_record().pin(&record);
+    assert_eq!(auto_matmul(&full, m, n, k), MatmulKernel::V6Vec4);
+    for mode in [TuneMode::Off, TuneMode::On] {
+        let g = tuned_gpu(
+            mode,
+            s.path(),
+            Some(wgpu::Limits::downlevel_defaults()),
+            true,
+        );
+        g.tune_record().pin(&record);
+        let ran = auto_matmul(&g, m, n, k);
+        assert_ne!(ran, MatmulKernel::V6Vec4, "{mode:?}");
+        // The run's record says what ran instead.
+        assert_eq!(g.tune_record().choices()[&mm_key], ran.name(), "{mode:?}");
+    }
+
+    // A subgroup version recorded where there are subgroups, resumed on a
+    // device without them.
+    let plain = tuned_gpu(TuneMode::Off, s.path(), None, false);
+    let sx_key = softmax_xent_key(&SoftmaxXentShape { n: 8, c: 10 }, true);
+    plain.tune_record().pin(&BTreeMap::from([(
+        sx_key.clone(),
+        "v4_subgroup".to_string(),
+    )]));
+    let logits =
+        wgpu_train::GpuTensor::from_array(&plain, &crate::common::random(&[8, 10], 7)).unwrap();
+    let labels: Vec<u32> = (0..8).map(|i| i % 10).collect();
+    let labels = wgpu_train::GpuLabels::new(&plain, &labels, 10).unwrap();
+    let loss = wgpu_train::GpuTensor::<f32>::zeros(&plain, &[8]).unwrap();
+    let correct = wgpu_train::GpuTensor::<u32>::zeros(&plain, &[8]).unwrap();
+    let d = wgpu_train::GpuTensor::<f32>::zeros(&plain, &[8, 10]).unwrap();
+    let sx = wgpu_train::kernels::SoftmaxXent::new(
+        &plain,
+        &logits,
+        &labels,
+        &loss,
+        &correct,
+        Some(&d),
+        wgpu_train::SoftmaxXentKernel::Auto,
+    )
+    .unwrap_or_else(|e| panic!("a recorded subgroup choice is fatal: {e}"));
+    assert_ne!(sx.kernel(), wgpu_train::SoftmaxXentKernel::V4Subgroup);
+    assert_eq!(plain.tune_record().choices()[&sx_key], sx.kernel().name());
+}
+
+// ------------------------------------------------------------ class 11: the cache's report
+#[test]
+fn the_tuner_reports_cached_only_when_it_wrote_the_cache() {
+    use wgpu_train::tune::TuneMode;
+    let s = Scratch::new("tune-unwritable");
+    // The cache directory's place is taken by a file: nothing can be written.
+    let dir = s.write("cache", b"a file, not a directory");
+    let g = tuned_gpu(TuneMode::On, &dir, None, true);
+    auto_matmul(&g, 7, 10, 33);
+    let report = g.tune_record().report().unwrap();
+    assert!(!report.contains("cached in"), "{report}");
+    assert!(report.contains("not cached"), "{report}");
+    // And where it can, it says where.
+    let ok = tuned_gpu(TuneMode::On, &s.path().join("ok"), None, true);
+    auto_matmul(&ok, 7, 10, 33);
+    assert!(ok.tune_record().report().unwrap().contains("cached in"));
 }

@@ -45,6 +45,20 @@ pub fn fit_linear(
     on_iteration: &mut dyn FnMut(&Iteration),
 ) -> Result<LinearRun> {
     config.validate()?;
+    data.validate()?;
+    // Without the L2 term the loss of separable data has no minimum: the
+    // weights grow without bound while the gradient vanishes, and a method
+    // would report "converged" at a meaningless point.
+    if data.l2 <= 0.0 {
+        return Err(crate::Error::InvalidArgument {
+            name: "l2",
+            msg: format!(
+                "a second-order run needs λ > 0 (got {}): without the L2 term the loss of \
+                 separable data has no minimum",
+                data.l2
+            ),
+        });
+    }
     let model = LinearSoftmax::new(train.dim(), train.classes)?;
     let w0 = model.init(seed);
     let mut obj: Box<dyn Objective + '_> = match device {

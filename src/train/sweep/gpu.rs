@@ -27,7 +27,10 @@ use std::time::Instant;
 /// The most models of `model` one sweep can hold on `gpu` with `config`'s
 /// batch sizes: the largest per-model buffer (parameters, or a work tensor
 /// of the training or evaluation program) times K must fit one storage
-/// binding, and K workgroups one grid dimension.
+/// binding, and K workgroups one grid dimension. Pass the batch sizes the
+/// engine really uses ([`SweepEngine::new`] clamps them to the data, as
+/// [`super::super::GpuEngine`] does); sizes are multiplied in saturating
+/// arithmetic, so an absurd one gives 0 models, never a wrapped product.
 pub fn max_models(gpu: &Gpu, model: &dyn Model, config: &TrainConfig) -> (usize, String) {
     let limits = gpu.limits();
     let binding = limits
@@ -41,21 +44,23 @@ pub fn max_models(gpu: &Gpu, model: &dyn Model, config: &TrainConfig) -> (usize,
     ] {
         for t in &program.tensors {
             if matches!(t.region, Region::Work | Region::WorkU32) {
-                let len: usize = t.shape.iter().product();
+                let len = t.shape.iter().fold(1usize, |a, &d| a.saturating_mul(d));
                 if len > largest.0 {
                     largest = (len, format!("activation {}", t.name));
                 }
             }
         }
     }
-    let by_memory = (binding / (4 * largest.0.max(1) as u64)) as usize;
+    let per_model = (largest.0.max(1) as u64).saturating_mul(4);
+    let by_memory = usize::try_from(binding / per_model).unwrap_or(usize::MAX);
     let by_grid = limits.max_compute_workgroups_per_dimension as usize;
     (
         by_memory.min(by_grid),
         format!(
-            "{} ({} floats per model) in one storage binding of {}",
+            "{} of {} floats ({}) per model, and one storage binding holds {}",
             largest.1,
             largest.0,
+            crate::error::bytes(per_model),
             crate::error::bytes(binding)
         ),
     )
@@ -100,6 +105,15 @@ impl<'g> SweepEngine<'g> {
     ) -> Result<Self> {
         config.validate()?;
         check_model(model, data)?;
+        // A batch larger than the training set is one full-set batch, and an
+        // evaluation batch larger than every evaluated set is that set: size
+        // (and bound) the buffers for what runs, as GpuEngine does.
+        let eval_rows = data.test.len().max(data.val_idx.len()).max(1);
+        let config = &TrainConfig {
+            batch: config.batch.min(data.train_idx.len()).max(1),
+            eval_batch: config.eval_batch.min(eval_rows),
+            ..config.clone()
+        };
         let k = runs.len();
         let (most, why) = max_models(gpu, model, config);
         if k > most {
@@ -108,7 +122,7 @@ impl<'g> SweepEngine<'g> {
                     "a sweep of {k} models of {} (at most {most} fit on this device)",
                     model.name()
                 ),
-                needed: format!("{k} × the largest per-model buffer, {why}"),
+                needed: format!("{k} × the largest per-model buffer: {why}"),
                 limit: crate::error::bytes(gpu.limits().max_storage_buffer_binding_size),
                 limit_name: "max_storage_buffer_binding_size",
             });

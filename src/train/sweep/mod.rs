@@ -87,6 +87,42 @@ impl SweepRun {
     }
 }
 
+/// The most runs one sweep may hold: the models' grid axis is one dispatch
+/// dimension, which no device makes longer than 65,535 workgroups (and the
+/// CPU path, one model after another, gains nothing from more). Checked
+/// before the run list is built, so an absurd `--seeds` is an error, not a
+/// list that grows until memory runs out.
+pub const MAX_RUNS: usize = 65_535;
+
+/// Every configuration of `configs` repeated over `seeds` initial-weight
+/// seeds (`first_seed`, `first_seed + 1`, …, wrapping past `u64::MAX`),
+/// configurations outermost. The count is checked, in checked arithmetic,
+/// against [`MAX_RUNS`] before anything is allocated.
+pub fn runs_over_seeds(
+    configs: &[OptimizerConfig],
+    seeds: usize,
+    first_seed: u64,
+) -> Result<Vec<SweepRun>> {
+    crate::error::positive("seeds", seeds)?;
+    let count = configs.len().checked_mul(seeds).filter(|&n| n <= MAX_RUNS);
+    let Some(count) = count else {
+        return Err(Error::InvalidArgument {
+            name: "seeds",
+            msg: format!(
+                "{} configurations × {seeds} seeds is more than the {MAX_RUNS} models a sweep may hold",
+                configs.len()
+            ),
+        });
+    };
+    let mut out = Vec::with_capacity(count);
+    for cfg in configs {
+        for s in 0..seeds as u64 {
+            out.push(SweepRun::new(*cfg, first_seed.wrapping_add(s), seeds > 1));
+        }
+    }
+    Ok(out)
+}
+
 /// Where and why a model diverged.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Divergence {
@@ -165,6 +201,7 @@ fn check_runs(runs: &[SweepRun], config: &TrainConfig) -> Result<()> {
             msg: "needs at least one configuration".into(),
         });
     }
+    crate::error::at_most("sweep runs", runs.len(), MAX_RUNS)?;
     for r in runs {
         r.optimizer.validate()?;
     }
