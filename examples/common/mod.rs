@@ -93,7 +93,9 @@ pub struct Common {
     /// Save parameters and optimizer state (safetensors) when training ends
     /// (not when it diverged). With `--device both` the GPU run's state goes
     /// to FILE and the CPU run's to FILE with `.cpu` before the extension.
-    /// Checked before training starts.
+    /// Checked before training starts. Each save replaces FILE atomically,
+    /// so two runs saving to one FILE at once never mix: the last to finish
+    /// wins, and the other's state is not kept.
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
     /// Resume from a checkpoint written by `--save`: training continues

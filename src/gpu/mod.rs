@@ -20,7 +20,7 @@ pub use gl_lock::Deferred;
 pub use labels::GpuLabels;
 pub use pipeline::{Binding, KernelPipeline, PipelineKey, Shader};
 pub use timer::{GpuTimer, TimerKind};
-pub use tune_record::{TuneMode, TuneRecord};
+pub use tune_record::{TuneMode, TuneRecord, parse_cache};
 
 use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex};

@@ -64,6 +64,41 @@ const FORMAT: &str = "wgpu-train autotune 1";
 /// any run makes. A larger file is not ours and is not read.
 pub const MAX_CACHE_BYTES: u64 = 1 << 20;
 
+/// The choices a cache file's `bytes` hold for the adapter `adapter_key`,
+/// or why they are not used and whether the file is ours (to be rewritten)
+/// or another's (to be kept). The cache reader's parsing, in memory: the
+/// `tune_cache` fuzz target drives it.
+#[doc(hidden)]
+pub fn parse_cache(
+    bytes: &[u8],
+    adapter_key: &str,
+) -> std::result::Result<BTreeMap<String, String>, (String, bool)> {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(bytes).ok();
+    let fields = parsed.as_ref().and_then(|v| {
+        Some((
+            v.get("format")?.as_str()?,
+            v.get("adapter")?.as_str()?,
+            v.get("choices")?.as_object()?,
+        ))
+    });
+    match fields {
+        // Names are checked where they are used (`decide`'s `known`):
+        // one this build does not know is measured again and replaced.
+        Some((FORMAT, adapter, choices)) if adapter == adapter_key => Ok(choices
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect()),
+        Some((FORMAT, adapter, _)) => Err((
+            format!("it was written for another adapter ({adapter})"),
+            true,
+        )),
+        _ => Err((
+            "it is not a wgpu-train autotune file".to_string(),
+            is_cache_file(bytes),
+        )),
+    }
+}
+
 /// Whether `bytes` is a cache file this crate wrote (any format version,
 /// any adapter): the only kind [`TuneRecord`] replaces.
 fn is_cache_file(bytes: &[u8]) -> bool {
@@ -308,38 +343,10 @@ impl TuneRecord {
                 return BTreeMap::new();
             }
         };
-        let parsed: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
-        let fields = parsed.as_ref().and_then(|v| {
-            Some((
-                v.get("format")?.as_str()?,
-                v.get("adapter")?.as_str()?,
-                v.get("choices")?.as_object()?,
-            ))
-        });
-        match fields {
-            // Names are checked where they are used (`decide`'s `known`):
-            // one this build does not know is measured again and replaced.
-            Some((FORMAT, adapter, choices)) if adapter == self.adapter_key => choices
-                .iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect(),
-            Some((FORMAT, adapter, _)) => {
-                warn_ignored(
-                    path,
-                    &format!("it was written for another adapter ({adapter})"),
-                    true,
-                );
-                BTreeMap::new()
-            }
-            _ => {
-                warn_ignored(
-                    path,
-                    "it is not a wgpu-train autotune file",
-                    is_cache_file(&bytes),
-                );
-                BTreeMap::new()
-            }
-        }
+        parse_cache(&bytes, &self.adapter_key).unwrap_or_else(|(why, ours)| {
+            warn_ignored(path, &why, ours);
+            BTreeMap::new()
+        })
     }
 
     /// Writes the choices atomically over nothing or over a cache file of

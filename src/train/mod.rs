@@ -27,7 +27,8 @@ pub(crate) use gpu::{Bindings, GpuProgram};
 pub use gradient::{Gradient, gradient_cpu, gradient_gpu};
 #[cfg(not(target_arch = "wasm32"))]
 pub use resume::{
-    MAX_RECORD_BYTES, Resume, load_checkpoint, read_recorded, recorded_kernels, save_checkpoint,
+    MAX_RECORD_BYTES, Resume, load_checkpoint, parse_recorded, read_recorded, recorded_kernels,
+    save_checkpoint,
 };
 
 use crate::data::Dataset;

@@ -124,21 +124,27 @@ pub fn read_recorded(path: &std::path::Path) -> Result<BTreeMap<String, String>>
     };
     let bytes =
         crate::files::read_bounded(path, MAX_RECORD_BYTES).map_err(|e| bad(e.to_string()))?;
-    let text = String::from_utf8_lossy(&bytes);
+    let choices = parse_recorded(&String::from_utf8_lossy(&bytes)).map_err(bad)?;
+    crate::tune::check_choices(&choices)?;
+    Ok(choices)
+}
+
+/// The `kernels` object of the first JSON line that has one, in a run's
+/// `--json` output (names not yet checked: [`crate::tune::check_choices`]).
+/// The `--kernels` reader's parsing, in memory: the `recorded` fuzz target
+/// drives it.
+#[doc(hidden)]
+pub fn parse_recorded(text: &str) -> std::result::Result<BTreeMap<String, String>, String> {
     for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
         if let Some(k) = v.get("kernels") {
-            let choices: BTreeMap<String, String> = serde_json::from_value(k.clone())
-                .map_err(|e| bad(format!("'kernels' is not an object of kernel names: {e}")))?;
-            crate::tune::check_choices(&choices)?;
-            return Ok(choices);
+            return serde_json::from_value(k.clone())
+                .map_err(|e| format!("'kernels' is not an object of kernel names: {e}"));
         }
     }
-    Err(bad(
-        "no JSON line with a 'kernels' object (only tuned GPU runs record one)".into(),
-    ))
+    Err("no JSON line with a 'kernels' object (only tuned GPU runs record one)".into())
 }
 
 impl Resume {
