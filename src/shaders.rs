@@ -101,6 +101,22 @@ pub static LAYER_BACKWARD: Shader = Shader {
     ],
 };
 
+pub static ROW_STEP: Shader = Shader {
+    name: "row_step",
+    source: concat!(
+        include_str!("../shaders/row_step.wgsl"),
+        include_str!("../shaders/shared/activation_grad.wgsl")
+    ),
+    bindings: &[
+        Binding::Uniform,          // params
+        Binding::StorageRead,      // params: weights and biases
+        Binding::StorageRead,      // labels
+        Binding::StorageReadWrite, // arena: h1 in; hidden outputs and deltas out
+        Binding::StorageReadWrite, // loss
+        Binding::StorageReadWrite, // correct
+    ],
+};
+
 pub static OPTIM: Shader = Shader {
     name: "optim",
     source: concat!(
@@ -237,6 +253,7 @@ pub const WORKGROUP_MEMORY: &[(&str, &str, u32)] = &[
     ("softmax_xent", "xent_workgroup", 768),
     ("softmax_xent", "xent_totals", 2048),
     ("linalg", "dots", 1024),
+    ("row_step", "row_step", 16128), // 4 rows of activations and deltas, partial sums
 ];
 
 /// Bytes of workgroup memory `entry` of `shader` uses (0: none).
@@ -270,6 +287,7 @@ pub fn all() -> Vec<&'static Shader> {
         &GATHER,
         &GATHER_MATMUL,
         &LAYER_BACKWARD,
+        &ROW_STEP,
         &OPTIM,
         &SWEEP_OPTIM,
         &SOFTMAX_XENT,
@@ -285,6 +303,7 @@ pub fn specialisations() -> Vec<PipelineKey> {
     keys.extend(crate::kernels::gather::specialisations());
     keys.extend(crate::kernels::gather_matmul::specialisations());
     keys.extend(crate::kernels::layer_backward::specialisations());
+    keys.extend(crate::kernels::row_step::specialisations());
     keys.extend(crate::kernels::optim::specialisations());
     keys.extend(crate::kernels::sweep_optim::specialisations());
     keys.extend(crate::kernels::softmax_xent::specialisations());

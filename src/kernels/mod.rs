@@ -12,6 +12,7 @@ pub mod matmul;
 mod mirror;
 pub mod optim;
 pub mod reduce;
+pub mod row_step;
 pub mod softmax_xent;
 pub mod sweep_optim;
 
@@ -28,6 +29,7 @@ pub use reduce::{
     ColumnSum, ColumnSumKernel, LossCorrectSum, activation_bias_backward, column_sum,
     loss_correct_sum,
 };
+pub use row_step::RowStep;
 pub use softmax_xent::{
     SoftmaxXent, SoftmaxXentKernel, SoftmaxXentOutput, softmax_xent, softmax_xent_eval,
     softmax_xent_with,

@@ -20,7 +20,7 @@ use crate::kernels::{
     ColumnSum, ColumnSumKernel, LossCorrectSum, Matmul, MatmulEpilogue, MatmulKernel, SoftmaxXent,
     SoftmaxXentKernel,
 };
-use crate::kernels::{Gather, GatherMatmul, GpuDataset, GpuOptimizer, LayerBackward};
+use crate::kernels::{Gather, GatherMatmul, GpuDataset, GpuOptimizer, LayerBackward, RowStep};
 use crate::model::Model;
 use crate::model::{Op, Program, Region};
 use crate::shapes::MatmulOptions;
@@ -130,11 +130,7 @@ impl<'g> GpuEngine<'g> {
         let gathers = (config.fused && train_data.chunk_count() == 1 && GatherMatmul::fits(gpu))
             .then_some(&train.gather);
         for rows in batch_sizes(data.train_idx.len(), config.batch) {
-            let program = if config.fused {
-                model.fused_train_program(rows)
-            } else {
-                model.train_program(rows)
-            };
+            let program = super::StepProgram::of(config).program(model, rows);
             train_programs.insert(
                 rows,
                 GpuProgram::compile(gpu, &program, &bindings, gathers)?,
@@ -420,6 +416,7 @@ enum Launch {
     /// The first product, gathering its own input rows.
     GatherMatmul(GatherMatmul),
     Backward(LayerBackward),
+    Rows(RowStep),
 }
 
 impl Launch {
@@ -438,6 +435,7 @@ impl Launch {
             Launch::Sum(c) => c.record(pass),
             Launch::GatherMatmul(g) => g.record(pass, gather, step)?,
             Launch::Backward(b) => b.record(pass),
+            Launch::Rows(r) => r.record(pass),
         }
         Ok(())
     }
@@ -486,9 +484,28 @@ impl GpuProgram {
         gather: Option<&Gather>,
     ) -> Result<Self> {
         let rows = program.rows;
+        // A row block's tensors share one buffer (its kernel binds it once).
+        let mut in_arena = BTreeMap::new();
+        let mut arena_len = 0;
+        for id in program.ops.iter().flat_map(Op::arena) {
+            if let std::collections::btree_map::Entry::Vacant(e) = in_arena.entry(id.0) {
+                e.insert(arena_len);
+                arena_len += program.spec(id).shape.iter().product::<usize>();
+            }
+        }
+        let arena = if arena_len > 0 {
+            Some(GpuTensor::<f32>::zeros(gpu, &[arena_len])?)
+        } else {
+            None
+        };
         let mut slots = Vec::with_capacity(program.tensors.len());
-        for spec in &program.tensors {
+        for (i, spec) in program.tensors.iter().enumerate() {
             let len: usize = spec.shape.iter().product();
+            if let (Some(&offset), Some(a), Region::Work) = (in_arena.get(&i), &arena, spec.region)
+            {
+                slots.push(Slot::F32(a.view(offset, &spec.shape)?));
+                continue;
+            }
             slots.push(match spec.region {
                 Region::Input => {
                     let width = spec.shape.get(1).copied().unwrap_or(0);
@@ -528,6 +545,34 @@ impl GpuProgram {
         let mut launches = Vec::with_capacity(program.ops.len());
         let mut gathers = false;
         for (i, op) in program.ops.iter().enumerate() {
+            if let Op::RowStep {
+                h,
+                weights,
+                biases,
+                hidden,
+                dz,
+                loss,
+                correct,
+                activation,
+            } = op
+            {
+                let all = |ids: &[crate::model::TensorId]| -> Result<Vec<&GpuTensor<f32>>> {
+                    ids.iter().map(|&id| f(id)).collect()
+                };
+                launches.push(Launch::Rows(RowStep::new(
+                    gpu,
+                    f(*h)?,
+                    &all(weights)?,
+                    &all(biases)?,
+                    &labels,
+                    &all(hidden)?,
+                    &all(dz)?,
+                    f(*loss)?,
+                    u(*correct)?,
+                    *activation,
+                )?));
+                continue;
+            }
             launches.push(match *op {
                 Op::Matmul {
                     a,
@@ -660,6 +705,7 @@ impl GpuProgram {
                     f(dz_below)?,
                     activation,
                 )?),
+                Op::RowStep { .. } => unreachable!("recorded above"),
             });
         }
         let totals = if program.accumulates_totals() {
@@ -723,6 +769,7 @@ impl GpuProgram {
                 Launch::Softmax(s) => s.record(pass),
                 Launch::Sum(c) => c.record(pass),
                 Launch::Backward(b) => b.record(pass),
+                Launch::Rows(r) => r.record(pass),
                 Launch::GatherMatmul(_) => {
                     return Err(Error::shape(
                         "program",
@@ -801,6 +848,19 @@ fn op_bytes(program: &Program, op: &Op) -> u64 {
             dz_below,
             ..
         } => t(dz) + t(h) + t(w) + t(dw) + t(db) + t(dz_below),
+        Op::RowStep {
+            h,
+            ref weights,
+            ref biases,
+            ref hidden,
+            ref dz,
+            loss,
+            ..
+        } => {
+            let all = |ids: &[crate::model::TensorId]| ids.iter().map(|&id| t(id)).sum::<u64>();
+            // The labels in, the flags out.
+            t(h) + all(weights) + all(biases) + all(hidden) + all(dz) + t(loss) + 2 * rows
+        }
     }
 }
 

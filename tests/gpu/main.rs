@@ -19,6 +19,7 @@ mod linalg;
 mod matmul;
 mod optim;
 mod reduce;
+mod row_step;
 mod softmax_xent;
 mod sweep_optim;
 

@@ -599,6 +599,7 @@ impl SweepProgram {
                 }
                 Op::WeightGrad { .. }
                 | Op::LayerBackward { .. }
+                | Op::RowStep { .. }
                 | Op::SoftmaxXent { totals: true, .. } => {
                     return Err(Error::shape(
                         "sweep program",
