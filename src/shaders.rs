@@ -117,6 +117,21 @@ pub static ROW_STEP: Shader = Shader {
     ],
 };
 
+pub static WEIGHT_STEP: Shader = Shader {
+    name: "weight_step",
+    source: include_str!("../shaders/weight_step.wgsl"),
+    bindings: &[
+        Binding::Uniform,          // params
+        Binding::StorageRead,      // x: the first layer's input rows
+        Binding::StorageRead,      // arena: the other inputs and every delta
+        Binding::StorageReadWrite, // grads
+        Binding::StorageRead,      // loss
+        Binding::StorageRead,      // correct
+        Binding::StorageReadWrite, // loss_total
+        Binding::StorageReadWrite, // correct_total
+    ],
+};
+
 pub static OPTIM: Shader = Shader {
     name: "optim",
     source: concat!(
@@ -254,6 +269,7 @@ pub const WORKGROUP_MEMORY: &[(&str, &str, u32)] = &[
     ("softmax_xent", "xent_totals", 2048),
     ("linalg", "dots", 1024),
     ("row_step", "row_step", 16128), // 4 rows of activations and deltas, partial sums
+    ("weight_step", "weight_step", 2048), // the totals' 256 lanes
 ];
 
 /// Bytes of workgroup memory `entry` of `shader` uses (0: none).
@@ -288,6 +304,7 @@ pub fn all() -> Vec<&'static Shader> {
         &GATHER_MATMUL,
         &LAYER_BACKWARD,
         &ROW_STEP,
+        &WEIGHT_STEP,
         &OPTIM,
         &SWEEP_OPTIM,
         &SOFTMAX_XENT,
@@ -304,6 +321,7 @@ pub fn specialisations() -> Vec<PipelineKey> {
     keys.extend(crate::kernels::gather_matmul::specialisations());
     keys.extend(crate::kernels::layer_backward::specialisations());
     keys.extend(crate::kernels::row_step::specialisations());
+    keys.extend(crate::kernels::weight_step::specialisations());
     keys.extend(crate::kernels::optim::specialisations());
     keys.extend(crate::kernels::sweep_optim::specialisations());
     keys.extend(crate::kernels::softmax_xent::specialisations());

@@ -25,6 +25,7 @@ pub mod row_step;
 pub mod softmax_xent;
 pub mod sweep_optim;
 pub mod tolerance;
+pub mod weight_step;
 
 pub use activation::{activate, activation_backward, activation_grad};
 pub use gather::{gather, gather_into};

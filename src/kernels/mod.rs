@@ -15,6 +15,7 @@ pub mod reduce;
 pub mod row_step;
 pub mod softmax_xent;
 pub mod sweep_optim;
+pub mod weight_step;
 
 pub use activation::{ActivationBackward, activation_backward};
 pub use gather::{Gather, GatherOptions, GpuDataset};
@@ -35,6 +36,7 @@ pub use softmax_xent::{
     softmax_xent_with,
 };
 pub use sweep_optim::SweepOptimizer;
+pub use weight_step::WeightStep;
 
 use crate::error::{Error, Result};
 use crate::gpu::{Deferred, Element, Gpu, GpuTensor};

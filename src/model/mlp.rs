@@ -1,7 +1,7 @@
 //! The multilayer perceptron of the classic Keras MNIST example:
 //! 784-128-128-10 with sigmoid (or ReLU) hidden layers and softmax output.
 
-use super::{Builder, Model, Op, ParamSpec, Program, Region, TensorId, fuse_totals};
+use super::{Builder, LayerGrad, Model, Op, ParamSpec, Program, Region, TensorId, fuse_totals};
 use crate::error::{Error, Result};
 use crate::shapes::{Activation, MatmulOptions};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
@@ -195,7 +195,9 @@ impl Mlp {
     /// The step shaped for latency (issue 23): the first layer's product
     /// (which gathers its own rows on the GPU), the row block
     /// ([`Op::RowStep`]: the rest of the forward, the loss and every
-    /// delta), then each layer's weight and bias gradients. The same sums as
+    /// delta), then every layer's weight and bias gradients and the batch
+    /// totals ([`Op::WeightGrads`]): three dispatches and the optimizer's.
+    /// The same sums as
     /// [`Self::training`], some of them in another (fixed) order.
     fn row_training(&self, rows: usize) -> Program {
         let mut b = Builder::new(rows);
@@ -255,16 +257,20 @@ impl Mlp {
             correct,
             activation: self.activation,
         });
-        for l in (0..layers).rev() {
-            let dw = grad(&mut b, &params[2 * l]);
-            let db = grad(&mut b, &params[2 * l + 1]);
-            b.op(Op::WeightGrad {
+        let mut grads = Vec::with_capacity(layers);
+        for l in 0..layers {
+            grads.push(LayerGrad {
                 dz: dz[l],
                 h: inputs[l],
-                dw,
-                db,
+                dw: grad(&mut b, &params[2 * l]),
+                db: grad(&mut b, &params[2 * l + 1]),
             });
         }
+        b.op(Op::WeightGrads {
+            layers: grads,
+            loss,
+            correct,
+        });
         b.finish(x, loss, correct)
     }
 

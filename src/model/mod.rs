@@ -116,6 +116,24 @@ pub enum Op {
         correct: TensorId,
         activation: Activation,
     },
+    /// Fused (issue 23's D3): every layer's [`Op::WeightGrad`] in one
+    /// kernel, and the batch's loss and correct count (`loss`, `correct`)
+    /// added to the epoch's totals.
+    WeightGrads {
+        layers: Vec<LayerGrad>,
+        loss: TensorId,
+        correct: TensorId,
+    },
+}
+
+/// One layer of an [`Op::WeightGrads`]: its delta, what it read, and its
+/// weight and bias gradients.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LayerGrad {
+    pub dz: TensorId,
+    pub h: TensorId,
+    pub dw: TensorId,
+    pub db: TensorId,
 }
 
 impl Op {
@@ -156,9 +174,12 @@ impl Program {
     /// Whether an op adds the batch's loss and correct count to the epoch's
     /// totals itself ([`Op::SoftmaxXent`] with `totals`).
     pub fn accumulates_totals(&self) -> bool {
-        self.ops
-            .iter()
-            .any(|op| matches!(op, Op::SoftmaxXent { totals: true, .. }))
+        self.ops.iter().any(|op| {
+            matches!(
+                op,
+                Op::SoftmaxXent { totals: true, .. } | Op::WeightGrads { .. }
+            )
+        })
     }
 }
 

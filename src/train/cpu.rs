@@ -558,6 +558,20 @@ impl CpuProgram {
                     self.put_back(o);
                     r?;
                 }
+                Op::WeightGrads { layers, .. } => {
+                    for l in layers {
+                        let (mut w, mut b) = self.grad_pair(l.dw, l.db, grads)?;
+                        let dzv = self.view(l.dz, &x, params)?;
+                        let hv = self.view(l.h, &x, params)?;
+                        cpu::matmul_ones_column_into(
+                            &to2v(dzv)?,
+                            &to2v(hv)?,
+                            MatmulOptions::tn(),
+                            to2(w.view_mut())?,
+                            to1(b.view_mut())?,
+                        )?;
+                    }
+                }
                 Op::RowStep {
                     h,
                     weights,
@@ -616,6 +630,7 @@ impl CpuProgram {
             }
         }
         let (loss_id, correct_id) = (self.program.loss, self.program.correct);
+        // The fused totals (Op::WeightGrads) are the runner's own sum below.
         if !self.written[loss_id.0] || !self.written[correct_id.0] {
             return Err(missing(&self.program, loss_id));
         }

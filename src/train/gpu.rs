@@ -16,11 +16,14 @@ use super::Engine;
 use super::{EvalSet, TrainConfig, TrainData, TrainState, batch_sizes, check_model, eval_order};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuLabels, GpuTensor};
+use crate::kernels::weight_step::WeightGradLayer;
 use crate::kernels::{
     ColumnSum, ColumnSumKernel, LossCorrectSum, Matmul, MatmulEpilogue, MatmulKernel, SoftmaxXent,
     SoftmaxXentKernel,
 };
-use crate::kernels::{Gather, GatherMatmul, GpuDataset, GpuOptimizer, LayerBackward, RowStep};
+use crate::kernels::{
+    Gather, GatherMatmul, GpuDataset, GpuOptimizer, LayerBackward, RowStep, WeightStep,
+};
 use crate::model::Model;
 use crate::model::{Op, Program, Region};
 use crate::shapes::MatmulOptions;
@@ -417,6 +420,7 @@ enum Launch {
     GatherMatmul(GatherMatmul),
     Backward(LayerBackward),
     Rows(RowStep),
+    Weights(WeightStep),
 }
 
 impl Launch {
@@ -436,6 +440,7 @@ impl Launch {
             Launch::GatherMatmul(g) => g.record(pass, gather, step)?,
             Launch::Backward(b) => b.record(pass),
             Launch::Rows(r) => r.record(pass),
+            Launch::Weights(w) => w.record(pass),
         }
         Ok(())
     }
@@ -573,6 +578,31 @@ impl GpuProgram {
                 )?));
                 continue;
             }
+            if let Op::WeightGrads {
+                layers,
+                loss,
+                correct,
+            } = op
+            {
+                let mut ls = Vec::with_capacity(layers.len());
+                for l in layers {
+                    ls.push(WeightGradLayer {
+                        dz: f(l.dz)?,
+                        h: f(l.h)?,
+                        dw: f(l.dw)?,
+                        db: f(l.db)?,
+                    });
+                }
+                launches.push(Launch::Weights(WeightStep::new(
+                    gpu,
+                    &ls,
+                    f(*loss)?,
+                    u(*correct)?,
+                    b.loss_total,
+                    b.correct_total,
+                )?));
+                continue;
+            }
             launches.push(match *op {
                 Op::Matmul {
                     a,
@@ -705,7 +735,7 @@ impl GpuProgram {
                     f(dz_below)?,
                     activation,
                 )?),
-                Op::RowStep { .. } => unreachable!("recorded above"),
+                Op::RowStep { .. } | Op::WeightGrads { .. } => unreachable!("recorded above"),
             });
         }
         let totals = if program.accumulates_totals() {
@@ -770,6 +800,7 @@ impl GpuProgram {
                 Launch::Sum(c) => c.record(pass),
                 Launch::Backward(b) => b.record(pass),
                 Launch::Rows(r) => r.record(pass),
+                Launch::Weights(w) => w.record(pass),
                 Launch::GatherMatmul(_) => {
                     return Err(Error::shape(
                         "program",
@@ -860,6 +891,16 @@ fn op_bytes(program: &Program, op: &Op) -> u64 {
             let all = |ids: &[crate::model::TensorId]| ids.iter().map(|&id| t(id)).sum::<u64>();
             // The labels in, the flags out.
             t(h) + all(weights) + all(biases) + all(hidden) + all(dz) + t(loss) + 2 * rows
+        }
+        Op::WeightGrads {
+            ref layers, loss, ..
+        } => {
+            let grads: u64 = layers
+                .iter()
+                .map(|l| t(l.dz) + t(l.h) + t(l.dw) + t(l.db))
+                .sum();
+            // The per-row values in, the totals read and written.
+            grads + t(loss) + rows + 16
         }
     }
 }

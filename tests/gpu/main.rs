@@ -22,6 +22,7 @@ mod reduce;
 mod row_step;
 mod softmax_xent;
 mod sweep_optim;
+mod weight_step;
 
 // Whole programs and runs, bad input, the application code.
 mod backend_paths;
