@@ -51,13 +51,6 @@ var<workgroup> part_count: array<u32, LANES>;
 
 const OFFS: vec4<u32> = vec4<u32>(0u, 1u, 2u, 3u);
 
-fn h_at(in_x: bool, i: u32) -> f32 {
-    if (in_x) {
-        return x[i];
-    }
-    return arena[i];
-}
-
 // The 4×4 block of [dW | db] at (row0, col0) of a layer.
 fn tile(a: vec4<u32>, b: vec4<u32>, row0: u32, col0: u32) {
     let ins = a.x;
@@ -76,16 +69,32 @@ fn tile(a: vec4<u32>, b: vec4<u32>, row0: u32, col0: u32) {
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    for (var kk = 0u; kk < p.rows; kk = kk + 1u) {
-        let ai = a_base + kk * outs;
-        let bi = b_base + kk * ins;
-        let av = vec4<f32>(arena[ai.x], arena[ai.y], arena[ai.z], arena[ai.w]);
-        var bv = vec4<f32>(h_at(in_x, bi.x), h_at(in_x, bi.y), h_at(in_x, bi.z), h_at(in_x, bi.w));
-        bv = select(bv, vec4<f32>(1.0), ones);
-        acc0 = acc0 + av.x * bv;
-        acc1 = acc1 + av.y * bv;
-        acc2 = acc2 + av.z * bv;
-        acc3 = acc3 + av.w * bv;
+    // The same loop twice, one per source of H: a branch per load would
+    // cost every k step (lavapipe runs both sides).
+    if (in_x) {
+        for (var kk = 0u; kk < p.rows; kk = kk + 1u) {
+            let ai = a_base + kk * outs;
+            let bi = b_base + kk * ins;
+            let av = vec4<f32>(arena[ai.x], arena[ai.y], arena[ai.z], arena[ai.w]);
+            var bv = vec4<f32>(x[bi.x], x[bi.y], x[bi.z], x[bi.w]);
+            bv = select(bv, vec4<f32>(1.0), ones);
+            acc0 = acc0 + av.x * bv;
+            acc1 = acc1 + av.y * bv;
+            acc2 = acc2 + av.z * bv;
+            acc3 = acc3 + av.w * bv;
+        }
+    } else {
+        for (var kk = 0u; kk < p.rows; kk = kk + 1u) {
+            let ai = a_base + kk * outs;
+            let bi = b_base + kk * ins;
+            let av = vec4<f32>(arena[ai.x], arena[ai.y], arena[ai.z], arena[ai.w]);
+            var bv = vec4<f32>(arena[bi.x], arena[bi.y], arena[bi.z], arena[bi.w]);
+            bv = select(bv, vec4<f32>(1.0), ones);
+            acc0 = acc0 + av.x * bv;
+            acc1 = acc1 + av.y * bv;
+            acc2 = acc2 + av.z * bv;
+            acc3 = acc3 + av.w * bv;
+        }
     }
     let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
     for (var i = 0u; i < 4u; i = i + 1u) {

@@ -27,7 +27,7 @@ fn product(x: &[f32], k: usize, m: &[f32], n: usize, out: &mut [f32]) {
             for kk in (c..k).step_by(s) {
                 let xv = xr[kk];
                 for (p, &mv) in part.iter_mut().zip(&m[kk * n..(kk + 1) * n]) {
-                    *p = *p + xv * mv;
+                    *p += xv * mv;
                 }
             }
         }
@@ -35,7 +35,7 @@ fn product(x: &[f32], k: usize, m: &[f32], n: usize, out: &mut [f32]) {
         while half > 0 {
             let (lo, hi) = parts.split_at_mut(half * n);
             for (a, &b) in lo.iter_mut().zip(&hi[..half * n]) {
-                *a = *a + b;
+                *a += b;
             }
             half /= 2;
         }
@@ -101,13 +101,13 @@ pub fn row_step_into(
             return Err(bad(format!("dz[{i}] has shape {:?}", t.shape())));
         }
     }
-    let std = |a: ArrayView2<f32>| a.as_standard_layout().into_owned();
+    let owned = |a: ArrayView2<f32>| a.as_standard_layout().into_owned();
     // acts[i]: the input of layer i of the block (h first), logits last.
-    let mut acts: Vec<Array2<f32>> = vec![std(h)];
+    let mut acts: Vec<Array2<f32>> = vec![owned(h)];
     for i in 0..n {
         let (ins, outs) = (widths[i], widths[i + 1]);
         // m[k][j] = W[j][k]
-        let m = std(weights[i].t());
+        let m = owned(weights[i].t());
         let mut z = Array2::<f32>::zeros((rows, outs));
         let x = acts[i].as_slice().unwrap_or(&[]);
         product(
@@ -132,12 +132,12 @@ pub fn row_step_into(
     let (top, rest) = dz.split_last_mut().ok_or_else(|| bad("no deltas"))?;
     let logits = acts.last().ok_or_else(|| bad("no layers"))?;
     softmax_xent_into(logits, labels, loss, correct, Some(top.view_mut()))?;
-    let mut upper = std(top.view());
+    let mut upper = owned(top.view());
     for i in (0..n).rev() {
         let (ins, outs) = (widths[i], widths[i + 1]);
         // The product into the layer below: m[k][j] = W[k][j], summed over
         // this layer's outputs.
-        let m = std(weights[i]);
+        let m = owned(weights[i]);
         let mut g = Array2::<f32>::zeros((rows, ins));
         product(
             upper.as_slice().unwrap_or(&[]),
