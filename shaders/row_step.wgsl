@@ -187,10 +187,14 @@ fn row_step(
     if (row0 >= p.rows) {
         return;
     }
+    // Loops over (row, column) pairs run as one loop per row: no integer
+    // division per element (lavapipe scalarises vector division).
     let w0 = p.h_width;
-    for (var e = lid; e < R * w0; e = e + WG) {
-        let row = min(row0 + e / w0, p.rows - 1u);
-        sm[e] = arena[p.h_offset + row * w0 + e % w0];
+    for (var r = 0u; r < R; r = r + 1u) {
+        let row = min(row0 + r, p.rows - 1u);
+        for (var k = lid; k < w0; k = k + WG) {
+            sm[r * w0 + k] = arena[p.h_offset + row * w0 + k];
+        }
     }
     workgroupBarrier();
 
@@ -200,17 +204,18 @@ fn row_step(
         let l = layer_of(i);
         let hidden = i + 1u < p.layers;
         product(lid, x_base, k_len, l.outs, l.w_offset, l.ins, 1u, l.fwd_splits);
-        for (var e = lid; e < R * l.outs; e = e + WG) {
-            let r = e / l.outs;
-            let j = e % l.outs;
-            var v = part[e] + params[l.b_offset + j];
-            if (hidden) {
-                v = activate(v);
-                if (valid(r)) {
-                    arena[l.h_out + (row0 + r) * l.outs + j] = v;
+        for (var r = 0u; r < R; r = r + 1u) {
+            for (var j = lid; j < l.outs; j = j + WG) {
+                let e = r * l.outs + j;
+                var v = part[e] + params[l.b_offset + j];
+                if (hidden) {
+                    v = activate(v);
+                    if (valid(r)) {
+                        arena[l.h_out + (row0 + r) * l.outs + j] = v;
+                    }
                 }
+                sm[l.act_sm + e] = v;
             }
-            sm[l.act_sm + e] = v;
         }
         workgroupBarrier();
         x_base = l.act_sm;
@@ -231,14 +236,16 @@ fn row_step(
         let below = layer_of(max(i, 2u) - 2u);
         let h_sm = select(below.act_sm, 0u, first);
         let dz_out = select(below.dz_out, p.dz0_offset, first);
-        for (var e = lid; e < R * l.ins; e = e + WG) {
-            let r = e / l.ins;
-            let v = activation_grad(part[e], sm[h_sm + e]);
-            if (!first) {
-                sm[below.dz_sm + e] = v;
-            }
-            if (valid(r)) {
-                arena[dz_out + (row0 + r) * l.ins + e % l.ins] = v;
+        for (var r = 0u; r < R; r = r + 1u) {
+            for (var k = lid; k < l.ins; k = k + WG) {
+                let e = r * l.ins + k;
+                let v = activation_grad(part[e], sm[h_sm + e]);
+                if (!first) {
+                    sm[below.dz_sm + e] = v;
+                }
+                if (valid(r)) {
+                    arena[dz_out + (row0 + r) * l.ins + k] = v;
+                }
             }
         }
         workgroupBarrier();
