@@ -4,9 +4,9 @@
 //! engines (`GpuEngine`, `CpuEngine`) on synthetic data: gather, forward,
 //! loss, backward, update, and on the GPU the order upload, the submits and
 //! the loss readback that an epoch pays. Criterion's "elem/s" is training
-//! samples per second. `gpu` is the fused step (the default: the row-block
-//! step of issue 23), `gpu_layers` the per-layer fused step it replaced
-//! (`FusedStep::Layers`), `gpu_unfused` the reference kernels
+//! samples per second. `gpu` is the fused step (the default, the per-layer
+//! one), `gpu_rows` the row-block step of issue 23 (`FusedStep::Rows`),
+//! `gpu_unfused` the reference kernels
 //! (`TrainConfig::fused = false`), in the same run.
 //!
 //! - `mlp`: 784-128-128-10 sigmoid, Adam, batch 128.
@@ -77,8 +77,8 @@ fn bench_steps(c: &mut Criterion, gpu: &Gpu) {
         // The row-block step, the per-layer fused step it replaced, and
         // the unfused reference, side by side.
         for (id, fused, fused_step) in [
-            ("gpu", true, FusedStep::Rows),
-            ("gpu_layers", true, FusedStep::Layers),
+            ("gpu", true, FusedStep::Layers),
+            ("gpu_rows", true, FusedStep::Rows),
             ("gpu_unfused", false, FusedStep::Rows),
         ] {
             let config = TrainConfig {

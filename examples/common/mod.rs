@@ -36,8 +36,8 @@ pub enum Optimizer {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OnOff {
-    /// The library's choice for the adapter (`GpuEngine::fused_by_default`;
-    /// on software adapters the per-layer fused step, `layers`).
+    /// The library's choice for the adapter (`GpuEngine::fused_by_default`),
+    /// with the library's default fused step (`layers`).
     Auto,
     /// The row-block step (issue 23): the first layer, one row block
     /// (forward, loss, every delta), the weight gradients, the optimizer.
@@ -52,8 +52,8 @@ impl OnOff {
     /// The library's [`wgpu_train::train::FusedStep`] for this value.
     pub fn fused_step(self) -> wgpu_train::train::FusedStep {
         match self {
-            OnOff::Layers => wgpu_train::train::FusedStep::Layers,
-            _ => wgpu_train::train::FusedStep::Rows,
+            OnOff::On => wgpu_train::train::FusedStep::Rows,
+            _ => wgpu_train::train::FusedStep::Layers,
         }
     }
 }
@@ -259,11 +259,6 @@ pub fn run(
     let mut config = config.clone();
     if common.fused == OnOff::Auto {
         config.fused = gpu.as_ref().is_none_or(GpuEngine::fused_by_default);
-        // On lavapipe the per-layer fused step still beats the row-block
-        // one (measured side by side, issue 23): auto keeps it there.
-        if gpu.as_ref().is_some_and(|g| g.is_software()) {
-            config.fused_step = wgpu_train::train::FusedStep::Layers;
-        }
     }
     let config = &config;
     if !common.json {
