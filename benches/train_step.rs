@@ -4,8 +4,10 @@
 //! engines (`GpuEngine`, `CpuEngine`) on synthetic data: gather, forward,
 //! loss, backward, update, and on the GPU the order upload, the submits and
 //! the loss readback that an epoch pays. Criterion's "elem/s" is training
-//! samples per second. `gpu` is the fused step (the default), `gpu_unfused`
-//! the reference kernels (`TrainConfig::fused = false`), in the same run.
+//! samples per second. `gpu` is the fused step (the default, the per-layer
+//! one), `gpu_rows` the row-block step of issue 23 (`FusedStep::Rows`),
+//! `gpu_unfused` the reference kernels
+//! (`TrainConfig::fused = false`), in the same run.
 //!
 //! - `mlp`: 784-128-128-10 sigmoid, Adam, batch 128.
 //! - `linear_785`: 10×785 softmax classifier, SGD, batch 256.
@@ -18,7 +20,7 @@ use std::time::Duration;
 use wgpu_train::lab::bench::synthetic_images;
 use wgpu_train::model::{LinearSoftmax, Mlp, Model};
 use wgpu_train::optim::OptimizerConfig;
-use wgpu_train::train::{CpuEngine, Engine, GpuEngine, TrainConfig, TrainData};
+use wgpu_train::train::{CpuEngine, Engine, FusedStep, GpuEngine, TrainConfig, TrainData};
 use wgpu_train::{Activation, Gpu};
 
 const STEPS: usize = 8;
@@ -72,9 +74,16 @@ fn bench_steps(c: &mut Criterion, gpu: &Gpu) {
             ..TrainConfig::default()
         };
         let order = data.epoch_order(0, 0);
-        for (id, fused) in [("gpu", true), ("gpu_unfused", false)] {
+        // The row-block step, the per-layer fused step it replaced, and
+        // the unfused reference, side by side.
+        for (id, fused, fused_step) in [
+            ("gpu", true, FusedStep::Layers),
+            ("gpu_rows", true, FusedStep::Rows),
+            ("gpu_unfused", false, FusedStep::Rows),
+        ] {
             let config = TrainConfig {
                 fused,
+                fused_step,
                 ..config.clone()
             };
             let mut engine = GpuEngine::new(gpu, model, &data, &config).expect("gpu engine");

@@ -102,6 +102,7 @@ fn run(args: Args) -> wgpu_train::Result<()> {
         optimizer,
         validation: c.validation,
         fused: c.fused != common::OnOff::Off,
+        fused_step: c.fused.fused_step(),
         ..TrainConfig::default()
     };
     config.validate()?;

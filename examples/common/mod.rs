@@ -37,10 +37,26 @@ pub enum Optimizer {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OnOff {
-    /// The library's choice for the adapter (`GpuEngine::fused_by_default`).
+    /// The library's choice for the adapter (`GpuEngine::fused_by_default`),
+    /// with the library's default fused step (`layers`).
     Auto,
+    /// The row-block step (issue 23): the first layer, one row block
+    /// (forward, loss, every delta), the weight gradients, the optimizer.
     On,
+    /// The per-layer fused step of issue 13 (a fused kernel per layer),
+    /// kept to compare with `on`.
+    Layers,
     Off,
+}
+
+impl OnOff {
+    /// The library's [`wgpu_train::train::FusedStep`] for this value.
+    pub fn fused_step(self) -> wgpu_train::train::FusedStep {
+        match self {
+            OnOff::On => wgpu_train::train::FusedStep::Rows,
+            _ => wgpu_train::train::FusedStep::Layers,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -107,8 +123,9 @@ pub struct Common {
     /// training starts.
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
-    /// The fused training step (fewer dispatches, the same arithmetic), or
-    /// `off` for the unfused reference kernels, to compare the two; `auto`
+    /// The fused training step (fewer dispatches, the same arithmetic):
+    /// `on` the row-block step, `layers` the per-layer fused step it
+    /// replaced, `off` the unfused reference kernels, to compare them; `auto`
     /// takes what is faster on this kind of adapter (fused on software
     /// adapters, unfused on hardware GPUs: measured on an NVIDIA H200).
     #[arg(long, value_enum, default_value = "auto")]

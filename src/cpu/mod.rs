@@ -21,9 +21,11 @@ pub mod matmul;
 pub mod optim;
 pub mod real;
 pub mod reduce;
+pub mod row_step;
 pub mod softmax_xent;
 pub mod sweep_optim;
 pub mod tolerance;
+pub mod weight_step;
 
 pub use activation::{activate, activation_backward, activation_grad};
 pub use gather::{gather, gather_into};
@@ -39,6 +41,7 @@ pub use reduce::{
     activation_bias_backward, activation_bias_backward_into, column_sum, column_sum_into,
     loss_correct_sum,
 };
+pub use row_step::row_step_into;
 pub use softmax_xent::{
     SoftmaxXentOutput, softmax_xent, softmax_xent_eval, softmax_xent_into, softmax_xent_totals_into,
 };

@@ -44,9 +44,11 @@ pub mod matmul;
 mod mirror;
 pub mod optim;
 pub mod reduce;
+pub mod row_step;
 pub mod shaders;
 pub mod softmax_xent;
 pub mod sweep_optim;
+pub mod weight_step;
 
 pub use activation::{ActivationBackward, activation_backward};
 pub use gather::{Gather, GatherOptions, GpuDataset};
@@ -61,11 +63,13 @@ pub use reduce::{
     ColumnSum, ColumnSumKernel, LossCorrectSum, activation_bias_backward, column_sum,
     loss_correct_sum,
 };
+pub use row_step::RowStep;
 pub use softmax_xent::{
     SoftmaxXent, SoftmaxXentKernel, SoftmaxXentOutput, softmax_xent, softmax_xent_eval,
     softmax_xent_with,
 };
 pub use sweep_optim::SweepOptimizer;
+pub use weight_step::WeightStep;
 
 use crate::error::{Error, Result};
 use crate::gpu::{Deferred, Element, Gpu, GpuTensor};

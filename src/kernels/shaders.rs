@@ -37,6 +37,8 @@ pub fn all() -> Vec<&'static Shader> {
         &super::gather::GATHER,
         &super::gather_matmul::GATHER_MATMUL,
         &super::layer_backward::LAYER_BACKWARD,
+        &super::row_step::ROW_STEP,
+        &super::weight_step::WEIGHT_STEP,
         &super::optim::OPTIM,
         &super::sweep_optim::SWEEP_OPTIM,
         &super::softmax_xent::SOFTMAX_XENT,
@@ -52,6 +54,8 @@ pub fn specialisations() -> Vec<PipelineKey> {
     keys.extend(super::gather::specialisations());
     keys.extend(super::gather_matmul::specialisations());
     keys.extend(super::layer_backward::specialisations());
+    keys.extend(super::row_step::specialisations());
+    keys.extend(super::weight_step::specialisations());
     keys.extend(super::optim::specialisations());
     keys.extend(super::sweep_optim::specialisations());
     keys.extend(super::softmax_xent::specialisations());

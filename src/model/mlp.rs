@@ -1,7 +1,7 @@
 //! The multilayer perceptron of the classic Keras MNIST example:
 //! 784-128-128-10 with sigmoid (or ReLU) hidden layers and softmax output.
 
-use super::{Builder, Model, Op, ParamSpec, Program, Region, TensorId, fuse_totals};
+use super::{Builder, LayerGrad, Model, Op, ParamSpec, Program, Region, TensorId, fuse_totals};
 use crate::error::{Error, Result};
 use crate::options::{Activation, MatmulOptions};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
@@ -167,6 +167,14 @@ impl Model for Mlp {
         self.training(rows, true)
     }
 
+    fn row_train_program(&self, rows: usize) -> Program {
+        if crate::kernels::row_step::fits(&self.sizes) {
+            self.row_training(rows)
+        } else {
+            self.training(rows, true)
+        }
+    }
+
     fn fused_eval_program(&self, rows: usize) -> Program {
         fuse_totals(self.eval_program(rows))
     }
@@ -184,6 +192,88 @@ impl Model for Mlp {
 }
 
 impl Mlp {
+    /// The step shaped for latency (issue 23): the first layer's product
+    /// (which gathers its own rows on the GPU), the row block
+    /// ([`Op::RowStep`]: the rest of the forward, the loss and every
+    /// delta), then every layer's weight and bias gradients and the batch
+    /// totals ([`Op::WeightGrads`]): three dispatches and the optimizer's.
+    /// The same sums as
+    /// [`Self::training`], some of them in another (fixed) order.
+    fn row_training(&self, rows: usize) -> Program {
+        let mut b = Builder::new(rows);
+        let params = self.parameters();
+        let layers = self.layers();
+        let x = b.tensor("x", &[rows, self.sizes[0]], Region::Input);
+        let param = |b: &mut Builder, p: &ParamSpec| {
+            b.tensor(&p.name, &p.shape, Region::Param { offset: p.offset })
+        };
+        let grad = |b: &mut Builder, p: &ParamSpec| {
+            b.tensor(
+                &format!("d{}", p.name),
+                &p.shape,
+                Region::Grad { offset: p.offset },
+            )
+        };
+        let (w1, b1) = (param(&mut b, &params[0]), param(&mut b, &params[1]));
+        let h1 = b.tensor("h1", &[rows, self.sizes[1]], Region::Work);
+        b.op(Op::Matmul {
+            a: x,
+            b: w1,
+            bias: Some(b1),
+            out: h1,
+            opts: MatmulOptions::nt().with_activation(self.activation),
+        });
+        let (mut weights, mut biases, mut hidden, mut dz) = (vec![], vec![], vec![], vec![]);
+        for l in 1..layers {
+            weights.push(param(&mut b, &params[2 * l]));
+            biases.push(param(&mut b, &params[2 * l + 1]));
+            if l + 1 < layers {
+                hidden.push(b.tensor(
+                    &format!("h{}", l + 1),
+                    &[rows, self.sizes[l + 1]],
+                    Region::Work,
+                ));
+            }
+        }
+        for l in 0..layers {
+            let name = if l + 1 == layers {
+                "dlogits".to_string()
+            } else {
+                format!("dz{}", l + 1)
+            };
+            dz.push(b.tensor(&name, &[rows, self.sizes[l + 1]], Region::Work));
+        }
+        let loss = b.tensor("loss", &[rows], Region::Work);
+        let correct = b.tensor("correct", &[rows], Region::WorkU32);
+        let mut inputs = vec![x, h1];
+        inputs.extend(&hidden);
+        b.op(Op::RowStep {
+            h: h1,
+            weights,
+            biases,
+            hidden,
+            dz: dz.clone(),
+            loss,
+            correct,
+            activation: self.activation,
+        });
+        let mut grads = Vec::with_capacity(layers);
+        for l in 0..layers {
+            grads.push(LayerGrad {
+                dz: dz[l],
+                h: inputs[l],
+                dw: grad(&mut b, &params[2 * l]),
+                db: grad(&mut b, &params[2 * l + 1]),
+            });
+        }
+        b.op(Op::WeightGrads {
+            layers: grads,
+            loss,
+            correct,
+        });
+        b.finish(x, loss, correct)
+    }
+
     /// The training program: the reference one, or (`fused`) the one with
     /// fewer dispatches, which runs the same arithmetic in the same order.
     fn training(&self, rows: usize, fused: bool) -> Program {

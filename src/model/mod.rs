@@ -99,6 +99,57 @@ pub enum Op {
         dz_below: TensorId,
         activation: Activation,
     },
+    /// Fused (issue 23's D2): an MLP's row block in one kernel. From `h`,
+    /// the first layer's output, for the layers after it (`weights`,
+    /// `biases`): the rest of the forward (`hidden` outputs, then the
+    /// logits, kept in the kernel), softmax cross-entropy (`loss`,
+    /// `correct`) and every delta `dz` down to the first layer's (`dz[0]`;
+    /// the last is dlogits). The runner allocates `h`, `hidden` and `dz`
+    /// in one buffer on the GPU, which the kernel binds once.
+    RowStep {
+        h: TensorId,
+        weights: Vec<TensorId>,
+        biases: Vec<TensorId>,
+        hidden: Vec<TensorId>,
+        dz: Vec<TensorId>,
+        loss: TensorId,
+        correct: TensorId,
+        activation: Activation,
+    },
+    /// Fused (issue 23's D3): every layer's [`Op::WeightGrad`] in one
+    /// kernel, and the batch's loss and correct count (`loss`, `correct`)
+    /// added to the epoch's totals.
+    WeightGrads {
+        layers: Vec<LayerGrad>,
+        loss: TensorId,
+        correct: TensorId,
+    },
+}
+
+/// One layer of an [`Op::WeightGrads`]: its delta, what it read, and its
+/// weight and bias gradients.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LayerGrad {
+    pub dz: TensorId,
+    pub h: TensorId,
+    pub dw: TensorId,
+    pub db: TensorId,
+}
+
+impl Op {
+    /// The tensors a [`Op::RowStep`] keeps in its one buffer (none for the
+    /// other ops).
+    pub fn arena(&self) -> Vec<TensorId> {
+        match self {
+            Op::RowStep { h, hidden, dz, .. } => {
+                let mut ids = vec![*h];
+                ids.extend(hidden);
+                ids.extend(dz);
+                ids
+            }
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// A training step or an evaluation pass for a batch of `rows` examples.
@@ -123,9 +174,12 @@ impl Program {
     /// Whether an op adds the batch's loss and correct count to the epoch's
     /// totals itself ([`Op::SoftmaxXent`] with `totals`).
     pub fn accumulates_totals(&self) -> bool {
-        self.ops
-            .iter()
-            .any(|op| matches!(op, Op::SoftmaxXent { totals: true, .. }))
+        self.ops.iter().any(|op| {
+            matches!(
+                op,
+                Op::SoftmaxXent { totals: true, .. } | Op::WeightGrads { .. }
+            )
+        })
     }
 }
 
@@ -225,6 +279,12 @@ pub trait Model: Send + Sync {
     /// arithmetic); the reference program unless a model has one.
     fn fused_train_program(&self, rows: usize) -> Program {
         self.train_program(rows)
+    }
+    /// The training step shaped for latency (issue 23): the fused program
+    /// with its row-local work in one op ([`Op::RowStep`]) where the model
+    /// has one that fits; [`Model::fused_train_program`] otherwise.
+    fn row_train_program(&self, rows: usize) -> Program {
+        self.fused_train_program(rows)
     }
     /// [`Model::eval_program`] with fused ops.
     fn fused_eval_program(&self, rows: usize) -> Program {

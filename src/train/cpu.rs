@@ -44,11 +44,7 @@ impl<'d> CpuEngine<'d> {
         let n = params.len();
         let mut train = BTreeMap::new();
         for rows in batch_sizes(data.train_idx.len(), config.batch) {
-            let program = if config.fused {
-                model.fused_train_program(rows)
-            } else {
-                model.train_program(rows)
-            };
+            let program = super::StepProgram::of(config).program(model, rows);
             train.insert(rows, CpuProgram::new(program));
         }
         let mut eval = BTreeMap::new();
@@ -562,9 +558,79 @@ impl CpuProgram {
                     self.put_back(o);
                     r?;
                 }
+                Op::WeightGrads { layers, .. } => {
+                    for l in layers {
+                        let (mut w, mut b) = self.grad_pair(l.dw, l.db, grads)?;
+                        let dzv = self.view(l.dz, &x, params)?;
+                        let hv = self.view(l.h, &x, params)?;
+                        cpu::matmul_ones_column_into(
+                            &to2v(dzv)?,
+                            &to2v(hv)?,
+                            MatmulOptions::tn(),
+                            to2(w.view_mut())?,
+                            to1(b.view_mut())?,
+                        )?;
+                    }
+                }
+                Op::RowStep {
+                    h,
+                    weights,
+                    biases,
+                    hidden,
+                    dz,
+                    loss,
+                    correct,
+                    activation,
+                } => {
+                    let mut outs = Vec::with_capacity(hidden.len() + dz.len() + 1);
+                    for &id in hidden.iter().chain(&dz).chain([&loss]) {
+                        match self.work_output(id) {
+                            Ok(o) => outs.push(o),
+                            Err(e) => {
+                                outs.into_iter().for_each(|o| self.put_back(o));
+                                return Err(e);
+                            }
+                        }
+                    }
+                    let mut flags = std::mem::take(&mut self.flags[correct.0]);
+                    let r = (|| {
+                        let hv = to2v(self.view(h, &x, params)?)?;
+                        let mut ws = Vec::with_capacity(weights.len());
+                        for &w in &weights {
+                            ws.push(to2v(self.view(w, &x, params)?)?);
+                        }
+                        let mut bs = Vec::with_capacity(biases.len());
+                        for &b in &biases {
+                            bs.push(
+                                self.view(b, &x, params)?
+                                    .into_dimensionality()
+                                    .map_err(|e| Error::shape("program", e))?,
+                            );
+                        }
+                        let mut views = Vec::with_capacity(outs.len());
+                        for o in outs.iter_mut() {
+                            views.push(o.view_mut());
+                        }
+                        let loss_view =
+                            to1(views.pop().ok_or_else(|| missing(&self.program, loss))?)?;
+                        let mut two = Vec::with_capacity(views.len());
+                        for v in views {
+                            two.push(to2(v)?);
+                        }
+                        let dzs = two.split_off(hidden.len());
+                        cpu::row_step_into(
+                            hv, &ws, &bs, labels, activation, two, dzs, loss_view, &mut flags,
+                        )
+                    })();
+                    self.flags[correct.0] = flags;
+                    self.written[correct.0] = true;
+                    outs.into_iter().for_each(|o| self.put_back(o));
+                    r?;
+                }
             }
         }
         let (loss_id, correct_id) = (self.program.loss, self.program.correct);
+        // The fused totals (Op::WeightGrads) are the runner's own sum below.
         if !self.written[loss_id.0] || !self.written[correct_id.0] {
             return Err(missing(&self.program, loss_id));
         }

@@ -16,11 +16,14 @@ use super::Engine;
 use super::{EvalSet, TrainConfig, TrainData, TrainState, batch_sizes, check_model, eval_order};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuLabels, GpuTensor};
+use crate::kernels::weight_step::WeightGradLayer;
 use crate::kernels::{
     ColumnSum, ColumnSumKernel, LossCorrectSum, Matmul, MatmulEpilogue, MatmulKernel, SoftmaxXent,
     SoftmaxXentKernel,
 };
-use crate::kernels::{Gather, GatherMatmul, GpuDataset, GpuOptimizer, LayerBackward};
+use crate::kernels::{
+    Gather, GatherMatmul, GpuDataset, GpuOptimizer, LayerBackward, RowStep, WeightStep,
+};
 use crate::model::Model;
 use crate::model::{Op, Program, Region};
 use crate::options::MatmulOptions;
@@ -132,11 +135,7 @@ impl<'g> GpuEngine<'g> {
         let gathers = (config.fused && train_data.chunk_count() == 1 && GatherMatmul::fits(gpu))
             .then_some(&train.gather);
         for rows in batch_sizes(data.train_idx.len(), config.batch) {
-            let program = if config.fused {
-                model.fused_train_program(rows)
-            } else {
-                model.train_program(rows)
-            };
+            let program = super::StepProgram::of(config).program(model, rows);
             train_programs.insert(
                 rows,
                 GpuProgram::compile(gpu, &program, &bindings, gathers)?,
@@ -422,6 +421,8 @@ enum Launch {
     /// The first product, gathering its own input rows.
     GatherMatmul(GatherMatmul),
     Backward(LayerBackward),
+    Rows(RowStep),
+    Weights(WeightStep),
 }
 
 impl Launch {
@@ -445,6 +446,8 @@ impl Launch {
             Launch::Sum(_) => "column sum".into(),
             Launch::GatherMatmul(_) => "gather+matmul".into(),
             Launch::Backward(_) => "layer backward".into(),
+            Launch::Rows(_) => "row block".into(),
+            Launch::Weights(_) => "weight tiles".into(),
         }
     }
 
@@ -455,6 +458,8 @@ impl Launch {
             Launch::Sum(c) => c.record(pass),
             Launch::GatherMatmul(g) => g.record(pass, gather, step)?,
             Launch::Backward(b) => b.record(pass),
+            Launch::Rows(r) => r.record(pass),
+            Launch::Weights(w) => w.record(pass),
         }
         Ok(())
     }
@@ -506,9 +511,28 @@ impl GpuProgram {
         gather: Option<&Gather>,
     ) -> Result<Self> {
         let rows = program.rows;
+        // A row block's tensors share one buffer (its kernel binds it once).
+        let mut in_arena = BTreeMap::new();
+        let mut arena_len = 0;
+        for id in program.ops.iter().flat_map(Op::arena) {
+            if let std::collections::btree_map::Entry::Vacant(e) = in_arena.entry(id.0) {
+                e.insert(arena_len);
+                arena_len += program.spec(id).shape.iter().product::<usize>();
+            }
+        }
+        let arena = if arena_len > 0 {
+            Some(GpuTensor::<f32>::zeros(gpu, &[arena_len])?)
+        } else {
+            None
+        };
         let mut slots = Vec::with_capacity(program.tensors.len());
-        for spec in &program.tensors {
+        for (i, spec) in program.tensors.iter().enumerate() {
             let len: usize = spec.shape.iter().product();
+            if let (Some(&offset), Some(a), Region::Work) = (in_arena.get(&i), &arena, spec.region)
+            {
+                slots.push(Slot::F32(a.view(offset, &spec.shape)?));
+                continue;
+            }
             slots.push(match spec.region {
                 Region::Input => {
                     let width = spec.shape.get(1).copied().unwrap_or(0);
@@ -548,6 +572,59 @@ impl GpuProgram {
         let mut launches = Vec::with_capacity(program.ops.len());
         let mut gathers = false;
         for (i, op) in program.ops.iter().enumerate() {
+            if let Op::RowStep {
+                h,
+                weights,
+                biases,
+                hidden,
+                dz,
+                loss,
+                correct,
+                activation,
+            } = op
+            {
+                let all = |ids: &[crate::model::TensorId]| -> Result<Vec<&GpuTensor<f32>>> {
+                    ids.iter().map(|&id| f(id)).collect()
+                };
+                launches.push(Launch::Rows(RowStep::new(
+                    gpu,
+                    f(*h)?,
+                    &all(weights)?,
+                    &all(biases)?,
+                    &labels,
+                    &all(hidden)?,
+                    &all(dz)?,
+                    f(*loss)?,
+                    u(*correct)?,
+                    *activation,
+                )?));
+                continue;
+            }
+            if let Op::WeightGrads {
+                layers,
+                loss,
+                correct,
+            } = op
+            {
+                let mut ls = Vec::with_capacity(layers.len());
+                for l in layers {
+                    ls.push(WeightGradLayer {
+                        dz: f(l.dz)?,
+                        h: f(l.h)?,
+                        dw: f(l.dw)?,
+                        db: f(l.db)?,
+                    });
+                }
+                launches.push(Launch::Weights(WeightStep::new(
+                    gpu,
+                    &ls,
+                    f(*loss)?,
+                    u(*correct)?,
+                    b.loss_total,
+                    b.correct_total,
+                )?));
+                continue;
+            }
             launches.push(match *op {
                 Op::Matmul {
                     a,
@@ -683,6 +760,7 @@ impl GpuProgram {
                     f(dz_below)?,
                     activation,
                 )?),
+                Op::RowStep { .. } | Op::WeightGrads { .. } => unreachable!("recorded above"),
             });
         }
         let totals = if program.accumulates_totals() {
@@ -747,6 +825,8 @@ impl GpuProgram {
                 Launch::Softmax(s) => s.record(pass),
                 Launch::Sum(c) => c.record(pass),
                 Launch::Backward(b) => b.record(pass),
+                Launch::Rows(r) => r.record(pass),
+                Launch::Weights(w) => w.record(pass),
                 Launch::GatherMatmul(_) => {
                     return Err(Error::shape(
                         "program",
@@ -874,6 +954,14 @@ fn op_label(program: &Program, op: &Op) -> String {
         Op::ColumnSum { sums, .. } => name(sums).to_string(),
         Op::WeightGrad { dw, db, .. } => format!("{}, {}", name(dw), name(db)),
         Op::LayerBackward { dw, dz_below, .. } => format!("{}, {}", name(dw), name(dz_below)),
+        Op::RowStep { ref dz, .. } => {
+            let dz: Vec<_> = dz.iter().map(|&id| name(id)).collect();
+            format!("forward rest, loss, {}", dz.join(", "))
+        }
+        Op::WeightGrads { ref layers, .. } => {
+            let dw: Vec<_> = layers.iter().map(|l| name(l.dw)).collect();
+            format!("{} and biases, totals", dw.join(", "))
+        }
     }
 }
 
@@ -914,6 +1002,29 @@ fn op_bytes(program: &Program, op: &Op) -> u64 {
             dz_below,
             ..
         } => t(dz) + t(h) + t(w) + t(dw) + t(db) + t(dz_below),
+        Op::RowStep {
+            h,
+            ref weights,
+            ref biases,
+            ref hidden,
+            ref dz,
+            loss,
+            ..
+        } => {
+            let all = |ids: &[crate::model::TensorId]| ids.iter().map(|&id| t(id)).sum::<u64>();
+            // The labels in, the flags out.
+            t(h) + all(weights) + all(biases) + all(hidden) + all(dz) + t(loss) + 2 * rows
+        }
+        Op::WeightGrads {
+            ref layers, loss, ..
+        } => {
+            let grads: u64 = layers
+                .iter()
+                .map(|l| t(l.dz) + t(l.h) + t(l.dw) + t(l.db))
+                .sum();
+            // The per-row values in, the totals read and written.
+            grads + t(loss) + rows + 16
+        }
     }
 }
 

@@ -55,26 +55,18 @@ fn check(model: &dyn Model, x: &ArrayView2<'_, f32>, labels: &[u32], params: &[f
     Ok(())
 }
 
-fn program(model: &dyn Model, fused: bool, rows: usize) -> crate::model::Program {
-    if fused {
-        model.fused_train_program(rows)
-    } else {
-        model.train_program(rows)
-    }
-}
-
-/// `model.train_program(rows)` — or `model.fused_train_program(rows)` when
-/// `fused` — through the CPU runner (the ndarray twins). `x` is
+/// The training program `step` of `model` (`false`: the reference one,
+/// `true`: the per-layer fused one, or a [`super::StepProgram`]) through the CPU runner (the ndarray twins). `x` is
 /// `[rows, model.input_dim()]` (ending in the 1 when [`Model::appends_one`]).
 pub fn gradient_cpu(
     model: &dyn Model,
-    fused: bool,
+    step: impl Into<super::StepProgram>,
     x: ArrayView2<'_, f32>,
     labels: &[u32],
     params: &[f32],
 ) -> Result<Gradient> {
     check(model, &x, labels, params)?;
-    let mut program = CpuProgram::new(program(model, fused, x.nrows()));
+    let mut program = CpuProgram::new(step.into().program(model, x.nrows()));
     let mut grads = vec![f32::NAN; params.len()];
     let (loss_sum, correct) = program.run(x.into_dyn(), labels, params, &mut grads)?;
     Ok(Gradient {
@@ -89,7 +81,7 @@ pub fn gradient_cpu(
 pub fn gradient_gpu(
     gpu: &Gpu,
     model: &dyn Model,
-    fused: bool,
+    step: impl Into<super::StepProgram>,
     x: ArrayView2<'_, f32>,
     labels: &[u32],
     params: &[f32],
@@ -112,7 +104,8 @@ pub fn gradient_gpu(
         loss_total: &loss_total,
         correct_total: &correct_total,
     };
-    let program = GpuProgram::compile(gpu, &program(model, fused, x.nrows()), &bindings, None)?;
+    let program =
+        GpuProgram::compile(gpu, &step.into().program(model, x.nrows()), &bindings, None)?;
     let mut encoder = gpu.encoder("gradient");
     {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {

@@ -62,6 +62,64 @@ pub struct TrainConfig {
     /// step, the same arithmetic. `false` runs the reference kernels, one
     /// per unfused operation (to compare the two on a real GPU).
     pub fused: bool,
+    /// Which fused step `fused` runs: the per-layer fused kernels of issue
+    /// 13 ([`FusedStep::Layers`], the default: on lavapipe it is still the
+    /// faster, and the row block is not yet measured on hardware) or the
+    /// row block of issue 23 ([`FusedStep::Rows`]), fewer dispatches.
+    pub fused_step: FusedStep,
+}
+
+/// The two fused training steps (see [`TrainConfig::fused_step`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FusedStep {
+    /// [`Model::row_train_program`]: the first layer, one row block
+    /// (forward, loss, every delta) and the weight gradients.
+    Rows,
+    /// [`Model::fused_train_program`]: a fused kernel per layer.
+    #[default]
+    Layers,
+}
+
+/// Which of a model's training programs a step runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepProgram {
+    /// [`Model::train_program`]: one op per unfused kernel.
+    Reference,
+    /// [`Model::fused_train_program`].
+    Layers,
+    /// [`Model::row_train_program`].
+    Rows,
+}
+
+impl StepProgram {
+    /// The program `config` trains with.
+    pub fn of(config: &TrainConfig) -> Self {
+        match (config.fused, config.fused_step) {
+            (false, _) => StepProgram::Reference,
+            (true, FusedStep::Layers) => StepProgram::Layers,
+            (true, FusedStep::Rows) => StepProgram::Rows,
+        }
+    }
+
+    /// `model`'s training program for a batch of `rows`.
+    pub fn program(self, model: &dyn Model, rows: usize) -> crate::model::Program {
+        match self {
+            StepProgram::Reference => model.train_program(rows),
+            StepProgram::Layers => model.fused_train_program(rows),
+            StepProgram::Rows => model.row_train_program(rows),
+        }
+    }
+}
+
+/// `false`: the reference program; `true`: the per-layer fused one.
+impl From<bool> for StepProgram {
+    fn from(fused: bool) -> Self {
+        if fused {
+            StepProgram::Layers
+        } else {
+            StepProgram::Reference
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -77,6 +135,7 @@ impl Default for TrainConfig {
             std: 1.0,
             steps_per_submit: 64,
             fused: true,
+            fused_step: FusedStep::Layers,
         }
     }
 }

@@ -19,8 +19,10 @@ mod linalg;
 mod matmul;
 mod optim;
 mod reduce;
+mod row_step;
 mod softmax_xent;
 mod sweep_optim;
+mod weight_step;
 
 // Whole programs and runs, bad input, the application code.
 mod backend_paths;

@@ -3,7 +3,7 @@
 
 use crate::common::gpu;
 use crate::common::model_gradient::{assert_rejects_bad_batches, check_all};
-use wgpu_train::train::gradient_gpu;
+use wgpu_train::train::{StepProgram, gradient_gpu};
 
 #[test]
 fn gpu_runner_gradients_match_the_f64_reference() {
@@ -16,6 +16,13 @@ fn gpu_runner_gradients_match_the_f64_reference() {
 fn gpu_runner_fused_gradients_match_the_f64_reference() {
     check_all("gpu fused", |m, x, y, p| {
         gradient_gpu(gpu(), m, true, x.view(), y, p).unwrap()
+    });
+}
+
+#[test]
+fn gpu_runner_row_step_gradients_match_the_f64_reference() {
+    check_all("gpu rows", |m, x, y, p| {
+        gradient_gpu(gpu(), m, StepProgram::Rows, x.view(), y, p).unwrap()
     });
 }
 

@@ -77,6 +77,17 @@ fn gpu_and_cpu_agree_over_50_steps_mlp_sigmoid_adam() {
     assert_trajectories_agree(&model, &fifty_steps(OptimizerConfig::adam()));
 }
 
+/// The row-block step (issue 23) as the per-layer one above.
+#[test]
+fn gpu_and_cpu_agree_over_50_steps_mlp_sigmoid_adam_row_block() {
+    let model = Mlp::mnist(Activation::Sigmoid);
+    let config = TrainConfig {
+        fused_step: train::FusedStep::Rows,
+        ..fifty_steps(OptimizerConfig::adam())
+    };
+    assert_trajectories_agree(&model, &config);
+}
+
 #[test]
 fn gpu_and_cpu_agree_over_50_steps_mlp_relu_momentum() {
     let model = Mlp::mnist(Activation::Relu);

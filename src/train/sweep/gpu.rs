@@ -614,6 +614,8 @@ impl SweepProgram {
                 }
                 Op::WeightGrad { .. }
                 | Op::LayerBackward { .. }
+                | Op::RowStep { .. }
+                | Op::WeightGrads { .. }
                 | Op::SoftmaxXent { totals: true, .. } => {
                     return Err(Error::shape(
                         "sweep program",
