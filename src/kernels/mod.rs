@@ -41,7 +41,7 @@ pub mod layer_backward;
 pub mod linalg;
 pub mod matmul;
 #[cfg(test)]
-mod mirror;
+pub(crate) mod mirror;
 pub mod optim;
 pub mod reduce;
 pub mod row_step;

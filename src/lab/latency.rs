@@ -75,7 +75,9 @@ const WORDS: usize = 64;
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
     n: u32,
-    _pad: [u32; 3],
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 /// Every pipeline this module builds (for validation with the others).
@@ -207,7 +209,9 @@ pub fn floor(gpu: &Gpu, plan: &Plan, chain: usize) -> Result<Floor> {
         "latency params",
         &Params {
             n: WORDS as u32,
-            _pad: [0; 3],
+            _pad0: 0,
+            _pad1: 0,
+            _pad2: 0,
         },
     )?;
     let idle_group = gpu.bind_group(&idle, &[&params])?;
@@ -475,4 +479,14 @@ pub fn step_vs_floor(
         step,
         floor_s,
     })
+}
+
+#[cfg(test)]
+mod layout {
+    use crate::kernels::mirror::check_mirror;
+
+    #[test]
+    fn params_mirrors_the_wgsl_struct() {
+        check_mirror!(super::Params, &super::LATENCY, "Params"; n, _pad0, _pad1, _pad2);
+    }
 }
