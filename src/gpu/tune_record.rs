@@ -16,6 +16,9 @@
 //! cannot run is decided again with a warning ([`TuneRecord::decide`]),
 //! never an error.
 
+// In a browser there is no cache file: what reads and writes it is unused.
+#![cfg_attr(target_arch = "wasm32", allow(dead_code))]
+
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -329,8 +332,15 @@ impl TuneRecord {
         chosen
     }
 
+    /// No cache in a browser (no files): nothing is loaded.
+    #[cfg(target_arch = "wasm32")]
+    fn load(&self) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+
     /// The cached choices, or none (with a warning) when the file is corrupt,
     /// too large, not a file, or belongs to another adapter or format.
+    #[cfg(not(target_arch = "wasm32"))]
     fn load(&self) -> BTreeMap<String, String> {
         let Some(path) = &self.file else {
             return BTreeMap::new();
