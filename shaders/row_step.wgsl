@@ -183,8 +183,12 @@ fn row_step(
 ) {
     // Uniform across the workgroup: every thread that stays reaches every
     // barrier below.
-    row0 = (wid.y * groups.x + wid.x) * R;
-    if (row0 >= p.rows) {
+    // A `let` from the builtins, not the private `row0`: WGSL's uniformity
+    // analysis (Tint's, in browsers) treats a private variable as
+    // non-uniform, so an early return on it before a barrier is refused.
+    let block_row = (wid.y * groups.x + wid.x) * R;
+    row0 = block_row;
+    if (block_row >= p.rows) {
         return;
     }
     // Loops over (row, column) pairs run as one loop per row: no integer
