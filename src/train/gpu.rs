@@ -50,7 +50,7 @@ pub struct GpuEngine<'g> {
     test: (GpuSet, Vec<u32>),
     eval_programs: BTreeMap<usize, GpuProgram>,
     steps_per_submit: usize,
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    #[cfg_attr(any(target_arch = "wasm32", not(feature = "lab")), allow(dead_code))]
     dispatches_per_step: f64,
     bytes_per_step: u64,
     /// Blocking waits in the last training epoch.
@@ -435,7 +435,7 @@ impl Launch {
     }
 
     /// The kernel and its shape, for the latency report.
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    #[cfg_attr(any(target_arch = "wasm32", not(feature = "lab")), allow(dead_code))]
     fn kernel(&self) -> String {
         match self {
             Launch::Matmul(m) => {
@@ -476,7 +476,7 @@ pub(crate) struct GpuProgram {
     rows: usize,
     launches: Vec<Launch>,
     /// What each launch computes, from the program's tensor names.
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    #[cfg_attr(any(target_arch = "wasm32", not(feature = "lab")), allow(dead_code))]
     names: Vec<String>,
     /// Whether the first product gathers its own rows (no gather dispatch).
     gathers: bool,
@@ -817,7 +817,7 @@ impl GpuProgram {
 
     /// Records the program on input rows already in place, for programs
     /// compiled without a gather (the gradient check, the strategies).
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    #[cfg_attr(any(target_arch = "wasm32", not(feature = "lab")), allow(dead_code))]
     pub(crate) fn record_rows(&self, pass: &mut wgpu::ComputePass<'_>) -> Result<()> {
         for l in &self.launches {
             match l {
@@ -842,7 +842,7 @@ impl GpuProgram {
     }
 
     /// Dispatches one [`GpuProgram::record_rows`] makes.
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    #[cfg_attr(any(target_arch = "wasm32", not(feature = "lab")), allow(dead_code))]
     pub(crate) fn dispatches_rows(&self) -> usize {
         self.launch_dispatches() + usize::from(self.totals.is_some())
     }
@@ -868,7 +868,7 @@ impl GpuProgram {
     }
 
     /// [`GpuProgram::record`] as its launches, one part each.
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    #[cfg_attr(any(target_arch = "wasm32", not(feature = "lab")), allow(dead_code))]
     fn parts<'a>(&'a self, gather: &'a Gather, step: usize) -> Vec<StepPart<'a>> {
         let mut parts = Vec::new();
         if !self.gathers {
@@ -900,13 +900,13 @@ impl GpuProgram {
 }
 
 /// Records one launch into an open pass.
-#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+#[cfg_attr(any(target_arch = "wasm32", not(feature = "lab")), allow(dead_code))]
 pub(crate) type Recorder<'a> = Box<dyn Fn(&mut wgpu::ComputePass<'_>) -> Result<()> + 'a>;
 
 /// One launch of a training step, to be timed on its own (the latency
 /// report): what it computes, the dispatches it records, and the recording.
 /// Native only, as the benchmarks are.
-#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+#[cfg_attr(any(target_arch = "wasm32", not(feature = "lab")), allow(dead_code))]
 pub(crate) struct StepPart<'a> {
     pub name: String,
     pub dispatches: usize,
@@ -919,7 +919,7 @@ impl GpuEngine<'_> {
     /// totals where separate, the update): recording every part in turn
     /// records the step. A planned optimizer needs its epoch planned, i.e.
     /// one epoch trained first.
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    #[cfg_attr(any(target_arch = "wasm32", not(feature = "lab")), allow(dead_code))]
     pub(crate) fn step_parts(&self, step: usize) -> Result<Vec<StepPart<'_>>> {
         let rows = self.train.gather.rows(step);
         let program = self

@@ -18,10 +18,10 @@ pub mod sweep;
 
 pub use cpu::CpuEngine;
 pub use gpu::GpuEngine;
-// The strategies run the linear model's program through the same runners.
-#[cfg(not(target_arch = "wasm32"))]
+// The lab's strategies run the linear model's program through the same runners.
+#[cfg(all(feature = "lab", not(target_arch = "wasm32")))]
 pub(crate) use cpu::CpuProgram;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(feature = "lab", not(target_arch = "wasm32")))]
 pub(crate) use gpu::{Bindings, GpuProgram};
 #[cfg(not(target_arch = "wasm32"))]
 pub use gradient::{Gradient, gradient_cpu, gradient_gpu};
