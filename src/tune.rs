@@ -73,6 +73,7 @@ use crate::error::{Error, Result};
 use crate::gpu::GpuTimer;
 use crate::gpu::{Gpu, GpuLabels, GpuTensor};
 pub use crate::gpu::{TuneMode, TuneRecord};
+use crate::kernels;
 pub use crate::kernels::matmul::tune_key as matmul_key;
 use crate::kernels::optim::{DEFAULT_ELEMS_PER_THREAD, elems_name, elems_named};
 pub use crate::kernels::optim::{OPTIMIZER_ELEMS, tune_key as optimizer_key};
@@ -89,23 +90,18 @@ use std::collections::BTreeMap;
 /// else, with tuning on, the fastest measured now and recorded; else the
 /// fixed rule ([`MatmulKernel::choose`]).
 pub fn matmul(gpu: &Gpu, shape: &MatmulShape, opts: &MatmulOptions, bias: bool) -> MatmulKernel {
-    let fixed = MatmulKernel::choose(gpu, shape);
-    let mut measure = || tune_matmul(gpu, shape, opts, bias).map(MatmulKernel::name);
-    gpu.tune_record()
-        .decide(
-            matmul_key(shape, opts, bias),
-            fixed.name(),
-            &|n| MatmulKernel::from_name(n).is_some(),
-            &|n| match MatmulKernel::from_name(n) {
-                Some(k) => k
-                    .check_fits(gpu, shape, opts, bias)
-                    .map_err(|e| e.to_string()),
-                None => Ok(()),
-            },
-            Some(&mut measure),
-        )
-        .and_then(|n| MatmulKernel::from_name(&n))
-        .unwrap_or(fixed)
+    kernels::decide(
+        gpu,
+        matmul_key(shape, opts, bias),
+        MatmulKernel::choose(gpu, shape),
+        MatmulKernel::name,
+        MatmulKernel::from_name,
+        &|k| {
+            k.check_fits(gpu, shape, opts, bias)
+                .map_err(|e| e.to_string())
+        },
+        Some(&mut || tune_matmul(gpu, shape, opts, bias)),
+    )
 }
 
 /// [`matmul`] for the product a launcher would build from these operands
@@ -133,26 +129,21 @@ pub fn matmul_for(
 /// orders (v2 in a tree), so, as for matmul v5, the record of the choice is
 /// what makes a tuned run repeatable.
 pub fn softmax_xent(gpu: &Gpu, shape: &SoftmaxXentShape, with_grad: bool) -> SoftmaxXentKernel {
-    let fixed = SoftmaxXentKernel::choose(gpu, shape);
-    let mut measure = || tune_softmax_xent(gpu, shape, with_grad).map(SoftmaxXentKernel::name);
-    gpu.tune_record()
-        .decide(
-            softmax_xent_key(shape, with_grad),
-            fixed.name(),
-            &|n| SoftmaxXentKernel::from_name(n).is_some(),
-            &|n| {
-                SoftmaxXentKernel::from_name(n).map_or(Ok(()), |k| {
-                    crate::kernels::offered(
-                        k,
-                        &SoftmaxXentKernel::available(gpu),
-                        SoftmaxXentKernel::name,
-                    )
-                })
-            },
-            Some(&mut measure),
-        )
-        .and_then(|n| SoftmaxXentKernel::from_name(&n))
-        .unwrap_or(fixed)
+    kernels::decide(
+        gpu,
+        softmax_xent_key(shape, with_grad),
+        SoftmaxXentKernel::choose(gpu, shape),
+        SoftmaxXentKernel::name,
+        SoftmaxXentKernel::from_name,
+        &|k| {
+            kernels::offered(
+                k,
+                &SoftmaxXentKernel::available(gpu),
+                SoftmaxXentKernel::name,
+            )
+        },
+        Some(&mut || tune_softmax_xent(gpu, shape, with_grad)),
+    )
 }
 
 /// [`softmax_xent`] for the launcher's `logits` ([N, C]); as [`matmul_for`].
@@ -179,26 +170,15 @@ pub fn column_sum(
     cols: usize,
     activation: Option<Activation>,
 ) -> ColumnSumKernel {
-    let fixed = ColumnSumKernel::choose(gpu);
-    let mut measure = || tune_column_sum(gpu, rows, cols, activation).map(ColumnSumKernel::name);
-    gpu.tune_record()
-        .decide(
-            column_sum_key(rows, cols, activation),
-            fixed.name(),
-            &|n| ColumnSumKernel::from_name(n).is_some(),
-            &|n| {
-                ColumnSumKernel::from_name(n).map_or(Ok(()), |k| {
-                    crate::kernels::offered(
-                        k,
-                        &ColumnSumKernel::available(gpu),
-                        ColumnSumKernel::name,
-                    )
-                })
-            },
-            Some(&mut measure),
-        )
-        .and_then(|n| ColumnSumKernel::from_name(&n))
-        .unwrap_or(fixed)
+    kernels::decide(
+        gpu,
+        column_sum_key(rows, cols, activation),
+        ColumnSumKernel::choose(gpu),
+        ColumnSumKernel::name,
+        ColumnSumKernel::from_name,
+        &|k| kernels::offered(k, &ColumnSumKernel::available(gpu), ColumnSumKernel::name),
+        Some(&mut || tune_column_sum(gpu, rows, cols, activation)),
+    )
 }
 
 /// [`column_sum`] for the launcher's `x` ([R, C]); as [`matmul_for`].
@@ -218,19 +198,16 @@ pub fn column_sum_for(
 /// (one of [`OPTIMIZER_ELEMS`]). The update is elementwise, so every
 /// choice gives the same bits: only the speed differs.
 pub fn optimizer(gpu: &Gpu, config: &OptimizerConfig, n: usize) -> u32 {
-    let fixed = elems_name(DEFAULT_ELEMS_PER_THREAD);
-    let mut measure = || tune_optimizer(gpu, config, n).map(elems_name);
-    gpu.tune_record()
-        .decide(
-            optimizer_key(config, n),
-            fixed,
-            &|n| elems_named(n).is_some(),
-            // Every size builds and gives the same bits.
-            &|_| Ok(()),
-            Some(&mut measure),
-        )
-        .and_then(|n| elems_named(&n))
-        .unwrap_or(DEFAULT_ELEMS_PER_THREAD)
+    kernels::decide(
+        gpu,
+        optimizer_key(config, n),
+        DEFAULT_ELEMS_PER_THREAD,
+        elems_name,
+        elems_named,
+        // Every size builds and gives the same bits.
+        &|_| Ok(()),
+        Some(&mut || tune_optimizer(gpu, config, n)),
+    )
 }
 
 /// [`GpuOptimizer::new`] with the elements per thread [`optimizer`] chooses.

@@ -91,9 +91,39 @@ pub(crate) fn recorded<K: Copy>(
     parse: fn(&str) -> Option<K>,
     fits: &dyn Fn(K) -> std::result::Result<(), String>,
 ) -> K {
+    decide(gpu, key, fixed, name, parse, fits, None)
+}
+
+/// The version for `key`: the one recorded on this device that `fits` it,
+/// else one `measure` times now (where given and tuning is on: the tuner's
+/// way, [`crate::tune`]), else `fixed`. [`recorded`] is this without
+/// `measure`, for the launchers.
+pub(crate) fn decide<K: Copy>(
+    gpu: &Gpu,
+    key: String,
+    fixed: K,
+    name: fn(K) -> &'static str,
+    parse: fn(&str) -> Option<K>,
+    fits: &dyn Fn(K) -> std::result::Result<(), String>,
+    measure: Option<&mut dyn FnMut() -> Result<K>>,
+) -> K {
     let fits_name = |n: &str| parse(n).map_or(Ok(()), fits);
+    let mut named;
+    let measure: Option<&mut dyn FnMut() -> Result<&'static str>> = match measure {
+        Some(m) => {
+            named = move || m().map(name);
+            Some(&mut named)
+        }
+        None => None,
+    };
     gpu.tune_record()
-        .decide(key, name(fixed), &|n| parse(n).is_some(), &fits_name, None)
+        .decide(
+            key,
+            name(fixed),
+            &|n| parse(n).is_some(),
+            &fits_name,
+            measure,
+        )
         .and_then(|n| parse(&n))
         .unwrap_or(fixed)
 }
