@@ -18,37 +18,264 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuLabels, GpuTensor};
 use crate::kernels::weight_step::WeightGradLayer;
 use crate::kernels::{
-    ColumnSum, ColumnSumKernel, LossCorrectSum, Matmul, MatmulEpilogue, MatmulKernel, SoftmaxXent,
-    SoftmaxXentKernel,
+    BatchStrides, ColumnSum, ColumnSumKernel, LossCorrectSum, Matmul, MatmulEpilogue, MatmulKernel,
+    SoftmaxXent, SoftmaxXentKernel,
 };
 use crate::kernels::{
     Gather, GatherMatmul, GpuDataset, GpuOptimizer, LayerBackward, RowStep, WeightStep,
 };
 use crate::model::Model;
-use crate::model::{Op, Program, Region};
+use crate::model::{Op, Program, Region, TensorId};
 use crate::options::MatmulOptions;
 use crate::tune;
 use std::collections::BTreeMap;
 
+/// A set resident on the GPU: its data, its order, and the gather of its
+/// minibatches into the engine's shared rows.
 struct GpuSet {
     data: GpuDataset,
     order: GpuTensor<u32>,
     gather: Gather,
+    len: usize,
+}
+
+/// What an engine runs, for K ≥ 1 models ([`GpuEngine`] is K = 1, a sweep
+/// K models): the training, validation and test sets resident, each
+/// gathered into rows shared by the models, and every program compiled
+/// once per batch size.
+pub(crate) struct GpuSets {
+    train: GpuSet,
+    val: Option<GpuSet>,
+    test: GpuSet,
+    train_programs: BTreeMap<usize, GpuProgram>,
+    eval_programs: BTreeMap<usize, GpuProgram>,
+}
+
+/// The models an engine trains: `models` of `per_model` parameters each,
+/// with one loss and correct total per model.
+pub(crate) struct Models<'a> {
+    pub params: &'a GpuTensor<f32>,
+    pub grads: &'a GpuTensor<f32>,
+    pub loss_total: &'a GpuTensor<f32>,
+    pub correct_total: &'a GpuTensor<u32>,
+    pub models: usize,
+    pub per_model: usize,
+}
+
+impl GpuSets {
+    /// Uploads the data and compiles [`StepProgram::of`]`(config)` for every
+    /// training batch size and the evaluation program for every evaluation
+    /// batch size. A batch larger than its set is one whole-set batch: the
+    /// rows are sized by what a step can hold, as the CPU engine does.
+    pub(crate) fn new(
+        gpu: &Gpu,
+        model: &dyn Model,
+        data: &TrainData,
+        config: &TrainConfig,
+        m: &Models<'_>,
+    ) -> Result<Self> {
+        let opts = config.gather_options(model.appends_one());
+        let width = model.input_dim();
+        let set = |d: &GpuDataset,
+                   order: &[u32],
+                   x: &GpuTensor<f32>,
+                   y: &GpuTensor<u32>,
+                   batch: usize|
+         -> Result<GpuSet> {
+            let buf = d.order_buffer(gpu, order.len())?;
+            d.write_order(gpu, &buf, order)?;
+            let gather = Gather::new(gpu, d, &buf, x, y, batch, opts)?;
+            Ok(GpuSet {
+                data: d.clone(),
+                order: buf,
+                gather,
+                len: order.len(),
+            })
+        };
+        let train_data = GpuDataset::upload(gpu, &data.train)?;
+        let test_data = GpuDataset::upload(gpu, &data.test)?;
+        let batch = config.batch.min(data.train_idx.len()).max(1);
+        let x = GpuTensor::<f32>::zeros(gpu, &[batch, width])?;
+        let y = GpuTensor::<u32>::zeros(gpu, &[batch])?;
+        let train = set(&train_data, &data.train_idx, &x, &y, batch)?;
+        let bindings = Bindings {
+            x: &x,
+            y: &y,
+            classes: model.classes(),
+            params: m.params,
+            grads: m.grads,
+            loss_total: m.loss_total,
+            correct_total: m.correct_total,
+            models: m.models,
+            per_model: m.per_model,
+        };
+        // Fused: the first product gathers its own rows, when the training
+        // set fits one binding and the adapter binds the eight buffers it
+        // needs (else the gather stays a dispatch of its own).
+        let gathers = (config.fused && train_data.chunk_count() == 1 && GatherMatmul::fits(gpu))
+            .then_some(&train.gather);
+        let step = super::StepProgram::of(config);
+        let mut train_programs = BTreeMap::new();
+        for rows in batch_sizes(data.train_idx.len(), config.batch) {
+            let program = step.program(model, rows);
+            train_programs.insert(
+                rows,
+                GpuProgram::compile(gpu, &program, &bindings, gathers)?,
+            );
+        }
+
+        let eval_rows = data.test.len().max(data.val_idx.len()).max(1);
+        let eval_batch = config.eval_batch.min(eval_rows).max(1);
+        let ex = GpuTensor::<f32>::zeros(gpu, &[eval_batch, width])?;
+        let ey = GpuTensor::<u32>::zeros(gpu, &[eval_batch])?;
+        let eval_bindings = Bindings {
+            x: &ex,
+            y: &ey,
+            ..bindings
+        };
+        let mut eval_programs = BTreeMap::new();
+        let mut eval_set = |d: &GpuDataset, order: Vec<u32>| -> Result<GpuSet> {
+            for rows in batch_sizes(order.len(), eval_batch) {
+                if let std::collections::btree_map::Entry::Vacant(slot) = eval_programs.entry(rows)
+                {
+                    let program = if config.fused {
+                        model.fused_eval_program(rows)
+                    } else {
+                        model.eval_program(rows)
+                    };
+                    slot.insert(GpuProgram::compile(gpu, &program, &eval_bindings, None)?);
+                }
+            }
+            set(d, &order, &ex, &ey, eval_batch)
+        };
+        let val = if data.val_idx.is_empty() {
+            None
+        } else {
+            Some(eval_set(&train_data, data.val_idx.clone())?)
+        };
+        let test = eval_set(&test_data, eval_order(data, EvalSet::Test))?;
+        Ok(GpuSets {
+            train,
+            val,
+            test,
+            train_programs,
+            eval_programs,
+        })
+    }
+
+    /// The program of a full training batch.
+    fn full_step(&self) -> &GpuProgram {
+        let rows = self.train.gather.rows(0);
+        &self.train_programs[&rows]
+    }
+
+    /// Dispatches of one full training step, the update apart.
+    pub(crate) fn dispatches_per_step(&self) -> usize {
+        self.full_step().dispatches(&self.train.gather)
+    }
+
+    /// Counted bytes of one full training step for one model, the update apart.
+    pub(crate) fn bytes_per_step(&self) -> u64 {
+        self.full_step().bytes(&self.train.gather)
+    }
+
+    /// How many examples `which` holds (the training set for `None`).
+    pub(crate) fn len(&self, which: Option<EvalSet>) -> usize {
+        self.set(which).map_or(0, |(s, _)| s.len)
+    }
+
+    /// Steps of a training epoch.
+    pub(crate) fn train_steps(&self) -> usize {
+        self.train.gather.steps()
+    }
+
+    /// Writes the training order of the next epoch.
+    pub(crate) fn write_train_order(&self, gpu: &Gpu, order: &[u32]) -> Result<()> {
+        if order.len() != self.train.len {
+            return Err(Error::shape(
+                "train_epoch",
+                format!(
+                    "the order holds {} indices, the training set {}",
+                    order.len(),
+                    self.train.len
+                ),
+            ));
+        }
+        self.train.data.write_order(gpu, &self.train.order, order)
+    }
+
+    fn set(&self, which: Option<EvalSet>) -> Result<(&GpuSet, &BTreeMap<usize, GpuProgram>)> {
+        Ok(match which {
+            None => (&self.train, &self.train_programs),
+            Some(EvalSet::Validation) => match &self.val {
+                Some(s) => (s, &self.eval_programs),
+                None => {
+                    return Err(Error::InvalidArgument {
+                        name: "evaluation set",
+                        msg: "there is no validation split".into(),
+                    });
+                }
+            },
+            Some(EvalSet::Test) => (&self.test, &self.eval_programs),
+        })
+    }
+
+    /// Records every step of `which` (the training set for `None`, each
+    /// step followed by `update`), `per_submit` steps per submit, adding
+    /// to the epoch totals; returns the blocking waits made and the steps.
+    pub(crate) fn pass(
+        &self,
+        gpu: &Gpu,
+        which: Option<EvalSet>,
+        per_submit: usize,
+        update: impl Fn(&mut wgpu::ComputePass<'_>, usize) -> Result<()>,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<(usize, usize)> {
+        let (set, programs) = self.set(which)?;
+        let steps = set.gather.steps();
+        let syncs = submit_steps(
+            gpu,
+            "steps",
+            steps,
+            per_submit,
+            |pass, s| {
+                let rows = set.gather.rows(s);
+                let program = programs
+                    .get(&rows)
+                    .ok_or_else(|| Error::shape("train", format!("no program for {rows} rows")))?;
+                program.record(pass, &set.gather, s)?;
+                if which.is_none() {
+                    update(pass, s)?;
+                }
+                Ok(())
+            },
+            |done| progress(done, steps),
+        )?;
+        Ok((syncs, steps))
+    }
+
+    /// The launches of training step `step`, for the latency report.
+    #[cfg_attr(any(target_arch = "wasm32", not(feature = "lab")), allow(dead_code))]
+    fn step_parts(&self, step: usize) -> Result<Vec<StepPart<'_>>> {
+        let rows = self.train.gather.rows(step);
+        let program = self
+            .train_programs
+            .get(&rows)
+            .ok_or_else(|| Error::shape("train", format!("no program for {rows} rows")))?;
+        Ok(program.parts(&self.train.gather, step))
+    }
 }
 
 /// Training on the GPU: dataset resident, steps recorded in bulk, loss and
-/// accuracy read back once per epoch.
+/// accuracy read back once per epoch. One model of the engine a sweep runs
+/// K of ([`GpuSets`], [`GpuProgram`]), with the single run's optimizer.
 pub struct GpuEngine<'g> {
     gpu: &'g Gpu,
     params: GpuTensor<f32>,
     optimizer: GpuOptimizer,
     loss_total: GpuTensor<f32>,
     correct_total: GpuTensor<u32>,
-    train: GpuSet,
-    train_programs: BTreeMap<usize, GpuProgram>,
-    val: Option<(GpuSet, Vec<u32>)>,
-    test: (GpuSet, Vec<u32>),
-    eval_programs: BTreeMap<usize, GpuProgram>,
+    sets: GpuSets,
     steps_per_submit: usize,
     #[cfg_attr(any(target_arch = "wasm32", not(feature = "lab")), allow(dead_code))]
     dispatches_per_step: f64,
@@ -78,8 +305,6 @@ impl<'g> GpuEngine<'g> {
     ) -> Result<Self> {
         config.validate()?;
         check_model(model, data)?;
-        let opts = config.gather_options(model.appends_one());
-        let width = model.input_dim();
         let init = model.init(config.seed);
         let params = GpuTensor::from_slice(gpu, &[init.len()], &init)?;
         let grads = GpuTensor::<f32>::zeros(gpu, &[init.len()])?;
@@ -94,97 +319,24 @@ impl<'g> GpuEngine<'g> {
         };
         let loss_total = GpuTensor::<f32>::zeros(gpu, &[1])?;
         let correct_total = GpuTensor::<u32>::zeros(gpu, &[1])?;
-
-        let set = |d: &GpuDataset,
-                   order: &[u32],
-                   x: &GpuTensor<f32>,
-                   y: &GpuTensor<u32>,
-                   batch: usize|
-         -> Result<GpuSet> {
-            let buf = d.order_buffer(gpu, order.len())?;
-            d.write_order(gpu, &buf, order)?;
-            let gather = Gather::new(gpu, d, &buf, x, y, batch, opts)?;
-            Ok(GpuSet {
-                data: d.clone(),
-                order: buf,
-                gather,
-            })
-        };
-
-        let train_data = GpuDataset::upload(gpu, &data.train)?;
-        let test_data = GpuDataset::upload(gpu, &data.test)?;
-        // A batch larger than the training set is one full-set batch: size
-        // the buffers by what a step can hold, as the CPU engine does.
-        let batch = config.batch.min(data.train_idx.len()).max(1);
-        let x = GpuTensor::<f32>::zeros(gpu, &[batch, width])?;
-        let y = GpuTensor::<u32>::zeros(gpu, &[batch])?;
-        let train = set(&train_data, &data.train_idx, &x, &y, batch)?;
-        let bindings = Bindings {
-            x: &x,
-            y: &y,
-            classes: model.classes(),
+        let models = Models {
             params: &params,
             grads: &grads,
             loss_total: &loss_total,
             correct_total: &correct_total,
+            models: 1,
+            per_model: init.len(),
         };
-        let mut train_programs = BTreeMap::new();
-        // Fused: the first product gathers its own rows, when the training
-        // set fits one binding and the adapter binds the eight buffers it
-        // needs (else the gather stays a dispatch of its own).
-        let gathers = (config.fused && train_data.chunk_count() == 1 && GatherMatmul::fits(gpu))
-            .then_some(&train.gather);
-        for rows in batch_sizes(data.train_idx.len(), config.batch) {
-            let program = super::StepProgram::of(config).program(model, rows);
-            train_programs.insert(
-                rows,
-                GpuProgram::compile(gpu, &program, &bindings, gathers)?,
-            );
-        }
-
-        let ex = GpuTensor::<f32>::zeros(gpu, &[config.eval_batch, width])?;
-        let ey = GpuTensor::<u32>::zeros(gpu, &[config.eval_batch])?;
-        let eval_bindings = Bindings {
-            x: &ex,
-            y: &ey,
-            ..bindings
-        };
-        let mut eval_programs = BTreeMap::new();
-        let mut eval_set = |d: &GpuDataset, order: Vec<u32>| -> Result<(GpuSet, Vec<u32>)> {
-            for rows in batch_sizes(order.len(), config.eval_batch) {
-                if let std::collections::btree_map::Entry::Vacant(slot) = eval_programs.entry(rows)
-                {
-                    let program = if config.fused {
-                        model.fused_eval_program(rows)
-                    } else {
-                        model.eval_program(rows)
-                    };
-                    slot.insert(GpuProgram::compile(gpu, &program, &eval_bindings, None)?);
-                }
-            }
-            Ok((set(d, &order, &ex, &ey, config.eval_batch)?, order))
-        };
-        let val = if data.val_idx.is_empty() {
-            None
-        } else {
-            Some(eval_set(&train_data, data.val_idx.clone())?)
-        };
-        let test = eval_set(&test_data, eval_order(data, EvalSet::Test))?;
-
-        let full = &train_programs[&batch_sizes(data.train_idx.len(), config.batch)[0]];
-        let dispatches_per_step = (full.dispatches(&train.gather) + optimizer.dispatches()) as f64;
-        let bytes_per_step = full.bytes(&train.gather) + optimizer_bytes(&optimizer);
+        let sets = GpuSets::new(gpu, model, data, config, &models)?;
+        let dispatches_per_step = (sets.dispatches_per_step() + optimizer.dispatches()) as f64;
+        let bytes_per_step = sets.bytes_per_step() + optimizer_bytes(&optimizer);
         Ok(GpuEngine {
             gpu,
             params,
             optimizer,
             loss_total,
             correct_total,
-            train,
-            train_programs,
-            val,
-            test,
-            eval_programs,
+            sets,
             steps_per_submit: config.steps_per_submit,
             dispatches_per_step,
             bytes_per_step,
@@ -200,9 +352,9 @@ impl<'g> GpuEngine<'g> {
         self.bytes_per_step
     }
 
-    /// Records every step of a set's gather through its programs (with the
-    /// optimizer when training), `steps_per_submit` steps per submit; returns
-    /// (mean loss, accuracy) read back once at the end, and the number of
+    /// Records every step of a set through its programs (with the optimizer
+    /// when training), `steps_per_submit` steps per submit; returns (mean
+    /// loss, accuracy) read back once at the end, and the number of
     /// blocking waits it made.
     ///
     /// Async for the browser, where the readback is a promise and the
@@ -211,55 +363,31 @@ impl<'g> GpuEngine<'g> {
     async fn pass(
         &mut self,
         which: Option<EvalSet>,
-        order_len: usize,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<(f64, f64, usize)> {
         let gpu = self.gpu;
-        let mut syncs = 0;
         self.loss_total.fill(gpu, 0.0)?;
         self.correct_total.fill(gpu, 0)?;
-        let (set, programs) = match which {
-            None => (&self.train, &self.train_programs),
-            Some(EvalSet::Validation) => match &self.val {
-                Some((s, _)) => (s, &self.eval_programs),
-                None => {
-                    return Err(Error::InvalidArgument {
-                        name: "evaluation set",
-                        msg: "there is no validation split".into(),
-                    });
-                }
-            },
-            Some(EvalSet::Test) => (&self.test.0, &self.eval_programs),
-        };
-        let steps = set.gather.steps();
         let optimizer = &self.optimizer;
-        syncs += submit_steps(
+        let (mut syncs, steps) = self.sets.pass(
             gpu,
-            "steps",
-            steps,
+            which,
             self.steps_per_submit,
             |pass, s| {
-                let rows = set.gather.rows(s);
-                let program = programs
-                    .get(&rows)
-                    .ok_or_else(|| Error::shape("train", format!("no program for {rows} rows")))?;
-                program.record(pass, &set.gather, s)?;
-                if which.is_none() {
-                    if optimizer.is_planned() {
-                        optimizer.record_planned(pass, s)?;
-                    } else {
-                        optimizer.record(pass);
-                    }
+                if optimizer.is_planned() {
+                    optimizer.record_planned(pass, s)
+                } else {
+                    optimizer.record(pass);
+                    Ok(())
                 }
-                Ok(())
             },
-            |done| progress(done, steps),
+            progress,
         )?;
         let loss = self.loss_total.read_async(gpu).await?[0] as f64;
         let correct = self.correct_total.read_async(gpu).await?[0] as f64;
         syncs += 2;
         progress(steps, steps);
-        let n = order_len.max(1) as f64;
+        let n = self.sets.len(which).max(1) as f64;
         Ok((loss / n, correct / n, syncs))
     }
 }
@@ -316,34 +444,18 @@ impl GpuEngine<'_> {
         order: &[u32],
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<(f64, f64)> {
-        if order.len() != self.train.order.len() {
-            return Err(Error::shape(
-                "train_epoch",
-                format!(
-                    "the order holds {} indices, the training set {}",
-                    order.len(),
-                    self.train.order.len()
-                ),
-            ));
-        }
-        self.train
-            .data
-            .write_order(self.gpu, &self.train.order, order)?;
+        self.sets.write_train_order(self.gpu, order)?;
         if self.optimizer.is_planned() {
-            self.optimizer.plan(self.gpu, self.train.gather.steps())?;
+            self.optimizer.plan(self.gpu, self.sets.train_steps())?;
         }
-        let (loss, accuracy, syncs) = self.pass(None, order.len(), progress).await?;
+        let (loss, accuracy, syncs) = self.pass(None, progress).await?;
         self.train_syncs = syncs;
         Ok((loss, accuracy))
     }
 
     /// [`Engine::evaluate`], awaiting the readback.
     pub async fn evaluate_async(&mut self, set: EvalSet) -> Result<(f64, f64)> {
-        let len = match set {
-            EvalSet::Validation => self.val.as_ref().map_or(0, |v| v.1.len()),
-            EvalSet::Test => self.test.1.len(),
-        };
-        let (loss, accuracy, _) = self.pass(Some(set), len, &mut |_, _| {}).await?;
+        let (loss, accuracy, _) = self.pass(Some(set), &mut |_, _| {}).await?;
         Ok((loss, accuracy))
     }
 
@@ -465,13 +577,19 @@ impl Launch {
     }
 }
 
+/// A tensor of the program for model 0, and the distance to model 1's (the
+/// models of a sweep lie one after another in each buffer; 0 where all
+/// models share it, as the input rows).
 enum Slot {
-    F32(GpuTensor<f32>),
-    U32(GpuTensor<u32>),
+    F32(GpuTensor<f32>, usize),
+    U32(GpuTensor<u32>, usize),
 }
 
-/// A program bound to its buffers: every launcher built, nothing left to
-/// decide when a step is recorded.
+/// A program bound to its buffers for K ≥ 1 models: every launcher built,
+/// nothing left to decide when a step is recorded. One model (K = 1) is a
+/// training run; K models are a sweep, each product, loss and column sum
+/// one launch batched along the grid's z ([`Matmul::batched`] and the
+/// others), every model computing the bits it computes alone.
 pub(crate) struct GpuProgram {
     rows: usize,
     launches: Vec<Launch>,
@@ -480,13 +598,17 @@ pub(crate) struct GpuProgram {
     names: Vec<String>,
     /// Whether the first product gathers its own rows (no gather dispatch).
     gathers: bool,
-    /// Counted bytes the launches move (the gather's, if separate, apart).
+    /// Counted bytes the launches move for one model (the gather's, if
+    /// separate, apart).
     bytes: u64,
     /// The epoch totals' dispatch, unless an op adds them itself.
     totals: Option<LossCorrectSum>,
 }
 
-/// Where a program's inputs and outputs live on the GPU.
+/// Where a program's inputs and outputs live on the GPU, for `models` ≥ 1
+/// models: model `i`'s parameters and gradients at `i · per_model` in
+/// `params` and `grads`, its epoch totals at element `i`; the input rows and
+/// labels shared by all.
 pub(crate) struct Bindings<'a> {
     /// Gather output rows (`[batch, input_dim]`); the program uses the first `rows`.
     pub x: &'a GpuTensor<f32>,
@@ -495,15 +617,48 @@ pub(crate) struct Bindings<'a> {
     pub classes: usize,
     pub params: &'a GpuTensor<f32>,
     pub grads: &'a GpuTensor<f32>,
-    /// Running totals for the epoch: loss sum `[1]` and correct count `[1]`.
+    /// Running totals for the epoch, one per model: loss sums and correct counts.
     pub loss_total: &'a GpuTensor<f32>,
     pub correct_total: &'a GpuTensor<u32>,
+    /// How many models (1 for a training run).
+    pub models: usize,
+    /// Parameters per model: the distance between two models' parameters.
+    pub per_model: usize,
+}
+
+impl Bindings<'_> {
+    /// The models and their per-model parameter count, checked against the
+    /// buffers' lengths.
+    fn check(&self) -> Result<(usize, usize)> {
+        let (k, p) = (self.models, self.per_model);
+        let fits = |len: usize| k.checked_mul(p).is_some_and(|kp| kp <= len);
+        if k == 0 || !fits(self.params.len()) || !fits(self.grads.len()) {
+            return Err(Error::shape(
+                "program",
+                format!(
+                    "{k} models of {p} parameters do not fit parameters [{}] and gradients [{}]",
+                    self.params.len(),
+                    self.grads.len()
+                ),
+            ));
+        }
+        if self.loss_total.len() < k || self.correct_total.len() < k {
+            return Err(Error::shape(
+                "program",
+                format!("{k} models need {k} loss and correct totals"),
+            ));
+        }
+        Ok((k, p))
+    }
 }
 
 impl GpuProgram {
-    /// Builds every launcher of `program`. With `gather` (whose outputs
-    /// must be `b.x` and `b.y`), the product that first reads the input
-    /// rows gathers them itself ([`GatherMatmul`]).
+    /// Builds every launcher of `program` for `b.models` models. With
+    /// `gather` (whose outputs must be `b.x` and `b.y`), the product that
+    /// first reads the input rows gathers them itself ([`GatherMatmul`]).
+    /// The fused ops (row block, weight tiles, layer backward, the fused
+    /// products and totals) are built for one model only: more models run
+    /// a model's reference program.
     pub(crate) fn compile(
         gpu: &Gpu,
         program: &Program,
@@ -511,6 +666,19 @@ impl GpuProgram {
         gather: Option<&Gather>,
     ) -> Result<Self> {
         let rows = program.rows;
+        let (k, per_model) = b.check()?;
+        let one = |what: &str| -> Result<()> {
+            if k == 1 {
+                return Ok(());
+            }
+            Err(Error::shape(
+                "program",
+                format!(
+                    "{what} is built for one model: {k} models run a model's reference \
+                     program (train_program), not the fused one"
+                ),
+            ))
+        };
         // A row block's tensors share one buffer (its kernel binds it once).
         let mut in_arena = BTreeMap::new();
         let mut arena_len = 0;
@@ -521,6 +689,7 @@ impl GpuProgram {
             }
         }
         let arena = if arena_len > 0 {
+            one("a row block")?;
             Some(GpuTensor::<f32>::zeros(gpu, &[arena_len])?)
         } else {
             None
@@ -530,9 +699,14 @@ impl GpuProgram {
             let len: usize = spec.shape.iter().product();
             if let (Some(&offset), Some(a), Region::Work) = (in_arena.get(&i), &arena, spec.region)
             {
-                slots.push(Slot::F32(a.view(offset, &spec.shape)?));
+                slots.push(Slot::F32(a.view(offset, &spec.shape)?, len));
                 continue;
             }
+            // Checked: `k · len` of a work tensor is what one binding holds
+            // (`max_models` bounds K before any program is compiled).
+            let for_all = k.checked_mul(len).ok_or_else(|| {
+                Error::shape("program", format!("{k} copies of {} overflow", spec.name))
+            })?;
             slots.push(match spec.region {
                 Region::Input => {
                     let width = spec.shape.get(1).copied().unwrap_or(0);
@@ -542,31 +716,68 @@ impl GpuProgram {
                             format!("input {:?} cannot hold {:?}", b.x.shape(), spec.shape),
                         ));
                     }
-                    Slot::F32(b.x.view(0, &spec.shape)?)
+                    Slot::F32(b.x.view(0, &spec.shape)?, 0)
                 }
-                Region::Param { offset } => Slot::F32(b.params.view(offset, &spec.shape)?),
-                Region::Grad { offset } => Slot::F32(b.grads.view(offset, &spec.shape)?),
-                Region::Work => Slot::F32(GpuTensor::zeros(gpu, &spec.shape)?),
-                Region::WorkU32 => Slot::U32(GpuTensor::zeros(gpu, &[len])?),
+                Region::Param { offset } => {
+                    Slot::F32(b.params.view(offset, &spec.shape)?, per_model)
+                }
+                Region::Grad { offset } => Slot::F32(b.grads.view(offset, &spec.shape)?, per_model),
+                Region::Work => Slot::F32(
+                    GpuTensor::<f32>::zeros(gpu, &[for_all])?.view(0, &spec.shape)?,
+                    len,
+                ),
+                Region::WorkU32 => Slot::U32(
+                    GpuTensor::<u32>::zeros(gpu, &[for_all])?.view(0, &[len])?,
+                    len,
+                ),
             });
         }
-        let f = |id: crate::model::TensorId| -> Result<&GpuTensor<f32>> {
+        let fs = |id: TensorId| -> Result<(&GpuTensor<f32>, usize)> {
             match &slots[id.0] {
-                Slot::F32(t) => Ok(t),
-                Slot::U32(_) => Err(Error::shape(
+                Slot::F32(t, s) => Ok((t, *s)),
+                Slot::U32(..) => Err(Error::shape(
                     "program",
                     format!("{} is not an f32 tensor", program.spec(id).name),
                 )),
             }
         };
-        let u = |id: crate::model::TensorId| -> Result<&GpuTensor<u32>> {
+        let us = |id: TensorId| -> Result<(&GpuTensor<u32>, usize)> {
             match &slots[id.0] {
-                Slot::U32(t) => Ok(t),
-                Slot::F32(_) => Err(Error::shape(
+                Slot::U32(t, s) => Ok((t, *s)),
+                Slot::F32(..) => Err(Error::shape(
                     "program",
                     format!("{} is not a u32 tensor", program.spec(id).name),
                 )),
             }
+        };
+        let f = |id: TensorId| fs(id).map(|(t, _)| t);
+        let u = |id: TensorId| us(id).map(|(t, _)| t);
+        let opt_f = |id: Option<TensorId>| id.map(f).transpose();
+        // The batched softmax, column sums and totals step their per-row
+        // tensors by the tensor's own size: with K models those must be
+        // per-model work tensors.
+        let packed = |id: TensorId, stride: usize| -> Result<()> {
+            let len: usize = program.spec(id).shape.iter().product();
+            if k > 1 && stride != len {
+                return Err(Error::shape(
+                    "program",
+                    format!(
+                        "{} must be a per-model work tensor to be batched",
+                        program.spec(id).name
+                    ),
+                ));
+            }
+            Ok(())
+        };
+        let pf = |id: TensorId| -> Result<&GpuTensor<f32>> {
+            let (t, s) = fs(id)?;
+            packed(id, s)?;
+            Ok(t)
+        };
+        let pu = |id: TensorId| -> Result<&GpuTensor<u32>> {
+            let (t, s) = us(id)?;
+            packed(id, s)?;
+            Ok(t)
         };
         let labels = GpuLabels::from_checked(b.y.view(0, &[rows])?, b.classes);
         let mut launches = Vec::with_capacity(program.ops.len());
@@ -583,7 +794,8 @@ impl GpuProgram {
                 activation,
             } = op
             {
-                let all = |ids: &[crate::model::TensorId]| -> Result<Vec<&GpuTensor<f32>>> {
+                one("a row block")?;
+                let all = |ids: &[TensorId]| -> Result<Vec<&GpuTensor<f32>>> {
                     ids.iter().map(|&id| f(id)).collect()
                 };
                 launches.push(Launch::Rows(RowStep::new(
@@ -606,6 +818,7 @@ impl GpuProgram {
                 correct,
             } = op
             {
+                one("the weight tiles")?;
                 let mut ls = Vec::with_capacity(layers.len());
                 for l in layers {
                     ls.push(WeightGradLayer {
@@ -636,22 +849,19 @@ impl GpuProgram {
                     && a == program.input
                     && !opts.trans_a
                     && opts.trans_b
-                    && gather.is_some() =>
+                    && gather.is_some()
+                    && k == 1 =>
                 {
                     let Some(g) = gather else {
                         unreachable!("checked")
                     };
                     gathers = true;
-                    let bias = match bias {
-                        Some(id) => Some(f(id)?),
-                        None => None,
-                    };
                     Launch::GatherMatmul(GatherMatmul::new(
                         gpu,
                         g,
                         rows,
                         f(bb)?,
-                        bias,
+                        opt_f(bias)?,
                         f(out)?,
                         opts.activation,
                     )?)
@@ -663,13 +873,23 @@ impl GpuProgram {
                     out,
                     opts,
                 } => {
-                    let bias = match bias {
-                        Some(id) => Some(f(id)?),
-                        None => None,
+                    let ((a, sa), (bm, sb), (c, sc)) = (fs(a)?, fs(bb)?, fs(out)?);
+                    let (bias, sbias) = match bias {
+                        Some(id) => fs(id).map(|(t, s)| (Some(t), s))?,
+                        None => (None, 0),
                     };
-                    let (a, bb) = (f(a)?, f(bb)?);
-                    let kernel = tune::matmul_for(gpu, a, bb, bias, &opts, MatmulKernel::Auto);
-                    Launch::Matmul(Matmul::new(gpu, a, bb, bias, f(out)?, opts, kernel)?)
+                    let kernel = tune::matmul_for(gpu, a, bm, bias, &opts, MatmulKernel::Auto);
+                    Launch::Matmul(if k == 1 {
+                        Matmul::new(gpu, a, bm, bias, c, opts, kernel)?
+                    } else {
+                        let strides = BatchStrides {
+                            a: sa,
+                            b: sb,
+                            bias: sbias,
+                            c: sc,
+                        };
+                        Matmul::batched(gpu, a, bm, bias, c, opts, kernel, k, strides)?
+                    })
                 }
                 Op::SoftmaxXent {
                     logits,
@@ -678,12 +898,11 @@ impl GpuProgram {
                     dlogits,
                     totals,
                 } => {
-                    let d = match dlogits {
-                        Some(id) => Some(f(id)?),
-                        None => None,
-                    };
-                    let (logits, loss, correct) = (f(logits)?, f(loss)?, u(correct)?);
+                    let d = dlogits.map(pf).transpose()?;
+                    let (logits, loss) = (pf(logits)?, pf(loss)?);
+                    let correct = pu(correct)?;
                     Launch::Softmax(if totals {
+                        one("the softmax with totals")?;
                         SoftmaxXent::with_totals(
                             gpu,
                             logits,
@@ -701,7 +920,7 @@ impl GpuProgram {
                             d.is_some(),
                             SoftmaxXentKernel::Auto,
                         );
-                        SoftmaxXent::new(gpu, logits, &labels, loss, correct, d, kernel)?
+                        SoftmaxXent::batched(gpu, logits, &labels, loss, correct, d, kernel, k)?
                     })
                 }
                 Op::ActivationBiasBackward {
@@ -711,25 +930,22 @@ impl GpuProgram {
                     db,
                     activation,
                 } => {
-                    let dh = f(dh)?;
+                    let (dh, h, dz) = (pf(dh)?, pf(h)?, pf(dz)?);
+                    let (db, sdb) = fs(db)?;
                     let kernel =
                         tune::column_sum_for(gpu, dh, Some(activation), ColumnSumKernel::Auto);
-                    Launch::Sum(ColumnSum::with_activation(
-                        gpu,
-                        dh,
-                        f(h)?,
-                        f(dz)?,
-                        f(db)?,
-                        activation,
-                        kernel,
+                    Launch::Sum(ColumnSum::with_activation_batched(
+                        gpu, dh, h, dz, db, activation, kernel, k, sdb,
                     )?)
                 }
                 Op::ColumnSum { x, sums } => {
-                    let x = f(x)?;
+                    let x = pf(x)?;
+                    let (sums, ss) = fs(sums)?;
                     let kernel = tune::column_sum_for(gpu, x, None, ColumnSumKernel::Auto);
-                    Launch::Sum(ColumnSum::new(gpu, x, f(sums)?, kernel)?)
+                    Launch::Sum(ColumnSum::batched(gpu, x, sums, kernel, k, ss)?)
                 }
                 Op::WeightGrad { dz, h, dw, db } => {
+                    one("the product with the ones column")?;
                     let (dz, h, opts) = (f(dz)?, f(h)?, MatmulOptions::tn());
                     let kernel = tune::matmul_for(gpu, dz, h, None, &opts, MatmulKernel::Auto);
                     Launch::Matmul(Matmul::fused(
@@ -750,29 +966,33 @@ impl GpuProgram {
                     db,
                     dz_below,
                     activation,
-                } => Launch::Backward(LayerBackward::new(
-                    gpu,
-                    f(dz)?,
-                    f(h)?,
-                    f(w)?,
-                    f(dw)?,
-                    f(db)?,
-                    f(dz_below)?,
-                    activation,
-                )?),
+                } => {
+                    one("the layer backward")?;
+                    Launch::Backward(LayerBackward::new(
+                        gpu,
+                        f(dz)?,
+                        f(h)?,
+                        f(w)?,
+                        f(dw)?,
+                        f(db)?,
+                        f(dz_below)?,
+                        activation,
+                    )?)
+                }
                 Op::RowStep { .. } | Op::WeightGrads { .. } => unreachable!("recorded above"),
             });
         }
         let totals = if program.accumulates_totals() {
             None
         } else {
-            Some(LossCorrectSum::new(
+            Some(LossCorrectSum::batched(
                 gpu,
-                f(program.loss)?,
-                u(program.correct)?,
-                b.loss_total,
-                b.correct_total,
+                pf(program.loss)?,
+                pu(program.correct)?,
+                &b.loss_total.view(0, &[1])?,
+                &b.correct_total.view(0, &[1])?,
                 true,
+                k,
             )?)
         };
         let mut bytes: u64 = program.ops.iter().map(|op| op_bytes(program, op)).sum();
@@ -793,7 +1013,6 @@ impl GpuProgram {
             bytes,
         })
     }
-
     /// Records step `step` of `gather` (unless the first product gathers
     /// itself), the program and the accumulation of its loss and correct
     /// count.
@@ -921,12 +1140,7 @@ impl GpuEngine<'_> {
     /// one epoch trained first.
     #[cfg_attr(any(target_arch = "wasm32", not(feature = "lab")), allow(dead_code))]
     pub(crate) fn step_parts(&self, step: usize) -> Result<Vec<StepPart<'_>>> {
-        let rows = self.train.gather.rows(step);
-        let program = self
-            .train_programs
-            .get(&rows)
-            .ok_or_else(|| Error::shape("train", format!("no program for {rows} rows")))?;
-        let mut parts = program.parts(&self.train.gather, step);
+        let mut parts = self.sets.step_parts(step)?;
         let optimizer = &self.optimizer;
         parts.push(StepPart {
             name: format!("update ({})", optimizer.config().name()),

@@ -103,6 +103,8 @@ pub fn gradient_gpu(
         grads: &g,
         loss_total: &loss_total,
         correct_total: &correct_total,
+        models: 1,
+        per_model: p.len(),
     };
     let program =
         GpuProgram::compile(gpu, &step.into().program(model, x.nrows()), &bindings, None)?;
