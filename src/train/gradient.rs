@@ -9,7 +9,7 @@
 //! `linear_softmax_loss`), which computes it without the program.
 
 use super::cpu::CpuProgram;
-use super::gpu::{Bindings, GpuProgram};
+use super::gpu_program::{Bindings, GpuProgram};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuLabels, GpuTensor};
 use crate::model::{Model, parameter_count};

@@ -9,6 +9,7 @@
 
 mod cpu;
 mod gpu;
+mod gpu_program;
 #[cfg(not(target_arch = "wasm32"))]
 mod gradient;
 #[cfg(not(target_arch = "wasm32"))]
@@ -22,7 +23,7 @@ pub use gpu::GpuEngine;
 #[cfg(all(feature = "lab", not(target_arch = "wasm32")))]
 pub(crate) use cpu::CpuProgram;
 #[cfg(all(feature = "lab", not(target_arch = "wasm32")))]
-pub(crate) use gpu::{Bindings, GpuProgram};
+pub(crate) use gpu_program::{Bindings, GpuProgram};
 #[cfg(not(target_arch = "wasm32"))]
 pub use gradient::{Gradient, gradient_cpu, gradient_gpu};
 #[cfg(not(target_arch = "wasm32"))]
