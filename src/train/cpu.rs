@@ -13,7 +13,7 @@ use super::{
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::model::{Op, Program, Region, TensorId};
+use crate::model::{LayerGrad, Op, Program, Region, TensorId};
 use crate::options::MatmulOptions;
 use ndarray::{
     ArrayD, ArrayView1, ArrayView2, ArrayViewD, ArrayViewMut1, ArrayViewMut2, ArrayViewMutD, IxDyn,
@@ -341,6 +341,26 @@ impl CpuProgram {
         }
     }
 
+    /// A layer's `[dW | db]` with the ones column: `dzᵀ·[h | 1]`.
+    fn weight_grad(
+        &self,
+        l: LayerGrad,
+        x: &ArrayViewD<'_, f32>,
+        params: &[f32],
+        grads: &mut [f32],
+    ) -> Result<()> {
+        let (mut w, mut b) = self.grad_pair(l.dw, l.db, grads)?;
+        let dzv = self.view(l.dz, x, params)?;
+        let hv = self.view(l.h, x, params)?;
+        cpu::matmul_ones_column_into(
+            &to2v(dzv)?,
+            &to2v(hv)?,
+            MatmulOptions::tn(),
+            to2(w.view_mut())?,
+            to1(b.view_mut())?,
+        )
+    }
+
     /// Two windows of the gradient buffer written by one op (a weight and
     /// its bias gradient), which must not overlap.
     fn grad_pair<'g>(
@@ -519,16 +539,7 @@ impl CpuProgram {
                     r?;
                 }
                 Op::WeightGrad { dz, h, dw, db } => {
-                    let (mut w, mut b) = self.grad_pair(dw, db, grads)?;
-                    let dzv = self.view(dz, &x, params)?;
-                    let hv = self.view(h, &x, params)?;
-                    cpu::matmul_ones_column_into(
-                        &to2v(dzv)?,
-                        &to2v(hv)?,
-                        MatmulOptions::tn(),
-                        to2(w.view_mut())?,
-                        to1(b.view_mut())?,
-                    )?;
+                    self.weight_grad(LayerGrad { dz, h, dw, db }, &x, params, grads)?;
                 }
                 Op::LayerBackward {
                     dz,
@@ -560,16 +571,7 @@ impl CpuProgram {
                 }
                 Op::WeightGrads { layers, .. } => {
                     for l in layers {
-                        let (mut w, mut b) = self.grad_pair(l.dw, l.db, grads)?;
-                        let dzv = self.view(l.dz, &x, params)?;
-                        let hv = self.view(l.h, &x, params)?;
-                        cpu::matmul_ones_column_into(
-                            &to2v(dzv)?,
-                            &to2v(hv)?,
-                            MatmulOptions::tn(),
-                            to2(w.view_mut())?,
-                            to1(b.view_mut())?,
-                        )?;
+                        self.weight_grad(l, &x, params, grads)?;
                     }
                 }
                 Op::RowStep {
