@@ -25,7 +25,10 @@ pub struct LossOutput<F> {
     pub grad: Option<Array2<F>>,
 }
 
-fn two_d<'a, F, S, D>(op: &'static str, a: &'a ArrayBase<S, D>) -> Result<ndarray::ArrayView2<'a, F>>
+fn two_d<'a, F, S, D>(
+    op: &'static str,
+    a: &'a ArrayBase<S, D>,
+) -> Result<ndarray::ArrayView2<'a, F>>
 where
     S: Data<Elem = F>,
     D: Dimension,

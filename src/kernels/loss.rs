@@ -220,7 +220,11 @@ impl LossDispatch {
     fn bytes(&self, targets: bool, flags: bool) -> u64 {
         let (n, nk) = (self.shape.n as u64, (self.shape.n * self.shape.k) as u64);
         let against = if targets { 4 * nk } else { 4 * n };
-        4 * nk + against + 4 * n + if flags { 4 * n } else { 0 } + if self.with_grad { 4 * nk } else { 0 }
+        4 * nk
+            + against
+            + 4 * n
+            + if flags { 4 * n } else { 0 }
+            + if self.with_grad { 4 * nk } else { 0 }
     }
 }
 

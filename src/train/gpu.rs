@@ -16,6 +16,7 @@ use super::Engine;
 use super::{EvalSet, TrainConfig, TrainData, TrainState, batch_sizes, check_model, eval_order};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuLabels, GpuTensor};
+use crate::kernels::loss::Hinge;
 use crate::kernels::weight_step::WeightGradLayer;
 use crate::kernels::{
     ColumnSum, ColumnSumKernel, LossCorrectSum, Matmul, MatmulEpilogue, MatmulKernel, SoftmaxXent,
@@ -423,6 +424,7 @@ enum Launch {
     Backward(LayerBackward),
     Rows(RowStep),
     Weights(WeightStep),
+    Hinge(Hinge),
 }
 
 impl Launch {
@@ -448,6 +450,7 @@ impl Launch {
             Launch::Backward(_) => "layer backward".into(),
             Launch::Rows(_) => "row block".into(),
             Launch::Weights(_) => "weight tiles".into(),
+            Launch::Hinge(_) => "SVM hinge".into(),
         }
     }
 
@@ -460,6 +463,7 @@ impl Launch {
             Launch::Backward(b) => b.record(pass),
             Launch::Rows(r) => r.record(pass),
             Launch::Weights(w) => w.record(pass),
+            Launch::Hinge(h) => h.record(pass),
         }
         Ok(())
     }
@@ -704,6 +708,19 @@ impl GpuProgram {
                         SoftmaxXent::new(gpu, logits, &labels, loss, correct, d, kernel)?
                     })
                 }
+                Op::Hinge {
+                    scores,
+                    loss,
+                    correct,
+                    dscores,
+                } => {
+                    let d = match dscores {
+                        Some(id) => Some(f(id)?),
+                        None => None,
+                    };
+                    let (s, l, c) = (f(scores)?, f(loss)?, u(correct)?);
+                    Launch::Hinge(Hinge::new(gpu, s, &labels, l, c, d)?)
+                }
                 Op::ActivationBiasBackward {
                     dh,
                     h,
@@ -827,6 +844,7 @@ impl GpuProgram {
                 Launch::Backward(b) => b.record(pass),
                 Launch::Rows(r) => r.record(pass),
                 Launch::Weights(w) => w.record(pass),
+                Launch::Hinge(h) => h.record(pass),
                 Launch::GatherMatmul(_) => {
                     return Err(Error::shape(
                         "program",
@@ -950,6 +968,7 @@ fn op_label(program: &Program, op: &Op) -> String {
     match *op {
         Op::Matmul { out, .. } => name(out).to_string(),
         Op::SoftmaxXent { logits, .. } => format!("loss of {}", name(logits)),
+        Op::Hinge { scores, .. } => format!("SVM loss of {}", name(scores)),
         Op::ActivationBiasBackward { dz, db, .. } => format!("{}, {}", name(dz), name(db)),
         Op::ColumnSum { sums, .. } => name(sums).to_string(),
         Op::WeightGrad { dw, db, .. } => format!("{}, {}", name(dw), name(db)),
@@ -990,6 +1009,13 @@ fn op_bytes(program: &Program, op: &Op) -> u64 {
             let totals = if totals { 16 } else { 0 };
             t(logits) + rows + t(loss) + rows + dlogits.map_or(0, t) + totals
         }
+        // Scores and labels in, losses and flags out, dscores out.
+        Op::Hinge {
+            scores,
+            loss,
+            dscores,
+            ..
+        } => t(scores) + rows + t(loss) + rows + dscores.map_or(0, t),
         Op::ActivationBiasBackward { dh, h, dz, db, .. } => t(dh) + t(h) + t(dz) + t(db),
         Op::ColumnSum { x, sums } => t(x) + t(sums),
         Op::WeightGrad { dz, h, dw, db } => t(dz) + t(h) + t(dw) + t(db),

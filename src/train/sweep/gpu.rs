@@ -612,6 +612,12 @@ impl SweepProgram {
                         ss,
                     )?)
                 }
+                Op::Hinge { .. } => {
+                    return Err(Error::shape(
+                        "sweep program",
+                        "a sweep trains softmax models only: the SVM loss has no batched kernel",
+                    ));
+                }
                 Op::WeightGrad { .. }
                 | Op::LayerBackward { .. }
                 | Op::RowStep { .. }
