@@ -97,7 +97,7 @@ fn hinge_row(
     let sy = x[base + y];
     let n = f32(p.n);
     var s = 0.0;
-    var active = 0u;
+    var positive = 0u;
     var best = x[base];
     var argmax = 0u;
     for (var j = 0u; j < p.k; j = j + 1u) {
@@ -113,14 +113,14 @@ fn hinge_row(
         let on = m > 0.0;
         if (on) {
             s = s + m;
-            active = active + 1u;
+            positive = positive + 1u;
         }
         if (WRITE_GRAD) {
             grad[p.grad_offset + row * p.k + j] = select(0.0, 1.0, on) / n;
         }
     }
     if (WRITE_GRAD) {
-        grad[p.grad_offset + row * p.k + y] = -f32(active) / n;
+        grad[p.grad_offset + row * p.k + y] = -f32(positive) / n;
     }
     loss[p.loss_offset + row] = s;
     correct[p.correct_offset + row] = select(0u, 1u, argmax == y);
