@@ -120,7 +120,7 @@ where
         let mut s = F::zero();
         for j in 0..shape.k {
             let d = p[[i, j]] - t[[i, j]];
-            s = s + d * d;
+            s += d * d;
             if let Some(g) = grad.as_mut() {
                 g[[i, j]] = (two * d) / nk;
             }
@@ -203,7 +203,7 @@ where
             let m = (sj - sy) + one;
             let on = m > F::zero();
             if on {
-                total = total + m;
+                total += m;
                 active += 1;
             }
             if let Some(g) = grad.as_mut() {
@@ -300,7 +300,7 @@ where
             let (zv, tv) = (z[[i, j]], t[[i, j]]);
             // exp of a non-positive number only: never overflows.
             let e = (-zv.abs()).exp();
-            s = s + ((zv.max(F::zero()) - zv * tv) + (one + e).ln());
+            s += (zv.max(F::zero()) - zv * tv) + (one + e).ln();
             if (zv > F::zero()) != (tv > half) {
                 right = 0;
             }
