@@ -231,3 +231,40 @@ fn train_linear_loss_flag_rejects_what_it_cannot_train() {
         "{help}"
     );
 }
+
+/// The SVM classifier's programs carry the hinge op and no softmax, in
+/// training (with the gradient) and evaluation (without), fused or not: a
+/// swap here would leave GPU-vs-CPU parity intact (both runners execute the
+/// same program), so it is checked on the program itself. The softmax
+/// classifier keeps its name and ops.
+#[test]
+fn svm_programs_use_the_hinge_op_and_softmax_keeps_its_own() {
+    use wgpu_train::model::{LinearLoss, LinearSoftmax, Model, Op};
+    let svm = LinearSoftmax::with_loss(784, 10, LinearLoss::Svm).unwrap();
+    let softmax = LinearSoftmax::new(784, 10).unwrap();
+    assert_eq!(svm.name(), "linear-svm-10x785");
+    assert_eq!(softmax.name(), "linear-10x785");
+    assert_eq!(softmax.loss(), LinearLoss::Softmax);
+    let hinge = |p: &wgpu_train::model::Program| {
+        p.ops.iter().find_map(|op| match op {
+            Op::Hinge { dscores, .. } => Some(dscores.is_some()),
+            _ => None,
+        })
+    };
+    let has_softmax = |p: &wgpu_train::model::Program| {
+        p.ops.iter().any(|op| matches!(op, Op::SoftmaxXent { .. }))
+    };
+    for (p, grad) in [
+        (svm.train_program(7), true),
+        (svm.fused_train_program(7), true),
+        (svm.eval_program(7), false),
+        (svm.fused_eval_program(7), false),
+    ] {
+        assert_eq!(hinge(&p), Some(grad), "{p:?}");
+        assert!(!has_softmax(&p), "{p:?}");
+    }
+    for p in [softmax.train_program(7), softmax.eval_program(7)] {
+        assert_eq!(hinge(&p), None);
+        assert!(has_softmax(&p));
+    }
+}
