@@ -505,6 +505,40 @@ impl CpuProgram {
                     }
                     r?;
                 }
+                Op::Hinge {
+                    scores,
+                    loss,
+                    correct,
+                    dscores,
+                } => {
+                    let mut l = self.work_output(loss)?;
+                    let mut d = match dscores {
+                        Some(id) => Some(self.output(id, grads)?),
+                        None => None,
+                    };
+                    let mut flags = std::mem::take(&mut self.flags[correct.0]);
+                    let r = (|| {
+                        let sv = self.view(scores, &x, params)?;
+                        let dv = match d.as_mut() {
+                            Some(d) => Some(to2(d.view_mut())?),
+                            None => None,
+                        };
+                        cpu::loss::hinge_into::<f32, _, _>(
+                            &sv,
+                            labels,
+                            to1(l.view_mut())?,
+                            &mut flags,
+                            dv,
+                        )
+                    })();
+                    self.flags[correct.0] = flags;
+                    self.written[correct.0] = true;
+                    self.put_back(l);
+                    if let Some(d) = d {
+                        self.put_back(d);
+                    }
+                    r?;
+                }
                 Op::ActivationBiasBackward {
                     dh,
                     h,

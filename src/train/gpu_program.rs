@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuLabels, GpuTensor};
+use crate::kernels::loss::Hinge;
 use crate::kernels::weight_step::WeightGradLayer;
 use crate::kernels::{
     BatchStrides, ColumnSum, ColumnSumKernel, Gather, GatherMatmul, LayerBackward, LossCorrectSum,
@@ -24,6 +25,7 @@ enum Launch {
     Backward(LayerBackward),
     Rows(RowStep),
     Weights(WeightStep),
+    Hinge(Hinge),
 }
 
 impl Launch {
@@ -49,6 +51,7 @@ impl Launch {
             Launch::Backward(_) => "layer backward".into(),
             Launch::Rows(_) => "row block".into(),
             Launch::Weights(_) => "weight tiles".into(),
+            Launch::Hinge(_) => "SVM hinge".into(),
         }
     }
 
@@ -61,6 +64,7 @@ impl Launch {
             Launch::Backward(b) => b.record(pass),
             Launch::Rows(r) => r.record(pass),
             Launch::Weights(w) => w.record(pass),
+            Launch::Hinge(h) => h.record(pass),
         }
         Ok(())
     }
@@ -412,6 +416,17 @@ impl GpuProgram {
                         SoftmaxXent::batched(gpu, logits, &labels, loss, correct, d, kernel, k)?
                     })
                 }
+                Op::Hinge {
+                    scores,
+                    loss,
+                    correct,
+                    dscores,
+                } => {
+                    one("the SVM loss (it has no batched kernel)")?;
+                    let d = opt_f(dscores)?;
+                    let (s, l, c) = (f(scores)?, f(loss)?, u(correct)?);
+                    Launch::Hinge(Hinge::new(gpu, s, &labels, l, c, d)?)
+                }
                 Op::ActivationBiasBackward {
                     dh,
                     h,
@@ -535,6 +550,7 @@ impl GpuProgram {
                 Launch::Backward(b) => b.record(pass),
                 Launch::Rows(r) => r.record(pass),
                 Launch::Weights(w) => w.record(pass),
+                Launch::Hinge(h) => h.record(pass),
                 Launch::GatherMatmul(_) => {
                     return Err(Error::shape(
                         "program",
@@ -626,6 +642,7 @@ fn op_label(program: &Program, op: &Op) -> String {
     match *op {
         Op::Matmul { out, .. } => name(out).to_string(),
         Op::SoftmaxXent { logits, .. } => format!("loss of {}", name(logits)),
+        Op::Hinge { scores, .. } => format!("SVM loss of {}", name(scores)),
         Op::ActivationBiasBackward { dz, db, .. } => format!("{}, {}", name(dz), name(db)),
         Op::ColumnSum { sums, .. } => name(sums).to_string(),
         Op::WeightGrad { dw, db, .. } => format!("{}, {}", name(dw), name(db)),
@@ -666,6 +683,13 @@ fn op_bytes(program: &Program, op: &Op) -> u64 {
             let totals = if totals { 16 } else { 0 };
             t(logits) + rows + t(loss) + rows + dlogits.map_or(0, t) + totals
         }
+        // Scores and labels in, losses and flags out, dscores out.
+        Op::Hinge {
+            scores,
+            loss,
+            dscores,
+            ..
+        } => t(scores) + rows + t(loss) + rows + dscores.map_or(0, t),
         Op::ActivationBiasBackward { dh, h, dz, db, .. } => t(dh) + t(h) + t(dz) + t(db),
         Op::ColumnSum { x, sums } => t(x) + t(sums),
         Op::WeightGrad { dz, h, dw, db } => t(dz) + t(h) + t(dw) + t(db),
