@@ -435,7 +435,8 @@ fn cost(x: f64) -> f64 {
 }
 
 /// Minimises φ(α) = cost(x − α·g) over α ∈ [0, 1] by golden-section search:
-/// the "optimal step" policy, exact to 1e-12 on this parabola.
+/// the "optimal step" policy. Comparing values near the minimum limits it
+/// to about √ε relative in α, so it lands within ~1e-7 of x = 3.
 fn line_search(x: f64, g: f64) -> f64 {
     let phi = |a: f64| cost(x - a * g);
     let r = (5f64.sqrt() - 1.0) / 2.0;
@@ -605,6 +606,6 @@ mod tests {
         let x = p.xs[p.xs.len() - 1];
         assert_eq!(format!("{:.2}", x), "3.48");
         let opt = &step_policies(0.01)[3];
-        assert!((opt.xs[1] - 3.0).abs() < 1e-9, "{:?}", opt.xs);
+        assert!((opt.xs[1] - 3.0).abs() < 1e-6, "{:?}", opt.xs);
     }
 }
