@@ -8,14 +8,15 @@
 //! cargo run --release --example course -- and-neuron
 //! cargo run --release --example course -- finite-differences --json
 //! cargo run --release --example course -- descent-2d --plot docs/course
+//! cargo run --release --example course -- descent-1d --gpu      # the starts as one GPU dispatch
 //! cargo run --release --example course -- all --plot /tmp/course
 //! ```
 
 use std::path::PathBuf;
 
 use clap::Parser;
-use wgpu_train::Result;
 use wgpu_train::lab::course::{self, EXPERIMENTS, Options};
+use wgpu_train::{Gpu, Result};
 
 /// Run one experiment of the course notebooks (or `all`), printing the
 /// notebook's own figures beside ours.
@@ -37,6 +38,10 @@ struct Args {
     /// Pictures as SVG instead of PNG.
     #[arg(long)]
     svg: bool,
+    /// Also run the many-starts descents (descent-1d, descent-2d) on the
+    /// GPU, one dispatch each, and compare them with their CPU twin.
+    #[arg(long)]
+    gpu: bool,
     /// The seed of the draws the notebooks left unseeded (as
     /// `np.random.seed(SEED)`: the same numbers in Python).
     #[arg(long, default_value_t = 0)]
@@ -60,11 +65,12 @@ fn run(args: Args) -> Result<()> {
     if let Some(dir) = &args.plot {
         course::check_plot_dir(dir)?;
     }
+    let gpu = if args.gpu { Some(Gpu::new()?) } else { None };
     let options = Options {
         seed: args.seed,
         plot_dir: args.plot.clone(),
         svg: args.svg,
-        gpu: None,
+        gpu: gpu.as_ref(),
     };
     for (i, e) in chosen.iter().enumerate() {
         let report = e.run(&options)?;

@@ -5,8 +5,26 @@
 use serde_json::json;
 
 use super::{NumpyRng, Options, Report, linspace, picture};
+use crate::cpu;
 use crate::error::{Error, Result};
+use crate::kernels::{self, descent::Surface};
 use crate::lab::plot::{Axes, Contour, Line, Mark, plot_axes, plot_contour};
+
+/// The largest |a − b| over two equally long slices (NaN counts as ∞).
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| f64::from((x - y).abs()))
+        .map(|d| if d.is_nan() { f64::INFINITY } else { d })
+        .fold(
+            if a.len() == b.len() {
+                0.0
+            } else {
+                f64::INFINITY
+            },
+            f64::max,
+        )
+}
 
 /// Cell [2]: f(x) = (x − 1)².
 fn f1(x: f64) -> f64 {
@@ -114,8 +132,22 @@ pub(super) fn run_1d(o: &Options<'_>) -> Result<Report> {
     r.set("max_deviation_from_law", json!(worst_law));
     r.set("max_distance_after_1000_steps", json!(long_worst));
     r.set("notebook_best", json!(0.8616231535508936));
-    if o.gpu.is_some() {
-        r.line("(the batched GPU job of the starts is not in this build)");
+    if let Some(g) = o.gpu {
+        let s32: Vec<f32> = starts.iter().map(|&s| s as f32).collect();
+        let (gm, hm) = (gamma as f32, h as f32);
+        let on_gpu = kernels::descent::descent(g, Surface::Parabola, &s32, steps, gm, hm)?;
+        let twin = cpu::descent::descent(Surface::Parabola, &s32, steps, gm, hm)?;
+        let vs_twin = max_abs_diff(&on_gpu, &twin);
+        let vs_f64 = (0..n)
+            .map(|i| (f64::from(on_gpu[i * (steps + 1) + steps]) - finals[i]).abs())
+            .fold(0.0, f64::max);
+        r.line(format!(
+            "GPU, {n} starts in one dispatch (f32): paths within {vs_twin:.1e} of the f32 CPU twin, finals within {vs_f64:.1e} of the f64 run"
+        ));
+        r.set(
+            "gpu",
+            json!({ "adapter": g.summary().name, "max_diff_vs_cpu_twin": vs_twin, "max_final_diff_vs_f64": vs_f64 }),
+        );
     }
     picture(&mut r, o, "", |path| {
         let lines = paths
@@ -220,6 +252,29 @@ pub(super) fn run_2d(o: &Options<'_>) -> Result<Report> {
         counts.get("-").unwrap_or(&0),
         counts.get("other").unwrap_or(&0)
     ));
+    if let Some(g) = o.gpu {
+        let s32: Vec<f32> = grid
+            .iter()
+            .flat_map(|&x| grid.iter().flat_map(move |&y| [x as f32, y as f32]))
+            .collect();
+        let (gm, hm) = (gamma as f32, h as f32);
+        let on_gpu = kernels::descent::descent(g, Surface::Quartic, &s32, 1000, gm, hm)?;
+        let twin = cpu::descent::descent(Surface::Quartic, &s32, 1000, gm, hm)?;
+        let vs_twin = max_abs_diff(&on_gpu, &twin);
+        let mut gpu_counts = std::collections::BTreeMap::new();
+        for k in 0..grid.len() * grid.len() {
+            let at = (k * 1001 + 1000) * 2;
+            let end = (f64::from(on_gpu[at]), f64::from(on_gpu[at + 1]));
+            *gpu_counts.entry(basin(end)).or_insert(0usize) += 1;
+        }
+        r.line(format!(
+            "GPU, the 169 grid starts x 1000 steps in one dispatch (f32): paths within {vs_twin:.1e} of the f32 CPU twin; basins {gpu_counts:?}"
+        ));
+        r.set(
+            "gpu",
+            json!({ "adapter": g.summary().name, "max_diff_vs_cpu_twin": vs_twin, "grid_counts": gpu_counts }),
+        );
+    }
     r.set("seed", json!(o.seed));
     r.set("starts", json!(starts));
     r.set("finals", json!(finals));
