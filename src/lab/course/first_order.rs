@@ -559,8 +559,15 @@ pub(super) fn run_step_size(o: &Options<'_>) -> Result<Report> {
             .iter()
             .enumerate()
             .map(|(i, p)| {
+                // The line search lands on the minimum in one step: a cost
+                // within rounding of 0 falls off a log axis, so the label says so.
+                let label = if i == 3 {
+                    format!("{}: about 0 after one step", p.name)
+                } else {
+                    p.name.clone()
+                };
                 Line::new(
-                    p.name.clone(),
+                    label,
                     i,
                     Mark::LineDots,
                     p.xs.iter()

@@ -334,6 +334,10 @@ where
                 .draw_series(points.iter().map(|&p| Circle::new(p, 3, style.filled())))
                 .map_err(e)?;
         }
+        // Lines without a label (one of many alike) get no legend entry.
+        if line.label.is_empty() {
+            continue;
+        }
         chart
             .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
             .map_err(e)?
@@ -350,15 +354,17 @@ where
                     + Circle::new((12, 0), radius, style.filled())
             });
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .margin(10)
-        .label_font((FONT, 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .draw()
-        .map_err(e)?;
+    if panel.lines.iter().any(|l| !l.label.is_empty()) {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .margin(10)
+            .label_font((FONT, 13))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .draw()
+            .map_err(e)?;
+    }
     Ok(())
 }
 
