@@ -25,7 +25,7 @@ pub fn descent(
     h: f32,
 ) -> Result<Vec<f32>> {
     let dims = surface.dims();
-    if starts.is_empty() || starts.len() % dims != 0 {
+    if starts.is_empty() || !starts.len().is_multiple_of(dims) {
         return Err(Error::InvalidArgument {
             name: "descent",
             msg: format!(

@@ -175,7 +175,10 @@ impl Descent {
 
 /// Every start's path, `[starts, steps + 1, dims]` flattened: one upload,
 /// one dispatch, one readback. The GPU twin of
-/// [`crate::cpu::descent::descent`].
+/// [`crate::cpu::descent::descent`]. Native only (it waits for the
+/// readback); in a browser, record a [`Descent`] and read the path with
+/// `read_async`.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn descent(
     gpu: &Gpu,
     surface: Surface,
@@ -185,7 +188,7 @@ pub fn descent(
     h: f32,
 ) -> Result<Vec<f32>> {
     let dims = surface.dims();
-    if starts.is_empty() || starts.len() % dims != 0 {
+    if starts.is_empty() || !starts.len().is_multiple_of(dims) {
         return Err(Error::InvalidArgument {
             name: "descent",
             msg: format!(
