@@ -73,6 +73,7 @@ fn list_prints_every_experiment_one_a_line() {
         "finite-differences",
         "step-size",
         "autodiff",
+        "cs231n-check",
     ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
@@ -252,4 +253,22 @@ fn train_linear_json_carries_confusion_and_per_class_metrics() {
     let picture = std::fs::read(dir.join("curves-confusion-cpu.png")).unwrap();
     assert_eq!(&picture[1..4], b"PNG");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Every coordinate of the 10×3073 W checked by forward differences on a
+/// batch of 1000: the O(h) error bound h/2·∂²L ≈ 5e-6·0.09; and random
+/// labels stay unlearnt (loss ln 10, accuracy near chance), as in the
+/// notebook.
+#[test]
+fn cs231n_check_covers_every_coordinate() {
+    let v = json("cs231n-check");
+    assert_eq!(num(&v, &["coordinates"]), 30730.0);
+    let diff = num(&v, &["fd_max_abs_diff"]);
+    assert!(diff > 0.0 && diff < 2e-6, "{diff}");
+    assert!((num(&v, &["batch_loss"]) - 10f64.ln()).abs() < 0.01);
+    let acc = num(&v, &["test_accuracy"]);
+    assert!((0.05..0.15).contains(&acc), "{acc}");
+    for l in v["descent_losses"].as_array().unwrap() {
+        assert!((num(l, &["loss"]) - 10f64.ln()).abs() < 0.05, "{l}");
+    }
 }

@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 
 pub mod autodiff;
+mod cs231n;
 mod descent;
 mod first_order;
 mod numerics;
@@ -176,6 +177,12 @@ pub const EXPERIMENTS: &[Experiment] = &[
         notebook: "004: 4 automatic differentiation",
         about: "forward mode (dual numbers) and reverse mode (a tape) on sigmoid(w x + b)",
         run: autodiff::run,
+    },
+    Experiment {
+        name: "cs231n-check",
+        notebook: "000: strategy 3 and minibatch gradient descent (CS231n)",
+        about: "full-coordinate forward differences on a batch of 1000, the step-size sweep, minibatch GD at lr 1e-7 for 1000 iterations",
+        run: cs231n::run,
     },
 ];
 

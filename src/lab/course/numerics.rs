@@ -27,7 +27,12 @@ pub fn losses(m: f64) -> [f64; 4] {
     [square, hinge, logistic, softmax_ce]
 }
 
-const LOSS_NAMES: [&str; 4] = ["square", "hinge", "logistic", "softmax-CE, 2 classes (= logistic)"];
+const LOSS_NAMES: [&str; 4] = [
+    "square",
+    "hinge",
+    "logistic",
+    "softmax-CE, 2 classes (= logistic)",
+];
 
 pub(super) fn run_losses(o: &Options<'_>) -> Result<Report> {
     let mut r = Report::new("losses");
