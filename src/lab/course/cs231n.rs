@@ -143,16 +143,21 @@ pub(super) fn run(o: &Options<'_>) -> Result<Report> {
         scores.loss
     ));
 
-    // Cell [11]: the loss after W − s·df for s = 1e-10 … 1e-1.
+    // Cell [11]: the loss on the whole training set (CIFAR10_loss_fun
+    // scores X_train, not the batch) after W − s·df, s = 1e-10 … 1e-1.
+    let full_loss = |w: &Array2<f64>| {
+        let w32 = w.mapv(|v| v as f32);
+        softmax_loss(&x_train.dot(&w32.t()).mapv(f64::from), &y_train).loss
+    };
+    let original = full_loss(&w);
     r.line(format!(
-        "original loss: {:.6}   (notebook: 2.302689)",
-        scores.loss
+        "original loss (training set): {original:.6}   (notebook: 2.302689)"
     ));
     let mut sweep = Vec::new();
     for k in -10..=-1 {
         let step = 10f64.powi(k);
         let w_new = &w - &(&numeric * step);
-        let loss = softmax_loss(&xb.dot(&w_new.t()), &yb).loss;
+        let loss = full_loss(&w_new);
         r.line(format!("for step size {step:.0e} new loss: {loss:.6}"));
         sweep.push(json!({ "step": step, "loss": loss }));
     }
@@ -205,6 +210,7 @@ pub(super) fn run(o: &Options<'_>) -> Result<Report> {
     r.set("fd_max_abs_diff", json!(max_abs));
     r.set("fd_median_rel_error", json!(median_rel));
     r.set("fd_max_rel_error", json!(max_rel));
+    r.set("original_loss", json!(original));
     r.set("step_sweep", json!(sweep));
     r.set("descent_losses", json!(losses));
     r.set("test_accuracy", json!(accuracy));
