@@ -21,7 +21,7 @@ use wgpu_train::{Gpu, Result};
 /// Run one experiment of the course notebooks (or `all`), printing the
 /// notebook's own figures beside ours.
 #[derive(Parser, Debug)]
-#[command(version, about, allow_negative_numbers = true)]
+#[command(version, allow_negative_numbers = true)]
 struct Args {
     /// The experiment to run (see --list), or `all`.
     #[arg(required_unless_present = "list")]
