@@ -467,8 +467,23 @@ fn run_device(
     {
         println!("[gpu] {report}");
     }
+    // Per-class metrics of the test set, when they go anywhere.
+    let classes = if common.json || common.plot.is_some() {
+        Some(ClassReport::of(model, data, config, engine.as_mut())?)
+    } else {
+        None
+    };
+    if let (Some(path), Some(c)) = (&common.plot, &classes) {
+        let file = c.plot(path, device, model)?;
+        if !common.json {
+            println!("[{device}] confusion matrix: {}", file.display());
+        }
+    }
     if common.json {
-        println!("{}", summary.to_json_line());
+        println!(
+            "{}",
+            ClassReport::json_line(&summary.to_json_line(), classes.as_ref())
+        );
     } else {
         println!(
             "[{device}] test accuracy {:.4}  test loss {:.4}  final train loss {:.4}  {:.0} samples/s (median epoch {:.2} s){}",
@@ -500,5 +515,63 @@ pub fn exit_on_error(r: Result<()>) {
             eprintln!("(use --device cpu to train on the CPU only)");
         }
         std::process::exit(1);
+    }
+}
+
+/// The test set's confusion matrix and per-class precision, recall and F1,
+/// from the trained parameters (`train::predict`: the CPU twins' evaluation
+/// program, whichever device trained them).
+struct ClassReport {
+    confusion: Vec<Vec<u64>>,
+    per_class: Vec<wgpu_train::metrics::ClassMetrics>,
+}
+
+impl ClassReport {
+    fn of(
+        model: &dyn Model,
+        data: &TrainData,
+        config: &TrainConfig,
+        engine: &mut dyn Engine,
+    ) -> Result<Self> {
+        let params = engine.state()?.params;
+        let (truth, predicted) =
+            wgpu_train::train::predict(model, data, config, &params, train::EvalSet::Test)?;
+        let confusion = wgpu_train::metrics::confusion_matrix(model.classes(), &truth, &predicted)?;
+        let per_class = wgpu_train::metrics::per_class(&confusion);
+        Ok(Self {
+            confusion,
+            per_class,
+        })
+    }
+
+    /// The run's JSON line with `confusion` and `per_class` added.
+    fn json_line(line: &str, report: Option<&Self>) -> String {
+        match (serde_json::from_str::<serde_json::Value>(line), report) {
+            (Ok(serde_json::Value::Object(mut map)), Some(r)) => {
+                map.insert("confusion".into(), serde_json::json!(r.confusion));
+                map.insert("per_class".into(), serde_json::json!(r.per_class));
+                serde_json::Value::Object(map).to_string()
+            }
+            _ => line.to_string(),
+        }
+    }
+
+    /// Draws the confusion matrix beside the curves: `curves.png` →
+    /// `curves-confusion-gpu.png`.
+    fn plot(&self, curves: &Path, device: &str, model: &dyn Model) -> Result<PathBuf> {
+        let stem = curves
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("plot");
+        let ext = curves.extension().and_then(|s| s.to_str()).unwrap_or("svg");
+        let file = curves.with_file_name(format!("{stem}-confusion-{device}.{ext}"));
+        let labels: Vec<String> = (0..self.confusion.len()).map(|c| c.to_string()).collect();
+        wgpu_train::lab::plot::plot_confusion(
+            &file,
+            &format!("{} [{device}]: test-set confusion matrix", model.name()),
+            &self.confusion,
+            &labels,
+        )?;
+        Ok(file)
     }
 }

@@ -12,6 +12,7 @@
 //! the finite-difference [`gradcheck`] proves right.
 
 pub mod activation;
+pub mod descent;
 pub mod gather;
 pub mod gather_matmul;
 pub mod gradcheck;

@@ -36,6 +36,7 @@
 //! and `sweep_optim`, whose launchers have not been read for this argument.
 
 pub mod activation;
+pub mod descent;
 pub mod gather;
 pub mod gather_matmul;
 pub mod layer_backward;

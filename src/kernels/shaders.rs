@@ -46,6 +46,7 @@ pub fn all() -> Vec<&'static Shader> {
         &super::reduce::REDUCE,
         &super::linalg::LINALG,
         &super::loss::LOSS,
+        &super::descent::DESCENT,
     ]
 }
 
@@ -64,6 +65,7 @@ pub fn specialisations() -> Vec<PipelineKey> {
     keys.extend(super::reduce::specialisations());
     keys.extend(super::linalg::specialisations());
     keys.extend(super::loss::specialisations());
+    keys.extend(super::descent::specialisations());
     keys
 }
 

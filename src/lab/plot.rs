@@ -18,6 +18,8 @@ use plotters::style::{FontStyle, register_font};
 use crate::error::{Error, Result};
 use crate::metrics::{EpochMetrics, History};
 
+mod course;
+pub use course::{Axes, Contour, Line, Mark, plot_axes, plot_confusion, plot_contour};
 mod curves;
 pub use curves::{CurvePanel, Series, plot_curves};
 mod sweep;

@@ -677,3 +677,89 @@ impl CpuProgram {
         cpu::loss_correct_sum(loss, &self.flags[correct_id.0])
     }
 }
+
+impl CpuProgram {
+    /// The logits the program's softmax cross-entropy read in its last run,
+    /// when they are a scratch tensor it wrote (the reference evaluation
+    /// program's are).
+    fn logits(&self) -> Option<ArrayViewD<'_, f32>> {
+        let id = self.program.ops.iter().rev().find_map(|op| match op {
+            Op::SoftmaxXent { logits, .. } => Some(*logits),
+            _ => None,
+        })?;
+        self.work[id.0]
+            .as_ref()
+            .filter(|_| self.written[id.0])
+            .map(|a| a.view())
+    }
+}
+
+/// The true and the predicted class (the largest logit, the first among
+/// ties) of every sample of `set`, in the set's order, under `params`: the
+/// model's reference evaluation program run by the CPU twins, whichever
+/// device trained the parameters. For a confusion matrix and per-class
+/// metrics ([`crate::metrics::confusion_matrix`]).
+pub fn predict(
+    model: &dyn Model,
+    data: &TrainData,
+    config: &TrainConfig,
+    params: &[f32],
+    set: EvalSet,
+) -> Result<(Vec<u32>, Vec<u32>)> {
+    check_model(model, data)?;
+    let n = crate::model::parameter_count(model);
+    if params.len() != n {
+        return Err(Error::InvalidArgument {
+            name: "parameters",
+            msg: format!("{} given, the model has {n}", params.len()),
+        });
+    }
+    let order = eval_order(data, set);
+    if order.is_empty() {
+        return Err(Error::InvalidArgument {
+            name: "evaluation set",
+            msg: format!("{set:?} is empty"),
+        });
+    }
+    let dataset = match set {
+        EvalSet::Test => &data.test,
+        _ => &data.train,
+    };
+    let append_one = model.appends_one();
+    let opts = config.gather_options(append_one);
+    let width = dataset.dim() + usize::from(append_one);
+    let batch = config.eval_batch.clamp(1, order.len());
+    let mut x = vec![0f32; batch * width];
+    let (mut y, mut grads) = (Vec::new(), vec![0f32; n]);
+    let mut programs: BTreeMap<usize, CpuProgram> = BTreeMap::new();
+    let (mut truth, mut predicted) = (
+        Vec::with_capacity(order.len()),
+        Vec::with_capacity(order.len()),
+    );
+    for start in (0..order.len()).step_by(batch) {
+        let rows = batch.min(order.len() - start);
+        let xs = &mut x[..rows * width];
+        cpu::gather_into(dataset, &order, start, rows, opts, xs, &mut y)?;
+        let program = programs
+            .entry(rows)
+            .or_insert_with(|| CpuProgram::new(model.eval_program(rows)));
+        let xv =
+            ArrayView2::from_shape((rows, width), &*xs).map_err(|e| Error::shape("predict", e))?;
+        program.run(xv.into_dyn(), &y, params, &mut grads)?;
+        let logits = program
+            .logits()
+            .ok_or_else(|| Error::shape("predict", "the evaluation program keeps no logits"))?;
+        let logits = to2v(logits)?;
+        for row in logits.rows() {
+            let mut best = 0;
+            for (k, &v) in row.iter().enumerate() {
+                if v > row[best] {
+                    best = k;
+                }
+            }
+            predicted.push(best as u32);
+        }
+        truth.extend_from_slice(&y[..rows]);
+    }
+    Ok((truth, predicted))
+}

@@ -17,7 +17,7 @@ mod resume;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod sweep;
 
-pub use cpu::CpuEngine;
+pub use cpu::{CpuEngine, predict};
 pub use gpu::GpuEngine;
 // The lab's strategies run the linear model's program through the same runners.
 #[cfg(all(feature = "lab", not(target_arch = "wasm32")))]

@@ -11,6 +11,8 @@ use common::data_util;
 mod atomic_writes;
 mod checkpoint;
 mod cli;
+#[cfg(feature = "plot")]
+mod course;
 mod cpu_reference;
 mod data_readers;
 mod download;

@@ -12,6 +12,7 @@ use common::data_util;
 
 // Kernel families, one per shader.
 mod activation;
+mod descent;
 mod gather;
 mod gather_matmul;
 mod layer_backward;
