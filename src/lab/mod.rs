@@ -19,12 +19,16 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
+pub mod cli;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod download;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod latency;
 #[cfg(all(feature = "plot", not(target_arch = "wasm32")))]
 pub mod plot;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod report;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod second_order;
 #[cfg(not(target_arch = "wasm32"))]

@@ -12,23 +12,22 @@
 //! ```
 //!
 //! `--optimizer lbfgs|newton-cg` trains on the whole training set at once
-//! (`wgpu_train::second_order`): the loss is the mean cross-entropy plus
+//! (`crate::second_order`): the loss is the mean cross-entropy plus
 //! `(λ/2)·‖W‖²` with λ from `--l2`, minimised until `‖∇L‖ ≤ --gtol` or for
 //! `--iterations` steps; `--epochs`, `--batch`, `--lr`, `--fused` and
 //! `--kernels` do not apply, and giving one is an error. With
 //! the first-order optimizers `--l2` is their weight decay, which adds the
 //! same λ·W to every gradient.
 
-mod common;
-
+#[path = "second_order_cli.rs"]
 mod second_order_cli;
 
+use super::common::{self, Common, Optimizer};
+use crate::data::synthetic;
+use crate::model::LinearSoftmax;
+use crate::optim::{OptimizerConfig, Rule};
+use crate::train::{TrainConfig, TrainData};
 use clap::{CommandFactory, FromArgMatches, Parser};
-use common::{Common, Optimizer};
-use wgpu_train::data::synthetic;
-use wgpu_train::model::LinearSoftmax;
-use wgpu_train::optim::{OptimizerConfig, Rule};
-use wgpu_train::train::{TrainConfig, TrainData};
 
 /// Train the linear softmax classifier on the GPU and the CPU.
 #[derive(Parser, Debug)]
@@ -71,7 +70,7 @@ fn with_weight_decay(mut cfg: OptimizerConfig, wd: f32) -> OptimizerConfig {
     cfg
 }
 
-fn run(args: Args) -> wgpu_train::Result<()> {
+fn run(args: Args) -> crate::Result<()> {
     let c = &args.common;
     let second_order = matches!(c.optimizer, Some(Optimizer::Lbfgs | Optimizer::NewtonCg));
     let (train, test, name, short) = if args.synthetic {
@@ -110,9 +109,14 @@ fn run(args: Args) -> wgpu_train::Result<()> {
     common::run(c, &model, &data, &config, &name, &short)
 }
 
-fn main() {
-    let matches = Args::command().get_matches();
-    let mut args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+/// The flags, for the example and for the `wgpu-train` subcommand alike.
+pub fn command() -> clap::Command {
+    Args::command()
+}
+
+/// Runs with flags parsed by [`command`] (a parse error exits as clap does).
+pub fn main_with(matches: &clap::ArgMatches) -> std::process::ExitCode {
+    let mut args = Args::from_arg_matches(matches).unwrap_or_else(|e| e.exit());
     args.given = matches
         .ids()
         .filter(|id| {
@@ -121,4 +125,10 @@ fn main() {
         .map(|id| id.as_str().to_string())
         .collect();
     common::exit_on_error(run(args));
+    std::process::ExitCode::SUCCESS
+}
+
+/// The example's entry point: parses the process's arguments.
+pub fn main() -> std::process::ExitCode {
+    main_with(&command().get_matches())
 }
