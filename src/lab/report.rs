@@ -801,6 +801,7 @@ fn svg_bars(
     unit: &str,
     series: &[&str],
     groups: &[(String, Vec<Option<f64>>)],
+    reference: Option<(f64, &str)>,
 ) -> String {
     const COLOURS: [&str; 3] = ["#1f77b4", "#ff7f0e", "#2ca02c"];
     let (label_w, bar_w, bar_h, gap) = (260.0, 420.0, 12.0, 8.0);
@@ -809,7 +810,8 @@ fn svg_bars(
         .flat_map(|(_, v)| v.iter().flatten())
         .copied()
         .filter(|x| x.is_finite())
-        .fold(0.0f64, f64::max);
+        .fold(0.0f64, f64::max)
+        .max(reference.map_or(0.0, |(r, _)| r));
     let group_h = bar_h * series.len() as f64 + gap;
     let height = 50.0 + group_h * groups.len() as f64 + 10.0;
     let width = label_w + bar_w + 110.0;
@@ -865,6 +867,18 @@ fn svg_bars(
             }
         }
     }
+    // The peak, where one was given: a dashed line across the groups.
+    if let Some((r, label)) = reference.filter(|(r, _)| r.is_finite() && max > 0.0) {
+        let x = label_w + r / max * bar_w;
+        s += &format!(
+            "<line x1=\"{x:.1}\" y1=\"40\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#b00\" stroke-dasharray=\"4 3\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" fill=\"#b00\" text-anchor=\"end\">{}</text>",
+            height - 8.0,
+            x - 2.0,
+            height - 1.0,
+            esc(label)
+        );
+    }
     s + "</svg>"
 }
 
@@ -903,20 +917,27 @@ fn plots(r: &Report) -> Vec<String> {
         ("a submit".to_string(), vec![micro(l.per_submit_s)]),
     ];
     let t = &r.training;
+    // Only a given peak is drawn: a measured one is the longest bar already.
+    let given = |p: Option<f64>| {
+        p.filter(|_| r.peak.source == "given")
+            .map(|p| (p, "GPU peak (given)"))
+    };
     vec![
         svg_bars(
             "GFLOP/s per kernel and training step",
             "GFLOP/s",
             &["GPU", "CPU"],
             &rate_groups,
+            given(r.peak.gflops),
         ),
         svg_bars(
             "GB/s of the memory-bound kernels",
             "GB/s",
             &["GPU", "CPU"],
             &bw_groups,
+            given(r.peak.gbps),
         ),
-        svg_bars("Latency floor", "µs", &["GPU"], &latency_groups),
+        svg_bars("Latency floor", "µs", &["GPU"], &latency_groups, None),
         svg_bars(
             "The main job: MLP training throughput",
             "samples/s",
@@ -925,6 +946,7 @@ fn plots(r: &Report) -> Vec<String> {
                 "MLP 784-128-128-10".to_string(),
                 vec![Some(t.gpu.samples_per_s), Some(t.cpu.samples_per_s)],
             )],
+            None,
         ),
     ]
 }

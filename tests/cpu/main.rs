@@ -24,3 +24,5 @@ mod model_gradient;
 mod plot;
 mod shader_writers;
 mod shaders;
+#[cfg(feature = "cli")]
+mod tool;

@@ -27,6 +27,9 @@ use std::process::ExitCode;
 /// A front end: its flags and its run.
 struct Front {
     name: &'static str,
+    /// The one-line summary `wgpu-train --help` lists (the examples' own
+    /// `--help` keeps theirs).
+    about: &'static str,
     command: fn() -> clap::Command,
     main_with: fn(&clap::ArgMatches) -> ExitCode,
 }
@@ -35,36 +38,43 @@ struct Front {
 const FRONTS: [Front; 7] = [
     Front {
         name: "info",
+        about: "The adapter wgpu-train would use, its limits, features and the paths taken on it",
         command: gpu_info::command,
         main_with: gpu_info::main_with,
     },
     Front {
         name: "verify",
+        about: "Check every kernel against its CPU twin on this GPU",
         command: verify::command,
         main_with: verify::main_with,
     },
     Front {
         name: "bench",
+        about: "Time every kernel family and a training step on the GPU and the CPU (gpu_vs_cpu)",
         command: gpu_vs_cpu::command,
         main_with: gpu_vs_cpu::main_with,
     },
     Front {
         name: "sweep",
+        about: "Train K configurations of one model together in one GPU run",
         command: sweep::command,
         main_with: sweep::main_with,
     },
     Front {
         name: "second-order",
+        about: "L-BFGS and Newton-CG on the linear classifier, against first-order training",
         command: second_order::command,
         main_with: second_order::main_with,
     },
     Front {
         name: "strategies",
+        about: "The course notebook's four optimisation strategies, on the GPU and the CPU",
         command: strategies::command,
         main_with: strategies::main_with,
     },
     Front {
         name: "report",
+        about: "Write a report card of this GPU (Markdown, JSON, HTML): verify, benchmarks, latency, training",
         command: report::command,
         main_with: report::main_with,
     },
@@ -74,11 +84,13 @@ const FRONTS: [Front; 7] = [
 const TRAIN: [Front; 2] = [
     Front {
         name: "mlp",
+        about: "The main job: the MLP 784-128-128-10 on Fashion-MNIST, GPU then CPU",
         command: train_mlp::command,
         main_with: train_mlp::main_with,
     },
     Front {
         name: "linear",
+        about: "The linear softmax classifier (first-order, or --optimizer lbfgs|newton-cg)",
         command: train_linear::command,
         main_with: train_linear::main_with,
     },
@@ -94,7 +106,7 @@ pub fn command() -> clap::Command {
         .subcommand_required(true)
         .arg_required_else_help(true);
     for f in &TRAIN {
-        train = train.subcommand((f.command)().name(f.name));
+        train = train.subcommand((f.command)().name(f.name).about(f.about));
     }
     let mut cmd = clap::Command::new("wgpu-train")
         .version(env!("CARGO_PKG_VERSION"))
@@ -107,7 +119,7 @@ pub fn command() -> clap::Command {
         .arg_required_else_help(true)
         .subcommand(train);
     for f in &FRONTS {
-        cmd = cmd.subcommand((f.command)().name(f.name));
+        cmd = cmd.subcommand((f.command)().name(f.name).about(f.about));
     }
     cmd
 }
