@@ -208,6 +208,9 @@ pub struct Report {
     /// [`SCHEMA`].
     pub schema: String,
     pub crate_version: String,
+    /// "release" or "debug" (a build with debug assertions: slower CPU
+    /// figures, and slower host code around the GPU's).
+    pub build: String,
     /// Seconds since the Unix epoch when the report was made.
     pub created_unix_s: u64,
     pub quick: bool,
@@ -518,6 +521,12 @@ pub fn make(gpu: &Gpu, opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Repo
     Ok(Report {
         schema: SCHEMA.into(),
         crate_version: env!("CARGO_PKG_VERSION").into(),
+        build: if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+        .into(),
         created_unix_s: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
@@ -763,8 +772,9 @@ fn sections(r: &Report) -> Vec<(String, Vec<&'static str>, Vec<Vec<String>>)> {
 
 fn intro(r: &Report) -> String {
     let mut s = format!(
-        "wgpu-train {} on {} ({} {}), {} mode, made in {:.0} s. ",
+        "wgpu-train {} ({} build) on {} ({} {}), {} mode, made in {:.0} s. ",
         r.crate_version,
+        r.build,
         r.adapter.name,
         r.adapter.backend,
         r.adapter.device_type,

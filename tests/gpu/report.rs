@@ -7,9 +7,11 @@ use crate::data_util::Scratch;
 use serde_json::Value;
 use std::process::Command;
 
-fn tool(args: &[&str]) -> std::process::Output {
+/// Runs `wgpu-train`, its tuning cache in `cache` (not the user's).
+fn tool(args: &[&str], cache: &std::path::Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_wgpu-train"))
         .args(args)
+        .env("XDG_CACHE_HOME", cache)
         .env("RUST_BACKTRACE", "0")
         .output()
         .expect("wgpu-train runs")
@@ -17,7 +19,8 @@ fn tool(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn info_names_the_adapter() {
-    let out = tool(&["info"]);
+    let dir = Scratch::new("report-info");
+    let out = tool(&["info"], dir.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -48,7 +51,10 @@ fn number(v: &Value, path: &str) -> f64 {
 fn report_quick_writes_a_complete_card() {
     let dir = Scratch::new("report-quick");
     let out_dir = dir.path().join("card");
-    let out = tool(&["report", "--quick", "--out", out_dir.to_str().unwrap()]);
+    let out = tool(
+        &["report", "--quick", "--out", out_dir.to_str().unwrap()],
+        dir.path(),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(out.status.success(), "{stderr}");
@@ -57,6 +63,7 @@ fn report_quick_writes_a_complete_card() {
         serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(json["schema"], "wgpu-train-report/1");
     assert_eq!(json["quick"], true);
+    assert!(json["build"] == "debug" || json["build"] == "release");
     // The adapter the tests use is the one reported.
     let name = crate::common::gpu().summary().name.clone();
     assert_eq!(json["adapter"]["name"], name.as_str());
