@@ -298,3 +298,65 @@ pub(crate) fn matrix_shape(
         )),
     }
 }
+
+/// The sizes of one of the losses of `shaders/loss.wgsl`: an N×K input (N
+/// rows, K predictions, scores or logits each) and, for the elementwise
+/// losses, targets of the same shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LossShape {
+    pub n: usize,
+    pub k: usize,
+}
+
+impl LossShape {
+    /// Checks that `input` is N×K with N, K ≥ 1 and N·K within the u32
+    /// indices of the shader; `op` names the loss in the error.
+    pub fn resolve(op: &'static str, input: &[usize]) -> Result<Self> {
+        let [n, k] = *input else {
+            return Err(Error::shape(
+                op,
+                format!("the input must be 2-D (rows, columns), got shape {input:?}"),
+            ));
+        };
+        if n == 0 || k == 0 {
+            return Err(Error::shape(
+                op,
+                format!("the input needs at least one row and one column, got shape {input:?}"),
+            ));
+        }
+        if n.checked_mul(k).is_none_or(|e| e > u32::MAX as usize) {
+            return Err(Error::shape(
+                op,
+                format!("{n}×{k} elements do not fit the kernel's u32 indices"),
+            ));
+        }
+        Ok(LossShape { n, k })
+    }
+
+    /// Also checks that `targets` has the input's shape.
+    pub fn with_targets(op: &'static str, input: &[usize], targets: &[usize]) -> Result<Self> {
+        let shape = Self::resolve(op, input)?;
+        if targets != input {
+            return Err(Error::shape(
+                op,
+                format!("targets must have the input's shape {input:?}, got {targets:?}"),
+            ));
+        }
+        Ok(shape)
+    }
+
+    /// Also checks that `labels` holds one value per row.
+    pub fn with_labels(op: &'static str, input: &[usize], labels: &[usize]) -> Result<Self> {
+        let shape = Self::resolve(op, input)?;
+        if labels != [shape.n] {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "labels must have shape [{}] (one per row), got {labels:?}",
+                    shape.n
+                ),
+            ));
+        }
+        Ok(shape)
+    }
+}

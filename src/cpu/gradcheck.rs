@@ -593,3 +593,128 @@ pub fn check_mlp(
         opts,
     )
 }
+
+// ------------------------------------------------ the linear SVM classifier
+
+/// Mean multiclass SVM loss over the batch, from the per-row twin
+/// ([`super::loss::hinge`]), and its gradient with respect to the scores.
+fn mean_hinge<F: Real>(scores: &Array2<F>, labels: &[u32]) -> Result<(F, Array2<F>)> {
+    let out = super::loss::hinge(scores, labels, true)?;
+    let correct = out.correct.map(|c| c.to_vec()).unwrap_or_default();
+    let (total, _) = loss_correct_sum(&out.loss.to_vec(), &correct)?;
+    let dscores = out
+        .grad
+        .ok_or_else(|| Error::shape("gradcheck", "hinge returned no gradient"))?;
+    Ok((total / F::of(labels.len() as f64), dscores))
+}
+
+/// `[x, 1]·Wᵀ` for W C×(D+1) with the bias as its last column.
+fn linear_scores<F: Real>(
+    w: ArrayView2<F>,
+    x: ArrayView2<F>,
+    op: &'static str,
+) -> Result<Array2<F>> {
+    let d = x.ncols();
+    if w.ncols() != d + 1 {
+        return Err(Error::shape(
+            op,
+            format!(
+                "W must be C×(D+1) = C×{} for x of {} features (bias as last column), got {:?}",
+                d + 1,
+                d,
+                w.shape()
+            ),
+        ));
+    }
+    Ok(dot_t(x, w.slice(s![.., ..d])) + w.column(d))
+}
+
+/// Mean loss and gradient of the linear SVM classifier (CS231n's multiclass
+/// SVM, margin 1) `scores = [x, 1]·Wᵀ`: W is C×(D+1) with the bias folded in
+/// as its last column, x is N×D. The twin of [`linear_softmax_loss`] with
+/// the hinge loss.
+pub fn linear_svm_loss<F: Real>(
+    w: ArrayView2<F>,
+    x: ArrayView2<F>,
+    labels: &[u32],
+) -> Result<(F, Array2<F>)> {
+    let d = x.ncols();
+    let scores = linear_scores(w, x, "linear_svm_loss")?;
+    let (loss, dscores) = mean_hinge(&scores, labels)?;
+    let mut dw = Array2::zeros(w.raw_dim());
+    dw.slice_mut(s![.., ..d]).assign(&t_dot(dscores.view(), x));
+    dw.column_mut(d).assign(&column_sum(&dscores)?);
+    Ok((loss, dw))
+}
+
+/// Which margins `s_j − s_y + 1` (j ≠ y) are positive, row by row: the
+/// hinge's kink pattern. A difference taken across a change of it measures
+/// nothing, so [`check_gradients`] shrinks its step until none changes.
+pub fn hinge_pattern(scores: &Array2<f64>, labels: &[u32]) -> Vec<bool> {
+    let mut out = Vec::with_capacity(scores.len());
+    for (row, &y) in scores.rows().into_iter().zip(labels) {
+        let sy = row[y as usize];
+        for (j, &sj) in row.iter().enumerate() {
+            if j != y as usize {
+                out.push((sj - sy) + 1.0 > 0.0);
+            }
+        }
+    }
+    out
+}
+
+/// Gradient check of [`linear_svm_loss`], the bias column as its own
+/// tensor, with the hinge's kinks avoided as ReLU's are.
+pub fn check_linear_svm(
+    w: &Array2<f64>,
+    x: &Array2<f64>,
+    labels: &[u32],
+    opts: &GradCheckOptions,
+) -> Result<GradCheckReport> {
+    let (_, dw) = linear_svm_loss(w.view(), x.view(), labels)?;
+    let d = x.ncols();
+    let split = |a: &Array2<f64>| {
+        (
+            a.slice(s![.., ..d]).to_owned().into_dyn(),
+            a.column(d).to_owned().into_dyn(),
+        )
+    };
+    let (w_value, b_value) = split(w);
+    let (w_grad, b_grad) = split(&dw);
+    let params = [
+        Parameter {
+            name: "W[:, :D]".into(),
+            value: w_value,
+            grad: w_grad,
+        },
+        Parameter {
+            name: "W[:, D] (bias)".into(),
+            value: b_value,
+            grad: b_grad,
+        },
+    ];
+    let mut full = w.clone();
+    check_gradients(
+        &params,
+        |v| {
+            let weights = v[0]
+                .view()
+                .into_dimensionality::<Ix2>()
+                .map_err(|e| Error::shape("gradcheck", e))?;
+            full.slice_mut(s![.., ..d]).assign(&weights);
+            full.column_mut(d).assign(
+                &v[1]
+                    .view()
+                    .into_shape_with_order(w.nrows())
+                    .map_err(|e| Error::shape("gradcheck", e))?,
+            );
+            let (loss, _) = linear_svm_loss(full.view(), x.view(), labels)?;
+            let scores = linear_scores(full.view(), x.view(), "gradcheck")?;
+            Ok(Evaluation {
+                loss,
+                kinks: hinge_pattern(&scores, labels),
+            })
+        },
+        opts,
+    )
+}

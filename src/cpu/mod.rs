@@ -17,6 +17,7 @@ pub mod gather_matmul;
 pub mod gradcheck;
 pub mod layer_backward;
 pub mod linalg;
+pub mod loss;
 pub mod matmul;
 pub mod optim;
 pub mod real;

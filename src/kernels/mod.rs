@@ -29,6 +29,7 @@
 //! | optim | `advance`, `sgd`, `adagrad`, `rmsprop`, `adam` | `i < n`, stride `threads ≥ 1` (the launcher's grid); params and grads are checked views of `n`; `s1..s3` hold `n` elements wherever the rule's constants read them (`GpuOptimizer` allocates them; placeholders only for states the rule does not read); `st` is one slot (dynamic offset within the planned slots, `record_planned` checks the slot); `% step_size` only with `SCHEDULE == 1`, where `step_size ≥ 1` is validated | none |
 //! | reduce, reduce_subgroup | `column_sum_serial`, `column_sum`, `loss_correct_sum`, `column_sum_subgroup` | `col < cols` guards every access (threads past the end add nothing); loops end at `rows`; the sweep's `z` < K with strides from `check_batch`; `partial[lane·16 + x]`, `lane, x < 16`; `partial[lid]`, `lid < 256`, tree reads at `lid + half < 256`; `% 4`, `/ 4` by constants | `column_sum`: every thread (past the last column too, with 0) writes its slot before the first barrier; the tree reads slots `< 16·16`, written. `loss_correct_sum`: every thread writes `partial[lid]`, `partial_count[lid]` before the first barrier. The subgroup version has none |
 //! | softmax_xent, softmax_xent_subgroup | `xent_row`, `xent_workgroup`, `xent_totals`, `xent_subgroup` | `c ≥ 1`, `n ≥ 1` (`SoftmaxXentShape`); `row < n` before any access; the label is clamped to `c − 1` in the shader (`label_of`), so a bad label cannot index out of the row; `j < c`; tree indices `lid < 64` (256), `lid + half` below it; the sweep's `z` as in reduce | v2: `tree_max`, `tree_arg`, `tree_sum` written at `lid` by every thread before each tree's first barrier (the early return is per workgroup, so uniform); v3: `part_loss`, `part_count` likewise. v1, v4: none |
+//! | loss | `mse_row`, `hinge_row`, `logistic_row` | `n, k ≥ 1`, `n·k` within u32 (`LossShape`); `row < n` before any access; input, targets, loss, flags and grad are checked windows of `n·k` or `n` (`check_operands`); the label is clamped to 0 when `≥ k` (so within the row); `j < k`; divisors `f32(n·k)`, `f32(n)`, `f32(k)` are ≥ 1 | none |
 //! | latency | `bump`, `idle` (the floor benchmark) | `i < n` and `i < arrayLength`; no loop | none |
 //!
 //! Not marked, so still checked: `linalg` (the second-order drivers)
@@ -39,6 +40,7 @@ pub mod gather;
 pub mod gather_matmul;
 pub mod layer_backward;
 pub mod linalg;
+pub mod loss;
 pub mod matmul;
 #[cfg(test)]
 pub(crate) mod mirror;
@@ -54,6 +56,7 @@ pub use activation::{ActivationBackward, activation_backward};
 pub use gather::{Gather, GatherOptions, GpuDataset};
 pub use gather_matmul::GatherMatmul;
 pub use layer_backward::LayerBackward;
+pub use loss::{Hinge, Logistic, LossKind, Mse};
 pub use matmul::{
     BatchStrides, Matmul, MatmulEpilogue, MatmulKernel, Vec4Operands, matmul,
     matmul_activation_grad, matmul_ones_column, matmul_with,

@@ -45,6 +45,7 @@ pub fn all() -> Vec<&'static Shader> {
         &super::activation::ACTIVATION,
         &super::reduce::REDUCE,
         &super::linalg::LINALG,
+        &super::loss::LOSS,
     ]
 }
 
@@ -62,6 +63,7 @@ pub fn specialisations() -> Vec<PipelineKey> {
     keys.extend(super::activation::specialisations());
     keys.extend(super::reduce::specialisations());
     keys.extend(super::linalg::specialisations());
+    keys.extend(super::loss::specialisations());
     keys
 }
 

@@ -42,10 +42,11 @@ pub enum Family {
     GatherMatmul,
     LayerBackward,
     XentHvp,
+    Loss,
 }
 
 impl Family {
-    pub const ALL: [Family; 10] = [
+    pub const ALL: [Family; 11] = [
         Family::Matmul,
         Family::SoftmaxXent,
         Family::Activation,
@@ -56,6 +57,7 @@ impl Family {
         Family::GatherMatmul,
         Family::LayerBackward,
         Family::XentHvp,
+        Family::Loss,
     ];
 
     /// The shader file's name (`shaders/X.wgsl`); `xent_hvp` is the
@@ -72,6 +74,7 @@ impl Family {
             Family::GatherMatmul => "gather_matmul",
             Family::LayerBackward => "layer_backward",
             Family::XentHvp => "xent_hvp",
+            Family::Loss => "loss",
         }
     }
 }
@@ -202,6 +205,7 @@ pub async fn run(gpu: &Gpu, family: Family, seed: u64) -> Result<Vec<Row>> {
         Family::GatherMatmul => gather_matmul(gpu, &mut rng).await,
         Family::LayerBackward => layer_backward(gpu, &mut rng).await,
         Family::XentHvp => xent_hvp(gpu, &mut rng).await,
+        Family::Loss => loss(gpu, &mut rng).await,
     }
 }
 
@@ -839,6 +843,88 @@ async fn xent_hvp(gpu: &Gpu, rng: &mut StdRng) -> Result<Vec<Row>> {
                     if stacked { " stacked [Z U]" } else { "" }
                 ),
                 format!("{n}×{classes} scale {scale}"),
+                gpu_ms,
+                cpu_ms,
+            ));
+        }
+    }
+    Ok(rows)
+}
+
+/// The losses of `loss.wgsl` (mse, the multiclass SVM hinge, logistic),
+/// each with its gradient, against `cpu::loss`.
+async fn loss(gpu: &Gpu, rng: &mut StdRng) -> Result<Vec<Row>> {
+    use crate::kernels::loss::{Hinge, Logistic, LossKind, Mse};
+    let mut rows = Vec::new();
+    for (n, k) in [(1, 1), (7, 10), (65, 13), (3, 3073)] {
+        let x = random(&[n, k], rng, 3.0);
+        let real_targets = random(&[n, k], rng, 3.0);
+        // Targets in [0, 1] for the logistic loss.
+        let unit_targets = random(&[n, k], rng, 1.0).mapv(|v| 0.5 * (v + 1.0));
+        let classes = labels(n, k, rng);
+        let gx = GpuTensor::from_array(gpu, &x)?;
+        let loss = GpuTensor::<f32>::zeros(gpu, &[n])?;
+        let correct = GpuTensor::<u32>::zeros(gpu, &[n])?;
+        let grad = GpuTensor::<f32>::zeros(gpu, &[n, k])?;
+        for kind in LossKind::ALL {
+            let start = Instant::now();
+            let expected = match kind {
+                LossKind::Mse => cpu::loss::mse(&x, &real_targets, true)?,
+                LossKind::Hinge => cpu::loss::hinge(&x, &classes, true)?,
+                LossKind::Logistic => cpu::loss::logistic(&x, &unit_targets, true)?,
+            };
+            let cpu_ms = ms(start);
+            let expected_grad = expected
+                .grad
+                .clone()
+                .ok_or_else(|| Error::shape("verify", "the twin gave no gradient"))?
+                .into_dyn();
+            let targets = GpuTensor::from_array(
+                gpu,
+                if kind == LossKind::Logistic {
+                    &unit_targets
+                } else {
+                    &real_targets
+                },
+            )?;
+            let glabels = GpuLabels::new(gpu, &classes, k)?;
+            loss.fill(gpu, f32::NAN)?;
+            correct.fill(gpu, u32::MAX)?;
+            grad.fill(gpu, f32::NAN)?;
+            let start = Instant::now();
+            match kind {
+                LossKind::Mse => Mse::new(gpu, &gx, &targets, &loss, Some(&grad))?.run(gpu, 1)?,
+                LossKind::Hinge => {
+                    Hinge::new(gpu, &gx, &glabels, &loss, &correct, Some(&grad))?.run(gpu, 1)?
+                }
+                LossKind::Logistic => {
+                    Logistic::new(gpu, &gx, &targets, &loss, &correct, Some(&grad))?.run(gpu, 1)?
+                }
+            }
+            let l = loss.to_array_async(gpu).await?;
+            let flags = correct.read_async(gpu).await?;
+            let d = grad.to_array_async(gpu).await?;
+            let gpu_ms = ms(start);
+            let mut cmp = Compare::new();
+            cmp.add(
+                "loss",
+                &l,
+                &expected.loss.clone().into_dyn(),
+                Tolerance::new(1e-5, 1e-5),
+            );
+            if let Some(c) = &expected.correct {
+                cmp.add_exact("correct", &flags, c.as_slice().unwrap_or(&[]));
+            }
+            cmp.add(
+                "grad",
+                &d,
+                &expected_grad,
+                Tolerance::new(1e-6 / (n * k) as f32, 1e-4),
+            );
+            rows.push(cmp.row(
+                Family::Loss,
+                format!("{} loss+grad", kind.name()),
+                format!("{n}×{k}"),
                 gpu_ms,
                 cpu_ms,
             ));

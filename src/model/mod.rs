@@ -15,7 +15,7 @@
 mod linear;
 mod mlp;
 
-pub use linear::LinearSoftmax;
+pub use linear::{LinearLoss, LinearSoftmax};
 pub use mlp::Mlp;
 
 use crate::options::{Activation, MatmulOptions};
@@ -68,6 +68,16 @@ pub enum Op {
         correct: TensorId,
         dlogits: Option<TensorId>,
         totals: bool,
+    },
+    /// The multiclass SVM (hinge) loss against the minibatch labels
+    /// (`kernels::Hinge`, margin 1): per-row loss and correctness, and
+    /// `dscores`, the gradient of the mean loss, unless evaluating. The
+    /// runner adds the batch's totals.
+    Hinge {
+        scores: TensorId,
+        loss: TensorId,
+        correct: TensorId,
+        dscores: Option<TensorId>,
     },
     /// `dz = dh ⊙ act'(h)` and `db = Σ_rows dz`, fused.
     ActivationBiasBackward {

@@ -13,7 +13,7 @@ use super::{
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::model::{Op, Program, Region, TensorId};
+use crate::model::{LayerGrad, Op, Program, Region, TensorId};
 use crate::options::MatmulOptions;
 use ndarray::{
     ArrayD, ArrayView1, ArrayView2, ArrayViewD, ArrayViewMut1, ArrayViewMut2, ArrayViewMutD, IxDyn,
@@ -341,6 +341,26 @@ impl CpuProgram {
         }
     }
 
+    /// A layer's `[dW | db]` with the ones column: `dzᵀ·[h | 1]`.
+    fn weight_grad(
+        &self,
+        l: LayerGrad,
+        x: &ArrayViewD<'_, f32>,
+        params: &[f32],
+        grads: &mut [f32],
+    ) -> Result<()> {
+        let (mut w, mut b) = self.grad_pair(l.dw, l.db, grads)?;
+        let dzv = self.view(l.dz, x, params)?;
+        let hv = self.view(l.h, x, params)?;
+        cpu::matmul_ones_column_into(
+            &to2v(dzv)?,
+            &to2v(hv)?,
+            MatmulOptions::tn(),
+            to2(w.view_mut())?,
+            to1(b.view_mut())?,
+        )
+    }
+
     /// Two windows of the gradient buffer written by one op (a weight and
     /// its bias gradient), which must not overlap.
     fn grad_pair<'g>(
@@ -485,6 +505,40 @@ impl CpuProgram {
                     }
                     r?;
                 }
+                Op::Hinge {
+                    scores,
+                    loss,
+                    correct,
+                    dscores,
+                } => {
+                    let mut l = self.work_output(loss)?;
+                    let mut d = match dscores {
+                        Some(id) => Some(self.output(id, grads)?),
+                        None => None,
+                    };
+                    let mut flags = std::mem::take(&mut self.flags[correct.0]);
+                    let r = (|| {
+                        let sv = self.view(scores, &x, params)?;
+                        let dv = match d.as_mut() {
+                            Some(d) => Some(to2(d.view_mut())?),
+                            None => None,
+                        };
+                        cpu::loss::hinge_into::<f32, _, _>(
+                            &sv,
+                            labels,
+                            to1(l.view_mut())?,
+                            &mut flags,
+                            dv,
+                        )
+                    })();
+                    self.flags[correct.0] = flags;
+                    self.written[correct.0] = true;
+                    self.put_back(l);
+                    if let Some(d) = d {
+                        self.put_back(d);
+                    }
+                    r?;
+                }
                 Op::ActivationBiasBackward {
                     dh,
                     h,
@@ -519,16 +573,7 @@ impl CpuProgram {
                     r?;
                 }
                 Op::WeightGrad { dz, h, dw, db } => {
-                    let (mut w, mut b) = self.grad_pair(dw, db, grads)?;
-                    let dzv = self.view(dz, &x, params)?;
-                    let hv = self.view(h, &x, params)?;
-                    cpu::matmul_ones_column_into(
-                        &to2v(dzv)?,
-                        &to2v(hv)?,
-                        MatmulOptions::tn(),
-                        to2(w.view_mut())?,
-                        to1(b.view_mut())?,
-                    )?;
+                    self.weight_grad(LayerGrad { dz, h, dw, db }, &x, params, grads)?;
                 }
                 Op::LayerBackward {
                     dz,
@@ -560,16 +605,7 @@ impl CpuProgram {
                 }
                 Op::WeightGrads { layers, .. } => {
                     for l in layers {
-                        let (mut w, mut b) = self.grad_pair(l.dw, l.db, grads)?;
-                        let dzv = self.view(l.dz, &x, params)?;
-                        let hv = self.view(l.h, &x, params)?;
-                        cpu::matmul_ones_column_into(
-                            &to2v(dzv)?,
-                            &to2v(hv)?,
-                            MatmulOptions::tn(),
-                            to2(w.view_mut())?,
-                            to1(b.view_mut())?,
-                        )?;
+                        self.weight_grad(l, &x, params, grads)?;
                     }
                 }
                 Op::RowStep {

@@ -9,7 +9,7 @@
 //! `linear_softmax_loss`), which computes it without the program.
 
 use super::cpu::CpuProgram;
-use super::gpu::{Bindings, GpuProgram};
+use super::gpu_program::{Bindings, GpuProgram};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuLabels, GpuTensor};
 use crate::model::{Model, parameter_count};
@@ -103,6 +103,8 @@ pub fn gradient_gpu(
         grads: &g,
         loss_total: &loss_total,
         correct_total: &correct_total,
+        models: 1,
+        per_model: p.len(),
     };
     let program =
         GpuProgram::compile(gpu, &step.into().program(model, x.nrows()), &bindings, None)?;

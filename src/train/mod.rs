@@ -9,6 +9,7 @@
 
 mod cpu;
 mod gpu;
+mod gpu_program;
 #[cfg(not(target_arch = "wasm32"))]
 mod gradient;
 #[cfg(not(target_arch = "wasm32"))]
@@ -22,7 +23,7 @@ pub use gpu::GpuEngine;
 #[cfg(all(feature = "lab", not(target_arch = "wasm32")))]
 pub(crate) use cpu::CpuProgram;
 #[cfg(all(feature = "lab", not(target_arch = "wasm32")))]
-pub(crate) use gpu::{Bindings, GpuProgram};
+pub(crate) use gpu_program::{Bindings, GpuProgram};
 #[cfg(not(target_arch = "wasm32"))]
 pub use gradient::{Gradient, gradient_cpu, gradient_gpu};
 #[cfg(not(target_arch = "wasm32"))]
@@ -345,26 +346,10 @@ pub fn fit(
     let mut history = History::new();
     for epoch in first_epoch..config.epochs {
         let order = data.epoch_order(config.seed, epoch);
-        let start = Instant::now();
-        let (train_loss, train_accuracy) = engine.train_epoch(&order, &mut |done, total| {
+        let m = train_and_validate(engine, data, epoch, &order, &mut |done, total| {
             on_event(Event::Step { epoch, done, total })
         })?;
-        let seconds = start.elapsed().as_secs_f64();
-        let (val_loss, val_accuracy) = if data.val_idx.is_empty() {
-            (None, None)
-        } else {
-            let (l, a) = engine.evaluate(EvalSet::Validation)?;
-            (Some(l), Some(a))
-        };
-        let m = EpochMetrics {
-            epoch: epoch + 1,
-            train_loss,
-            train_accuracy,
-            val_loss,
-            val_accuracy,
-            seconds,
-            samples_per_sec: order.len() as f64 / seconds.max(1e-12),
-        };
+        let (train_loss, val_loss) = (m.train_loss, m.val_loss);
         on_event(Event::Epoch(&m));
         // The loss read back once per epoch (no extra sync) tells whether
         // the run diverged; stop before the schedule or a save sees it.
@@ -385,6 +370,35 @@ pub fn fit(
         history,
         test_loss,
         test_accuracy,
+    })
+}
+
+/// Epoch `epoch` (0-based) of `engine` on `order`, then the validation
+/// set if the data has one: the epoch's metrics.
+pub(crate) fn train_and_validate(
+    engine: &mut dyn Engine,
+    data: &TrainData,
+    epoch: usize,
+    order: &[u32],
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<EpochMetrics> {
+    let start = Instant::now();
+    let (train_loss, train_accuracy) = engine.train_epoch(order, progress)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let (val_loss, val_accuracy) = if data.val_idx.is_empty() {
+        (None, None)
+    } else {
+        let (l, a) = engine.evaluate(EvalSet::Validation)?;
+        (Some(l), Some(a))
+    };
+    Ok(EpochMetrics {
+        epoch: epoch + 1,
+        train_loss,
+        train_accuracy,
+        val_loss,
+        val_accuracy,
+        seconds,
+        samples_per_sec: order.len() as f64 / seconds.max(1e-12),
     })
 }
 

@@ -14,8 +14,8 @@ use ndarray::{Array2, ArrayView1, Ix2, s};
 use wgpu_train::Activation;
 use wgpu_train::Result;
 use wgpu_train::cpu::Tolerance;
-use wgpu_train::cpu::gradcheck::{MlpParams, linear_softmax_loss, mlp_loss};
-use wgpu_train::model::{LinearSoftmax, Mlp, Model};
+use wgpu_train::cpu::gradcheck::{MlpParams, linear_softmax_loss, linear_svm_loss, mlp_loss};
+use wgpu_train::model::{LinearLoss, LinearSoftmax, Mlp, Model};
 use wgpu_train::train::Gradient;
 
 const BATCHES: [usize; 3] = [1, 7, 128];
@@ -69,13 +69,18 @@ impl Case {
                 }
                 (pass.loss, flat)
             }
-            Case::Linear(_) => {
+            Case::Linear(m) => {
                 let w = &specs[0];
                 let w64 = Array2::from_shape_vec((w.shape[0], w.shape[1]), tensor(0)).unwrap();
                 // The reference folds the bias in itself: x without its 1.
                 let pixels = x.ncols() - 1;
-                let (loss, dw) =
-                    linear_softmax_loss(w64.view(), x64.slice(s![.., ..pixels]), labels).unwrap();
+                let x = x64.slice(s![.., ..pixels]);
+                // The f64 reference of the model's own loss.
+                let reference = match m.loss() {
+                    LinearLoss::Softmax => linear_softmax_loss,
+                    LinearLoss::Svm => linear_svm_loss,
+                };
+                let (loss, dw) = reference(w64.view(), x, labels).unwrap();
                 flat.copy_from_slice(dw.as_slice().unwrap());
                 (loss, flat)
             }
@@ -136,6 +141,14 @@ fn cases() -> Vec<(&'static str, Case)> {
         (
             "linear-7x3073",
             Case::Linear(LinearSoftmax::new(3072, 7).unwrap()),
+        ),
+        (
+            "linear-svm-10x785",
+            Case::Linear(LinearSoftmax::with_loss(784, 10, LinearLoss::Svm).unwrap()),
+        ),
+        (
+            "linear-svm-7x3073",
+            Case::Linear(LinearSoftmax::with_loss(3072, 7, LinearLoss::Svm).unwrap()),
         ),
     ]
 }

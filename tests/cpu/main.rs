@@ -18,6 +18,7 @@ mod fashion_mnist;
 mod gradcheck;
 mod hostile_cli;
 mod hostile_newer;
+mod loss;
 mod metrics;
 mod model_gradient;
 #[cfg(feature = "plot")]

@@ -16,6 +16,7 @@ mod gather;
 mod gather_matmul;
 mod layer_backward;
 mod linalg;
+mod loss;
 mod matmul;
 mod optim;
 mod reduce;

@@ -89,6 +89,11 @@ async fn xent_hvp_rows_match_the_cpu_twin() {
     family(Family::XentHvp).await;
 }
 
+#[wasm_bindgen_test]
+async fn losses_match_the_cpu_twin() {
+    family(Family::Loss).await;
+}
+
 /// The native suite's check (`tests/gpu/train.rs`), over fewer steps: each
 /// step's loss within 1e-3 relative, the final parameters within
 /// (1e-4, 1e-3), and the loss falling. Both the fused step (gather_matmul,

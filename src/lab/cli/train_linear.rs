@@ -7,6 +7,7 @@
 //! cargo run --release --example train_linear                    # Fashion-MNIST, SGD lr 0.1
 //! cargo run --release --example train_linear -- --data ~/cifar-10-batches-bin --lr 1e-3
 //! cargo run --release --example train_linear -- --synthetic --epochs 2 --device gpu
+//! cargo run --release --example train_linear -- --loss svm --lr 0.01     # the multiclass SVM
 //! cargo run --release --example train_linear -- --optimizer lbfgs --l2 1e-4
 //! cargo run --release --example train_linear -- --optimizer newton-cg --l2 1e-3 --iterations 20
 //! ```
@@ -18,13 +19,17 @@
 //! `--kernels` do not apply, and giving one is an error. With
 //! the first-order optimizers `--l2` is their weight decay, which adds the
 //! same λ·W to every gradient.
+//!
+//! `--loss svm` trains the same model with CS231n's multiclass SVM loss
+//! (`Σ_{j≠y} max(0, s_j − s_y + 1)`, the `hinge_row` kernel of
+//! `shaders/loss.wgsl`) instead of softmax cross-entropy, on either device.
 
 #[path = "second_order_cli.rs"]
 mod second_order_cli;
 
 use super::common::{self, Common, Optimizer};
 use crate::data::synthetic;
-use crate::model::LinearSoftmax;
+use crate::model::{LinearLoss, LinearSoftmax};
 use crate::optim::{OptimizerConfig, Rule};
 use crate::train::{TrainConfig, TrainData};
 use clap::{CommandFactory, FromArgMatches, Parser};
@@ -53,9 +58,20 @@ struct Args {
     /// lbfgs: curvature pairs kept.
     #[arg(long, default_value_t = 10)]
     history: usize,
+    /// The loss: softmax (cross-entropy: the softmax classifier) or svm
+    /// (CS231n's multiclass SVM, margin 1). lbfgs and newton-cg take softmax only.
+    #[arg(long, value_enum, default_value_t = Loss::Softmax)]
+    loss: Loss,
     /// The flags given on the command line (not defaulted), by id.
     #[arg(skip)]
     given: Vec<String>,
+}
+
+/// `--loss`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Loss {
+    Softmax,
+    Svm,
 }
 
 /// The first-order rule with weight decay `wd` (λ·W added to the gradient;
@@ -73,6 +89,16 @@ fn with_weight_decay(mut cfg: OptimizerConfig, wd: f32) -> OptimizerConfig {
 fn run(args: Args) -> crate::Result<()> {
     let c = &args.common;
     let second_order = matches!(c.optimizer, Some(Optimizer::Lbfgs | Optimizer::NewtonCg));
+    let loss = match args.loss {
+        Loss::Softmax => LinearLoss::Softmax,
+        Loss::Svm => LinearLoss::Svm,
+    };
+    if second_order && loss != LinearLoss::Softmax {
+        return Err(crate::Error::InvalidArgument {
+            name: "--loss",
+            msg: "lbfgs and newton-cg minimise the softmax loss only; train --loss svm with a first-order --optimizer".into(),
+        });
+    }
     let (train, test, name, short) = if args.synthetic {
         (
             synthetic::images(50_000, [3, 32, 32], 10, c.seed)?,
@@ -93,7 +119,7 @@ fn run(args: Args) -> crate::Result<()> {
         optimizer = with_weight_decay(optimizer, l2 as f32);
         optimizer.validate()?;
     }
-    let model = LinearSoftmax::new(train.dim(), train.classes)?;
+    let model = LinearSoftmax::with_loss(train.dim(), train.classes, loss)?;
     let config = TrainConfig {
         epochs: c.epochs,
         batch: c.batch,

@@ -306,6 +306,8 @@ impl GradPlan {
                     grads: &dw,
                     loss_total: &total,
                     correct_total: &count,
+                    models: 1,
+                    per_model: w.len(),
                 };
                 steps.push(GpuProgram::compile(gpu, program, &bindings, None)?);
             }

@@ -1,6 +1,7 @@
-//! The GPU sweep: [`SweepEngine`] trains K models in the same dispatches,
-//! and [`SweepProgram`] compiles a model's reference [`Program`] into
-//! launchers batched over the K models.
+//! The GPU sweep: [`SweepEngine`] trains K models in the same dispatches:
+//! the engine's sets and programs ([`GpuSets`], which compiles a model's
+//! reference program into launchers batched over the K models) with K
+//! optimizers ([`SweepOptimizer`]).
 //!
 //! Memory layout: parameters, gradients and optimizer state are `[K, P]`
 //! (model k's flat buffer at `k·P`); every work tensor of the program is
@@ -11,17 +12,12 @@
 
 use super::{ModelOutcome, SweepEvent, SweepRun, divergence};
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuLabels, GpuTensor};
-use crate::kernels::{
-    BatchStrides, ColumnSum, ColumnSumKernel, Gather, GpuDataset, LossCorrectSum, Matmul,
-    MatmulKernel, SoftmaxXent, SoftmaxXentKernel, SweepOptimizer,
-};
+use crate::gpu::{Gpu, GpuTensor};
+use crate::kernels::SweepOptimizer;
 use crate::metrics::EpochMetrics;
-use crate::model::{Model, Op, Program, Region, TensorId, parameter_count};
-use crate::train::gpu::submit_steps;
-use crate::train::{EvalSet, TrainConfig, TrainData, batch_sizes, check_model, eval_order};
-use crate::tune;
-use std::collections::BTreeMap;
+use crate::model::{Model, Region, parameter_count};
+use crate::train::gpu::{GpuSets, Models};
+use crate::train::{EvalSet, TrainConfig, TrainData, check_model};
 use std::time::Instant;
 
 /// The most models of `model` one sweep can hold on `gpu` with `config`'s
@@ -66,13 +62,6 @@ pub fn max_models(gpu: &Gpu, model: &dyn Model, config: &TrainConfig) -> (usize,
     )
 }
 
-struct Set {
-    data: GpuDataset,
-    order: GpuTensor<u32>,
-    gather: Gather,
-    len: usize,
-}
-
 /// K models of one architecture training in the same dispatches.
 pub struct SweepEngine<'g> {
     gpu: &'g Gpu,
@@ -84,11 +73,7 @@ pub struct SweepEngine<'g> {
     optimizer: SweepOptimizer,
     loss_total: GpuTensor<f32>,
     correct_total: GpuTensor<u32>,
-    train: Set,
-    train_programs: BTreeMap<usize, SweepProgram>,
-    val: Option<Set>,
-    test: Set,
-    eval_programs: BTreeMap<usize, SweepProgram>,
+    sets: GpuSets,
     steps_per_submit: usize,
     dispatches_per_step: f64,
 }
@@ -147,75 +132,21 @@ impl<'g> SweepEngine<'g> {
         let loss_total = GpuTensor::<f32>::zeros(gpu, &[k])?;
         let correct_total = GpuTensor::<u32>::zeros(gpu, &[k])?;
 
-        let opts = config.gather_options(model.appends_one());
-        let width = model.input_dim();
-        let set = |d: &GpuDataset,
-                   order: &[u32],
-                   x: &GpuTensor<f32>,
-                   y: &GpuTensor<u32>,
-                   batch: usize|
-         -> Result<Set> {
-            let buf = d.order_buffer(gpu, order.len())?;
-            d.write_order(gpu, &buf, order)?;
-            let gather = Gather::new(gpu, d, &buf, x, y, batch, opts)?;
-            Ok(Set {
-                data: d.clone(),
-                order: buf,
-                gather,
-                len: order.len(),
-            })
+        // A sweep runs the reference program, whatever `config.fused` says.
+        let config = &TrainConfig {
+            fused: false,
+            ..config.clone()
         };
-        let train_data = GpuDataset::upload(gpu, &data.train)?;
-        let test_data = GpuDataset::upload(gpu, &data.test)?;
-        let batch = config.batch.min(data.train_idx.len()).max(1);
-        let x = GpuTensor::<f32>::zeros(gpu, &[batch, width])?;
-        let y = GpuTensor::<u32>::zeros(gpu, &[batch])?;
-        let train = set(&train_data, &data.train_idx, &x, &y, batch)?;
-        let shared = Shared {
-            k,
-            x: &x,
-            y: &y,
-            classes: model.classes(),
+        let models = Models {
             params: &params,
             grads: &grads,
-            per_model,
             loss_total: &loss_total,
             correct_total: &correct_total,
+            models: k,
+            per_model,
         };
-        let mut train_programs = BTreeMap::new();
-        for rows in batch_sizes(data.train_idx.len(), config.batch) {
-            let program = SweepProgram::compile(gpu, &model.train_program(rows), &shared)?;
-            train_programs.insert(rows, program);
-        }
-        let ex = GpuTensor::<f32>::zeros(gpu, &[config.eval_batch, width])?;
-        let ey = GpuTensor::<u32>::zeros(gpu, &[config.eval_batch])?;
-        let eval_shared = Shared {
-            x: &ex,
-            y: &ey,
-            ..shared
-        };
-        let mut eval_programs = BTreeMap::new();
-        let mut eval_set = |d: &GpuDataset, order: Vec<u32>| -> Result<Set> {
-            for rows in batch_sizes(order.len(), config.eval_batch) {
-                if let std::collections::btree_map::Entry::Vacant(e) = eval_programs.entry(rows) {
-                    e.insert(SweepProgram::compile(
-                        gpu,
-                        &model.eval_program(rows),
-                        &eval_shared,
-                    )?);
-                }
-            }
-            set(d, &order, &ex, &ey, config.eval_batch)
-        };
-        let val = if data.val_idx.is_empty() {
-            None
-        } else {
-            Some(eval_set(&train_data, data.val_idx.clone())?)
-        };
-        let test = eval_set(&test_data, eval_order(data, EvalSet::Test))?;
-        let full = &train_programs[&batch_sizes(data.train_idx.len(), config.batch)[0]];
-        let dispatches_per_step =
-            (train.gather.dispatches() + full.dispatches() + optimizer.dispatches()) as f64;
+        let sets = GpuSets::new(gpu, model, data, config, &models)?;
+        let dispatches_per_step = (sets.dispatches_per_step() + optimizer.dispatches()) as f64;
         Ok(SweepEngine {
             gpu,
             k,
@@ -225,11 +156,7 @@ impl<'g> SweepEngine<'g> {
             optimizer,
             loss_total,
             correct_total,
-            train,
-            train_programs,
-            val,
-            test,
-            eval_programs,
+            sets,
             steps_per_submit: config.steps_per_submit,
             dispatches_per_step,
         })
@@ -243,20 +170,8 @@ impl<'g> SweepEngine<'g> {
     /// One epoch over `order` for every model: per-model (mean loss,
     /// accuracy), in the order of the runs.
     pub fn train_epoch(&mut self, order: &[u32]) -> Result<Vec<(f64, f64)>> {
-        if order.len() != self.train.len {
-            return Err(Error::shape(
-                "sweep train_epoch",
-                format!(
-                    "the order holds {} indices, the training set {}",
-                    order.len(),
-                    self.train.len
-                ),
-            ));
-        }
-        self.train
-            .data
-            .write_order(self.gpu, &self.train.order, order)?;
-        self.optimizer.plan(self.gpu, self.train.gather.steps())?;
+        self.sets.write_train_order(self.gpu, order)?;
+        self.optimizer.plan(self.gpu, self.sets.train_steps())?;
         self.pass(None)
     }
 
@@ -362,297 +277,21 @@ impl<'g> SweepEngine<'g> {
         let gpu = self.gpu;
         self.loss_total.fill(gpu, 0.0)?;
         self.correct_total.fill(gpu, 0)?;
-        let (set, programs) = match which {
-            None => (&self.train, &self.train_programs),
-            Some(EvalSet::Validation) => match &self.val {
-                Some(s) => (s, &self.eval_programs),
-                None => {
-                    return Err(Error::InvalidArgument {
-                        name: "evaluation set",
-                        msg: "there is no validation split".into(),
-                    });
-                }
-            },
-            Some(EvalSet::Test) => (&self.test, &self.eval_programs),
-        };
         let optimizer = &self.optimizer;
-        submit_steps(
+        self.sets.pass(
             gpu,
-            "sweep steps",
-            set.gather.steps(),
+            which,
             self.steps_per_submit,
-            |pass, s| {
-                let rows = set.gather.rows(s);
-                let program = programs
-                    .get(&rows)
-                    .ok_or_else(|| Error::shape("sweep", format!("no program for {rows} rows")))?;
-                set.gather.record(pass, s)?;
-                program.record(pass);
-                if which.is_none() {
-                    optimizer.record_planned(pass, s)?;
-                }
-                Ok(())
-            },
-            |_| {},
+            |pass, s| optimizer.record_planned(pass, s),
+            &mut |_, _| {},
         )?;
         let loss = self.loss_total.read(gpu)?;
         let correct = self.correct_total.read(gpu)?;
-        let n = set.len.max(1) as f64;
+        let n = self.sets.len(which).max(1) as f64;
         Ok(self
             .slot
             .iter()
             .map(|&s| (loss[s] as f64 / n, correct[s] as f64 / n))
             .collect())
-    }
-}
-
-/// What a [`SweepProgram`] binds: the shared input and the `[K, …]` buffers.
-#[derive(Clone, Copy)]
-struct Shared<'a> {
-    k: usize,
-    /// Gathered rows `[batch, input_dim]` and labels `[batch]`, shared.
-    x: &'a GpuTensor<f32>,
-    y: &'a GpuTensor<u32>,
-    classes: usize,
-    params: &'a GpuTensor<f32>,
-    grads: &'a GpuTensor<f32>,
-    per_model: usize,
-    /// Per-model epoch totals `[K]`.
-    loss_total: &'a GpuTensor<f32>,
-    correct_total: &'a GpuTensor<u32>,
-}
-
-enum Launch {
-    Matmul(Matmul),
-    Softmax(SoftmaxXent),
-    Sum(ColumnSum),
-}
-
-/// A tensor of the program for model 0, and the distance to model 1's.
-enum Slot {
-    F32(GpuTensor<f32>, usize),
-    U32(GpuTensor<u32>, usize),
-}
-
-/// A model's reference program compiled for K models: one batched launch
-/// per op, then the K loss/accuracy totals.
-pub(crate) struct SweepProgram {
-    launches: Vec<Launch>,
-    totals: LossCorrectSum,
-}
-
-impl SweepProgram {
-    fn compile(gpu: &Gpu, program: &Program, b: &Shared<'_>) -> Result<Self> {
-        let (k, rows) = (b.k, program.rows);
-        let mut slots = Vec::with_capacity(program.tensors.len());
-        for spec in &program.tensors {
-            let len: usize = spec.shape.iter().product();
-            slots.push(match spec.region {
-                Region::Input => {
-                    let width = spec.shape.get(1).copied().unwrap_or(0);
-                    if b.x.shape().get(1) != Some(&width) || b.x.shape()[0] < rows {
-                        return Err(Error::shape(
-                            "sweep program",
-                            format!("input {:?} cannot hold {:?}", b.x.shape(), spec.shape),
-                        ));
-                    }
-                    Slot::F32(b.x.view(0, &spec.shape)?, 0)
-                }
-                Region::Param { offset } => {
-                    Slot::F32(b.params.view(offset, &spec.shape)?, b.per_model)
-                }
-                Region::Grad { offset } => {
-                    Slot::F32(b.grads.view(offset, &spec.shape)?, b.per_model)
-                }
-                Region::Work => Slot::F32(
-                    GpuTensor::<f32>::zeros(gpu, &[k * len])?.view(0, &spec.shape)?,
-                    len,
-                ),
-                Region::WorkU32 => Slot::U32(
-                    GpuTensor::<u32>::zeros(gpu, &[k * len])?.view(0, &[len])?,
-                    len,
-                ),
-            });
-        }
-        let f = |id: TensorId| -> Result<(&GpuTensor<f32>, usize)> {
-            match &slots[id.0] {
-                Slot::F32(t, s) => Ok((t, *s)),
-                Slot::U32(..) => Err(Error::shape(
-                    "sweep program",
-                    format!("{} is not an f32 tensor", program.spec(id).name),
-                )),
-            }
-        };
-        let u = |id: TensorId| -> Result<(&GpuTensor<u32>, usize)> {
-            match &slots[id.0] {
-                Slot::U32(t, s) => Ok((t, *s)),
-                Slot::F32(..) => Err(Error::shape(
-                    "sweep program",
-                    format!("{} is not a u32 tensor", program.spec(id).name),
-                )),
-            }
-        };
-        // The batched softmax, column sums and totals step their per-row
-        // tensors by the tensor's own size: those must be work tensors.
-        let packed = |id: TensorId, stride: usize| -> Result<()> {
-            let len: usize = program.spec(id).shape.iter().product();
-            if stride != len {
-                return Err(Error::shape(
-                    "sweep program",
-                    format!(
-                        "{} must be a per-model work tensor to be batched",
-                        program.spec(id).name
-                    ),
-                ));
-            }
-            Ok(())
-        };
-        let labels = GpuLabels::from_checked(b.y.view(0, &[rows])?, b.classes);
-        let mut launches = Vec::with_capacity(program.ops.len());
-        for op in &program.ops {
-            launches.push(match *op {
-                Op::Matmul {
-                    a,
-                    b: bb,
-                    bias,
-                    out,
-                    opts,
-                } => {
-                    let (a, sa) = f(a)?;
-                    let (bm, sb) = f(bb)?;
-                    let (c, sc) = f(out)?;
-                    let (bias, sbias) = match bias {
-                        Some(id) => {
-                            let (t, s) = f(id)?;
-                            (Some(t), s)
-                        }
-                        None => (None, 0),
-                    };
-                    Launch::Matmul(Matmul::batched(
-                        gpu,
-                        a,
-                        bm,
-                        bias,
-                        c,
-                        opts,
-                        tune::matmul_for(gpu, a, bm, bias, &opts, MatmulKernel::Auto),
-                        k,
-                        BatchStrides {
-                            a: sa,
-                            b: sb,
-                            bias: sbias,
-                            c: sc,
-                        },
-                    )?)
-                }
-                Op::SoftmaxXent {
-                    logits,
-                    loss,
-                    correct,
-                    dlogits,
-                    totals: false,
-                } => {
-                    let (lg, s) = f(logits)?;
-                    packed(logits, s)?;
-                    let (ls, s) = f(loss)?;
-                    packed(loss, s)?;
-                    let (cr, s) = u(correct)?;
-                    packed(correct, s)?;
-                    let d = match dlogits {
-                        Some(id) => {
-                            let (t, s) = f(id)?;
-                            packed(id, s)?;
-                            Some(t)
-                        }
-                        None => None,
-                    };
-                    Launch::Softmax(SoftmaxXent::batched(
-                        gpu,
-                        lg,
-                        &labels,
-                        ls,
-                        cr,
-                        d,
-                        tune::softmax_xent_for(gpu, lg, d.is_some(), SoftmaxXentKernel::Auto),
-                        k,
-                    )?)
-                }
-                Op::ActivationBiasBackward {
-                    dh,
-                    h,
-                    dz,
-                    db,
-                    activation,
-                } => {
-                    for id in [dh, h, dz] {
-                        packed(id, f(id)?.1)?;
-                    }
-                    let (db, sdb) = f(db)?;
-                    Launch::Sum(ColumnSum::with_activation_batched(
-                        gpu,
-                        f(dh)?.0,
-                        f(h)?.0,
-                        f(dz)?.0,
-                        db,
-                        activation,
-                        tune::column_sum_for(gpu, f(dh)?.0, Some(activation), ColumnSumKernel::Auto),
-                        k,
-                        sdb,
-                    )?)
-                }
-                Op::ColumnSum { x, sums } => {
-                    packed(x, f(x)?.1)?;
-                    let (s, ss) = f(sums)?;
-                    Launch::Sum(ColumnSum::batched(
-                        gpu,
-                        f(x)?.0,
-                        s,
-                        tune::column_sum_for(gpu, f(x)?.0, None, ColumnSumKernel::Auto),
-                        k,
-                        ss,
-                    )?)
-                }
-                Op::WeightGrad { .. }
-                | Op::LayerBackward { .. }
-                | Op::RowStep { .. }
-                | Op::WeightGrads { .. }
-                | Op::SoftmaxXent { totals: true, .. } => {
-                    return Err(Error::shape(
-                        "sweep program",
-                        "a sweep runs a model's reference program (train_program), not the fused one",
-                    ));
-                }
-            });
-        }
-        let (loss, s) = f(program.loss)?;
-        packed(program.loss, s)?;
-        let (correct, s) = u(program.correct)?;
-        packed(program.correct, s)?;
-        let totals = LossCorrectSum::batched(
-            gpu,
-            loss,
-            correct,
-            &b.loss_total.view(0, &[1])?,
-            &b.correct_total.view(0, &[1])?,
-            true,
-            k,
-        )?;
-        Ok(SweepProgram { launches, totals })
-    }
-
-    fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        for l in &self.launches {
-            match l {
-                Launch::Matmul(m) => m.record(pass),
-                Launch::Softmax(s) => s.record(pass),
-                Launch::Sum(c) => c.record(pass),
-            }
-        }
-        self.totals.record(pass);
-    }
-
-    /// Dispatches one recording makes (the gather and optimizer apart).
-    fn dispatches(&self) -> usize {
-        self.launches.len() + 1
     }
 }

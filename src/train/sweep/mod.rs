@@ -225,24 +225,9 @@ pub fn train_alone(
     let mut diverged = None;
     for epoch in 0..config.epochs {
         let order = data.epoch_order(order_seed, epoch);
-        let start = Instant::now();
-        let (train_loss, train_accuracy) = engine.train_epoch(&order, &mut |_, _| {})?;
-        let seconds = start.elapsed().as_secs_f64();
-        let (val_loss, val_accuracy) = if data.val_idx.is_empty() {
-            (None, None)
-        } else {
-            let (l, a) = engine.evaluate(EvalSet::Validation)?;
-            (Some(l), Some(a))
-        };
-        history.push(EpochMetrics {
-            epoch: epoch + 1,
-            train_loss,
-            train_accuracy,
-            val_loss,
-            val_accuracy,
-            seconds,
-            samples_per_sec: order.len() as f64 / seconds.max(1e-12),
-        });
+        let m = super::train_and_validate(engine, data, epoch, &order, &mut |_, _| {})?;
+        let (train_loss, val_loss) = (m.train_loss, m.val_loss);
+        history.push(m);
         diverged = divergence(epoch + 1, train_loss, val_loss);
         if diverged.is_some() {
             break;
