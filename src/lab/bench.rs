@@ -1,4 +1,4 @@
-//! The GPU-vs-CPU comparison behind `examples/gpu_vs_cpu.rs`: every kernel
+//! The GPU-vs-CPU comparison behind `src/lab/cli/gpu_vs_cpu.rs` (the `gpu_vs_cpu` example): every kernel
 //! family at the models' shapes (and square matrix products), and a whole
 //! training step of each model, timed on the GPU and on the CPU twin, with
 //! the results of both sides checked against each other.

@@ -19,6 +19,8 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
+pub mod cli;
 #[cfg(all(feature = "plot", not(target_arch = "wasm32")))]
 pub mod course;
 #[cfg(not(target_arch = "wasm32"))]
@@ -27,6 +29,8 @@ pub mod download;
 pub mod latency;
 #[cfg(all(feature = "plot", not(target_arch = "wasm32")))]
 pub mod plot;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod report;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod second_order;
 #[cfg(not(target_arch = "wasm32"))]

@@ -1,4 +1,4 @@
-//! The course front end (`examples/course.rs`, `lab::course`): each
+//! The course front end (`wgpu-train course`, `examples/course/`, `lab::course`): each
 //! experiment's key figures, read from its `--json` line, against what the
 //! notebooks printed and what the mathematics says; and its command-line
 //! errors. Runs the example binary that `cargo test` builds.

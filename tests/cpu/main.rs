@@ -27,3 +27,5 @@ mod model_gradient;
 mod plot;
 mod shader_writers;
 mod shaders;
+#[cfg(feature = "cli")]
+mod tool;

@@ -36,6 +36,8 @@ mod hostile_input;
 mod latency;
 mod model_gradient;
 mod readme_snippet;
+#[cfg(feature = "cli")]
+mod report;
 mod second_order;
 mod strategies;
 mod sweep;

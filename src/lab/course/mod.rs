@@ -1,5 +1,5 @@
 //! The course notebooks' experiments, one runnable entry each
-//! (`examples/course.rs`): gradient descent on functions and the AND neuron
+//! (`wgpu-train course`, `examples/course/`): gradient descent on functions and the AND neuron
 //! (notebook 003), first- and second-order methods on small problems and
 //! linear regression (001), losses, finite differences, step-size policies
 //! and automatic differentiation (004), and CS231n's checks on the linear

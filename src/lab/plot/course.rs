@@ -1,4 +1,4 @@
-//! The course experiments' pictures (`lab::course`, `examples/course.rs`):
+//! The course experiments' pictures (`lab::course`, `wgpu-train course`, `examples/course/`):
 //! line and dot charts on linear or logarithmic axes (cost curves,
 //! trajectories, error against h), contour maps with descent paths, and a
 //! confusion matrix. Same fonts, colours and atomic writes as

@@ -1,6 +1,6 @@
 //! Curves against any x (passes over the data, seconds) on a logarithmic
 //! y axis, panels side by side: how far each optimizer's loss is from the
-//! optimum as it runs (`examples/second_order.rs`). Same fonts, colours and
+//! optimum as it runs (`src/lab/cli/second_order.rs` (the `second_order` example)). Same fonts, colours and
 //! atomic writes as [`super::plot_history`].
 
 use std::path::Path;

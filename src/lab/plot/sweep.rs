@@ -1,6 +1,6 @@
 //! A sweep's curves as the course notebook draws them: validation accuracy
 //! per epoch (left, linear axis) and validation loss per epoch (right, log
-//! axis), one labelled curve per configuration (`examples/sweep.rs`). The
+//! axis), one labelled curve per configuration (`src/lab/cli/sweep.rs` (the `sweep` example)). The
 //! loss panel is [`super::curves`]' log panel; fonts, colours and atomic
 //! writes are [`super::plot_history`]'s.
 

@@ -1,7 +1,7 @@
 //! The course's small second-order demonstrations, on the CPU in f64:
 //! Newton's method on a parabola, BFGS with a dense inverse Hessian on a
 //! two-variable function, and Levenberg–Marquardt fitting a line.
-//! `examples/second_order.rs` prints them before the large comparison.
+//! `src/lab/cli/second_order.rs` (the `second_order` example) prints them before the large comparison.
 
 use crate::error::{Error, Result};
 

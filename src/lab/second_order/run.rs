@@ -1,5 +1,5 @@
 //! One whole second-order training run of the linear classifier, as
-//! `train_linear --optimizer lbfgs|newton-cg` and `examples/second_order.rs`
+//! `train_linear --optimizer lbfgs|newton-cg` and `src/lab/cli/second_order.rs` (the `second_order` example)
 //! use it: the course's initialisation, the objective on the chosen device,
 //! [`minimize`], and the test set at the end.
 

@@ -22,7 +22,7 @@
 //! their ndarray twins, so the two runs do the same work in the same order
 //! and their results and times can be set side by side. [`Strategies`]
 //! bundles a problem, both backends and the options, and runs each strategy
-//! on both: `examples/strategies.rs` prints what it returns, and
+//! on both: `src/lab/cli/strategies.rs` (the `strategies` example) prints what it returns, and
 //! `tests/gpu/strategies.rs` checks it.
 //!
 //! The training examples are held as f32 rows (the Gaussian data of the

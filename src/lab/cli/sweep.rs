@@ -14,14 +14,14 @@
 //! SGD, SGD with momentum 0.9, RMSprop and Adam at 1e-3 for 10 epochs. All
 //! models see the same minibatches in the same order.
 
+use crate::metrics::EpochMetrics;
+use crate::model::{LinearSoftmax, Mlp, Model};
+use crate::optim::OptimizerConfig;
+use crate::train::sweep::{self, SweepEvent, SweepResult, SweepRun};
+use crate::train::{TrainConfig, TrainData};
+use crate::{Activation, Error, Gpu, Result};
 use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
-use wgpu_train::metrics::EpochMetrics;
-use wgpu_train::model::{LinearSoftmax, Mlp, Model};
-use wgpu_train::optim::OptimizerConfig;
-use wgpu_train::train::sweep::{self, SweepEvent, SweepResult, SweepRun};
-use wgpu_train::train::{TrainConfig, TrainData};
-use wgpu_train::{Activation, Error, Gpu, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Preset {
@@ -152,11 +152,11 @@ fn runs(args: &Args) -> Result<(Vec<SweepRun>, usize, usize)> {
 fn run(args: Args) -> Result<()> {
     let (runs, configs, epochs) = runs(&args)?;
     if let Some(path) = &args.plot {
-        wgpu_train::lab::plot::check_destination(path)?;
+        crate::lab::plot::check_destination(path)?;
     }
     let splits = match &args.download {
-        Some(name) => wgpu_train::lab::download::download_and_load(name)?,
-        None => wgpu_train::data::load(args.data.as_deref())?,
+        Some(name) => crate::lab::download::download_and_load(name)?,
+        None => crate::data::load(args.data.as_deref())?,
     };
     let (train, test) = match args.limit {
         Some(n) => (splits.train.first(n), splits.test.first(n)),
@@ -188,7 +188,7 @@ fn run(args: Args) -> Result<()> {
         println!(
             "model:  {} ({} parameters) × {} configurations{}",
             model.name(),
-            wgpu_train::model::parameter_count(model.as_ref()),
+            crate::model::parameter_count(model.as_ref()),
             configs,
             if args.seeds > 1 {
                 format!(" × {} seeds = {} models", args.seeds, runs.len())
@@ -303,7 +303,7 @@ fn run(args: Args) -> Result<()> {
             .iter()
             .zip(&r.models)
             .enumerate()
-            .map(|(i, (run, m))| wgpu_train::lab::plot::SweepCurve {
+            .map(|(i, (run, m))| crate::lab::plot::SweepCurve {
                 label: run.label.clone(),
                 color: i / args.seeds,
                 dashed: i % args.seeds != 0,
@@ -317,7 +317,7 @@ fn run(args: Args) -> Result<()> {
             configs,
             r.device
         );
-        wgpu_train::lab::plot::plot_sweep(path, &title, &curves)?;
+        crate::lab::plot::plot_sweep(path, &title, &curves)?;
         if !args.json {
             println!("plot: {}", path.display());
         }
@@ -448,9 +448,23 @@ fn finite(v: f64) -> Option<f64> {
     v.is_finite().then_some(v)
 }
 
-fn main() {
-    if let Err(e) = run(Args::parse()) {
+/// The flags, for the example and for the `wgpu-train` subcommand alike.
+pub fn command() -> clap::Command {
+    <Args as clap::CommandFactory>::command()
+}
+
+/// Runs with flags parsed by [`command`] (a parse error exits as clap does).
+pub fn main_with(matches: &clap::ArgMatches) -> std::process::ExitCode {
+    let args =
+        <Args as clap::FromArgMatches>::from_arg_matches(matches).unwrap_or_else(|e| e.exit());
+    if let Err(e) = run(args) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
+    std::process::ExitCode::SUCCESS
+}
+
+/// The example's entry point: parses the process's arguments.
+pub fn main() -> std::process::ExitCode {
+    main_with(&command().get_matches())
 }

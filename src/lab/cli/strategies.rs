@@ -13,17 +13,17 @@
 //! cargo run --release --example strategies -- --data DIR       # CIFAR-10 binary batches
 //! ```
 //!
-//! The logic lives in `wgpu_train::lab::strategies`; this file parses flags and
+//! The logic lives in `crate::lab::strategies`; this file parses flags and
 //! prints what it returns.
 
-use clap::{Parser, ValueEnum};
-use std::path::PathBuf;
-use std::process::ExitCode;
-use wgpu_train::lab::strategies::{
+use crate::lab::strategies::{
     CIFAR_CLASSES, CIFAR_DIM, Compared, Descent, GradientCheck, LocalSearch, NumericalGradient,
     Options, Problem, RandomSearch, ScoreLayout, Strategies,
 };
-use wgpu_train::{Gpu, Result};
+use crate::{Gpu, Result};
+use clap::{Parser, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Layout {
@@ -271,14 +271,14 @@ fn print_descent(r: &Compared<Descent>, n: usize, weights: usize) {
 
 fn run(args: Args) -> Result<()> {
     if let Some(bad) = args.strategies.iter().find(|s| !(1..=4).contains(*s)) {
-        return Err(wgpu_train::Error::InvalidArgument {
+        return Err(crate::Error::InvalidArgument {
             name: "--strategies",
             msg: format!("strategies are numbered 1 to 4, got {bad}"),
         });
     }
     let problem = match &args.data {
         Some(dir) => {
-            let splits = wgpu_train::data::load_dir(dir)?;
+            let splits = crate::data::load_dir(dir)?;
             let cap = |n: Option<usize>, quick| n.or(if args.quick { Some(quick) } else { None });
             Problem::from_splits(
                 &splits,
@@ -423,8 +423,15 @@ fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-fn main() -> ExitCode {
-    let args = Args::parse();
+/// The flags, for the example and for the `wgpu-train` subcommand alike.
+pub fn command() -> clap::Command {
+    <Args as clap::CommandFactory>::command()
+}
+
+/// Runs with flags parsed by [`command`] (a parse error exits as clap does).
+pub fn main_with(matches: &clap::ArgMatches) -> std::process::ExitCode {
+    let args =
+        <Args as clap::FromArgMatches>::from_arg_matches(matches).unwrap_or_else(|e| e.exit());
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -432,4 +439,9 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The example's entry point: parses the process's arguments.
+pub fn main() -> std::process::ExitCode {
+    main_with(&command().get_matches())
 }

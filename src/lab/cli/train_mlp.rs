@@ -9,13 +9,11 @@
 //! cargo run --release --example train_mlp -- --data ~/mnist --plot curves.svg
 //! ```
 
-mod common;
-
+use super::common::{self, ActivationArg, Common, Optimizer};
+use crate::Activation;
+use crate::model::Mlp;
+use crate::train::{TrainConfig, TrainData};
 use clap::Parser;
-use common::{ActivationArg, Common, Optimizer};
-use wgpu_train::Activation;
-use wgpu_train::model::Mlp;
-use wgpu_train::train::{TrainConfig, TrainData};
 
 /// Train the MLP 784-128-128-10 on the GPU and the CPU.
 #[derive(Parser, Debug)]
@@ -28,7 +26,7 @@ struct Args {
     activation: ActivationArg,
 }
 
-fn run(args: Args) -> wgpu_train::Result<()> {
+fn run(args: Args) -> crate::Result<()> {
     let c = &args.common;
     let optimizer = c.optimizer(Optimizer::Adam, 1e-3)?;
     let (splits, name) = common::load_data(c)?;
@@ -55,6 +53,20 @@ fn run(args: Args) -> wgpu_train::Result<()> {
     common::run(c, &model, &data, &config, &name, &short)
 }
 
-fn main() {
-    common::exit_on_error(run(Args::parse()));
+/// The flags, for the example and for the `wgpu-train` subcommand alike.
+pub fn command() -> clap::Command {
+    <Args as clap::CommandFactory>::command()
+}
+
+/// Runs with flags parsed by [`command`] (a parse error exits as clap does).
+pub fn main_with(matches: &clap::ArgMatches) -> std::process::ExitCode {
+    let args =
+        <Args as clap::FromArgMatches>::from_arg_matches(matches).unwrap_or_else(|e| e.exit());
+    common::exit_on_error(run(args));
+    std::process::ExitCode::SUCCESS
+}
+
+/// The example's entry point: parses the process's arguments.
+pub fn main() -> std::process::ExitCode {
+    main_with(&command().get_matches())
 }

@@ -3,13 +3,13 @@
 //! same output as the first-order runs (iteration lines in place of epoch
 //! lines, `--json`, `--plot` over iterations).
 
-use crate::Args;
-use crate::common::{Device as DeviceArg, Optimizer};
-use wgpu_train::lab::RunSummary;
-use wgpu_train::lab::second_order::{Device, LinearRun, fit_linear};
-use wgpu_train::metrics::{EpochMetrics, History};
-use wgpu_train::second_order::{FullBatchConfig, Iteration, Method, SecondOrderConfig};
-use wgpu_train::{Dataset, Error, Gpu, Result};
+use super::super::common::{Device as DeviceArg, Optimizer};
+use super::Args;
+use crate::lab::RunSummary;
+use crate::lab::second_order::{Device, LinearRun, fit_linear};
+use crate::metrics::{EpochMetrics, History};
+use crate::second_order::{FullBatchConfig, Iteration, Method, SecondOrderConfig};
+use crate::{Dataset, Error, Gpu, Result};
 
 /// One iteration as a line: loss, accuracy, gradient norm, step, and what
 /// the iteration cost.
@@ -243,7 +243,7 @@ pub fn run(args: &Args, train: Dataset, test: Dataset, name: &str, short: &str) 
             })
             .collect();
         let refs: Vec<(&str, &History)> = histories.iter().map(|(d, h)| (d.as_str(), h)).collect();
-        wgpu_train::lab::plot::plot_history(
+        crate::lab::plot::plot_history(
             path,
             &format!("{model} {method} on {short} (x: iterations)"),
             &refs,

@@ -1,6 +1,6 @@
 //! What the GPU buys: every kernel family and a whole training step of each
 //! model, timed on the GPU and on the CPU twin, their results checked
-//! against each other. See `wgpu_train::lab::bench` for how each figure is timed.
+//! against each other. See `crate::lab::bench` for how each figure is timed.
 //!
 //! ```text
 //! cargo run --release --example gpu_vs_cpu                      # the table
@@ -18,9 +18,9 @@
 //! this device cannot build or run (a capped device, no subgroups) is
 //! skipped with its reason, not a failure.
 
+use crate::lab::bench::{self, Comparison, Measurement, Options, Peaks};
+use crate::{Gpu, Result};
 use clap::Parser;
-use wgpu_train::lab::bench::{self, Comparison, Measurement, Options, Peaks};
-use wgpu_train::{Gpu, Result};
 
 /// Time every kernel family and a training step on the GPU and the CPU.
 #[derive(Parser, Debug)]
@@ -85,13 +85,13 @@ struct Args {
 /// trusted device, alternating rounds so that a loaded machine's drift
 /// falls on both.
 fn compare_checks(opts: &Options) -> Result<bool> {
-    use wgpu_train::lab::latency::step_vs_floor;
-    use wgpu_train::model::Model;
+    use crate::lab::latency::step_vs_floor;
+    use crate::model::Model;
     let with = |checked| {
-        Gpu::with_options(wgpu_train::GpuOptions {
+        Gpu::with_options(crate::GpuOptions {
             runtime_checks: Some(checked),
-            autotune: Some(wgpu_train::tune::TuneMode::Off),
-            ..wgpu_train::GpuOptions::default()
+            autotune: Some(crate::tune::TuneMode::Off),
+            ..crate::GpuOptions::default()
         })
     };
     let devices = [with(true)?, with(false)?];
@@ -100,7 +100,7 @@ fn compare_checks(opts: &Options) -> Result<bool> {
         println!("  {}", d.checks_summary());
     }
     let plan = opts.plan();
-    let mlp = wgpu_train::model::Mlp::mnist(wgpu_train::Activation::Sigmoid);
+    let mlp = crate::model::Mlp::mnist(crate::Activation::Sigmoid);
     let rounds = 2;
     for fused in [true, false] {
         // times[device][round][launch], the whole step last.
@@ -112,7 +112,7 @@ fn compare_checks(opts: &Options) -> Result<bool> {
                     gpu,
                     &plan,
                     &mlp,
-                    wgpu_train::OptimizerConfig::adam(),
+                    crate::OptimizerConfig::adam(),
                     128,
                     [1, 28, 28],
                     fused,
@@ -159,7 +159,7 @@ fn compare_checks(opts: &Options) -> Result<bool> {
 /// The `--latency` table (or JSON rows): the floor, then each training
 /// step launch by launch against it.
 fn latency(gpu: &Gpu, opts: &Options, chain: usize, json: bool) -> Result<bool> {
-    use wgpu_train::lab::latency::{self, Floor, StepVsFloor};
+    use crate::lab::latency::{self, Floor, StepVsFloor};
     let plan = opts.plan();
     let floor: Floor = latency::floor(gpu, &plan, chain)?;
     let us = |s: f64| s * 1e6;
@@ -202,16 +202,11 @@ fn latency(gpu: &Gpu, opts: &Options, chain: usize, json: bool) -> Result<bool> 
         eprintln!("the chained dispatch measured no positive time: no step can be set against it");
         return Ok(false);
     };
-    let mlp = wgpu_train::model::Mlp::mnist(wgpu_train::Activation::Sigmoid);
-    let linear = wgpu_train::model::LinearSoftmax::new(3072, 10)?;
-    let cases: [(&dyn wgpu_train::model::Model, _, usize, [usize; 3]); 2] = [
-        (&mlp, wgpu_train::OptimizerConfig::adam(), 128, [1, 28, 28]),
-        (
-            &linear,
-            wgpu_train::OptimizerConfig::sgd(0.1),
-            256,
-            [3, 32, 32],
-        ),
+    let mlp = crate::model::Mlp::mnist(crate::Activation::Sigmoid);
+    let linear = crate::model::LinearSoftmax::new(3072, 10)?;
+    let cases: [(&dyn crate::model::Model, _, usize, [usize; 3]); 2] = [
+        (&mlp, crate::OptimizerConfig::adam(), 128, [1, 28, 28]),
+        (&linear, crate::OptimizerConfig::sgd(0.1), 256, [3, 32, 32]),
     ];
     for (model, optimizer, batch, shape) in cases {
         for fused in [true, false] {
@@ -271,7 +266,7 @@ fn versions(gpu: &Gpu, opts: &Options, json: bool, peak: Option<f64>) -> Result<
             opts.runs
         );
         print!("{:<22} {:<28}", "case", "shape");
-        for k in wgpu_train::MatmulKernel::ALL {
+        for k in crate::MatmulKernel::ALL {
             print!(" {:>26}", k.name());
         }
         println!(" {:>11} {:>11} {:>8}", "fastest", "auto picks", "auto/best");
@@ -328,11 +323,11 @@ fn versions(gpu: &Gpu, opts: &Options, json: bool, peak: Option<f64>) -> Result<
         }
     })?;
     // softmax-CE, then the column sums: each version's ms per call.
-    let softmax_names: Vec<&str> = wgpu_train::SoftmaxXentKernel::available(gpu)
+    let softmax_names: Vec<&str> = crate::SoftmaxXentKernel::available(gpu)
         .iter()
         .map(|k| k.name())
         .collect();
-    let sum_names: Vec<&str> = wgpu_train::ColumnSumKernel::available(gpu)
+    let sum_names: Vec<&str> = crate::ColumnSumKernel::available(gpu)
         .iter()
         .map(|k| k.name())
         .collect();
@@ -393,7 +388,7 @@ fn skipped_or_failed(r: &bench::Versions, note: &str) -> String {
 
 fn positive(name: &'static str, v: Option<f64>) -> Result<Option<f64>> {
     match v {
-        Some(x) if !(x.is_finite() && x > 0.0) => Err(wgpu_train::Error::InvalidArgument {
+        Some(x) if !(x.is_finite() && x > 0.0) => Err(crate::Error::InvalidArgument {
             name,
             msg: format!("must be a positive number, got {x}"),
         }),
@@ -489,7 +484,7 @@ fn run(args: Args) -> Result<bool> {
         return versions(&gpu, &opts, args.json, peaks.gpu_gflops);
     }
     if args.chain.is_some() && !args.latency {
-        return Err(wgpu_train::Error::InvalidArgument {
+        return Err(crate::Error::InvalidArgument {
             name: "--chain",
             msg: "only the --latency mode has chains".into(),
         });
@@ -499,7 +494,7 @@ fn run(args: Args) -> Result<bool> {
         return latency(&gpu, &opts, chain, args.json);
     }
     let adapter = gpu.summary().to_string();
-    let timer = wgpu_train::gpu::GpuTimer::new(&gpu)?;
+    let timer = crate::gpu::GpuTimer::new(&gpu)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let matmul_threads = std::env::var("MATMUL_NUM_THREADS").unwrap_or_else(|_| "unset".into());
     if args.json {
@@ -510,8 +505,8 @@ fn run(args: Args) -> Result<bool> {
             "GPU kernels timed by: {} ({}); training steps by the wall clock over an epoch",
             timer.kind().name(),
             match timer.kind() {
-                wgpu_train::gpu::TimerKind::Timestamp => "device timestamps around one pass",
-                wgpu_train::gpu::TimerKind::WallClock => "submit to idle, no TIMESTAMP_QUERY",
+                crate::gpu::TimerKind::Timestamp => "device timestamps around one pass",
+                crate::gpu::TimerKind::WallClock => "submit to idle, no TIMESTAMP_QUERY",
             }
         );
         println!(
@@ -575,13 +570,26 @@ fn run(args: Args) -> Result<bool> {
     Ok(bad.is_empty())
 }
 
-fn main() {
-    match run(Args::parse()) {
-        Ok(true) => {}
+/// The flags, for the example and for the `wgpu-train` subcommand alike.
+pub fn command() -> clap::Command {
+    <Args as clap::CommandFactory>::command()
+}
+
+/// Runs with flags parsed by [`command`] (a parse error exits as clap does).
+pub fn main_with(matches: &clap::ArgMatches) -> std::process::ExitCode {
+    let args =
+        <Args as clap::FromArgMatches>::from_arg_matches(matches).unwrap_or_else(|e| e.exit());
+    match run(args) {
+        Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::exit(2),
         Err(e) => {
             eprintln!("error: {e}");
             std::process::exit(1);
         }
     }
+}
+
+/// The example's entry point: parses the process's arguments.
+pub fn main() -> std::process::ExitCode {
+    main_with(&command().get_matches())
 }

@@ -13,7 +13,7 @@
 //! ```
 //!
 //! `--optimizer lbfgs|newton-cg` trains on the whole training set at once
-//! (`wgpu_train::second_order`): the loss is the mean cross-entropy plus
+//! (`crate::second_order`): the loss is the mean cross-entropy plus
 //! `(λ/2)·‖W‖²` with λ from `--l2`, minimised until `‖∇L‖ ≤ --gtol` or for
 //! `--iterations` steps; `--epochs`, `--batch`, `--lr`, `--fused` and
 //! `--kernels` do not apply, and giving one is an error. With
@@ -24,16 +24,15 @@
 //! (`Σ_{j≠y} max(0, s_j − s_y + 1)`, the `hinge_row` kernel of
 //! `shaders/loss.wgsl`) instead of softmax cross-entropy, on either device.
 
-mod common;
-
+#[path = "second_order_cli.rs"]
 mod second_order_cli;
 
+use super::common::{self, Common, Optimizer};
+use crate::data::synthetic;
+use crate::model::{LinearLoss, LinearSoftmax};
+use crate::optim::{OptimizerConfig, Rule};
+use crate::train::{TrainConfig, TrainData};
 use clap::{CommandFactory, FromArgMatches, Parser};
-use common::{Common, Optimizer};
-use wgpu_train::data::synthetic;
-use wgpu_train::model::{LinearLoss, LinearSoftmax};
-use wgpu_train::optim::{OptimizerConfig, Rule};
-use wgpu_train::train::{TrainConfig, TrainData};
 
 /// Train the linear softmax classifier on the GPU and the CPU.
 #[derive(Parser, Debug)]
@@ -87,7 +86,7 @@ fn with_weight_decay(mut cfg: OptimizerConfig, wd: f32) -> OptimizerConfig {
     cfg
 }
 
-fn run(args: Args) -> wgpu_train::Result<()> {
+fn run(args: Args) -> crate::Result<()> {
     let c = &args.common;
     let second_order = matches!(c.optimizer, Some(Optimizer::Lbfgs | Optimizer::NewtonCg));
     let loss = match args.loss {
@@ -95,7 +94,7 @@ fn run(args: Args) -> wgpu_train::Result<()> {
         Loss::Svm => LinearLoss::Svm,
     };
     if second_order && loss != LinearLoss::Softmax {
-        return Err(wgpu_train::Error::InvalidArgument {
+        return Err(crate::Error::InvalidArgument {
             name: "--loss",
             msg: "lbfgs and newton-cg minimise the softmax loss only; train --loss svm with a first-order --optimizer".into(),
         });
@@ -136,9 +135,14 @@ fn run(args: Args) -> wgpu_train::Result<()> {
     common::run(c, &model, &data, &config, &name, &short)
 }
 
-fn main() {
-    let matches = Args::command().get_matches();
-    let mut args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+/// The flags, for the example and for the `wgpu-train` subcommand alike.
+pub fn command() -> clap::Command {
+    Args::command()
+}
+
+/// Runs with flags parsed by [`command`] (a parse error exits as clap does).
+pub fn main_with(matches: &clap::ArgMatches) -> std::process::ExitCode {
+    let mut args = Args::from_arg_matches(matches).unwrap_or_else(|e| e.exit());
     args.given = matches
         .ids()
         .filter(|id| {
@@ -147,4 +151,10 @@ fn main() {
         .map(|id| id.as_str().to_string())
         .collect();
     common::exit_on_error(run(args));
+    std::process::ExitCode::SUCCESS
+}
+
+/// The example's entry point: parses the process's arguments.
+pub fn main() -> std::process::ExitCode {
+    main_with(&command().get_matches())
 }

@@ -3,9 +3,22 @@
 //!
 //! `cargo run --example gpu_info` (honours WGPU_BACKEND and WGPU_ADAPTER_NAME)
 
-use wgpu_train::Gpu;
+use crate::Gpu;
 
-fn main() {
+/// Show the adapter wgpu-train would use, its limits and features.
+#[derive(clap::Parser, Debug)]
+#[command(version, about)]
+struct Args {}
+
+/// The flags, for the example and for the `wgpu-train` subcommand alike.
+pub fn command() -> clap::Command {
+    <Args as clap::CommandFactory>::command()
+}
+
+/// Runs with flags parsed by [`command`] (a parse error exits as clap does).
+pub fn main_with(matches: &clap::ArgMatches) -> std::process::ExitCode {
+    let _args: Args =
+        <Args as clap::FromArgMatches>::from_arg_matches(matches).unwrap_or_else(|e| e.exit());
     let gpu = match Gpu::new() {
         Ok(g) => g,
         Err(e) => {
@@ -91,4 +104,10 @@ fn main() {
             if f.contains(flag) { "yes" } else { "no" }
         );
     }
+    std::process::ExitCode::SUCCESS
+}
+
+/// The example's entry point: parses the process's arguments.
+pub fn main() -> std::process::ExitCode {
+    main_with(&command().get_matches())
 }

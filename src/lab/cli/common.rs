@@ -1,17 +1,15 @@
 //! The command line shared by `train_mlp` and `train_linear`: flags, data
 //! loading, the GPU and CPU runs, progress, JSON lines, plots, checkpoints.
 
+use crate::lab::summary::{RunSummary, format_epoch_line};
+use crate::metrics::History;
+use crate::model::Model;
+use crate::optim::OptimizerConfig;
+use crate::train::{self, CpuEngine, Engine, Event, GpuEngine, Resume, TrainConfig, TrainData};
+use crate::{Error, Gpu, Result};
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
-use wgpu_train::lab::summary::{RunSummary, format_epoch_line};
-use wgpu_train::metrics::History;
-use wgpu_train::model::Model;
-use wgpu_train::optim::OptimizerConfig;
-use wgpu_train::train::{
-    self, CpuEngine, Engine, Event, GpuEngine, Resume, TrainConfig, TrainData,
-};
-use wgpu_train::{Error, Gpu, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Device {
@@ -50,11 +48,11 @@ pub enum OnOff {
 }
 
 impl OnOff {
-    /// The library's [`wgpu_train::train::FusedStep`] for this value.
-    pub fn fused_step(self) -> wgpu_train::train::FusedStep {
+    /// The library's [`crate::train::FusedStep`] for this value.
+    pub fn fused_step(self) -> crate::train::FusedStep {
         match self {
-            OnOff::On => wgpu_train::train::FusedStep::Rows,
-            _ => wgpu_train::train::FusedStep::Layers,
+            OnOff::On => crate::train::FusedStep::Rows,
+            _ => crate::train::FusedStep::Layers,
         }
     }
 }
@@ -183,11 +181,11 @@ impl Common {
     pub fn check_outputs(&self, devices: &[&str]) -> Result<()> {
         for &device in devices {
             if let Some(path) = self.save_path(device, devices.len()) {
-                wgpu_train::checkpoint::check_destination(&path)?;
+                crate::checkpoint::check_destination(&path)?;
             }
         }
         if let Some(path) = &self.plot {
-            wgpu_train::lab::plot::check_destination(path)?;
+            crate::lab::plot::check_destination(path)?;
         }
         Ok(())
     }
@@ -195,10 +193,10 @@ impl Common {
 
 /// Loads the data the flags name (fetching it first with `--download`).
 /// Returns the splits and a one-line description of them.
-pub fn load_data(common: &Common) -> Result<(wgpu_train::data::Splits, String)> {
+pub fn load_data(common: &Common) -> Result<(crate::data::Splits, String)> {
     let splits = match &common.download {
-        Some(name) => wgpu_train::lab::download::download_and_load(name)?,
-        None => wgpu_train::data::load(common.data.as_deref())?,
+        Some(name) => crate::lab::download::download_and_load(name)?,
+        None => crate::data::load(common.data.as_deref())?,
     };
     let what = format!(
         "{} from {} ({} train, {} test, images {:?})",
@@ -243,7 +241,7 @@ pub fn run(
         None => 0,
     };
     let replay = match &common.kernels {
-        Some(path) => Some(wgpu_train::train::read_recorded(path)?),
+        Some(path) => Some(crate::train::read_recorded(path)?),
         None => None,
     };
     // With --device both, a GPU that cannot be opened is that device's
@@ -280,7 +278,7 @@ pub fn run(
         println!(
             "model:     {} ({} parameters)",
             model.name(),
-            wgpu_train::model::parameter_count(model)
+            crate::model::parameter_count(model)
         );
         println!(
             "optimizer: {} lr {}  batch {}  epochs {}  seed {}",
@@ -347,11 +345,7 @@ pub fn run(
         && !runs.is_empty()
     {
         let runs: Vec<(&str, &History)> = runs.iter().map(|(d, h)| (*d, h)).collect();
-        wgpu_train::lab::plot::plot_history(
-            path,
-            &format!("{} on {short_name}", model.name()),
-            &runs,
-        )?;
+        crate::lab::plot::plot_history(path, &format!("{} on {short_name}", model.name()), &runs)?;
         if !common.json {
             println!("plot: {}", path.display());
         }
@@ -491,7 +485,7 @@ fn run_device(
             summary.test_loss,
             summary.final_train_loss,
             summary.samples_per_sec,
-            wgpu_train::metrics::median(&summary.epoch_seconds),
+            crate::metrics::median(&summary.epoch_seconds),
             match (summary.dispatches_per_step, summary.host_syncs_per_epoch) {
                 (Some(d), Some(s)) => format!("  {d} dispatches/step, {s} host syncs/epoch"),
                 _ => String::new(),
@@ -523,7 +517,7 @@ pub fn exit_on_error(r: Result<()>) {
 /// program, whichever device trained them).
 struct ClassReport {
     confusion: Vec<Vec<u64>>,
-    per_class: Vec<wgpu_train::metrics::ClassMetrics>,
+    per_class: Vec<crate::metrics::ClassMetrics>,
 }
 
 impl ClassReport {
@@ -535,9 +529,9 @@ impl ClassReport {
     ) -> Result<Self> {
         let params = engine.state()?.params;
         let (truth, predicted) =
-            wgpu_train::train::predict(model, data, config, &params, train::EvalSet::Test)?;
-        let confusion = wgpu_train::metrics::confusion_matrix(model.classes(), &truth, &predicted)?;
-        let per_class = wgpu_train::metrics::per_class(&confusion);
+            crate::train::predict(model, data, config, &params, train::EvalSet::Test)?;
+        let confusion = crate::metrics::confusion_matrix(model.classes(), &truth, &predicted)?;
+        let per_class = crate::metrics::per_class(&confusion);
         Ok(Self {
             confusion,
             per_class,
@@ -566,7 +560,7 @@ impl ClassReport {
         let ext = curves.extension().and_then(|s| s.to_str()).unwrap_or("svg");
         let file = curves.with_file_name(format!("{stem}-confusion-{device}.{ext}"));
         let labels: Vec<String> = (0..self.confusion.len()).map(|c| c.to_string()).collect();
-        wgpu_train::lab::plot::plot_confusion(
+        crate::lab::plot::plot_confusion(
             &file,
             &format!("{} [{device}]: test-set confusion matrix", model.name()),
             &self.confusion,

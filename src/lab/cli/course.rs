@@ -1,26 +1,25 @@
 //! The course notebooks' experiments, one command each: gradient descent on
 //! functions and the AND neuron, first- and second-order methods on small
 //! problems, linear regression, losses, finite differences, step sizes and
-//! automatic differentiation (`wgpu_train::lab::course`).
+//! automatic differentiation ([`crate::lab::course`]).
 //!
 //! ```text
-//! cargo run --release --example course -- --list
-//! cargo run --release --example course -- and-neuron
-//! cargo run --release --example course -- finite-differences --json
-//! cargo run --release --example course -- descent-2d --plot docs/course
-//! cargo run --release --example course -- descent-1d --gpu      # the starts as one GPU dispatch
-//! cargo run --release --example course -- all --plot /tmp/course
+//! wgpu-train course --list          # or: cargo run --release --example course -- --list
+//! wgpu-train course and-neuron
+//! wgpu-train course finite-differences --json
+//! wgpu-train course descent-2d --plot docs/course
+//! wgpu-train course descent-1d --gpu      # the starts as one GPU dispatch
+//! wgpu-train course all --plot /tmp/course
 //! ```
 
 use std::path::PathBuf;
 
-use clap::Parser;
-use wgpu_train::lab::course::{self, EXPERIMENTS, Options};
-use wgpu_train::{Gpu, Result};
+use crate::lab::course::{self, EXPERIMENTS, Options};
+use crate::{Gpu, Result};
 
 /// Run one experiment of the course notebooks (or `all`), printing the
 /// notebook's own figures beside ours.
-#[derive(Parser, Debug)]
+#[derive(clap::Parser, Debug)]
 #[command(version, allow_negative_numbers = true)]
 struct Args {
     /// The experiment to run (see --list), or `all`.
@@ -92,9 +91,25 @@ fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-fn main() {
-    if let Err(e) = run(Args::parse()) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
+/// The flags, for the example and for the `wgpu-train` subcommand alike.
+pub fn command() -> clap::Command {
+    <Args as clap::CommandFactory>::command()
+}
+
+/// Runs with flags parsed by [`command`] (a parse error exits as clap does).
+pub fn main_with(matches: &clap::ArgMatches) -> std::process::ExitCode {
+    let args: Args =
+        <Args as clap::FromArgMatches>::from_arg_matches(matches).unwrap_or_else(|e| e.exit());
+    match run(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
     }
+}
+
+/// The example's entry: parses the process's arguments, then runs.
+pub fn main() -> std::process::ExitCode {
+    main_with(&command().get_matches())
 }

@@ -1,6 +1,6 @@
 //! Second-order against first-order training of the linear softmax
 //! classifier (W is C×(D+1)): SGD and Adam (minibatch 128, weight decay λ)
-//! beside L-BFGS and Newton-CG (full batch, `wgpu_train::second_order`), all
+//! beside L-BFGS and Newton-CG (full batch, `crate::second_order`), all
 //! minimising the same loss, the mean cross-entropy plus `(λ/2)·‖W‖²`, on
 //! the GPU and on the CPU. It reports the training loss against passes over
 //! the data and against wall time, the passes and seconds each needed to get
@@ -26,19 +26,19 @@
 //! the first-order runs' full-batch loss after each epoch is measured
 //! outside it.
 
-use clap::{Parser, ValueEnum};
-use std::time::Instant;
-use wgpu_train::data::{self, Dataset};
-use wgpu_train::lab::plot::{CurvePanel, Series, plot_curves};
-use wgpu_train::lab::second_order::demos;
-use wgpu_train::lab::second_order::{Device, fit_linear};
-use wgpu_train::model::{LinearSoftmax, Model};
-use wgpu_train::optim::{OptimizerConfig, Rule};
-use wgpu_train::second_order::{
+use crate::data::{self, Dataset};
+use crate::lab::plot::{CurvePanel, Series, plot_curves};
+use crate::lab::second_order::demos;
+use crate::lab::second_order::{Device, fit_linear};
+use crate::model::{LinearSoftmax, Model};
+use crate::optim::{OptimizerConfig, Rule};
+use crate::second_order::{
     CpuObjective, FullBatchConfig, GpuObjective, Method, Objective, SecondOrderConfig, Slot,
 };
-use wgpu_train::train::{CpuEngine, Engine, EvalSet, GpuEngine, TrainConfig, TrainData};
-use wgpu_train::{Error, Gpu, Result};
+use crate::train::{CpuEngine, Engine, EvalSet, GpuEngine, TrainConfig, TrainData};
+use crate::{Error, Gpu, Result};
+use clap::{Parser, ValueEnum};
+use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum DeviceArg {
@@ -171,7 +171,7 @@ fn check_args(args: &Args) -> Result<()> {
         );
     }
     if let Some(path) = &args.plot {
-        wgpu_train::lab::plot::check_destination(path)?;
+        crate::lab::plot::check_destination(path)?;
     }
     Ok(())
 }
@@ -603,9 +603,23 @@ fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-fn main() {
-    if let Err(e) = run(Args::parse()) {
+/// The flags, for the example and for the `wgpu-train` subcommand alike.
+pub fn command() -> clap::Command {
+    <Args as clap::CommandFactory>::command()
+}
+
+/// Runs with flags parsed by [`command`] (a parse error exits as clap does).
+pub fn main_with(matches: &clap::ArgMatches) -> std::process::ExitCode {
+    let args =
+        <Args as clap::FromArgMatches>::from_arg_matches(matches).unwrap_or_else(|e| e.exit());
+    if let Err(e) = run(args) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
+    std::process::ExitCode::SUCCESS
+}
+
+/// The example's entry point: parses the process's arguments.
+pub fn main() -> std::process::ExitCode {
+    main_with(&command().get_matches())
 }
