@@ -9,7 +9,7 @@ use crate::common::{gpu, random, random_scaled};
 use ndarray::{ArrayD, Ix1};
 use proptest::prelude::*;
 use wgpu_train::cpu::{self, Tolerance};
-use wgpu_train::kernels::Matmul;
+use wgpu_train::kernels::{Matmul, V7Tile};
 use wgpu_train::{Activation, GpuTensor, MatmulKernel, MatmulOptions, MatmulShape};
 
 #[derive(Clone, Copy, Debug)]
@@ -126,6 +126,9 @@ macro_rules! matmul_cases {
         mod v4_tiled_8x8 { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::V4Tiled8x8) })* }
         mod v5_split_k { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::V5SplitK) })* }
         mod v6_vec4 { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::V6Vec4) })* }
+        mod v7_128x128_8x8_k16 { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::V7(V7Tile::T128_K16)) })* }
+        mod v7_128x128_8x8_k8 { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::V7(V7Tile::T128_K8)) })* }
+        mod v7_64x64_4x4_k16 { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::V7(V7Tile::T64_K16)) })* }
         mod auto { use super::*; $(#[test] fn $name() { check($case, MatmulKernel::Auto) })* }
     };
 }
