@@ -12,7 +12,7 @@ use crate::common::{bits, gpu, product_tolerance as tolerance, random, random_sc
 use ndarray::Ix2;
 use proptest::prelude::*;
 use wgpu_train::cpu::{self};
-use wgpu_train::kernels::{ActivationBackward, ColumnSum, Matmul, MatmulEpilogue};
+use wgpu_train::kernels::{ActivationBackward, ColumnSum, Matmul, MatmulEpilogue, V7Tile};
 use wgpu_train::{Activation, ColumnSumKernel, GpuTensor, MatmulKernel, MatmulOptions};
 
 fn stored(rows: usize, cols: usize, trans: bool) -> [usize; 2] {
@@ -88,6 +88,9 @@ mod ones_column {
             mod v4_tiled_8x8 { use super::*; $(#[test] fn $name() { check_ones_column($m, $n, $k, $opts, MatmulKernel::V4Tiled8x8) })* }
             mod v5_split_k { use super::*; $(#[test] fn $name() { check_ones_column($m, $n, $k, $opts, MatmulKernel::V5SplitK) })* }
             mod v6_vec4 { use super::*; $(#[test] fn $name() { check_ones_column($m, $n, $k, $opts, MatmulKernel::V6Vec4) })* }
+            mod v7_128x128_8x8_k16 { use super::*; $(#[test] fn $name() { check_ones_column($m, $n, $k, $opts, MatmulKernel::V7(V7Tile::T128_K16)) })* }
+            mod v7_128x128_8x8_k8 { use super::*; $(#[test] fn $name() { check_ones_column($m, $n, $k, $opts, MatmulKernel::V7(V7Tile::T128_K8)) })* }
+            mod v7_64x64_4x4_k16 { use super::*; $(#[test] fn $name() { check_ones_column($m, $n, $k, $opts, MatmulKernel::V7(V7Tile::T64_K16)) })* }
             mod auto { use super::*; $(#[test] fn $name() { check_ones_column($m, $n, $k, $opts, MatmulKernel::Auto) })* }
         };
     }
@@ -223,6 +226,9 @@ mod activation_grad {
             mod v4_tiled_8x8 { use super::*; $(#[test] fn $name() { check_activation_grad($m, $n, $k, $opts, $act, MatmulKernel::V4Tiled8x8) })* }
             mod v5_split_k { use super::*; $(#[test] fn $name() { check_activation_grad($m, $n, $k, $opts, $act, MatmulKernel::V5SplitK) })* }
             mod v6_vec4 { use super::*; $(#[test] fn $name() { check_activation_grad($m, $n, $k, $opts, $act, MatmulKernel::V6Vec4) })* }
+            mod v7_128x128_8x8_k16 { use super::*; $(#[test] fn $name() { check_activation_grad($m, $n, $k, $opts, $act, MatmulKernel::V7(V7Tile::T128_K16)) })* }
+            mod v7_128x128_8x8_k8 { use super::*; $(#[test] fn $name() { check_activation_grad($m, $n, $k, $opts, $act, MatmulKernel::V7(V7Tile::T128_K8)) })* }
+            mod v7_64x64_4x4_k16 { use super::*; $(#[test] fn $name() { check_activation_grad($m, $n, $k, $opts, $act, MatmulKernel::V7(V7Tile::T64_K16)) })* }
             mod auto { use super::*; $(#[test] fn $name() { check_activation_grad($m, $n, $k, $opts, $act, MatmulKernel::Auto) })* }
         };
     }
