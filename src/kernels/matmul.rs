@@ -160,6 +160,20 @@ impl MatmulKernel {
         }
     }
 
+    /// Whether `gpu` can hold this version's workgroup tiles (v7's 32 KiB
+    /// candidate needs an adapter that offers more than WebGPU's default
+    /// 16 KiB; elsewhere its pipeline is a `TooLarge` error).
+    pub fn fits(self, gpu: &Gpu) -> bool {
+        self.shader().workgroup_memory(self.entry())
+            <= gpu.limits().max_compute_workgroup_storage_size
+    }
+
+    /// The versions of [`MatmulKernel::ALL`] whose tiles `gpu` can hold
+    /// ([`MatmulKernel::fits`]).
+    pub fn available(gpu: &Gpu) -> Vec<MatmulKernel> {
+        Self::ALL.into_iter().filter(|k| k.fits(gpu)).collect()
+    }
+
     /// Whether this version's pipeline builds on `gpu` for `shape` and
     /// `opts` (its bindings, workgroup size and memory within the device's
     /// limits): how a recorded or cached choice is checked before a run
