@@ -134,7 +134,7 @@ impl MatmulKernel {
             MatmulKernel::V4Tiled8x8 => "v4_tiled_8x8",
             MatmulKernel::V5SplitK => "v5_split_k",
             MatmulKernel::V6Vec4 => "v6_vec4",
-            MatmulKernel::V7(tile) => tile.name,
+            MatmulKernel::V7(tile) => tile.name(),
         }
     }
 
@@ -155,7 +155,9 @@ impl MatmulKernel {
             MatmulKernel::V6Vec4 => Vec4Operands::by_shape(shape, opts).any(),
             // At least one whole tile's worth of outputs: below that the
             // 16×16-thread versions already cover C in one workgroup.
-            MatmulKernel::V7(tile) => shape.batch * shape.m * shape.n >= tile.bm * tile.bn,
+            MatmulKernel::V7(tile) => {
+                shape.batch * shape.m * shape.n >= tile.shape().bm * tile.shape().bn
+            }
             _ => true,
         }
     }
@@ -203,7 +205,7 @@ impl MatmulKernel {
             MatmulKernel::V4Tiled8x8 => "matmul_tiled_8x8",
             MatmulKernel::V5SplitK => "matmul_split_k",
             MatmulKernel::V6Vec4 => "matmul_vec4",
-            MatmulKernel::V7(tile) => tile.entry,
+            MatmulKernel::V7(tile) => tile.entry(),
         }
     }
 
@@ -217,7 +219,7 @@ impl MatmulKernel {
     fn shader(self) -> &'static Shader {
         match self {
             MatmulKernel::V6Vec4 => &MATMUL_VEC4,
-            MatmulKernel::V7(_) => &*MATMUL_V7,
+            MatmulKernel::V7(_) => &MATMUL_V7,
             _ => &MATMUL,
         }
     }
@@ -243,7 +245,7 @@ impl MatmulKernel {
                 let x = n.div_ceil(4).next_power_of_two().min(8);
                 (x, 64 / x)
             }
-            MatmulKernel::V7(tile) => tile.workgroup(),
+            MatmulKernel::V7(tile) => tile.shape().workgroup(),
         }
     }
 
@@ -253,7 +255,7 @@ impl MatmulKernel {
         match self {
             MatmulKernel::V1Naive => (x, y),
             MatmulKernel::V4Tiled8x8 | MatmulKernel::V6Vec4 => (8 * x, 8 * y),
-            MatmulKernel::V7(tile) => (tile.bn, tile.bm),
+            MatmulKernel::V7(tile) => (tile.shape().bn, tile.shape().bm),
             _ => (4 * x, 4 * y),
         }
     }

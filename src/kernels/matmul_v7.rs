@@ -1,5 +1,5 @@
 //! Matmul v7: the template `shaders/matmul_v7.wgsl` instantiated once per
-//! tile candidate ([`V7Tile`]), with the k loop of a stage unrolled, the
+//! tile candidate ([`V7Tile`], [`TileShape`]), with the k loop of a stage unrolled, the
 //! accumulators as named vec4 registers and every multiply-add an explicit
 //! `fma`, so that the compiler (naga, then the driver's) sees straight-line
 //! code with constant workgroup offsets. [`super::matmul::Matmul`] launches
@@ -16,11 +16,44 @@ use std::sync::LazyLock;
 
 use crate::gpu::Shader;
 
+/// One v7 candidate: an index into [`TileShape::CANDIDATES`], so that a
+/// [`super::MatmulKernel`] (and every launcher holding one) stays a few
+/// bytes. Only the candidates exist: each has its entry point in
+/// [`MATMUL_V7`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct V7Tile(u8);
+
+impl V7Tile {
+    /// [`TileShape::T128_K16`].
+    pub const T128_K16: V7Tile = V7Tile(0);
+    /// [`TileShape::T128_K8`].
+    pub const T128_K8: V7Tile = V7Tile(1);
+    /// [`TileShape::T64_K16`].
+    pub const T64_K16: V7Tile = V7Tile(2);
+    /// Every candidate, in the order of [`super::MatmulKernel::ALL`].
+    pub const CANDIDATES: [V7Tile; 3] = [V7Tile::T128_K16, V7Tile::T128_K8, V7Tile::T64_K16];
+
+    /// Its sizes.
+    pub fn shape(self) -> TileShape {
+        TileShape::CANDIDATES[usize::from(self.0)]
+    }
+
+    /// The version's name in tables and the tuner's records.
+    pub fn name(self) -> &'static str {
+        self.shape().name
+    }
+
+    /// Its entry point in [`MATMUL_V7`].
+    pub fn entry(self) -> &'static str {
+        self.shape().entry
+    }
+}
+
 /// One tile shape of v7: a workgroup computes a `bm`×`bn` tile of C in
 /// stages of `bk` k, each of its `(bn/tn)·(bm/tm)` threads `tm`×`tn`
 /// outputs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct V7Tile {
+pub struct TileShape {
     /// The version's name in tables and the tuner's records.
     pub name: &'static str,
     /// Its entry point in [`MATMUL_V7`].
@@ -32,14 +65,14 @@ pub struct V7Tile {
     pub bk: usize,
 }
 
-impl V7Tile {
+impl TileShape {
     /// 128×128 tiles, 8×8 per thread, 16 k a stage: 32 KiB of tiles, past
     /// WebGPU's default 16 KiB. The device asks for the adapter's real
     /// limits (`Gpu::new`), so this runs where the adapter offers 32 KiB
     /// (lavapipe, NVIDIA's 48 KiB, most desktop GPUs); elsewhere the
     /// pipeline is refused with a `TooLarge` error and the tuner times the
     /// 16 KiB candidates instead.
-    pub const T128_K16: V7Tile = V7Tile {
+    pub const T128_K16: TileShape = TileShape {
         name: "v7_128x128_8x8_k16",
         entry: "matmul_v7_128x128_8x8_k16",
         bm: 128,
@@ -49,7 +82,7 @@ impl V7Tile {
         bk: 16,
     };
     /// The same tile in stages of 8 k: 16 KiB, within WebGPU's default.
-    pub const T128_K8: V7Tile = V7Tile {
+    pub const T128_K8: TileShape = TileShape {
         name: "v7_128x128_8x8_k8",
         entry: "matmul_v7_128x128_8x8_k8",
         bm: 128,
@@ -60,7 +93,7 @@ impl V7Tile {
     };
     /// 64×64 tiles, 4×4 per thread, 16 k a stage: 16 KiB, four times the
     /// workgroups of the 128 tiles for the mid-sized and skinny products.
-    pub const T64_K16: V7Tile = V7Tile {
+    pub const T64_K16: TileShape = TileShape {
         name: "v7_64x64_4x4_k16",
         entry: "matmul_v7_64x64_4x4_k16",
         bm: 64,
@@ -71,7 +104,8 @@ impl V7Tile {
     };
 
     /// Every candidate, in the order of [`super::MatmulKernel::ALL`].
-    pub const CANDIDATES: [V7Tile; 3] = [V7Tile::T128_K16, V7Tile::T128_K8, V7Tile::T64_K16];
+    pub const CANDIDATES: [TileShape; 3] =
+        [TileShape::T128_K16, TileShape::T128_K8, TileShape::T64_K16];
 
     /// Threads per workgroup along (columns, rows).
     pub fn workgroup(self) -> (usize, usize) {
@@ -97,14 +131,14 @@ impl V7Tile {
     fn check(self) -> Result<(), String> {
         let (wx, wy) = self.workgroup();
         let threads = wx * wy;
-        let ok = self.tm % 4 == 0
-            && self.tn % 4 == 0
-            && self.bm % (8 * self.tm) == 0
-            && self.bn % (8 * self.tn) == 0
+        let ok = self.tm.is_multiple_of(4)
+            && self.tn.is_multiple_of(4)
+            && self.bm.is_multiple_of(8 * self.tm)
+            && self.bn.is_multiple_of(8 * self.tn)
             && matches!(self.bk, 8 | 16 | 32)
             && threads <= 256
-            && (self.bm * self.bk / 4) % threads == 0
-            && (self.bn * self.bk / 4) % threads == 0
+            && (self.bm * self.bk / 4).is_multiple_of(threads)
+            && (self.bn * self.bk / 4).is_multiple_of(threads)
             && self.name == format!("v7_{}", self.suffix())
             && self.entry == format!("matmul_v7_{}", self.suffix());
         if ok {
@@ -144,7 +178,7 @@ fn v7_store4(bz: u32, row: u32, col: u32, v: vec4<f32>) {
 
 /// The WGSL of one candidate: the template with its blocks generated and
 /// its sizes filled in.
-pub fn wgsl_v7(tile: V7Tile) -> String {
+pub fn wgsl_v7(tile: TileShape) -> String {
     if let Err(e) = tile.check() {
         panic!("{e}");
     }
@@ -274,7 +308,7 @@ pub fn wgsl_v7(tile: V7Tile) -> String {
 pub fn module_source() -> String {
     let mut source = super::matmul::MATMUL_VEC4.source.to_string();
     source.push_str(STORE4);
-    for tile in V7Tile::CANDIDATES {
+    for tile in TileShape::CANDIDATES {
         source.push_str(&wgsl_v7(tile));
     }
     source
@@ -285,7 +319,7 @@ pub fn module_source() -> String {
 /// are v6's: A and B a second time as vec4s (placeholders where an operand
 /// is read as scalars).
 pub static MATMUL_V7: LazyLock<Shader> = LazyLock::new(|| {
-    let memory: Vec<(&'static str, u32)> = V7Tile::CANDIDATES
+    let memory: Vec<(&'static str, u32)> = TileShape::CANDIDATES
         .iter()
         .map(|t| (t.entry, t.workgroup_bytes()))
         .collect();
@@ -304,12 +338,12 @@ mod tests {
 
     #[test]
     fn every_candidate_is_a_shape_the_template_supports() {
-        for tile in V7Tile::CANDIDATES {
+        for tile in TileShape::CANDIDATES {
             tile.check().unwrap();
         }
-        let odd = V7Tile {
+        let odd = TileShape {
             bk: 12,
-            ..V7Tile::T128_K8
+            ..TileShape::T128_K8
         };
         assert!(odd.check().is_err(), "BK = 12 breaks the swizzle");
     }
@@ -318,7 +352,7 @@ mod tests {
     /// kk, one `fma` per accumulator and k), and there is no private array.
     #[test]
     fn generated_code_is_straight_line_with_named_accumulators() {
-        for tile in V7Tile::CANDIDATES {
+        for tile in TileShape::CANDIDATES {
             let src = wgsl_v7(tile);
             assert!(!src.contains('$'), "{}: a placeholder is left", tile.name);
             let fmas = src.matches("= fma(").count();
@@ -337,7 +371,7 @@ mod tests {
     /// every slot is written once per stage and read where it was written.
     #[test]
     fn the_swizzle_permutes_each_row() {
-        for tile in V7Tile::CANDIDATES {
+        for tile in TileShape::CANDIDATES {
             let swg = 32 / tile.bk;
             for sa in [tile.bm / 4, tile.bn / 4] {
                 for kk in 0..tile.bk {
@@ -358,7 +392,7 @@ mod tests {
     /// 16-byte bank groups: no two threads of the warp share a bank.
     #[test]
     fn a_warps_k_major_stores_are_conflict_free() {
-        for tile in V7Tile::CANDIDATES {
+        for tile in TileShape::CANDIDATES {
             let (kq, swg, sa) = (tile.bk / 4, 32 / tile.bk, tile.bm / 4);
             for j in 0..4 {
                 let mut banks = std::collections::BTreeSet::new();
