@@ -122,6 +122,8 @@ impl Options {
         // The column sums have versions to compare (`--tune`) but no CPU
         // comparison row.
         cases.extend(COLUMN_SUM_CASES.map(|(n, ..)| ("column_sum", n.to_string())));
+        // The scale shapes run with `--versions --big` only.
+        cases.extend(scale_cases().into_iter().map(|c| ("matmul", c.name)));
         if let Some(f) = &self.filter
             && !cases.iter().any(|(family, name)| self.wants(family, name))
         {
@@ -486,6 +488,9 @@ fn describe(case: &MatmulCase, shape: &MatmulShape) -> String {
     );
     if case.bias {
         s.push_str(" +bias");
+    }
+    if shape.batch > 1 {
+        s.push_str(&format!(" batch {}", shape.batch));
     }
     match case.opts.activation {
         Activation::Identity => {}
