@@ -11,7 +11,7 @@
 // Weights follow nn.Linear (out×in), so a layer's forward is NT, its input
 // gradient NN and its weight gradient TN.
 //
-// Six versions, numbered as in llm.c; each is validated against the CPU
+// Seven versions, numbered as in llm.c; each is validated against the CPU
 // twin (src/cpu/matmul.rs) by tests/gpu/matmul.rs:
 //   v1 matmul_naive    one output per thread; the reference, easy to read.
 //   v2 matmul_blocked  4×4 outputs per thread from registers, no workgroup
@@ -30,6 +30,11 @@
 //                      whose layout allows them: in matmul_vec4.wgsl,
 //                      appended to this file as a second module, because
 //                      it binds A and B a second time as array<vec4<f32>>.
+//   v7 matmul_v7_<tile> register tiles written for the compiler (unrolled k,
+//                      named accumulators, fma, swizzled double-buffered
+//                      tiles, v6's vec4 loads): the template
+//                      matmul_v7.wgsl, instantiated per tile candidate by
+//                      src/kernels/matmul_v7.rs and appended after v6.
 // Accumulation runs over k in increasing order in v1..v4 and v6, one sum from 0;
 // v5 sums each chunk from 0 and then the chunks in order, so its bits differ.
 //

@@ -16,6 +16,8 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor, PipelineKey};
 use crate::options::{Activation, MatmulOptions, MatmulShape};
 
+use super::matmul_v7::MATMUL_V7;
+pub use super::matmul_v7::V7Tile;
 use crate::gpu::{Binding, Shader};
 
 // The shader file of this kernel family and its bind-group layout
@@ -99,17 +101,27 @@ pub enum MatmulKernel {
     /// Its own module (`shaders/matmul_vec4.wgsl`): A and B are bound a
     /// second time as vec4s, 6 storage buffers.
     V6Vec4,
+    /// v7: register tiles written for the compiler, one generated
+    /// specialisation per tile candidate ([`V7Tile::CANDIDATES`], module
+    /// [`super::matmul_v7`]): a stage's k loop unrolled, named vec4
+    /// accumulators, explicit `fma`, swizzled (conflict-free) workgroup
+    /// tiles, two buffers per operand, v6's vec4 loads where the layout
+    /// allows them and scalar loads elsewhere (valid at every shape).
+    V7(V7Tile),
 }
 
 impl MatmulKernel {
     /// Every concrete version, for tests and benchmarks.
-    pub const ALL: [MatmulKernel; 6] = [
+    pub const ALL: [MatmulKernel; 9] = [
         MatmulKernel::V1Naive,
         MatmulKernel::V2Blocked,
         MatmulKernel::V3Tiled,
         MatmulKernel::V4Tiled8x8,
         MatmulKernel::V5SplitK,
         MatmulKernel::V6Vec4,
+        MatmulKernel::V7(V7Tile::CANDIDATES[0]),
+        MatmulKernel::V7(V7Tile::CANDIDATES[1]),
+        MatmulKernel::V7(V7Tile::CANDIDATES[2]),
     ];
 
     /// Short name for tables ("v2_blocked").
@@ -122,6 +134,7 @@ impl MatmulKernel {
             MatmulKernel::V4Tiled8x8 => "v4_tiled_8x8",
             MatmulKernel::V5SplitK => "v5_split_k",
             MatmulKernel::V6Vec4 => "v6_vec4",
+            MatmulKernel::V7(tile) => tile.name(),
         }
     }
 
@@ -140,8 +153,27 @@ impl MatmulKernel {
         match self {
             MatmulKernel::V5SplitK => SplitK::for_shape(shape, shape.n).splits >= 2,
             MatmulKernel::V6Vec4 => Vec4Operands::by_shape(shape, opts).any(),
+            // At least one whole tile's worth of outputs: below that the
+            // 16×16-thread versions already cover C in one workgroup.
+            MatmulKernel::V7(tile) => {
+                shape.batch * shape.m * shape.n >= tile.shape().bm * tile.shape().bn
+            }
             _ => true,
         }
+    }
+
+    /// Whether `gpu` can hold this version's workgroup tiles (v7's 32 KiB
+    /// candidate needs an adapter that offers more than WebGPU's default
+    /// 16 KiB; elsewhere its pipeline is a `TooLarge` error).
+    pub fn fits(self, gpu: &Gpu) -> bool {
+        self.shader().workgroup_memory(self.entry())
+            <= gpu.limits().max_compute_workgroup_storage_size
+    }
+
+    /// The versions of [`MatmulKernel::ALL`] whose tiles `gpu` can hold
+    /// ([`MatmulKernel::fits`]).
+    pub fn available(gpu: &Gpu) -> Vec<MatmulKernel> {
+        Self::ALL.into_iter().filter(|k| k.fits(gpu)).collect()
     }
 
     /// Whether this version's pipeline builds on `gpu` for `shape` and
@@ -156,7 +188,7 @@ impl MatmulKernel {
         opts: &MatmulOptions,
         bias: bool,
     ) -> Result<()> {
-        let vec4 = if self == MatmulKernel::V6Vec4 {
+        let vec4 = if self.reads_vec4() {
             Vec4Operands::by_shape(shape, opts)
         } else {
             Vec4Operands::default()
@@ -173,13 +205,21 @@ impl MatmulKernel {
             MatmulKernel::V4Tiled8x8 => "matmul_tiled_8x8",
             MatmulKernel::V5SplitK => "matmul_split_k",
             MatmulKernel::V6Vec4 => "matmul_vec4",
+            MatmulKernel::V7(tile) => tile.entry(),
         }
+    }
+
+    /// Whether the version reads operands as vec4s where their layout
+    /// allows it (v6, v7).
+    fn reads_vec4(self) -> bool {
+        matches!(self, MatmulKernel::V6Vec4 | MatmulKernel::V7(_))
     }
 
     /// The module the version's entry point is built from.
     fn shader(self) -> &'static Shader {
         match self {
             MatmulKernel::V6Vec4 => &MATMUL_VEC4,
+            MatmulKernel::V7(_) => &MATMUL_V7,
             _ => &MATMUL,
         }
     }
@@ -205,15 +245,18 @@ impl MatmulKernel {
                 let x = n.div_ceil(4).next_power_of_two().min(8);
                 (x, 64 / x)
             }
+            MatmulKernel::V7(tile) => tile.shape().workgroup(),
         }
     }
 
-    /// Outputs per thread along (columns, rows).
-    fn per_thread(self) -> usize {
+    /// Outputs one workgroup covers along (columns, rows).
+    fn tile(self, n: usize) -> (usize, usize) {
+        let (x, y) = self.workgroup(n);
         match self {
-            MatmulKernel::V1Naive => 1,
-            MatmulKernel::V4Tiled8x8 | MatmulKernel::V6Vec4 => 8,
-            _ => 4,
+            MatmulKernel::V1Naive => (x, y),
+            MatmulKernel::V4Tiled8x8 | MatmulKernel::V6Vec4 => (8 * x, 8 * y),
+            MatmulKernel::V7(tile) => (tile.shape().bn, tile.shape().bm),
+            _ => (4 * x, 4 * y),
         }
     }
 
@@ -422,7 +465,7 @@ fn fused_key(
         constants.push(("WG_X", x as f64));
         constants.push(("WG_Y", y as f64));
     }
-    if kernel == MatmulKernel::V6Vec4 {
+    if kernel.reads_vec4() {
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         constants.push(("VEC4_A", flag(vec4.a)));
         constants.push(("VEC4_B", flag(vec4.b)));
@@ -456,6 +499,13 @@ fn pipeline_keys(
         return Vec4Operands::SOME
             .iter()
             .map(|v| fused_key(kernel, opts, has_bias, n, fusion, *v))
+            .collect();
+    }
+    if let MatmulKernel::V7(_) = kernel {
+        // v7 runs its own pipeline with neither operand as vec4s too.
+        return std::iter::once(Vec4Operands::default())
+            .chain(Vec4Operands::SOME)
+            .map(|v| fused_key(kernel, opts, has_bias, n, fusion, v))
             .collect();
     }
     let mut k = vec![fused_key(
@@ -687,20 +737,19 @@ impl Matmul {
             bias_batch_stride = s.bias;
         }
         check_operands(gpu, "matmul", &reads, &writes)?;
-        let vec4 = if kernel == MatmulKernel::V6Vec4 {
+        let vec4 = if kernel.reads_vec4() {
             Vec4Operands::of(&shape, &opts, a, b)
         } else {
             Vec4Operands::default()
         };
         // The ones column is one more column of C to cover.
         let n_out = shape.n + usize::from(fusion == Fusion::OnesColumn);
-        let (wg_x, wg_y) = kernel.workgroup(n_out);
-        let per = kernel.per_thread();
+        let (tile_x, tile_y) = kernel.tile(n_out);
         let split = (kernel == MatmulKernel::V5SplitK).then(|| SplitK::for_shape(&product, n_out));
         let partial_stride = shape.batch * shape.m * n_out;
         let workgroups = [
-            groups(n_out, wg_x * per),
-            groups(shape.m, wg_y * per),
+            groups(n_out, tile_x),
+            groups(shape.m, tile_y),
             u32::try_from(shape.batch * split.map_or(1, |s| s.splits)).unwrap_or(u32::MAX),
         ];
         gpu.check_dispatch("matmul", workgroups)?;
@@ -749,7 +798,11 @@ impl Matmul {
                 bias_buffer.as_entire_binding(),
                 c.buffer().as_entire_binding(),
             ];
-            if kernel == MatmulKernel::V6Vec4 && vec4.any() {
+            // v7's layout always has the vec4 bindings; v6's only where it
+            // does not fall back to v4's pipeline.
+            if matches!(kernel, MatmulKernel::V7(_))
+                || (kernel == MatmulKernel::V6Vec4 && vec4.any())
+            {
                 // The same buffers again as vec4s; a placeholder for an
                 // operand read as scalars (it may be under 16 bytes).
                 for (on, t) in [(vec4.a, a), (vec4.b, b)] {

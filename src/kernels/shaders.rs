@@ -34,6 +34,7 @@ pub fn all() -> Vec<&'static Shader> {
     vec![
         &super::matmul::MATMUL,
         &super::matmul::MATMUL_VEC4,
+        &*super::matmul_v7::MATMUL_V7,
         &super::gather::GATHER,
         &super::gather_matmul::GATHER_MATMUL,
         &super::layer_backward::LAYER_BACKWARD,

@@ -122,6 +122,8 @@ impl Options {
         // The column sums have versions to compare (`--tune`) but no CPU
         // comparison row.
         cases.extend(COLUMN_SUM_CASES.map(|(n, ..)| ("column_sum", n.to_string())));
+        // The scale shapes run with `--versions --big` only.
+        cases.extend(scale_cases().into_iter().map(|c| ("matmul", c.name)));
         if let Some(f) = &self.filter
             && !cases.iter().any(|(family, name)| self.wants(family, name))
         {
@@ -385,11 +387,15 @@ pub struct MatmulCase {
 impl MatmulCase {
     /// The resolved sizes (M, N, K, batch).
     pub fn shape(&self) -> Result<MatmulShape> {
-        let n = if self.opts.trans_b {
-            self.b[0]
+        // B is [K, N] or [N, K], after a batch dimension if it has one.
+        // (a B of fewer dimensions gets its error from `resolve`).
+        let last = self.b.len().saturating_sub(1);
+        let at = if self.opts.trans_b {
+            last.saturating_sub(1)
         } else {
-            self.b[1]
+            last
         };
+        let n = self.b.get(at).copied().unwrap_or(0);
         let bias = [n];
         MatmulShape::resolve(&self.a, &self.b, self.bias.then_some(&bias[..]), &self.opts)
     }
@@ -442,6 +448,34 @@ pub fn matmul_cases() -> Vec<MatmulCase> {
     cases
 }
 
+/// The shapes users bring beyond the models' and 4096³ (issue 24), timed
+/// by `--versions --big`: sizes that do not divide any tile (4095³, 4097³),
+/// a tall-skinny and a short-wide product, and a batch of 64 products of
+/// 512³. On a software adapter they run only when `--filter` names them
+/// (e.g. `matmul/scale.batched`): each is 17 to 137 GFLOP per version.
+pub fn scale_cases() -> Vec<MatmulCase> {
+    let nn = MatmulOptions::nn();
+    let case = |name: &str, a: Vec<usize>, b: Vec<usize>, opts| MatmulCase {
+        name: format!("scale.{name}"),
+        a,
+        b,
+        opts,
+        bias: false,
+    };
+    vec![
+        case("4095", vec![4095, 4095], vec![4095, 4095], nn),
+        case("4097", vec![4097, 4097], vec![4097, 4097], nn),
+        case(
+            "tall_skinny",
+            vec![16384, 4096],
+            vec![128, 4096],
+            MatmulOptions::nt(),
+        ),
+        case("short_wide", vec![128, 4096], vec![4096, 16384], nn),
+        case("batched", vec![64, 512, 512], vec![64, 512, 512], nn),
+    ]
+}
+
 fn describe(case: &MatmulCase, shape: &MatmulShape) -> String {
     let t = |b: bool| if b { 't' } else { 'n' };
     let mut s = format!(
@@ -454,6 +488,9 @@ fn describe(case: &MatmulCase, shape: &MatmulShape) -> String {
     );
     if case.bias {
         s.push_str(" +bias");
+    }
+    if shape.batch > 1 {
+        s.push_str(&format!(" batch {}", shape.batch));
     }
     match case.opts.activation {
         Activation::Identity => {}
@@ -1070,12 +1107,20 @@ pub fn matmul_versions(
     opts.validate()?;
     let timer = GpuTimer::new(gpu)?;
     let mut rows = Vec::new();
-    for case in matmul_cases() {
+    let mut cases = matmul_cases();
+    if opts.big {
+        cases.extend(scale_cases());
+    }
+    for case in cases {
         if !opts.wants("matmul", &case.name) {
             continue;
         }
         let shape = case.shape()?;
         if matmul_skip(gpu, opts, &case, &shape).is_some() {
+            continue;
+        }
+        let named = opts.filter.as_ref().is_some_and(|f| f.contains("scale."));
+        if case.name.starts_with("scale.") && gpu.is_software() && !named {
             continue;
         }
         let setup = MatmulSetup::new(gpu, &case)?;

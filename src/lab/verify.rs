@@ -270,7 +270,14 @@ async fn matmul(gpu: &Gpu, rng: &mut StdRng) -> Result<Vec<Row>> {
         for kernel in MatmulKernel::ALL {
             out.fill(gpu, f32::NAN)?;
             let start = Instant::now();
-            Matmul::new(gpu, &ga, &gb, gbias.as_ref(), &out, opts, kernel)?.run(gpu, 1)?;
+            let mm = match Matmul::new(gpu, &ga, &gb, gbias.as_ref(), &out, opts, kernel) {
+                // A version this device cannot hold (v7's 32 KiB tiles
+                // under WebGPU's default 16 KiB) never runs here, not even
+                // through the tuner: there is nothing of it to verify.
+                Err(Error::TooLarge { .. }) => continue,
+                r => r?,
+            };
+            mm.run(gpu, 1)?;
             let actual = out.to_array_async(gpu).await?;
             let gpu_ms = ms(start);
             let mut c = Compare::new();

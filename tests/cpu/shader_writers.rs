@@ -447,6 +447,7 @@ fn workgroups_fit_webgpu_defaults_and_the_memory_table() {
     let webgpu = wgpu::Limits::default();
     let downlevel = wgpu::Limits::downlevel_defaults();
     let mut past_downlevel = std::collections::BTreeSet::new();
+    let mut past_webgpu = std::collections::BTreeSet::new();
     let mut worst = (0u32, 0u32);
     for spec in specs() {
         let (index, ep) = spec
@@ -484,11 +485,9 @@ fn workgroups_fit_webgpu_defaults_and_the_memory_table() {
             "{}: the workgroup_memory of {}'s Shader must list {} at {bytes} bytes",
             spec.name, spec.shader, spec.entry
         );
-        assert!(
-            bytes <= webgpu.max_compute_workgroup_storage_size,
-            "{}: {bytes} bytes of workgroup memory",
-            spec.name
-        );
+        if bytes > webgpu.max_compute_workgroup_storage_size {
+            past_webgpu.insert(format!("{}::{}", spec.shader, spec.entry));
+        }
         if bytes > downlevel.max_compute_workgroup_storage_size {
             past_downlevel.insert(format!("{}::{}", spec.shader, spec.entry));
         }
@@ -498,9 +497,23 @@ fn workgroups_fit_webgpu_defaults_and_the_memory_table() {
     // gets a TooLarge error for these (tests/gpu/backend_paths.rs); a new
     // entry here is a decision, not an accident. Matmul v6 keeps v4's tiles
     // (and its 6 storage buffers are past downlevel's 4 anyway).
+    // v7's tiles are 16 KiB, and 32 KiB for the one candidate that needs
+    // an adapter offering more than WebGPU's default (the device asks for
+    // the adapter's limits; elsewhere that pipeline is a TooLarge error
+    // and the tuner skips it): again a decision.
     assert_eq!(
         past_downlevel.into_iter().collect::<Vec<_>>(),
-        ["matmul::matmul_tiled_8x8", "matmul_vec4::matmul_vec4"]
+        [
+            "matmul::matmul_tiled_8x8",
+            "matmul_v7::matmul_v7_128x128_8x8_k16",
+            "matmul_v7::matmul_v7_128x128_8x8_k8",
+            "matmul_v7::matmul_v7_64x64_4x4_k16",
+            "matmul_vec4::matmul_vec4"
+        ]
+    );
+    assert_eq!(
+        past_webgpu.into_iter().collect::<Vec<_>>(),
+        ["matmul_v7::matmul_v7_128x128_8x8_k16"]
     );
     eprintln!(
         "largest workgroup: {} invocations, {} bytes of workgroup memory",

@@ -9,6 +9,7 @@
 //! cargo run --release --example gpu_vs_cpu -- --peak-gflops 51200 --peak-gbps 3350
 //! cargo run --release --example gpu_vs_cpu -- --big --filter square   # 4096³ on lavapipe too
 //! cargo run --release --example gpu_vs_cpu -- --versions        # every matmul version per shape
+//! cargo run --release --example gpu_vs_cpu -- --versions --big --peak-gflops 67000   # + 4096³ and the scale.* shapes, % of peak
 //! cargo run --release --example gpu_vs_cpu -- --latency         # the dispatch floor, each step launch against it
 //! cargo run --release --example gpu_vs_cpu -- --compare-checks  # the step's launches, wgpu's runtime checks on vs off
 //! ```
@@ -30,6 +31,9 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Also run the 4096³ product on a software adapter (once per side).
+    /// With --versions, also the shapes users bring (4095³, 4097³,
+    /// tall-skinny, short-wide, 64 × 512³; on a software adapter only those
+    /// --filter names, e.g. --filter scale.batched).
     #[arg(long)]
     big: bool,
     /// Timed runs per side (default 15, or 3 with --quick).
