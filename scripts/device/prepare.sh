@@ -4,7 +4,13 @@
 # and no network. Everything comes from this repository (and Debian's
 # libvulkan1 and dataset-fashion-mnist packages).
 #
-#   bash scripts/device/prepare.sh [--no-tests] [--no-data] [--no-build]
+#   bash scripts/device/prepare.sh [--no-tests] [--no-data] [--no-build] [--debug]
+#
+#   --no-build  take what target/ holds (the newest test executables) instead
+#               of building first
+#   --debug     the dev profile instead of release: a rehearsal here without
+#               waiting for a release build (too slow to measure with, and
+#               larger: LIMIT_MIB may need raising for it)
 #
 # It carries: the examples (stripped), the two test binaries and the
 # library's unit tests (release, stripped), all as one .tar.xz; Fashion-MNIST's
@@ -20,34 +26,47 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 limit=${LIMIT_MIB:-64}
-want_tests=1 want_data=1 build=1
+want_tests=1 want_data=1 build=1 profile=release
 for a in "$@"; do
     case "$a" in
         --no-tests) want_tests=0 ;;
         --no-data) want_data=0 ;;
         --no-build) build=0 ;;
-        -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+        --debug) profile=debug ;;
+        -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
         *) echo "prepare: unknown argument $a (see --help)" >&2; exit 2 ;;
     esac
 done
 examples=(gpu_info gpu_vs_cpu train_mlp train_linear strategies second_order sweep)
 
+cargo_profile=()
+[ "$profile" = release ] && cargo_profile=(--release)
 if ((build)); then
-    echo "prepare: cargo build --release --examples"
-    cargo build --release --quiet --examples
+    echo "prepare: cargo build ${cargo_profile[*]} --examples"
+    cargo build "${cargo_profile[@]}" --quiet --examples
 fi
 tests=()
-if ((want_tests)); then
+if ((want_tests)) && ((build)); then
     # The test executables, by cargo's own account (the file names carry hashes).
     while IFS= read -r exe; do tests+=("$exe"); done < <(
-        cargo test --release --no-run --message-format=json 2>/dev/null |
+        cargo test "${cargo_profile[@]}" --no-run --message-format=json 2>/dev/null |
             python3 -c 'import sys, json
 for line in sys.stdin:
     try: m = json.loads(line)
     except ValueError: continue
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m.get("profile", {}).get("test"):
         print(m["executable"])')
-    [ ${#tests[@]} -gt 0 ] || { echo "prepare: cargo test --release --no-run built no test executable" >&2; exit 2; }
+elif ((want_tests)); then
+    # Not building: the newest executable of each test binary (the library's
+    # unit tests, tests/gpu, tests/cpu).
+    for t in wgpu_train gpu cpu; do
+        exe=$(ls -t target/"$profile"/deps/"$t"-* 2>/dev/null | grep -E -- "/$t-[0-9a-f]{16}$" | head -1 || true)
+        [ -n "$exe" ] && tests+=("$exe")
+    done
+fi
+if ((want_tests)) && [ ${#tests[@]} = 0 ]; then
+    echo "prepare: no test executable in target/$profile (build them: cargo test ${cargo_profile[*]} --no-run)" >&2
+    exit 2
 fi
 
 rm -rf .device/bin .device/bin.tar.xz .device/peers .device/data
@@ -72,7 +91,7 @@ take() {
     cp "$1" "$2/$(basename "$1")"
     strip "$2/$(basename "$1")" 2>/dev/null || true
 }
-for e in "${examples[@]}"; do take "target/release/examples/$e" .device/bin; done
+for e in "${examples[@]}"; do take "target/$profile/examples/$e" .device/bin; done
 for t in "${tests[@]}"; do take "$t" .device/bin/tests; done
 
 if ((want_data)); then
@@ -90,14 +109,16 @@ fi
 mkdir -p .device/peers
 cp peers/*.py peers/requirements.txt peers/README.md .device/peers/
 
-# Binaries compress ~4x: carry them as one .tar.xz, unpacked by run.sh on arrival.
-tar -cJf .device/bin.tar.xz -C .device bin
+# Binaries compress ~4x: carry them as one .tar.xz, unpacked by run.sh on
+# arrival. xz's default level took 20 minutes on the loaded 2-core VM; -3
+# on every core is a little larger and several times faster.
+XZ_OPT=${XZ_OPT:--3 -T0} tar -cJf .device/bin.tar.xz -C .device bin
 rm -rf .device/bin
 cp scripts/device/run.sh scripts/device/measure.sh .device/
 chmod +x .device/run.sh .device/measure.sh
 
 kib=$(du -sk .device | cut -f1)
-echo "prepared .device/: $((kib / 1024)) MiB of the $limit MiB the device tool carries"
+echo "prepared .device/ ($profile build): $((kib / 1024)) MiB of the $limit MiB the device tool carries"
 du -sh .device/* | sed 's/^/  /'
 tar -tvJf .device/bin.tar.xz | awk '$6 !~ /\/$/ {printf "  %8.1f MiB  %s\n", $3 / 1048576, $6}'
 if ((kib > limit * 1024)); then

@@ -15,8 +15,13 @@ if ! ldconfig -p 2>/dev/null | grep 'libvulkan\.so\.1' >/dev/null; then
     ldconfig 2>/dev/null || true
 fi
 # The binaries travel compressed; unpack once, with Python's tarfile (no xz tool needed).
+# Into a fresh directory, renamed into place only when complete, so that an
+# interrupted unpack is redone rather than half-used.
 if [ -f "$here/bin.tar.xz" ] && [ ! -d "$here/bin" ]; then
-    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$here/bin.tar.xz" "$here"
+    rm -rf "$here/.unpack"
+    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$here/bin.tar.xz" "$here/.unpack" &&
+        mv "$here/.unpack/bin" "$here/bin" && rmdir "$here/.unpack" ||
+        { echo "run.sh: could not unpack $here/bin.tar.xz" >&2; exit 1; }
 fi
 # NVIDIA's manifest names libGLX_nvidia.so.0, whose Vulkan entry points fail
 # without an X server ("Could not get 'vkCreateInstance' via
