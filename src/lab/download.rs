@@ -36,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::files::TempFile;
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 /// Overrides the canonical base URL of every [`Remote`] when set.
@@ -374,6 +374,7 @@ pub fn fetch_file(url: &str, dest: &Path, size: u64, sha256: &str) -> Result<()>
 /// is `size` and its SHA-256 is `sha256`; on any error nothing is left.
 #[cfg(feature = "download")]
 pub fn fetch_file(url: &str, dest: &Path, size: u64, sha256: &str) -> Result<()> {
+    use std::io::Write;
     use std::time::Duration;
     let fail = |msg: String| Error::Download {
         url: url.to_string(),
