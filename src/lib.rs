@@ -41,7 +41,8 @@
 //! benchmarks, the verify table (every kernel family against its CPU twin,
 //! async: what the browser page runs), the course notebook's optimisation
 //! strategies and second-order demos, run summaries (`--json`), plots
-//! (feature `plot`) and downloads.
+//! (feature `plot`) and downloads (feature `download`: without it the
+//! checksums and readers stay, and fetching is an error saying what to do).
 //!
 //! The crate also builds for `wasm32-unknown-unknown` (wgpu's WebGPU
 //! backend, in a browser): there the blocking helpers (`Gpu::new`,

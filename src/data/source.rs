@@ -26,7 +26,8 @@ pub const IDX_CLASSES: usize = 10;
 /// How to get data, appended to every "not found" error.
 pub const HOW_TO_GET: &str = "To get Fashion-MNIST, do one of:
   sudo apt-get install dataset-fashion-mnist   (Debian/Ubuntu: installs /usr/share/datasets/fashion-mnist)
-  run with --download                           (fetches it into ./data/fashion-mnist, SHA-256 checked)
+  run with --download                           (fetches it into ./data/fashion-mnist, SHA-256 checked;
+                                                a build with the default `download` feature)
   download train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and
   t10k-labels-idx1-ubyte.gz from http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/
   into a directory and pass --data DIR (or set FASHION_MNIST_DIR=DIR).

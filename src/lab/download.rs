@@ -36,9 +36,8 @@ use crate::error::{Error, Result};
 use crate::files::TempFile;
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Overrides the canonical base URL of every [`Remote`] when set.
 pub const BASE_URL_ENV: &str = "WGPU_TRAIN_DATA_URL";
@@ -355,7 +354,28 @@ fn content_sha256(path: &Path, limit: u64) -> std::result::Result<(u64, String),
 
 /// Fetches one URL to `dest` atomically: the file appears only once its size
 /// is `size` and its SHA-256 is `sha256`; on any error nothing is left.
+///
+/// Without the `download` feature (no HTTPS client in the build) this is
+/// an error saying how to get the file by hand; nothing is written.
+#[cfg(not(feature = "download"))]
 pub fn fetch_file(url: &str, dest: &Path, size: u64, sha256: &str) -> Result<()> {
+    Err(Error::Download {
+        url: url.to_string(),
+        msg: format!(
+            "this build has no downloads (it was built without the `download` cargo feature); \
+             fetch the file yourself into {} ({size} bytes, SHA-256 {sha256}), or install \
+             dataset-fashion-mnist, or rebuild with `--features download`",
+            dest.display()
+        ),
+    })
+}
+
+/// Fetches one URL to `dest` atomically: the file appears only once its size
+/// is `size` and its SHA-256 is `sha256`; on any error nothing is left.
+#[cfg(feature = "download")]
+pub fn fetch_file(url: &str, dest: &Path, size: u64, sha256: &str) -> Result<()> {
+    use std::io::Write;
+    use std::time::Duration;
     let fail = |msg: String| Error::Download {
         url: url.to_string(),
         msg,
@@ -416,6 +436,7 @@ pub fn fetch_file(url: &str, dest: &Path, size: u64, sha256: &str) -> Result<()>
     commit(temp)
 }
 
+#[cfg(feature = "download")]
 fn is_loopback(url: &str) -> bool {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split('/').next().unwrap_or("");
@@ -527,6 +548,7 @@ fn commit(temp: TempFile) -> Result<()> {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "download")]
     #[test]
     fn loopback_urls_bypass_proxies() {
         assert!(is_loopback("http://127.0.0.1:8080/x.gz"));
@@ -534,5 +556,21 @@ mod tests {
         assert!(is_loopback("http://[::1]:9/"));
         assert!(!is_loopback("https://www.cs.toronto.edu/~kriz/"));
         assert!(!is_loopback("http://127.0.0.1.evil.example@host.example/"));
+    }
+
+    /// Without the feature, a download is an error that says what to do,
+    /// and leaves nothing behind.
+    #[cfg(not(feature = "download"))]
+    #[test]
+    fn without_the_download_feature_fetching_says_how_to_get_the_file() {
+        let dir = std::env::temp_dir().join(format!("wgpu-train-nodl-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let dest = dir.join("train-images-idx3-ubyte.gz");
+        let e = fetch_file("http://127.0.0.1:9/x.gz", &dest, 10, "ab").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("`download` cargo feature"), "{msg}");
+        assert!(msg.contains("dataset-fashion-mnist"), "{msg}");
+        assert!(!dest.exists());
+        let _ = fs::remove_dir_all(&dir);
     }
 }

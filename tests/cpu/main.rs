@@ -15,6 +15,8 @@ mod cli;
 mod course;
 mod cpu_reference;
 mod data_readers;
+// A local HTTP server and real fetches: only with the `download` feature.
+#[cfg(feature = "download")]
 mod download;
 mod fashion_mnist;
 mod gradcheck;

@@ -2,12 +2,13 @@
 on the same problem, the linear softmax classifier W (10x785, bias folded in) on all of
 Fashion-MNIST, pixels/255, loss = mean cross-entropy + (l2/2)*||W||^2, full batch, history 10.
 
-  ../peers-venv/bin/python scripts/torch_lbfgs_peer.py --l2 1e-3 --optimum 0.46048537 --threads 2
+  .peers-venv/bin/python peers/torch_lbfgs_peer.py --l2 1e-3 --optimum 0.46048537 --threads 2
 
-Prints one JSON line per loss evaluation with --verbose, then one summary line: the passes
-(closure calls: one loss-and-gradient pass each) and seconds until the first evaluation within
---target (relative) of --optimum, where it stops, the final loss and the test accuracy. The start is W = 0 (our runs start
-from 1e-4*randn; both start at loss ln 10 to 7 digits).
+Prints one JSON line per loss evaluation with --verbose, then one summary line with the keys of
+examples/second_order.rs --json (plus "peer"): the passes (closure calls: one loss-and-gradient pass
+each) and seconds until the first evaluation within --target (relative) of --optimum, where it stops,
+the final loss and the test accuracy. The start is W = 0 (our runs start from 1e-4*randn; both start
+at loss ln 10 to 7 digits).
 """
 import argparse, gzip, json, os, struct, time
 
@@ -72,17 +73,22 @@ def main():
         opt.step(closure)
     except Reached:
         pass
-    hit = next(({"passes": p, "seconds": round(t, 3)} for p, t, l in log if l <= goal), None)
+    hit = next(((p, round(t, 3)) for p, t, l in log if l <= goal), None)
     loss = log[-1][2]
     with torch.no_grad():
-        acc = (torch.argmax(xte @ w.t(), 1) == yte).float().mean().item()
+        logits = xte @ w.t()
+        acc = (torch.argmax(logits, 1) == yte).float().mean().item()
+        test_loss = F.cross_entropy(logits, yte).item()
     print(json.dumps({
-        "peer": f"torch {torch.__version__}", "optimizer": "LBFGS(history_size=10, line_search_fn='strong_wolfe')",
-        "threads": torch.get_num_threads(), "l2": args.l2, "optimum": args.optimum, "target": args.target,
-        "reached": hit, "final_loss": loss, "passes": len(log), "iterations": opt.state[w]["n_iter"],
-        "test_accuracy": round(acc, 4),
+        "method": "lbfgs", "device": "cpu", "data": "Fashion-MNIST", "examples": xtr.shape[0],
+        "l2": args.l2, "optimum": args.optimum, "target": args.target,
+        "passes_to_target": hit and hit[0], "seconds_to_target": hit and hit[1],
+        "final_loss": loss, "passes": len(log), "seconds": round(log[-1][1], 3),
+        "test_loss": test_loss, "test_accuracy": acc, "iterations": opt.state[w]["n_iter"],
+        "readbacks_per_iteration": None, "stop": "target reached" if hit else "torch's tolerances",
+        "peer": f"torch {torch.__version__}", "mode": "LBFGS(history_size=10, line_search_fn='strong_wolfe')",
+        "threads": torch.get_num_threads(),
     }))
-
 
 if __name__ == "__main__":
     main()
