@@ -16,6 +16,11 @@
 // bits as the per-layer WeightGrad products it replaces. The totals are
 // softmax_xent.wgsl's v3 sums (256 lanes striding over the rows, then a
 // fixed tree), the same bits as that kernel's.
+//
+// Each gradient element goes through `store_grad`, which the launcher
+// appends: a plain store (`weight_step`), or the store followed by the
+// optimizer's update of that element (weight_step_update.wgsl), which makes
+// the update part of this dispatch: three dispatches a step in all.
 
 const MAX_LAYERS: u32 = 7u;
 const WG_X: u32 = 8u;
@@ -103,9 +108,9 @@ fn tile(a: vec4<u32>, b: vec4<u32>, row0: u32, col0: u32) {
             for (var j = 0u; j < 4u; j = j + 1u) {
                 let col = col0 + j;
                 if (col < ins) {
-                    grads[b.y + row * ins + col] = accs[i][j];
+                    store_grad(b.y + row * ins + col, accs[i][j]);
                 } else if (col == ins) {
-                    grads[b.z + row] = accs[i][j];
+                    store_grad(b.z + row, accs[i][j]);
                 }
             }
         }

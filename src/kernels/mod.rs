@@ -346,6 +346,14 @@ impl Dispatch {
         self.grid = grid;
     }
 
+    /// Records the dispatch with dynamic offsets for its slot bindings.
+    pub(crate) fn record_with_offsets(&self, pass: &mut wgpu::ComputePass<'_>, offsets: &[u32]) {
+        let [x, y, z] = self.grid;
+        pass.set_pipeline(&self.pipeline.pipeline);
+        pass.set_bind_group(0, &*self.bind_group, offsets);
+        pass.dispatch_workgroups(x, y, z);
+    }
+
     /// Records the dispatch into an open compute pass.
     pub(crate) fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         let [x, y, z] = self.grid;

@@ -312,6 +312,26 @@ enum Steps {
     },
 }
 
+/// A planned optimizer's update as another kernel binds it
+/// ([`GpuOptimizer::fused_update`]): the rule's specialisation, the
+/// hyperparameters' uniform, the step slots and the state buffers s1–s3.
+pub(crate) struct FusedUpdate<'a> {
+    /// `optim.wgsl`'s override constants for the rule, and `RULE`.
+    pub constants: Vec<(&'static str, f64)>,
+    pub uniform: &'a wgpu::Buffer,
+    pub slots: &'a wgpu::Buffer,
+    /// Bytes between two steps' slots (the dynamic offset of step `s` is `s · stride`).
+    pub stride: u64,
+    /// Slots in all: the steps an epoch can plan.
+    pub capacity: usize,
+    pub state: [Option<&'a wgpu::Buffer>; 3],
+    /// Parameters updated, from `param_offset` of the parameters' buffer
+    /// and `grad_offset` of the gradients'.
+    pub n: usize,
+    pub param_offset: usize,
+    pub grad_offset: usize,
+}
+
 /// A fused optimizer over one flat parameter tensor and its gradient.
 pub struct GpuOptimizer {
     config: OptimizerConfig,
@@ -611,6 +631,47 @@ impl GpuOptimizer {
         let [x, y, z] = self.workgroups;
         pass.dispatch_workgroups(x, y, z);
         Ok(())
+    }
+
+    /// What a kernel that applies this update itself binds (the weight
+    /// tiles of the three-dispatch step, [`super::WeightStep`]): `None`
+    /// unless the step scalars are planned (v2), since the update must then
+    /// read step `s`'s slot.
+    pub(crate) fn fused_update(&self) -> Option<FusedUpdate<'_>> {
+        let Steps::Planned {
+            slots,
+            stride,
+            capacity,
+            ..
+        } = &self.steps
+        else {
+            return None;
+        };
+        let key = update_key(&self.config.rule);
+        let rule = match key.entry {
+            "sgd" => 0.0,
+            "adagrad" => 1.0,
+            "rmsprop" => 2.0,
+            _ => 3.0,
+        };
+        let mut constants = key.constants;
+        constants.push(("RULE", rule));
+        let mut state = self.state.iter();
+        let slot_buffers = self
+            .config
+            .state_slots()
+            .map(|name| name.and_then(|_| state.next()).map(|t| t.buffer()));
+        Some(FusedUpdate {
+            constants,
+            uniform: &self.uniform,
+            slots,
+            stride: *stride,
+            capacity: *capacity,
+            state: slot_buffers,
+            n: self.n,
+            param_offset: self.hyper.param_offset as usize,
+            grad_offset: self.hyper.grad_offset as usize,
+        })
     }
 
     /// Whether this is a v2 optimizer (host-planned step scalars).

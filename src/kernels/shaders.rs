@@ -40,6 +40,7 @@ pub fn all() -> Vec<&'static Shader> {
         &super::layer_backward::LAYER_BACKWARD,
         &super::row_step::ROW_STEP,
         &super::weight_step::WEIGHT_STEP,
+        &super::weight_step::WEIGHT_STEP_UPDATE,
         &super::optim::OPTIM,
         &super::sweep_optim::SWEEP_OPTIM,
         &super::softmax_xent::SOFTMAX_XENT,

@@ -1,33 +1,72 @@
 //! Launcher for `shaders/weight_step.wgsl`: every layer's weight and bias
 //! gradients (`[dW | db] = dzᵀ·[h | 1]`) in one dispatch whose workgroups
-//! are tiles across the layers, and the batch's loss and correct totals.
+//! are tiles across the layers, and the batch's loss and correct totals;
+//! with [`WeightStep::with_update`], the optimizer's update of each element
+//! too (`shaders/weight_step_update.wgsl`), the step's last dispatch.
 
+use super::optim::{FusedUpdate, GpuOptimizer, STEP_BYTES};
 use super::{Dispatch, Operand, check_operands, fold, uniform};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor, PipelineKey};
 
 use crate::gpu::{Binding, Shader};
 
-// The shader file of this kernel family and its bind-group layout
-// (binding i of group 0 is `bindings[i]`).
+/// The bindings both modules share (binding i of group 0 is `[i]`).
+macro_rules! weight_step_bindings {
+    ($($more:expr),*) => {
+        &[
+            Binding::Uniform,          // params
+            Binding::StorageRead,      // x: the first layer's input rows
+            Binding::StorageRead,      // arena: the other inputs and every delta
+            Binding::StorageReadWrite, // grads
+            Binding::StorageRead,      // loss
+            Binding::StorageRead,      // correct
+            Binding::StorageReadWrite, // loss_total
+            Binding::StorageReadWrite, // correct_total
+            $($more),*
+        ]
+    };
+}
+
+// The gradients alone: `store_grad` is a plain store.
 pub static WEIGHT_STEP: Shader = Shader {
     name: "weight_step",
-    source: include_str!("../../shaders/weight_step.wgsl"),
-    bindings: &[
-        Binding::Uniform,          // params
-        Binding::StorageRead,      // x: the first layer's input rows
-        Binding::StorageRead,      // arena: the other inputs and every delta
-        Binding::StorageReadWrite, // grads
-        Binding::StorageRead,      // loss
-        Binding::StorageRead,      // correct
-        Binding::StorageReadWrite, // loss_total
-        Binding::StorageReadWrite, // correct_total
-    ],
+    source: concat!(
+        include_str!("../../shaders/weight_step.wgsl"),
+        "\nfn store_grad(k: u32, v: f32) {\n    grads[k] = v;\n}\n"
+    ),
+    bindings: weight_step_bindings!(),
     // The totals' 256 lanes.
     workgroup_memory: &[("weight_step", 2048)],
     // Not argued for in the table of src/kernels/mod.rs yet: checked.
     trusted: false,
 };
+
+// The gradients and the optimizer's update (optim.wgsl's formulas).
+pub static WEIGHT_STEP_UPDATE: Shader = Shader {
+    name: "weight_step_update",
+    source: concat!(
+        include_str!("../../shaders/weight_step.wgsl"),
+        include_str!("../../shaders/weight_step_update.wgsl"),
+        include_str!("../../shaders/shared/optim_rules.wgsl")
+    ),
+    bindings: weight_step_bindings!(
+        Binding::Uniform,                 // h: the optimizer's hyperparameters
+        Binding::StorageSlot(STEP_BYTES), // st: step scalars, at the step's offset
+        Binding::StorageReadWrite,        // params
+        Binding::StorageReadWrite,        // s1
+        Binding::StorageReadWrite,        // s2
+        Binding::StorageReadWrite         // s3
+    ),
+    workgroup_memory: &[("weight_step", 2048)],
+    trusted: false,
+};
+
+/// Storage buffers [`WEIGHT_STEP_UPDATE`] binds in one stage: more than
+/// WebGPU's default 8, so the engine fuses the update only where the device
+/// offers them ([`WeightStep::fuses_update`]) and records the optimizer's
+/// own dispatch elsewhere.
+pub const UPDATE_STORAGE_BUFFERS: u32 = 12;
 
 /// Layers one dispatch covers.
 pub const MAX_LAYERS: usize = 7;
@@ -57,9 +96,31 @@ fn key() -> PipelineKey {
     }
 }
 
-/// Every pipeline this launcher can build (validated by `tests/shaders.rs`).
+fn update_key(constants: Vec<(&'static str, f64)>) -> PipelineKey {
+    PipelineKey {
+        shader: &WEIGHT_STEP_UPDATE,
+        entry: "weight_step",
+        constants,
+    }
+}
+
+/// Every pipeline this launcher can build (validated by `tests/shaders.rs`):
+/// the plain one, and one with each update rule `optim.wgsl` specialises.
 pub fn specialisations() -> Vec<PipelineKey> {
-    vec![key()]
+    let mut keys = vec![key()];
+    for k in super::optim::specialisations() {
+        let rule = match k.entry {
+            "sgd" => 0.0,
+            "adagrad" => 1.0,
+            "rmsprop" => 2.0,
+            "adam" => 3.0,
+            _ => continue, // advance: planned steps have none
+        };
+        let mut constants = k.constants;
+        constants.push(("RULE", rule));
+        keys.push(update_key(constants));
+    }
+    keys
 }
 
 /// One layer's operands: its delta `dz` (`[rows, outs]`), what it read `h`
@@ -72,9 +133,11 @@ pub struct WeightGradLayer<'a> {
     pub db: &'a GpuTensor<f32>,
 }
 
-/// Every layer's gradients and the batch totals, ready to record.
+/// Every layer's gradients and the batch totals, ready to record; with
+/// the update, the step slots' stride and how many there are.
 pub struct WeightStep {
     dispatch: Dispatch,
+    update: Option<(u64, usize)>,
 }
 
 fn bad(msg: impl Into<String>) -> Error {
@@ -94,6 +157,57 @@ impl WeightStep {
         correct: &GpuTensor<u32>,
         loss_total: &GpuTensor<f32>,
         correct_total: &GpuTensor<u32>,
+    ) -> Result<Self> {
+        Self::build(gpu, layers, loss, correct, loss_total, correct_total, None)
+    }
+
+    /// Whether `gpu` can bind what [`WeightStep::with_update`] binds
+    /// ([`UPDATE_STORAGE_BUFFERS`] storage buffers in one stage).
+    pub fn fuses_update(gpu: &Gpu) -> bool {
+        gpu.limits().max_storage_buffers_per_shader_stage >= UPDATE_STORAGE_BUFFERS
+    }
+
+    /// [`WeightStep::new`], each gradient element then updated in place by
+    /// `optimizer` (which must plan its steps: [`GpuOptimizer::with_planned_steps`])
+    /// over `params`, whose gradients the layers' `dw` and `db` must cover
+    /// exactly: the optimizer's dispatch is then not recorded at all. Record
+    /// step `s` of an epoch with [`WeightStep::record_step`] after
+    /// [`GpuOptimizer::plan`]; the bits are those of the separate update.
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_update(
+        gpu: &Gpu,
+        layers: &[WeightGradLayer<'_>],
+        loss: &GpuTensor<f32>,
+        correct: &GpuTensor<u32>,
+        loss_total: &GpuTensor<f32>,
+        correct_total: &GpuTensor<u32>,
+        params: &GpuTensor<f32>,
+        optimizer: &GpuOptimizer,
+    ) -> Result<Self> {
+        let Some(update) = optimizer.fused_update() else {
+            return Err(bad(
+                "the update needs an optimizer with planned steps (GpuOptimizer::with_planned_steps)",
+            ));
+        };
+        Self::build(
+            gpu,
+            layers,
+            loss,
+            correct,
+            loss_total,
+            correct_total,
+            Some((params, update)),
+        )
+    }
+
+    fn build(
+        gpu: &Gpu,
+        layers: &[WeightGradLayer<'_>],
+        loss: &GpuTensor<f32>,
+        correct: &GpuTensor<u32>,
+        loss_total: &GpuTensor<f32>,
+        correct_total: &GpuTensor<u32>,
+        update: Option<(&GpuTensor<f32>, FusedUpdate<'_>)>,
     ) -> Result<Self> {
         const OP: &str = "weight_step";
         let Some(first) = layers.first() else {
@@ -176,6 +290,10 @@ impl WeightStep {
         if loss_total.len() != 1 || correct_total.len() != 1 {
             return Err(bad("the totals are one value each"));
         }
+        if let Some((params, u)) = &update {
+            check_covers(layers, params, u)?;
+            writes.push(Operand::of("params", params));
+        }
         check_operands(gpu, OP, &reads, &writes)?;
         let params = Params {
             rows: rows as u32,
@@ -189,35 +307,141 @@ impl WeightStep {
             layer,
         };
         let workgroups = fold(gpu, OP, tiles as u64 + 1)?;
-        let pipeline = gpu.pipeline(&key())?;
         let uniform = uniform(gpu, "weight_step params", &params)?;
-        let bind_group = gpu.bind_group(
-            &pipeline,
-            &[
-                &uniform,
-                x,
-                arena,
-                first.dw.buffer(),
-                loss.buffer(),
-                correct.buffer(),
-                loss_total.buffer(),
-                correct_total.buffer(),
-            ],
-        )?;
+        let mut resources: Vec<wgpu::BindingResource<'_>> = [
+            &*uniform,
+            x,
+            arena,
+            first.dw.buffer(),
+            loss.buffer(),
+            correct.buffer(),
+            loss_total.buffer(),
+            correct_total.buffer(),
+        ]
+        .iter()
+        .map(|b| b.as_entire_binding())
+        .collect();
+        let (pipeline, slots) = match update {
+            None => (gpu.pipeline(&key())?, None),
+            Some((params, u)) => {
+                if !Self::fuses_update(gpu) {
+                    return Err(Error::TooLarge {
+                        what: "the weight tiles with the update".into(),
+                        needed: format!("{UPDATE_STORAGE_BUFFERS} storage buffers in one stage"),
+                        limit: gpu
+                            .limits()
+                            .max_storage_buffers_per_shader_stage
+                            .to_string(),
+                        limit_name: "max_storage_buffers_per_shader_stage",
+                    });
+                }
+                resources.push(u.uniform.as_entire_binding());
+                resources.push(wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: u.slots,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(STEP_BYTES),
+                }));
+                resources.push(params.buffer().as_entire_binding());
+                for s in u.state {
+                    // Unused slots: bind_group_with gives each a placeholder.
+                    resources.push(s.map_or(gpu.placeholder_rw(), |b| b).as_entire_binding());
+                }
+                (
+                    gpu.pipeline(&update_key(u.constants))?,
+                    Some((u.stride, u.capacity)),
+                )
+            }
+        };
+        let bind_group = gpu.bind_group_with(&pipeline, resources)?;
         Ok(WeightStep {
             dispatch: Dispatch::new(OP, pipeline, bind_group, workgroups),
+            update: slots,
         })
     }
 
-    /// Records the dispatch into an open compute pass.
+    /// Whether the optimizer's update is part of this dispatch.
+    pub fn updates(&self) -> bool {
+        self.update.is_some()
+    }
+
+    /// Records the dispatch into an open compute pass (without the update:
+    /// see [`WeightStep::record_step`]).
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         self.dispatch.record(pass);
+    }
+
+    /// Records step `step` of the epoch: with the update, it reads that
+    /// step's planned slot.
+    pub fn record_step(&self, pass: &mut wgpu::ComputePass<'_>, step: usize) -> Result<()> {
+        match self.update {
+            None => self.dispatch.record(pass),
+            Some((stride, capacity)) => {
+                if step >= capacity {
+                    return Err(Error::InvalidArgument {
+                        name: "step",
+                        msg: format!("step {step} has no slot ({capacity} were made)"),
+                    });
+                }
+                // The optimizer keeps capacity · stride within u32.
+                self.dispatch
+                    .record_with_offsets(pass, &[(step as u64 * stride) as u32]);
+            }
+        }
+        Ok(())
     }
 
     /// Records `repeats` dispatches in one pass and submits them.
     pub fn run(&self, gpu: &Gpu, repeats: usize) -> Result<()> {
         self.dispatch.run(gpu, repeats)
     }
+}
+
+/// Checks that the layers' `dw` and `db` tile the optimizer's gradients
+/// exactly (each element updated once, none left out) and that `params`
+/// is the optimizer's.
+fn check_covers(
+    layers: &[WeightGradLayer<'_>],
+    params: &GpuTensor<f32>,
+    u: &FusedUpdate<'_>,
+) -> Result<()> {
+    if params.offset() != u.param_offset || params.len() != u.n {
+        return Err(bad(format!(
+            "params (offset {}, {} elements) are not the optimizer's (offset {}, {})",
+            params.offset(),
+            params.len(),
+            u.param_offset,
+            u.n
+        )));
+    }
+    let mut ranges: Vec<(usize, usize)> = layers
+        .iter()
+        .flat_map(|l| [l.dw, l.db])
+        .map(|t| (t.offset(), t.offset() + t.len()))
+        .collect();
+    ranges.sort_unstable();
+    let mut next = u.grad_offset;
+    for (start, end) in ranges {
+        if start != next {
+            return Err(bad(format!(
+                "the layers' gradients must cover the optimizer's {} exactly: element {next} is {}",
+                u.n,
+                if start > next {
+                    "left out"
+                } else {
+                    "covered twice"
+                }
+            )));
+        }
+        next = end;
+    }
+    if next != u.grad_offset + u.n {
+        return Err(bad(format!(
+            "the layers' gradients cover {} of the optimizer's {} elements",
+            next - u.grad_offset,
+            u.n
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use super::gpu_program::{Bindings, GpuProgram, StepPart};
 use super::{EvalSet, TrainConfig, TrainData, TrainState, batch_sizes, check_model, eval_order};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor};
-use crate::kernels::{Gather, GatherMatmul, GpuDataset, GpuOptimizer};
+use crate::kernels::{Gather, GatherMatmul, GpuDataset, GpuOptimizer, WeightStep};
 use crate::model::Model;
 use std::collections::BTreeMap;
 
@@ -51,6 +51,8 @@ pub(crate) struct Models<'a> {
     pub correct_total: &'a GpuTensor<u32>,
     pub models: usize,
     pub per_model: usize,
+    /// The optimizer the weight tiles apply themselves, where they do.
+    pub update: Option<&'a GpuOptimizer>,
 }
 
 impl GpuSets {
@@ -99,6 +101,7 @@ impl GpuSets {
             correct_total: m.correct_total,
             models: m.models,
             per_model: m.per_model,
+            update: m.update,
         };
         // Fused: the first product gathers its own rows, when the training
         // set fits one binding and the adapter binds the eight buffers it
@@ -122,6 +125,7 @@ impl GpuSets {
         let eval_bindings = Bindings {
             x: &ex,
             y: &ey,
+            update: None,
             ..bindings
         };
         let mut eval_programs = BTreeMap::new();
@@ -158,6 +162,12 @@ impl GpuSets {
     fn full_step(&self) -> &GpuProgram {
         let rows = self.train.gather.rows(0);
         &self.train_programs[&rows]
+    }
+
+    /// Whether the training programs' weight tiles apply the optimizer's
+    /// update (then no update is recorded after them); all or none do.
+    pub(crate) fn updates(&self) -> bool {
+        self.full_step().updates()
     }
 
     /// Dispatches of one full training step, the update apart.
@@ -317,9 +327,20 @@ impl<'g> GpuEngine<'g> {
             correct_total: &correct_total,
             models: 1,
             per_model: init.len(),
+            // The three-dispatch step: the weight tiles update the
+            // parameters where the device binds the buffers they need.
+            update: (config.fused
+                && config.fused_step == super::FusedStep::Rows
+                && WeightStep::fuses_update(gpu))
+            .then_some(&optimizer),
         };
         let sets = GpuSets::new(gpu, model, data, config, &models)?;
-        let dispatches_per_step = (sets.dispatches_per_step() + optimizer.dispatches()) as f64;
+        let update_dispatches = if sets.updates() {
+            0
+        } else {
+            optimizer.dispatches()
+        };
+        let dispatches_per_step = (sets.dispatches_per_step() + update_dispatches) as f64;
         let bytes_per_step = sets.bytes_per_step() + optimizer_bytes(&optimizer);
         Ok(GpuEngine {
             gpu,
@@ -360,12 +381,15 @@ impl<'g> GpuEngine<'g> {
         self.loss_total.fill(gpu, 0.0)?;
         self.correct_total.fill(gpu, 0)?;
         let optimizer = &self.optimizer;
+        let fused_update = self.sets.updates();
         let (mut syncs, steps) = self.sets.pass(
             gpu,
             which,
             self.steps_per_submit,
             |pass, s| {
-                if optimizer.is_planned() {
+                if fused_update {
+                    Ok(())
+                } else if optimizer.is_planned() {
                     optimizer.record_planned(pass, s)
                 } else {
                     optimizer.record(pass);
@@ -526,6 +550,9 @@ impl GpuEngine<'_> {
     pub(crate) fn step_parts(&self, step: usize) -> Result<Vec<StepPart<'_>>> {
         let mut parts = self.sets.step_parts(step)?;
         let optimizer = &self.optimizer;
+        if self.sets.updates() {
+            return Ok(parts); // the weight tiles update
+        }
         parts.push(StepPart {
             name: format!("update ({})", optimizer.config().name()),
             dispatches: optimizer.dispatches(),

@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuLabels, GpuTensor};
+use crate::kernels::GpuOptimizer;
 use crate::kernels::loss::Hinge;
 use crate::kernels::weight_step::WeightGradLayer;
 use crate::kernels::{
@@ -63,7 +64,7 @@ impl Launch {
             Launch::GatherMatmul(g) => g.record(pass, gather, step)?,
             Launch::Backward(b) => b.record(pass),
             Launch::Rows(r) => r.record(pass),
-            Launch::Weights(w) => w.record(pass),
+            Launch::Weights(w) => w.record_step(pass, step)?,
             Launch::Hinge(h) => h.record(pass),
         }
         Ok(())
@@ -117,6 +118,10 @@ pub(crate) struct Bindings<'a> {
     pub models: usize,
     /// Parameters per model: the distance between two models' parameters.
     pub per_model: usize,
+    /// The optimizer whose update the weight tiles apply themselves
+    /// ([`WeightStep::with_update`]), one model only: the step's update
+    /// then records no dispatch of its own.
+    pub update: Option<&'a GpuOptimizer>,
 }
 
 impl Bindings<'_> {
@@ -321,14 +326,22 @@ impl GpuProgram {
                         db: f(l.db)?,
                     });
                 }
-                launches.push(Launch::Weights(WeightStep::new(
-                    gpu,
-                    &ls,
-                    f(*loss)?,
-                    u(*correct)?,
-                    b.loss_total,
-                    b.correct_total,
-                )?));
+                let (loss, correct) = (f(*loss)?, u(*correct)?);
+                launches.push(Launch::Weights(match b.update {
+                    Some(optimizer) => WeightStep::with_update(
+                        gpu,
+                        &ls,
+                        loss,
+                        correct,
+                        b.loss_total,
+                        b.correct_total,
+                        b.params,
+                        optimizer,
+                    )?,
+                    None => {
+                        WeightStep::new(gpu, &ls, loss, correct, b.loss_total, b.correct_total)?
+                    }
+                }));
                 continue;
             }
             launches.push(match *op {
@@ -520,6 +533,13 @@ impl GpuProgram {
     /// Records step `step` of `gather` (unless the first product gathers
     /// itself), the program and the accumulation of its loss and correct
     /// count.
+    /// Whether the program's weight tiles apply the optimizer's update.
+    pub(crate) fn updates(&self) -> bool {
+        self.launches
+            .iter()
+            .any(|l| matches!(l, Launch::Weights(w) if w.updates()))
+    }
+
     pub(crate) fn record(
         &self,
         pass: &mut wgpu::ComputePass<'_>,
@@ -549,7 +569,13 @@ impl GpuProgram {
                 Launch::Sum(c) => c.record(pass),
                 Launch::Backward(b) => b.record(pass),
                 Launch::Rows(r) => r.record(pass),
-                Launch::Weights(w) => w.record(pass),
+                Launch::Weights(w) if !w.updates() => w.record(pass),
+                Launch::Weights(_) => {
+                    return Err(Error::shape(
+                        "program",
+                        "compiled with the optimizer's update: record it step by step",
+                    ));
+                }
                 Launch::Hinge(h) => h.record(pass),
                 Launch::GatherMatmul(_) => {
                     return Err(Error::shape(

@@ -105,6 +105,7 @@ pub fn gradient_gpu(
         correct_total: &correct_total,
         models: 1,
         per_model: p.len(),
+        update: None,
     };
     let program =
         GpuProgram::compile(gpu, &step.into().program(model, x.nrows()), &bindings, None)?;

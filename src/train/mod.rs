@@ -74,8 +74,13 @@ pub struct TrainConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FusedStep {
     /// [`Model::row_train_program`]: the first layer, one row block
-    /// (forward, loss, every delta) and the weight gradients.
+    /// (forward, loss, every delta) and the weight gradients, which apply
+    /// the optimizer's update themselves where the device binds the buffers
+    /// ([`crate::kernels::WeightStep::with_update`]): three dispatches.
     Rows,
+    /// [`FusedStep::Rows`] with the update a dispatch of its own (four),
+    /// kept to measure what fusing the update gains.
+    RowsUpdateApart,
     /// [`Model::fused_train_program`]: a fused kernel per layer.
     #[default]
     Layers,
@@ -98,7 +103,7 @@ impl StepProgram {
         match (config.fused, config.fused_step) {
             (false, _) => StepProgram::Reference,
             (true, FusedStep::Layers) => StepProgram::Layers,
-            (true, FusedStep::Rows) => StepProgram::Rows,
+            (true, FusedStep::Rows | FusedStep::RowsUpdateApart) => StepProgram::Rows,
         }
     }
 

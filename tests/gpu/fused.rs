@@ -153,6 +153,23 @@ fn check_rows_program(model: &dyn Model, optimizer: OptimizerConfig) {
     let (gf2, gpf2) = run(&mut GpuEngine::new(g, model, &d, &rows).unwrap(), &d, &rows);
     assert_eq!(gf, gf2, "GPU losses, run twice");
     assert_eq!(bits(&gpf), bits(&gpf2), "GPU parameters, run twice");
+    // The update inside the weight tiles (three dispatches) gives the bits
+    // of the update as a dispatch of its own (four), last batch included.
+    let apart = TrainConfig {
+        fused_step: FusedStep::RowsUpdateApart,
+        ..rows.clone()
+    };
+    let (ga, gpa) = run(
+        &mut GpuEngine::new(g, model, &d, &apart).unwrap(),
+        &d,
+        &apart,
+    );
+    assert_eq!(gf, ga, "GPU losses, update fused vs apart");
+    assert_eq!(
+        bits(&gpf),
+        bits(&gpa),
+        "GPU parameters, update fused vs apart"
+    );
 }
 
 #[test]
@@ -190,8 +207,17 @@ fn programs_dispatch_counts() {
     assert!(m <= 9.0, "MLP: {m}");
     assert!(l <= 4.0, "linear: {l}");
     // The row-block step: D1 (gather + layer 1), D2 (the row block), D3
-    // (every weight gradient and the loss totals) and the optimizer.
+    // (every weight gradient, the loss totals and, where the device binds
+    // the twelve buffers it needs, the optimizer's update), else the
+    // optimizer's own dispatch after them.
     let rows = count_with(&mlp, &rows_config(OptimizerConfig::adam()));
-    eprintln!("rows: MLP {rows} dispatches per step");
-    assert_eq!(rows, 4.0, "MLP, row block");
+    let apart = TrainConfig {
+        fused_step: FusedStep::RowsUpdateApart,
+        ..rows_config(OptimizerConfig::adam())
+    };
+    let rows_apart = count_with(&mlp, &apart);
+    eprintln!("rows: MLP {rows} dispatches per step ({rows_apart} with the update apart)");
+    assert_eq!(rows_apart, 4.0, "MLP, row block, update apart");
+    let fuses = wgpu_train::kernels::WeightStep::fuses_update(g);
+    assert_eq!(rows, if fuses { 3.0 } else { 4.0 }, "MLP, row block");
 }

@@ -24,7 +24,7 @@ fn dataset(n: usize, shape: [usize; 3], classes: usize, seed: u64) -> Dataset {
     let hidden: Vec<f32> = (0..classes * d)
         .map(|_| rng.random_range(-1.0..1.0))
         .collect();
-    let images: Vec<u8> = (0..n * d).map(|_| rng.random()).collect();
+    let images: Vec<u8> = (0..n * d).map(|_| rng.random::<u8>()).collect();
     let labels = (0..n)
         .map(|i| {
             if rng.random_range(0.0..1.0) < 0.2 {

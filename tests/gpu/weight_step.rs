@@ -235,3 +235,217 @@ fn weight_step_shape_errors() {
         .to_string();
     assert!(e.contains("no layers"), "{e}");
 }
+
+/// The weight tiles with the optimizer's update (issue 23's D3) against the
+/// weight tiles followed by the optimizer's own dispatch: the same
+/// parameters, state and gradients, bit for bit, for every rule and variant,
+/// over three steps (three planned slots) at awkward shapes.
+mod with_update {
+    use super::*;
+    use wgpu_train::kernels::GpuOptimizer;
+    use wgpu_train::optim::{Adagrad, Adam, AdamVariant, OptimizerConfig, RmsProp, RmsPropVariant};
+
+    fn configs() -> Vec<OptimizerConfig> {
+        let mut c = vec![
+            OptimizerConfig::sgd(0.1),
+            OptimizerConfig::momentum(0.1, 0.9),
+            OptimizerConfig::nesterov(0.1, 0.9),
+            OptimizerConfig::new(0.05, Adagrad::default()),
+            OptimizerConfig::adam(),
+            OptimizerConfig::adamw(),
+        ];
+        for (momentum, centered, variant) in [
+            (0.0, false, RmsPropVariant::Torch),
+            (0.9, true, RmsPropVariant::Torch),
+            (0.9, true, RmsPropVariant::Keras),
+        ] {
+            c.push(OptimizerConfig::new(
+                0.01,
+                RmsProp {
+                    momentum,
+                    centered,
+                    variant,
+                    ..RmsProp::default()
+                },
+            ));
+        }
+        c.push(OptimizerConfig::new(
+            1e-3,
+            Adam {
+                amsgrad: true,
+                weight_decay: 1e-2,
+                variant: AdamVariant::Keras,
+                ..Adam::default()
+            },
+        ));
+        c
+    }
+
+    /// Runs `steps` steps of the layers `widths` on `rows` rows, fused or
+    /// not; returns the parameters, gradients and state read back.
+    fn run(
+        rows: usize,
+        widths: &[usize],
+        config: OptimizerConfig,
+        fused: bool,
+    ) -> (Vec<f32>, Vec<f32>, Vec<Vec<f32>>) {
+        let g = gpu();
+        let n = widths.len() - 1;
+        let seed = (rows * 7 + widths.iter().sum::<usize>()) as u64;
+        let x = GpuTensor::from_array(g, &two(random(&[rows, widths[0]], seed))).unwrap();
+        let arena_len: usize = (1..n).map(|l| rows * widths[l]).sum::<usize>()
+            + (1..=n).map(|l| rows * widths[l]).sum::<usize>();
+        let arena = GpuTensor::from_array(g, &random(&[arena_len], seed + 1)).unwrap();
+        let mut off = 0;
+        let mut view = |cols: usize| {
+            let v = arena.view(off, &[rows, cols]).unwrap();
+            off += rows * cols;
+            v
+        };
+        let hs: Vec<_> = (1..n).map(|l| view(widths[l])).collect();
+        let dzs: Vec<_> = (1..=n).map(|l| view(widths[l])).collect();
+        let total: usize = (0..n).map(|l| (widths[l] + 1) * widths[l + 1]).sum();
+        let params = GpuTensor::from_array(g, &random(&[total], seed + 2)).unwrap();
+        let grads = GpuTensor::<f32>::zeros(g, &[total]).unwrap();
+        grads.fill(g, f32::NAN).unwrap();
+        let (mut dw, mut db, mut at) = (vec![], vec![], 0);
+        for l in 0..n {
+            dw.push(grads.view(at, &[widths[l + 1], widths[l]]).unwrap());
+            at += widths[l] * widths[l + 1];
+            db.push(grads.view(at, &[widths[l + 1]]).unwrap());
+            at += widths[l + 1];
+        }
+        let layers: Vec<WeightGradLayer> = (0..n)
+            .map(|l| WeightGradLayer {
+                dz: &dzs[l],
+                h: if l == 0 { &x } else { &hs[l - 1] },
+                dw: &dw[l],
+                db: &db[l],
+            })
+            .collect();
+        let loss = GpuTensor::from_slice(g, &[rows], &vec![0.5f32; rows]).unwrap();
+        let correct = GpuTensor::from_slice(g, &[rows], &vec![1u32; rows]).unwrap();
+        let lt = GpuTensor::<f32>::zeros(g, &[1]).unwrap();
+        let ct = GpuTensor::<u32>::zeros(g, &[1]).unwrap();
+        let steps = 3;
+        let mut opt = GpuOptimizer::with_planned_steps(g, config, &params, &grads, steps).unwrap();
+        opt.plan(g, steps).unwrap();
+        let step = if fused {
+            WeightStep::with_update(g, &layers, &loss, &correct, &lt, &ct, &params, &opt).unwrap()
+        } else {
+            WeightStep::new(g, &layers, &loss, &correct, &lt, &ct).unwrap()
+        };
+        assert_eq!(step.updates(), fused);
+        let mut encoder = g.encoder("weight step with update");
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for s in 0..steps {
+                step.record_step(&mut pass, s).unwrap();
+                if !fused {
+                    opt.record_planned(&mut pass, s).unwrap();
+                }
+            }
+        }
+        g.submit(encoder).unwrap();
+        let state = opt.state().iter().map(|t| t.read(g).unwrap()).collect();
+        (params.read(g).unwrap(), grads.read(g).unwrap(), state)
+    }
+
+    /// Bit equality, naming the first element that differs.
+    fn same(got: &[f32], want: &[f32], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}");
+        if let Some(i) = (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits()) {
+            panic!(
+                "{what}: element {i} is {} where the separate update gives {}",
+                got[i], want[i]
+            );
+        }
+    }
+
+    fn check(rows: usize, widths: &[usize]) {
+        if !WeightStep::fuses_update(gpu()) {
+            // Not a skip: the engine's fallback is what runs there, and
+            // it is the `fused == false` side of this very comparison.
+            let e = std::panic::catch_unwind(|| run(rows, widths, OptimizerConfig::adam(), true));
+            assert!(
+                e.is_err(),
+                "with_update must refuse a device that cannot bind it"
+            );
+            return;
+        }
+        for config in configs() {
+            let what = format!("{} rows {rows} widths {widths:?}", config.name());
+            let (p0, g0, s0) = run(rows, widths, config, false);
+            let (p1, g1, s1) = run(rows, widths, config, true);
+            assert!(p0.iter().all(|v| v.is_finite()), "{what}: parameters");
+            same(&g1, &g0, &format!("{what}: gradients"));
+            same(&p1, &p0, &format!("{what}: parameters"));
+            assert_eq!(s0.len(), s1.len(), "{what}");
+            for (a, b) in s1.iter().zip(&s0) {
+                same(a, b, &format!("{what}: state"));
+            }
+        }
+    }
+
+    #[test]
+    fn mnist_batch_7() {
+        check(7, &[784, 128, 128, 10]);
+    }
+
+    #[test]
+    fn odd_widths_batch_1() {
+        check(1, &[29, 7, 3]);
+    }
+
+    #[test]
+    fn one_layer_batch_33() {
+        check(33, &[37, 10]);
+    }
+
+    /// Gradients that leave an element of the optimizer out, or a `params`
+    /// that is not the optimizer's, are refused before anything is built.
+    #[test]
+    fn coverage_is_checked() {
+        let g = gpu();
+        let x = GpuTensor::<f32>::zeros(g, &[2, 4]).unwrap();
+        let arena = GpuTensor::<f32>::zeros(g, &[2 * 3]).unwrap();
+        let dz = arena.view(0, &[2, 3]).unwrap();
+        let params = GpuTensor::<f32>::zeros(g, &[16]).unwrap();
+        let grads = GpuTensor::<f32>::zeros(g, &[16]).unwrap();
+        let (dw, db) = (
+            grads.view(0, &[3, 4]).unwrap(),
+            grads.view(12, &[3]).unwrap(),
+        );
+        let loss = GpuTensor::<f32>::zeros(g, &[2]).unwrap();
+        let correct = GpuTensor::<u32>::zeros(g, &[2]).unwrap();
+        let (lt, ct) = (
+            GpuTensor::<f32>::zeros(g, &[1]).unwrap(),
+            GpuTensor::<u32>::zeros(g, &[1]).unwrap(),
+        );
+        let layer = [WeightGradLayer {
+            dz: &dz,
+            h: &x,
+            dw: &dw,
+            db: &db,
+        }];
+        let opt = GpuOptimizer::with_planned_steps(g, OptimizerConfig::adam(), &params, &grads, 1)
+            .unwrap();
+        let e = WeightStep::with_update(g, &layer, &loss, &correct, &lt, &ct, &params, &opt)
+            .err()
+            .expect("element 15 is left out");
+        assert!(
+            e.to_string().contains("cover 15 of the optimizer's 16"),
+            "{e}"
+        );
+        let unplanned = GpuOptimizer::new(g, OptimizerConfig::adam(), &params, &grads).unwrap();
+        let e = WeightStep::with_update(g, &layer, &loss, &correct, &lt, &ct, &params, &unplanned)
+            .err()
+            .expect("v1 optimizer");
+        assert!(e.to_string().contains("planned steps"), "{e}");
+        let other = params.view(1, &[15]).unwrap();
+        let e = WeightStep::with_update(g, &layer, &loss, &correct, &lt, &ct, &other, &opt)
+            .err()
+            .expect("params not the optimizer's");
+        assert!(e.to_string().contains("not the optimizer's"), "{e}");
+    }
+}

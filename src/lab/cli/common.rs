@@ -39,8 +39,13 @@ pub enum OnOff {
     /// with the library's default fused step (`layers`).
     Auto,
     /// The row-block step (issue 23): the first layer, one row block
-    /// (forward, loss, every delta), the weight gradients, the optimizer.
+    /// (forward, loss, every delta), then the weight gradients, which apply
+    /// the optimizer's update themselves where the device allows: three
+    /// dispatches.
     On,
+    /// `on` with the optimizer's update a dispatch of its own, kept to
+    /// measure what fusing it gains.
+    OnUpdateApart,
     /// The per-layer fused step of issue 13 (a fused kernel per layer),
     /// kept to compare with `on`.
     Layers,
@@ -52,6 +57,7 @@ impl OnOff {
     pub fn fused_step(self) -> crate::train::FusedStep {
         match self {
             OnOff::On => crate::train::FusedStep::Rows,
+            OnOff::OnUpdateApart => crate::train::FusedStep::RowsUpdateApart,
             _ => crate::train::FusedStep::Layers,
         }
     }

@@ -308,6 +308,7 @@ impl GradPlan {
                     correct_total: &count,
                     models: 1,
                     per_model: w.len(),
+                    update: None,
                 };
                 steps.push(GpuProgram::compile(gpu, program, &bindings, None)?);
             }

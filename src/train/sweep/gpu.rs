@@ -144,6 +144,7 @@ impl<'g> SweepEngine<'g> {
             correct_total: &correct_total,
             models: k,
             per_model,
+            update: None,
         };
         let sets = GpuSets::new(gpu, model, data, config, &models)?;
         let dispatches_per_step = (sets.dispatches_per_step() + optimizer.dispatches()) as f64;
