@@ -33,7 +33,7 @@ use crate::kernels::{Matmul, MatmulKernel, SoftmaxXent, SoftmaxXentKernel};
 use crate::model::{LinearSoftmax, Mlp, Model, Op, parameter_count};
 use crate::optim::OptimizerConfig;
 use crate::options::{Activation, MatmulOptions, MatmulShape};
-use crate::train::{CpuEngine, Engine, GpuEngine, TrainConfig, TrainData};
+use crate::train::{CpuEngine, Engine, FusedStep, GpuEngine, TrainConfig, TrainData};
 use ndarray::{Array1, Array2, ArrayD, IxDyn};
 use serde::Serialize;
 use std::time::Instant;
@@ -812,9 +812,33 @@ fn bench_gather(
     Ok(c)
 }
 
-/// A training step of `model`, fused ([`TrainConfig::fused`], the
-/// default) or the reference kernels, named `name` or `name.unfused`. Bytes
-/// are the engine's counted floor per step ([`GpuEngine::bytes_per_step`]).
+/// The training steps a case runs side by side: (name suffix, what it is,
+/// [`TrainConfig::fused`], [`TrainConfig::fused_step`]). The row-block
+/// steps only for the MLP, the one model with a row block.
+const TRAIN_VARIANTS: [(&str, &str, bool, FusedStep); 4] = [
+    ("", "", true, FusedStep::Layers),
+    (".unfused", ", unfused", false, FusedStep::Layers),
+    (".rows", ", row block, update in the weight tiles", true, FusedStep::Rows),
+    (
+        ".rows-apart",
+        ", row block, update apart",
+        true,
+        FusedStep::RowsUpdateApart,
+    ),
+];
+
+/// The variants of [`TRAIN_VARIANTS`] case `name` runs.
+fn train_variants(name: &str) -> impl Iterator<Item = (&'static str, &'static str, bool, FusedStep)> {
+    let rows = name == "mlp";
+    TRAIN_VARIANTS
+        .into_iter()
+        .filter(move |v| rows || v.3 == FusedStep::Layers)
+}
+
+/// A training step of `model` in one of [`TRAIN_VARIANTS`] (`variant`:
+/// its suffix, description, `fused` and fused step), named `name` plus the
+/// suffix. Bytes are the engine's counted floor per step
+/// ([`GpuEngine::bytes_per_step`]).
 #[allow(clippy::too_many_arguments)]
 fn bench_train(
     gpu: &Gpu,
@@ -824,22 +848,18 @@ fn bench_train(
     optimizer: OptimizerConfig,
     batch: usize,
     image_shape: [usize; 3],
-    fused: bool,
+    variant: (&str, &str, bool, FusedStep),
 ) -> Result<Comparison> {
-    let name = if fused {
-        name.to_string()
-    } else {
-        format!("{name}.unfused")
-    };
+    let (suffix, what, fused, fused_step) = variant;
+    let name = format!("{name}{suffix}");
     let mut c = Comparison::new(
         "train_step",
         &name,
         format!(
-            "{} ({} params), {} batch {batch}{}",
+            "{} ({} params), {} batch {batch}{what}",
             model.name(),
             parameter_count(model),
             optimizer.name(),
-            if fused { "" } else { ", unfused" }
         ),
     );
     let steps = opts.train_steps;
@@ -862,6 +882,7 @@ fn bench_train(
         mean: 0.5,
         std: 0.25,
         fused,
+        fused_step,
         ..TrainConfig::default()
     };
     let order = data.epoch_order(0, 0);
@@ -912,11 +933,20 @@ const TRAIN_CASES: [&str; 3] = ["mlp", "linear.785", "linear.3073"];
 
 /// Fused against unfused training steps of the same model in one run:
 /// `(name, GPU time ratio, dispatch ratio, byte ratio)`, each unfused ÷
-/// fused (above 1: the fused step is faster, fewer, smaller).
+/// fused (above 1: the fused step is faster, fewer, smaller); every fused
+/// variant (`mlp`, `mlp.rows`, …) against its model's `.unfused`.
 pub fn fusion_ratios(rows: &[Comparison]) -> Vec<(String, Option<f64>, f64, f64)> {
     let mut out = Vec::new();
     for f in rows.iter().filter(|c| c.family == "train_step") {
-        let want = format!("{}.unfused", f.name);
+        let base = TRAIN_CASES
+            .iter()
+            .filter(|case| f.name == **case || f.name.starts_with(&format!("{case}.")))
+            .max_by_key(|case| case.len());
+        let Some(base) = base else { continue };
+        let want = format!("{base}.unfused");
+        if f.name == want {
+            continue;
+        }
         let Some(u) = rows
             .iter()
             .find(|c| c.family == "train_step" && c.name == want)
@@ -954,8 +984,9 @@ pub fn case_names() -> Vec<(&'static str, String)> {
         v.push((f, n.to_string()));
     }
     for n in TRAIN_CASES {
-        v.push(("train_step", n.to_string()));
-        v.push(("train_step", format!("{n}.unfused")));
+        for (suffix, ..) in train_variants(n) {
+            v.push(("train_step", format!("{n}{suffix}")));
+        }
     }
     v
 }
@@ -1021,16 +1052,11 @@ pub fn run(
             "linear.785" => (&linear_785, OptimizerConfig::sgd(0.1), 256, [1, 28, 28]),
             _ => (&linear, OptimizerConfig::sgd(0.1), 256, [3, 32, 32]),
         };
-        // Fused and unfused side by side, so one run gives their ratio.
-        for fused in [true, false] {
-            let full = if fused {
-                name.to_string()
-            } else {
-                format!("{name}.unfused")
-            };
-            if opts.wants("train_step", &full) {
+        // Every step side by side, so one run gives their ratios.
+        for variant in train_variants(name) {
+            if opts.wants("train_step", &format!("{name}{}", variant.0)) {
                 emit(bench_train(
-                    gpu, opts, name, model, optimizer, batch, shape, fused,
+                    gpu, opts, name, model, optimizer, batch, shape, variant,
                 )?);
             }
         }

@@ -44,7 +44,7 @@ use crate::gpu::{Binding, Gpu, GpuTensor, GpuTimer, PipelineKey, Shader};
 use crate::model::Model;
 use crate::optim::OptimizerConfig;
 use crate::timing::{Measurement, Plan};
-use crate::train::{Engine, GpuEngine, TrainConfig, TrainData};
+use crate::train::{Engine, FusedStep, GpuEngine, TrainConfig, TrainData};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -378,6 +378,8 @@ pub struct StepVsFloor {
     pub model: String,
     pub batch: usize,
     pub fused: bool,
+    /// Which step ([`step_name`]).
+    pub program: String,
     pub parts: Vec<PartTime>,
     /// Dispatches one step makes.
     pub dispatches: usize,
@@ -399,8 +401,21 @@ impl StepVsFloor {
     }
 }
 
+/// A step's name in reports: `reference` (`None`), `layers` (the
+/// per-layer fused kernels), `rows` (the row block, the update in the
+/// weight tiles), `rows-apart` (the row block, the update its own dispatch).
+pub fn step_name(fused_step: Option<FusedStep>) -> &'static str {
+    match fused_step {
+        None => "reference",
+        Some(FusedStep::Layers) => "layers",
+        Some(FusedStep::Rows) => "rows",
+        Some(FusedStep::RowsUpdateApart) => "rows-apart",
+    }
+}
+
 /// Times one training step of `model` (batch `batch`, synthetic images of
-/// `image_shape`, `fused` or the reference program) launch by launch and
+/// `image_shape`, the fused step `step` or, for `None`, the reference
+/// program) launch by launch and
 /// whole, with the timer the benchmarks use, and sets each against
 /// `floor_s`, the cost of one dependent dispatch ([`Floor::dependent_dispatch`]).
 #[allow(clippy::too_many_arguments)]
@@ -411,9 +426,10 @@ pub fn step_vs_floor(
     optimizer: OptimizerConfig,
     batch: usize,
     image_shape: [usize; 3],
-    fused: bool,
+    fused_step: Option<FusedStep>,
     floor_s: f64,
 ) -> Result<StepVsFloor> {
+    let fused = fused_step.is_some();
     let steps = 2;
     let train = synthetic::images(steps * batch, image_shape, model.classes(), 41)?;
     let test = synthetic::images(batch, image_shape, model.classes(), 42)?;
@@ -426,6 +442,7 @@ pub fn step_vs_floor(
         mean: 0.5,
         std: 0.25,
         fused,
+        fused_step: fused_step.unwrap_or_default(),
         ..TrainConfig::default()
     };
     let mut engine = GpuEngine::new(gpu, model, &data, &config)?;
@@ -474,6 +491,7 @@ pub fn step_vs_floor(
         model: model.name(),
         batch,
         fused,
+        program: step_name(fused_step).into(),
         parts: times,
         dispatches,
         step,

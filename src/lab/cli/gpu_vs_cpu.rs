@@ -119,7 +119,7 @@ fn compare_checks(opts: &Options) -> Result<bool> {
                     crate::OptimizerConfig::adam(),
                     128,
                     [1, 28, 28],
-                    fused,
+                    fused.then_some(crate::train::FusedStep::Layers),
                     1.0,
                 )?;
                 names = r.parts.iter().map(|p| p.name.clone()).collect();
@@ -212,10 +212,23 @@ fn latency(gpu: &Gpu, opts: &Options, chain: usize, json: bool) -> Result<bool> 
         (&mlp, crate::OptimizerConfig::adam(), 128, [1, 28, 28]),
         (&linear, crate::OptimizerConfig::sgd(0.1), 256, [3, 32, 32]),
     ];
+    use crate::train::FusedStep;
     for (model, optimizer, batch, shape) in cases {
-        for fused in [true, false] {
-            let r: StepVsFloor =
-                latency::step_vs_floor(gpu, &plan, model, optimizer, batch, shape, fused, floor_s)?;
+        // The row-block steps for the MLP, the one model with a row block.
+        let steps: &[Option<FusedStep>] = if model.name() == crate::model::Model::name(&mlp) {
+            &[
+                Some(FusedStep::Rows),
+                Some(FusedStep::RowsUpdateApart),
+                Some(FusedStep::Layers),
+                None,
+            ]
+        } else {
+            &[Some(FusedStep::Layers), None]
+        };
+        for &fused_step in steps {
+            let r: StepVsFloor = latency::step_vs_floor(
+                gpu, &plan, model, optimizer, batch, shape, fused_step, floor_s,
+            )?;
             if json {
                 println!("{}", serde_json::to_value(&r).unwrap_or_default());
                 continue;
@@ -223,7 +236,7 @@ fn latency(gpu: &Gpu, opts: &Options, chain: usize, json: bool) -> Result<bool> 
             println!(
                 "\n{} at batch {batch}, {} step: {} dispatches; floor = {:.3} µs a chained dispatch",
                 r.model,
-                if fused { "fused" } else { "unfused" },
+                r.program,
                 r.dispatches,
                 us(floor_s)
             );
