@@ -55,6 +55,20 @@ impl Shader {
             .find(|(e, _)| *e == entry)
             .map_or(0, |&(_, bytes)| bytes)
     }
+
+    /// Storage buffers the layout binds in one stage (what
+    /// `max_storage_buffers_per_shader_stage` limits).
+    pub fn storage_buffers(&self) -> u32 {
+        self.bindings
+            .iter()
+            .filter(|b| {
+                matches!(
+                    b,
+                    Binding::StorageRead | Binding::StorageReadWrite | Binding::StorageSlot(_)
+                )
+            })
+            .count() as u32
+    }
 }
 
 /// One specialisation of a kernel: the shader, its entry point and the values
@@ -209,12 +223,7 @@ impl Gpu {
     fn check_bindings(&self, shader: &Shader) -> Result<()> {
         let limits = self.limits();
         let count = |f: fn(&Binding) -> bool| shader.bindings.iter().filter(|b| f(b)).count();
-        let storage = count(|b| {
-            matches!(
-                b,
-                Binding::StorageRead | Binding::StorageReadWrite | Binding::StorageSlot(_)
-            )
-        });
+        let storage = shader.storage_buffers() as usize;
         let uniform = count(|b| matches!(b, Binding::Uniform | Binding::UniformSlot(_)));
         let dynamic_uniform = count(|b| matches!(b, Binding::UniformSlot(_)));
         let dynamic_storage = count(|b| matches!(b, Binding::StorageSlot(_)));

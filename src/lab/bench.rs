@@ -818,7 +818,12 @@ fn bench_gather(
 const TRAIN_VARIANTS: [(&str, &str, bool, FusedStep); 4] = [
     ("", "", true, FusedStep::Layers),
     (".unfused", ", unfused", false, FusedStep::Layers),
-    (".rows", ", row block, update in the weight tiles", true, FusedStep::Rows),
+    (
+        ".rows",
+        ", row block, update in the weight tiles",
+        true,
+        FusedStep::Rows,
+    ),
     (
         ".rows-apart",
         ", row block, update apart",
@@ -828,7 +833,9 @@ const TRAIN_VARIANTS: [(&str, &str, bool, FusedStep); 4] = [
 ];
 
 /// The variants of [`TRAIN_VARIANTS`] case `name` runs.
-fn train_variants(name: &str) -> impl Iterator<Item = (&'static str, &'static str, bool, FusedStep)> {
+fn train_variants(
+    name: &str,
+) -> impl Iterator<Item = (&'static str, &'static str, bool, FusedStep)> {
     let rows = name == "mlp";
     TRAIN_VARIANTS
         .into_iter()

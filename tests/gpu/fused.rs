@@ -221,3 +221,37 @@ fn programs_dispatch_counts() {
     let fuses = wgpu_train::kernels::WeightStep::fuses_update(g);
     assert_eq!(rows, if fuses { 3.0 } else { 4.0 }, "MLP, row block");
 }
+
+/// Under WebGPU's default limits (8 storage buffers a stage, as in many
+/// browsers) the weight tiles cannot bind the update's buffers: the engine
+/// records the update as a dispatch of its own (four a step), with the
+/// bits of the three-dispatch step on the full device.
+#[test]
+fn rows_step_under_webgpu_limits_records_the_update_apart_with_the_same_bits() {
+    let limited = wgpu_train::Gpu::with_options(wgpu_train::GpuOptions {
+        limits: Some(wgpu::Limits::default()),
+        ..wgpu_train::GpuOptions::default()
+    })
+    .unwrap();
+    assert!(!wgpu_train::kernels::WeightStep::fuses_update(&limited));
+    let model = Mlp::new(&[784, 32, 17, 10], Activation::Sigmoid).unwrap();
+    let d = data(150);
+    let config = rows_config(OptimizerConfig::adam());
+    let mut engine = GpuEngine::new(&limited, &model, &d, &config).unwrap();
+    assert_eq!(engine.dispatches_per_step(), Some(4.0));
+    let (losses, params) = run(&mut engine, &d, &config);
+    let g = gpu();
+    let mut full = GpuEngine::new(g, &model, &d, &config).unwrap();
+    let fused = wgpu_train::kernels::WeightStep::fuses_update(g);
+    assert_eq!(
+        full.dispatches_per_step(),
+        Some(if fused { 3.0 } else { 4.0 })
+    );
+    let (full_losses, full_params) = run(&mut full, &d, &config);
+    assert_eq!(losses, full_losses, "losses, limited vs full device");
+    assert_eq!(
+        bits(&params),
+        bits(&full_params),
+        "parameters, limited vs full device"
+    );
+}

@@ -5,10 +5,10 @@
 
 use crate::common::gpu;
 use wgpu_train::lab::latency::{self, Floor};
-use wgpu_train::timing::Plan;
-use wgpu_train::{Activation, OptimizerConfig};
-use wgpu_train::train::FusedStep;
 use wgpu_train::model::Model;
+use wgpu_train::timing::Plan;
+use wgpu_train::train::FusedStep;
+use wgpu_train::{Activation, OptimizerConfig};
 
 /// A few short runs: the code paths, not the figures.
 fn plan() -> Plan {
