@@ -237,9 +237,16 @@ pub fn check_choices(choices: &BTreeMap<String, String>) -> Result<()> {
     }
 }
 
+/// The training steps `--fused auto` chooses between
+/// (`train::choose_step`): the reference program, the per-layer fused
+/// step, the row-block step.
+pub const TRAIN_STEPS: [&str; 3] = ["reference", "layers", "rows"];
+
 /// The version names of the family a key belongs to (by its first word).
 fn versions(key: &str) -> Vec<&'static str> {
-    if key.starts_with("softmax_xent ") {
+    if key.starts_with("train_step ") {
+        TRAIN_STEPS.to_vec()
+    } else if key.starts_with("softmax_xent ") {
         SoftmaxXentKernel::EVERY
             .map(SoftmaxXentKernel::name)
             .to_vec()

@@ -15,6 +15,8 @@ mod gradient;
 #[cfg(not(target_arch = "wasm32"))]
 mod resume;
 #[cfg(not(target_arch = "wasm32"))]
+mod step_choice;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod sweep;
 
 pub use cpu::{CpuEngine, predict};
@@ -31,6 +33,8 @@ pub use resume::{
     MAX_RECORD_BYTES, Resume, load_checkpoint, parse_recorded, read_recorded, recorded_kernels,
     save_checkpoint,
 };
+#[cfg(not(target_arch = "wasm32"))]
+pub use step_choice::{choose_step, step_key, with_step};
 
 use crate::data::Dataset;
 use crate::error::{Error, Result, positive};

@@ -522,3 +522,59 @@ fn optimizer_elements_per_thread_are_tuned_and_keep_the_bits() {
         assert_eq!(off.tune_record().choices()[key], elems);
     }
 }
+
+/// `--fused auto` (issue 23): the training step is timed on the device the
+/// first time, recorded under its key, cached and reused; pinned with
+/// tuning off; a name that is no step is refused on replay.
+#[test]
+fn the_training_step_is_chosen_by_measurement_cached_and_pinned() {
+    use wgpu_train::Activation;
+    use wgpu_train::model::Mlp;
+    use wgpu_train::train::{FusedStep, TrainConfig, choose_step, step_key};
+    let model = Mlp::new(&[40, 16, 10], Activation::Relu).unwrap();
+    let config = TrainConfig {
+        batch: 32,
+        fused: false,
+        ..TrainConfig::default()
+    };
+    let key = step_key(&model, &config);
+    let dir = scratch_dir("train-step");
+    let first = tuned_gpu(TuneMode::On, &dir);
+    let chosen = choose_step(&first, &model, &config);
+    let name = first.tune_record().choices()[&key].clone();
+    eprintln!("{key}: {name}");
+    assert!(tune::TRAIN_STEPS.contains(&name.as_str()), "{name}");
+    assert_eq!(chosen.fused, name != "reference", "{name}");
+    if chosen.fused {
+        let step = if name == "rows" {
+            FusedStep::Rows
+        } else {
+            FusedStep::Layers
+        };
+        assert_eq!(chosen.fused_step, step);
+    }
+    let (tuned, _) = first.tune_record().tuned();
+    assert!(tuned >= 1, "the step was timed");
+
+    let second = tuned_gpu(TuneMode::On, &dir);
+    let again = choose_step(&second, &model, &config);
+    assert_eq!(
+        (again.fused, again.fused_step),
+        (chosen.fused, chosen.fused_step),
+        "the cache"
+    );
+    assert_eq!(second.tune_record().tuned().0, 0, "nothing timed again");
+
+    let off = tuned_gpu(TuneMode::Off, &scratch_dir("train-step-off"));
+    assert_eq!(
+        choose_step(&off, &model, &config).fused,
+        off.is_software(),
+        "fixed rule"
+    );
+    off.tune_record()
+        .pin(&[(key.clone(), "rows".to_string())].into_iter().collect());
+    let pinned = choose_step(&off, &model, &config);
+    assert!(pinned.fused && pinned.fused_step == FusedStep::Rows);
+    let bad = [(key, "v5_split_k".to_string())].into_iter().collect();
+    assert!(tune::check_choices(&bad).is_err());
+}

@@ -35,8 +35,9 @@ pub enum Optimizer {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OnOff {
-    /// The library's choice for the adapter (`GpuEngine::fused_by_default`),
-    /// with the library's default fused step (`layers`).
+    /// The step timed fastest on this device the first time (reference,
+    /// layers or the row block: `train::choose_step`), recorded with the
+    /// kernels' choices; with tuning off, `GpuEngine::fused_by_default`.
     Auto,
     /// The row-block step (issue 23): the first layer, one row block
     /// (forward, loss, every delta), then the weight gradients, which apply
@@ -276,7 +277,12 @@ pub fn run(
     // Both devices run the same programs, so the choice is made once.
     let mut config = config.clone();
     if common.fused == OnOff::Auto {
-        config.fused = gpu.as_ref().is_none_or(GpuEngine::fused_by_default);
+        // Measured on this device the first time (tuning on, the
+        // examples' default) and recorded with the kernels' choices.
+        config = match &gpu {
+            Some(g) => crate::train::choose_step(g, model, &config),
+            None => crate::train::with_step(&config, "layers"),
+        };
     }
     let config = &config;
     if !common.json {
