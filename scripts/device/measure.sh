@@ -111,14 +111,18 @@ have gpu_vs_cpu && run latency "$(q 60 120)" "$bin/gpu_vs_cpu" --latency $(q --q
 #    same shapes.
 have gpu_vs_cpu && run versions "$(q 90 150)" "$bin/gpu_vs_cpu" --versions --json $(q --quick --big) --peak-gflops 67000
 have gpu_vs_cpu && run matmul "$(q 90 150)" "$bin/gpu_vs_cpu" --filter matmul --json $(q --quick --big) --peak-gflops 67000
+# The training steps side by side (mlp: layers, unfused, rows = 3 dispatches,
+# rows-apart = 4; the linear model fused and not), each beside the CPU.
+have gpu_vs_cpu && run steps "$(q 60 120)" "$bin/gpu_vs_cpu" --filter train_step --json $(q --quick "")
 [ -n "$peer_dev" ] && run peer_mm "$(q 90 150)" "${peer[@]}" --model mm $(q --quick "") --peak-gflops 67000
 
 # 4. Training, 10 epochs (1 in a rehearsal): the main job on both devices,
-#    the GPU step fused three ways, the linear model; the peers beside them.
+#    the GPU step every way (on: 3 dispatches, on-update-apart: 4, layers: 8,
+#    off: 16, auto: timed here), the linear model; the peers beside them.
 epochs=$(q 1 10)
 if have train_mlp; then
     run train "$(q 120 150)" "$bin/train_mlp" --device both --epochs "$epochs" --json --quiet
-    for fused in on layers off; do
+    for fused in on on-update-apart layers off auto; do
         run train "$(q 90 90)" "$bin/train_mlp" --device gpu --fused "$fused" --epochs "$epochs" --json --quiet
     done
 fi
@@ -165,7 +169,7 @@ train = [d for d in rows if "samples_per_sec" in d]
 if train:
     print(f"{'who':18} {'mode':11} {'device':6} {'model':28} {'epochs':>6} {'test acc':>8} {'samples/s':>10} {'disp/step':>9}")
 for d in train:
-    # Ours: fused or not; the dispatches per step tell on (4) from layers (8).
+    # Ours: fused or not; the dispatches per step tell on (3), on-update-apart (4) and layers (8).
     mode = d.get("mode") or ("fused" if d.get("fused") else "unfused")
     acc = d.get("test_accuracy")
     print(f"{who(d):18} {mode[:11]:11} {d.get('device', ''):6} {d.get('model', ''):28} {d.get('epochs', ''):>6} "
