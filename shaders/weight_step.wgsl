@@ -17,10 +17,10 @@
 // softmax_xent.wgsl's v3 sums (256 lanes striding over the rows, then a
 // fixed tree), the same bits as that kernel's.
 //
-// Each gradient element goes through `store_grad`, which the launcher
-// appends: a plain store (`weight_step`), or the store followed by the
-// optimizer's update of that element (weight_step_update.wgsl), which makes
-// the update part of this dispatch: three dispatches a step in all.
+// After its tile, each workgroup calls `after_tile`, which the launcher
+// appends: nothing (`weight_step`), or the optimizer's update of the tile's
+// elements (weight_step_update.wgsl), which makes the update part of this
+// dispatch: three dispatches a step in all.
 
 const MAX_LAYERS: u32 = 7u;
 const WG_X: u32 = 8u;
@@ -108,9 +108,9 @@ fn tile(a: vec4<u32>, b: vec4<u32>, row0: u32, col0: u32) {
             for (var j = 0u; j < 4u; j = j + 1u) {
                 let col = col0 + j;
                 if (col < ins) {
-                    store_grad(b.y + row * ins + col, accs[i][j]);
+                    grads[b.y + row * ins + col] = accs[i][j];
                 } else if (col == ins) {
-                    store_grad(b.z + row, accs[i][j]);
+                    grads[b.z + row] = accs[i][j];
                 }
             }
         }
@@ -172,4 +172,5 @@ fn weight_step(
     let row0 = ((t / tiles_x) * WG_Y + lid.y) * 4u;
     let col0 = ((t % tiles_x) * WG_X + lid.x) * 4u;
     tile(a, b, row0, col0);
+    after_tile(a, b, (t / tiles_x) * TILE, (t % tiles_x) * TILE, index);
 }

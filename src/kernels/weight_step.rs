@@ -28,12 +28,12 @@ macro_rules! weight_step_bindings {
     };
 }
 
-// The gradients alone: `store_grad` is a plain store.
+// The gradients alone: nothing after a tile.
 pub static WEIGHT_STEP: Shader = Shader {
     name: "weight_step",
     source: concat!(
         include_str!("../../shaders/weight_step.wgsl"),
-        "\nfn store_grad(k: u32, v: f32) {\n    grads[k] = v;\n}\n"
+        "\nfn after_tile(a: vec4<u32>, b: vec4<u32>, r0: u32, c0: u32, lid: u32) {}\n"
     ),
     bindings: weight_step_bindings!(),
     // The totals' 256 lanes.
