@@ -18,9 +18,9 @@ use crate::model::Model;
 use crate::tune::TRAIN_STEPS;
 
 /// Batches a candidate trains per timed epoch.
-const STEPS: usize = 8;
+const STEPS: usize = 16;
 /// Timed epochs per candidate, after one untimed (pipelines, tuning).
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 
 /// The tuner's key of `config`'s step for `model`.
 pub fn step_key(model: &dyn Model, config: &TrainConfig) -> String {
@@ -80,6 +80,7 @@ fn fastest(gpu: &Gpu, model: &dyn Model, config: &TrainConfig) -> Result<&'stati
     let data = TrainData::new(train, test, 0, 0)?;
     let order = data.epoch_order(0, 0);
     let mut best: Option<(f64, &'static str)> = None;
+    let mut report = Vec::with_capacity(TRAIN_STEPS.len());
     for name in TRAIN_STEPS {
         let candidate = TrainConfig {
             epochs: 1,
@@ -97,9 +98,18 @@ fn fastest(gpu: &Gpu, model: &dyn Model, config: &TrainConfig) -> Result<&'stati
         }
         times.sort_by(f64::total_cmp);
         let median = times[times.len() / 2];
+        report.push(format!("{name} {:.3} ms", median * 1e3 / STEPS as f64));
         if best.is_none_or(|(t, _)| median < t) {
             best = Some((median, name));
         }
     }
-    Ok(best.map_or("reference", |(_, n)| n))
+    let chosen = best.map_or("reference", |(_, n)| n);
+    // Once per (device, model, batch, optimizer): what the choice rests on.
+    eprintln!(
+        "wgpu-train: timed the training steps of {} at batch {} a step: {}; running {chosen}",
+        model.name(),
+        config.batch,
+        report.join(", ")
+    );
+    Ok(chosen)
 }
