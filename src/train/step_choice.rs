@@ -22,21 +22,36 @@ const STEPS: usize = 16;
 /// Timed epochs per candidate, after one untimed (pipelines, tuning).
 const RUNS: usize = 5;
 
-/// The tuner's key of `config`'s step for `model`.
-pub fn step_key(model: &dyn Model, config: &TrainConfig) -> String {
+/// Bytes of synthetic images the timing may allocate.
+const MAX_BYTES: usize = 64 << 20;
+
+/// The batch a run of `config` on `train_len` examples really steps with:
+/// the engines clamp it to the training set.
+fn batch_of(config: &TrainConfig, train_len: usize) -> usize {
+    config.batch.min(train_len).max(1)
+}
+
+/// The tuner's key of `config`'s step for `model` on `train_len` examples.
+pub fn step_key(model: &dyn Model, config: &TrainConfig, train_len: usize) -> String {
     format!(
         "train_step {} batch {} {}",
         model.name(),
-        config.batch,
+        batch_of(config, train_len),
         config.optimizer.name()
     )
 }
 
 /// `config` with [`TrainConfig::fused`] and [`TrainConfig::fused_step`] set
 /// to the step recorded for this device (pinned, cached), else measured now
-/// where tuning is on, else the fixed rule.
-pub fn choose_step(gpu: &Gpu, model: &dyn Model, config: &TrainConfig) -> TrainConfig {
-    let key = step_key(model, config);
+/// where tuning is on, else the fixed rule. `train_len`: the examples the
+/// run trains on (its batch is at most that).
+pub fn choose_step(
+    gpu: &Gpu,
+    model: &dyn Model,
+    config: &TrainConfig,
+    train_len: usize,
+) -> TrainConfig {
+    let key = step_key(model, config, train_len);
     let fixed = if GpuEngine::fused_by_default(gpu) {
         "layers"
     } else {
@@ -49,7 +64,7 @@ pub fn choose_step(gpu: &Gpu, model: &dyn Model, config: &TrainConfig) -> TrainC
     // through the same record: so the timing happens between two calls.
     let mut chosen = record.decide(key.clone(), fixed, &known, &|_| Ok(()), None);
     if chosen.is_none() && record.mode() != TuneMode::Off && !cfg!(target_arch = "wasm32") {
-        let name = fastest(gpu, model, config).unwrap_or_else(|e| {
+        let name = fastest(gpu, model, config, train_len).unwrap_or_else(|e| {
             eprintln!("wgpu-train: warning: timing the training steps failed ({e}); using {fixed}");
             fixed
         });
@@ -73,10 +88,18 @@ pub fn with_step(config: &TrainConfig, name: &str) -> TrainConfig {
 }
 
 /// Times every candidate step; the name of the fastest.
-fn fastest(gpu: &Gpu, model: &dyn Model, config: &TrainConfig) -> Result<&'static str> {
+fn fastest(
+    gpu: &Gpu,
+    model: &dyn Model,
+    config: &TrainConfig,
+    train_len: usize,
+) -> Result<&'static str> {
     let dim = model.input_dim() - usize::from(model.appends_one());
-    let train = synthetic::images(STEPS * config.batch, [1, 1, dim], model.classes(), 51)?;
-    let test = synthetic::images(config.batch, [1, 1, dim], model.classes(), 52)?;
+    let batch = batch_of(config, train_len);
+    // Fewer steps for a big batch, at least one: a bounded allocation.
+    let steps = (MAX_BYTES / batch.saturating_mul(dim).max(1)).clamp(1, STEPS);
+    let train = synthetic::images(steps * batch, [1, 1, dim], model.classes(), 51)?;
+    let test = synthetic::images(batch, [1, 1, dim], model.classes(), 52)?;
     let data = TrainData::new(train, test, 0, 0)?;
     let order = data.epoch_order(0, 0);
     let mut best: Option<(f64, &'static str)> = None;
@@ -84,6 +107,7 @@ fn fastest(gpu: &Gpu, model: &dyn Model, config: &TrainConfig) -> Result<&'stati
     for name in TRAIN_STEPS {
         let candidate = TrainConfig {
             epochs: 1,
+            batch,
             validation: 0,
             ..with_step(config, name)
         };
@@ -98,7 +122,7 @@ fn fastest(gpu: &Gpu, model: &dyn Model, config: &TrainConfig) -> Result<&'stati
         }
         times.sort_by(f64::total_cmp);
         let median = times[times.len() / 2];
-        report.push(format!("{name} {:.3} ms", median * 1e3 / STEPS as f64));
+        report.push(format!("{name} {:.3} ms", median * 1e3 / steps as f64));
         if best.is_none_or(|(t, _)| median < t) {
             best = Some((median, name));
         }
@@ -108,7 +132,7 @@ fn fastest(gpu: &Gpu, model: &dyn Model, config: &TrainConfig) -> Result<&'stati
     eprintln!(
         "wgpu-train: timed the training steps of {} at batch {} a step: {}; running {chosen}",
         model.name(),
-        config.batch,
+        batch,
         report.join(", ")
     );
     Ok(chosen)

@@ -537,10 +537,11 @@ fn the_training_step_is_chosen_by_measurement_cached_and_pinned() {
         fused: false,
         ..TrainConfig::default()
     };
-    let key = step_key(&model, &config);
+    let n = 500;
+    let key = step_key(&model, &config, n);
     let dir = scratch_dir("train-step");
     let first = tuned_gpu(TuneMode::On, &dir);
-    let chosen = choose_step(&first, &model, &config);
+    let chosen = choose_step(&first, &model, &config, n);
     let name = first.tune_record().choices()[&key].clone();
     eprintln!("{key}: {name}");
     assert!(tune::TRAIN_STEPS.contains(&name.as_str()), "{name}");
@@ -557,7 +558,7 @@ fn the_training_step_is_chosen_by_measurement_cached_and_pinned() {
     assert!(tuned >= 1, "the step was timed");
 
     let second = tuned_gpu(TuneMode::On, &dir);
-    let again = choose_step(&second, &model, &config);
+    let again = choose_step(&second, &model, &config, n);
     assert_eq!(
         (again.fused, again.fused_step),
         (chosen.fused, chosen.fused_step),
@@ -567,13 +568,13 @@ fn the_training_step_is_chosen_by_measurement_cached_and_pinned() {
 
     let off = tuned_gpu(TuneMode::Off, &scratch_dir("train-step-off"));
     assert_eq!(
-        choose_step(&off, &model, &config).fused,
+        choose_step(&off, &model, &config, n).fused,
         off.is_software(),
         "fixed rule"
     );
     off.tune_record()
         .pin(&[(key.clone(), "rows".to_string())].into_iter().collect());
-    let pinned = choose_step(&off, &model, &config);
+    let pinned = choose_step(&off, &model, &config, n);
     assert!(pinned.fused && pinned.fused_step == FusedStep::Rows);
     let bad = [(key, "v5_split_k".to_string())].into_iter().collect();
     assert!(tune::check_choices(&bad).is_err());

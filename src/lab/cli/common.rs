@@ -280,7 +280,7 @@ pub fn run(
         // Measured on this device the first time (tuning on, the
         // examples' default) and recorded with the kernels' choices.
         config = match &gpu {
-            Some(g) => crate::train::choose_step(g, model, &config),
+            Some(g) => crate::train::choose_step(g, model, &config, data.train_idx.len()),
             None => crate::train::with_step(&config, "layers"),
         };
     }
