@@ -35,17 +35,12 @@
 // same code with a bigger grid. Past 65,535 workgroups the grid folds into
 // 2-D: thread k = gid.y · h.row + gid.x, h.row being threads per grid row.
 
-// Hyper (the uniform block) and StepScalars are appended from
-// shaders/shared/optim_rules.wgsl, as the formulas are.
+// Hyper (the uniform block), StepScalars and the rules' variant constants
+// (MOMENTUM, KERAS, …) are appended from shaders/shared/optim_rules.wgsl, as
+// the formulas are.
 
 // Specialisation constants (the launcher passes only those an entry uses).
 override SCHEDULE: u32 = 0u;  // advance: 0 constant, 1 step decay, 2 cosine
-override MOMENTUM: bool = false; // sgd, rmsprop: keep a momentum buffer
-override NESTEROV: bool = false; // sgd
-override CENTERED: bool = false; // rmsprop
-override KERAS: bool = false;    // rmsprop, adam: Keras 3 eps placement
-override AMSGRAD: bool = false;  // adam
-override DECOUPLED: bool = false;// adam: AdamW's decoupled weight decay
 
 @group(0) @binding(0) var<uniform> h: Hyper;
 @group(0) @binding(1) var<storage, read_write> st: StepScalars;

@@ -22,13 +22,6 @@ struct Sweep {
     threads: u32,    // threads per model: the stride of each thread's loop
 }
 
-// The rule's variant, as in optim.wgsl (one pipeline per variant present).
-override MOMENTUM: bool = false;
-override NESTEROV: bool = false;
-override CENTERED: bool = false;
-override KERAS: bool = false;
-override AMSGRAD: bool = false;
-override DECOUPLED: bool = false;
 
 @group(0) @binding(0) var<uniform> sw: Sweep;
 @group(0) @binding(1) var<storage, read> hypers: array<Hyper>;

@@ -13,15 +13,9 @@
 // just stored, the same step scalars (the host-planned slot of this step) and
 // the same hyperparameters: the same bits as the separate update.
 
-// Which rule (the launcher sets it from the optimizer's config) and its
-// variants, as in optim.wgsl.
+// Which rule (the launcher sets it from the optimizer's config); its
+// variants are shared/optim_rules.wgsl's constants.
 override RULE: u32 = 0u; // 0 sgd, 1 adagrad, 2 rmsprop, 3 adam
-override MOMENTUM: bool = false;
-override NESTEROV: bool = false;
-override CENTERED: bool = false;
-override KERAS: bool = false;
-override AMSGRAD: bool = false;
-override DECOUPLED: bool = false;
 
 @group(0) @binding(8) var<uniform> h: Hyper;
 // Read only; read_write to match the optimizer's slot layout.

@@ -6,6 +6,15 @@
 // element i of the parameters (at h.param_offset) and of the rule's state
 // buffers s1, s2, s3. Formulas and their torch semantics: optim.wgsl.
 
+// The rule's variant (specialisation constants: one pipeline per variant
+// present; the launchers pass only those an entry point uses).
+override MOMENTUM: bool = false; // sgd, rmsprop: keep a momentum buffer
+override NESTEROV: bool = false; // sgd
+override CENTERED: bool = false; // rmsprop
+override KERAS: bool = false;    // rmsprop, adam: Keras 3 eps placement
+override AMSGRAD: bool = false;  // adam
+override DECOUPLED: bool = false;// adam: AdamW's decoupled weight decay
+
 struct Hyper {
     n: u32,             // parameters to update
     row: u32,           // threads per grid row

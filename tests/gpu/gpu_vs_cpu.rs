@@ -58,19 +58,36 @@ fn quick_mode_reports_every_case_with_sane_times_and_agreeing_results() {
         step("linear.3073").map(|c| c.flops),
         Some(256 * 4 * 10 * 3073)
     );
-    // Each step also ran unfused in the same run (issue 13): the same work
-    // in at least twice the dispatches and more counted bytes.
+    // Each step also ran unfused in the same run (issue 13), and the MLP's
+    // row-block steps beside them (issue 23): the same work in fewer
+    // dispatches and fewer counted bytes.
     let ratios = bench::fusion_ratios(&rows);
-    assert_eq!(ratios.len(), 3, "{ratios:?}");
+    let names: Vec<&str> = ratios.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "mlp",
+            "mlp.rows",
+            "mlp.rows-apart",
+            "linear.785",
+            "linear.3073"
+        ],
+        "{ratios:?}"
+    );
+    let fuses = wgpu_train::kernels::WeightStep::fuses_update(gpu());
     for (name, time, dispatches, bytes) in &ratios {
         assert!(time.is_some_and(|t| t.is_finite() && t > 0.0), "{name}");
         assert!(*bytes > 1.0, "{name}: bytes ratio {bytes}");
+        let base = name.split(".rows").next().unwrap();
         assert_eq!(
             step(name).map(|c| c.flops),
-            step(&format!("{name}.unfused")).map(|c| c.flops)
+            step(&format!("{base}.unfused")).map(|c| c.flops)
         );
-        if name == "mlp" {
-            assert_eq!(*dispatches, 2.0, "MLP: 16 dispatches against 8");
+        match name.as_str() {
+            "mlp" => assert_eq!(*dispatches, 2.0, "MLP: 16 dispatches against 8"),
+            "mlp.rows" if fuses => assert_eq!(*dispatches, 16.0 / 3.0, "MLP: 16 against 3"),
+            "mlp.rows" | "mlp.rows-apart" => assert_eq!(*dispatches, 4.0, "MLP: 16 against 4"),
+            _ => {}
         }
     }
 }
