@@ -23,7 +23,7 @@ use crate::lab::bench::{self, Comparison};
 use crate::lab::{latency, verify};
 use crate::model::{Mlp, Model};
 use crate::optim::OptimizerConfig;
-use crate::train::{self, CpuEngine, GpuEngine, TrainConfig, TrainData};
+use crate::train::{self, CpuEngine, FusedStep, GpuEngine, TrainConfig, TrainData};
 use crate::{Activation, Gpu};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -182,7 +182,8 @@ pub struct TrainingReport {
     pub batch: usize,
     pub train_samples: usize,
     pub epochs: usize,
-    /// The GPU step: "fused (per layer)" or "unfused".
+    /// The GPU step `--fused auto` takes here: "fused (per layer)",
+    /// "unfused" or "row block (N dispatches)".
     pub step: String,
     pub gpu: Throughput,
     pub cpu: Throughput,
@@ -405,8 +406,9 @@ fn training(gpu: &Gpu, opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Trai
         optimizer: OptimizerConfig::preset("adam", 1e-3)?,
         ..TrainConfig::default()
     };
-    // What the examples' `--fused auto` takes on this adapter.
-    config.fused = GpuEngine::fused_by_default(gpu);
+    // What the examples' `--fused auto` takes on this adapter: the step
+    // timed fastest here (tuning on), else the fixed rule.
+    config = train::choose_step(gpu, &model, &config, data.train_idx.len());
     config.validate()?;
     log(&format!(
         "training: MLP 784-128-128-10, {train_n} samples, 2 epochs on the GPU (tuning its kernels first)"
@@ -424,10 +426,13 @@ fn training(gpu: &Gpu, opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Trai
         batch: config.batch,
         train_samples: train_n,
         epochs: config.epochs,
-        step: if config.fused {
-            "fused (per layer)".into()
-        } else {
-            "unfused".into()
+        step: match (config.fused, config.fused_step) {
+            (false, _) => "unfused".into(),
+            (true, FusedStep::Layers) => "fused (per layer)".into(),
+            (true, _) => format!(
+                "row block ({} dispatches)",
+                train::Engine::dispatches_per_step(&engine).unwrap_or(0.0)
+            ),
         },
         gpu_over_cpu: gpu_t.samples_per_s / cpu_t.samples_per_s,
         same_loss: gpu_t.final_train_loss.to_bits() == cpu_t.final_train_loss.to_bits(),

@@ -98,6 +98,22 @@ fn report_quick_writes_a_complete_card() {
     assert!(number(&json, "training.cpu.samples_per_s") > 0.0);
     assert!(number(&json, "training.gpu_over_cpu") > 0.0);
     assert_eq!(json["training"]["batch"], 128);
+    // The step `--fused auto` takes, timed on this adapter the first time
+    // and recorded with the kernels' choices.
+    let step = json["training"]["step"].as_str().expect("training.step");
+    let chosen = json["tuner"]["choices"]
+        .as_object()
+        .expect("choices")
+        .iter()
+        .find(|(k, _)| k.starts_with("train_step "))
+        .map(|(_, v)| v.as_str().unwrap().to_string())
+        .expect("a train_step choice");
+    let want = match chosen.as_str() {
+        "reference" => "unfused",
+        "layers" => "fused (per layer)",
+        _ => "row block",
+    };
+    assert!(step.starts_with(want), "step {step}, chosen {chosen}");
 
     // The tuner's record, the benchmark rows with rates, the latency floor.
     assert!(json["tuner"]["mode"].is_string());
