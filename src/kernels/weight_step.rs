@@ -1,7 +1,7 @@
 //! Launcher for `shaders/weight_step.wgsl`: every layer's weight and bias
 //! gradients (`[dW | db] = dzᵀ·[h | 1]`) in one dispatch whose workgroups
 //! are tiles across the layers, and the batch's loss and correct totals;
-//! with [`WeightStep::with_update`], the optimizer's update of each element
+//! with an [`Update`], the optimizer's update of each element
 //! too (`shaders/weight_step_update.wgsl`), the step's last dispatch.
 
 use super::optim::{FusedUpdate, GpuOptimizer, STEP_BYTES};
@@ -133,6 +133,13 @@ pub struct WeightGradLayer<'a> {
     pub db: &'a GpuTensor<f32>,
 }
 
+/// The optimizer whose update the weight tiles apply ([`WeightStep::new`]),
+/// over its parameters.
+pub struct Update<'a> {
+    pub params: &'a GpuTensor<f32>,
+    pub optimizer: &'a GpuOptimizer,
+}
+
 /// Every layer's gradients and the batch totals, ready to record; with
 /// the update, the step slots' stride and how many there are.
 pub struct WeightStep {
@@ -150,6 +157,15 @@ impl WeightStep {
     /// `dz` are views of one buffer, the row block's arena) and the
     /// addition of the per-row `loss` and `correct` flags to the epoch's
     /// `loss_total` and `correct_total`.
+    ///
+    /// With `update`, each gradient element is then updated in place by
+    /// its optimizer (which must plan its steps:
+    /// [`GpuOptimizer::with_planned_steps`]) over its `params`, whose
+    /// gradients the layers' `dw` and `db` must cover exactly: the
+    /// optimizer's own dispatch is then not recorded at all. Record step `s`
+    /// of an epoch with [`WeightStep::record_step`] after
+    /// [`GpuOptimizer::plan`]; the bits are those of the separate update.
+    /// Only where [`WeightStep::fuses_update`].
     pub fn new(
         gpu: &Gpu,
         layers: &[WeightGradLayer<'_>],
@@ -157,58 +173,19 @@ impl WeightStep {
         correct: &GpuTensor<u32>,
         loss_total: &GpuTensor<f32>,
         correct_total: &GpuTensor<u32>,
+        update: Option<Update<'_>>,
     ) -> Result<Self> {
-        Self::build(gpu, layers, loss, correct, loss_total, correct_total, None)
-    }
-
-    /// Whether `gpu` can bind what [`WeightStep::with_update`] binds
-    /// ([`UPDATE_STORAGE_BUFFERS`] storage buffers in one stage).
-    pub fn fuses_update(gpu: &Gpu) -> bool {
-        gpu.limits().max_storage_buffers_per_shader_stage >= UPDATE_STORAGE_BUFFERS
-    }
-
-    /// [`WeightStep::new`], each gradient element then updated in place by
-    /// `optimizer` (which must plan its steps: [`GpuOptimizer::with_planned_steps`])
-    /// over `params`, whose gradients the layers' `dw` and `db` must cover
-    /// exactly: the optimizer's dispatch is then not recorded at all. Record
-    /// step `s` of an epoch with [`WeightStep::record_step`] after
-    /// [`GpuOptimizer::plan`]; the bits are those of the separate update.
-    #[allow(clippy::too_many_arguments)]
-    pub fn with_update(
-        gpu: &Gpu,
-        layers: &[WeightGradLayer<'_>],
-        loss: &GpuTensor<f32>,
-        correct: &GpuTensor<u32>,
-        loss_total: &GpuTensor<f32>,
-        correct_total: &GpuTensor<u32>,
-        params: &GpuTensor<f32>,
-        optimizer: &GpuOptimizer,
-    ) -> Result<Self> {
-        let Some(update) = optimizer.fused_update() else {
-            return Err(bad(
-                "the update needs an optimizer with planned steps (GpuOptimizer::with_planned_steps)",
-            ));
+        let update = match update {
+            None => None,
+            Some(u) => match u.optimizer.fused_update() {
+                Some(f) => Some((u.params, f)),
+                None => {
+                    return Err(bad(
+                        "the update needs an optimizer with planned steps (GpuOptimizer::with_planned_steps)",
+                    ));
+                }
+            },
         };
-        Self::build(
-            gpu,
-            layers,
-            loss,
-            correct,
-            loss_total,
-            correct_total,
-            Some((params, update)),
-        )
-    }
-
-    fn build(
-        gpu: &Gpu,
-        layers: &[WeightGradLayer<'_>],
-        loss: &GpuTensor<f32>,
-        correct: &GpuTensor<u32>,
-        loss_total: &GpuTensor<f32>,
-        correct_total: &GpuTensor<u32>,
-        update: Option<(&GpuTensor<f32>, FusedUpdate<'_>)>,
-    ) -> Result<Self> {
         const OP: &str = "weight_step";
         let Some(first) = layers.first() else {
             return Err(bad("no layers"));
@@ -357,6 +334,12 @@ impl WeightStep {
             dispatch: Dispatch::new(OP, pipeline, bind_group, workgroups),
             update: slots,
         })
+    }
+
+    /// Whether `gpu` can bind what the weight tiles with the update bind
+    /// ([`UPDATE_STORAGE_BUFFERS`] storage buffers in one stage).
+    pub fn fuses_update(gpu: &Gpu) -> bool {
+        gpu.limits().max_storage_buffers_per_shader_stage >= UPDATE_STORAGE_BUFFERS
     }
 
     /// Whether the optimizer's update is part of this dispatch.

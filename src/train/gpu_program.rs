@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuLabels, GpuTensor};
 use crate::kernels::GpuOptimizer;
 use crate::kernels::loss::Hinge;
-use crate::kernels::weight_step::WeightGradLayer;
+use crate::kernels::weight_step::{Update, WeightGradLayer};
 use crate::kernels::{
     BatchStrides, ColumnSum, ColumnSumKernel, Gather, GatherMatmul, LayerBackward, LossCorrectSum,
     Matmul, MatmulEpilogue, MatmulKernel, RowStep, SoftmaxXent, SoftmaxXentKernel, WeightStep,
@@ -119,7 +119,7 @@ pub(crate) struct Bindings<'a> {
     /// Parameters per model: the distance between two models' parameters.
     pub per_model: usize,
     /// The optimizer whose update the weight tiles apply themselves
-    /// ([`WeightStep::with_update`]), one model only: the step's update
+    /// ([`crate::kernels::weight_step::Update`]), one model only: the step's update
     /// then records no dispatch of its own.
     pub update: Option<&'a GpuOptimizer>,
 }
@@ -327,21 +327,19 @@ impl GpuProgram {
                     });
                 }
                 let (loss, correct) = (f(*loss)?, u(*correct)?);
-                launches.push(Launch::Weights(match b.update {
-                    Some(optimizer) => WeightStep::with_update(
-                        gpu,
-                        &ls,
-                        loss,
-                        correct,
-                        b.loss_total,
-                        b.correct_total,
-                        b.params,
-                        optimizer,
-                    )?,
-                    None => {
-                        WeightStep::new(gpu, &ls, loss, correct, b.loss_total, b.correct_total)?
-                    }
-                }));
+                let update = b.update.map(|optimizer| Update {
+                    params: b.params,
+                    optimizer,
+                });
+                launches.push(Launch::Weights(WeightStep::new(
+                    gpu,
+                    &ls,
+                    loss,
+                    correct,
+                    b.loss_total,
+                    b.correct_total,
+                    update,
+                )?));
                 continue;
             }
             launches.push(match *op {

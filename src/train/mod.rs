@@ -80,7 +80,7 @@ pub enum FusedStep {
     /// [`Model::row_train_program`]: the first layer, one row block
     /// (forward, loss, every delta) and the weight gradients, which apply
     /// the optimizer's update themselves where the device binds the buffers
-    /// ([`crate::kernels::WeightStep::with_update`]): three dispatches.
+    /// ([`crate::kernels::weight_step::Update`]): three dispatches.
     Rows,
     /// [`FusedStep::Rows`] with the update a dispatch of its own (four),
     /// kept to measure what fusing the update gains.

@@ -7,7 +7,7 @@ use crate::common::{bits, gpu, product_tolerance as tolerance, random, random_la
 use ndarray::{Array1, Array2, Ix2};
 use wgpu_train::cpu::weight_step::{WeightGradRows, weight_step_into};
 use wgpu_train::cpu::{self};
-use wgpu_train::kernels::weight_step::WeightGradLayer;
+use wgpu_train::kernels::weight_step::{Update, WeightGradLayer};
 use wgpu_train::kernels::{Matmul, MatmulEpilogue, WeightStep};
 use wgpu_train::{GpuTensor, MatmulKernel, MatmulOptions};
 
@@ -102,7 +102,7 @@ fn check_weight_step(rows: usize, widths: &[usize]) {
             db: &db[l],
         })
         .collect();
-    WeightStep::new(g, &layers, &gloss, &gcorrect, &lt, &ct)
+    WeightStep::new(g, &layers, &gloss, &gcorrect, &lt, &ct, None)
         .unwrap()
         .run(g, 1)
         .unwrap();
@@ -208,13 +208,29 @@ fn weight_step_shape_errors() {
         GpuTensor::<u32>::zeros(g, &[1]).unwrap(),
     );
     let layer = |h, dz, dw, db| WeightGradLayer { dz, h, dw, db };
-    let ok = WeightStep::new(g, &[layer(&x, &dz, &dw, &db)], &loss, &correct, &lt, &ct);
+    let ok = WeightStep::new(
+        g,
+        &[layer(&x, &dz, &dw, &db)],
+        &loss,
+        &correct,
+        &lt,
+        &ct,
+        None,
+    );
     assert!(ok.is_ok(), "{:?}", ok.err());
     let wrong = grads.view(0, &[4, 3]).unwrap();
-    let e = WeightStep::new(g, &[layer(&x, &dz, &wrong, &db)], &loss, &correct, &lt, &ct)
-        .err()
-        .expect("an error")
-        .to_string();
+    let e = WeightStep::new(
+        g,
+        &[layer(&x, &dz, &wrong, &db)],
+        &loss,
+        &correct,
+        &lt,
+        &ct,
+        None,
+    )
+    .err()
+    .expect("an error")
+    .to_string();
     assert!(e.contains("dw must have shape [3, 4]"), "{e}");
     let overlap = grads.view(10, &[3]).unwrap();
     let e = WeightStep::new(
@@ -224,12 +240,13 @@ fn weight_step_shape_errors() {
         &correct,
         &lt,
         &ct,
+        None,
     )
     .err()
     .expect("an error")
     .to_string();
     assert!(e.contains("overlap"), "{e}");
-    let e = WeightStep::new(g, &[], &loss, &correct, &lt, &ct)
+    let e = WeightStep::new(g, &[], &loss, &correct, &lt, &ct, None)
         .err()
         .expect("an error")
         .to_string();
@@ -244,8 +261,9 @@ fn weight_step_shape_errors() {
     let adam = OptimizerConfig::adam();
     let opt = GpuOptimizer::with_planned_steps(g, adam, &params, &grads16, 1).unwrap();
     let one = [layer(&x, &dz, &dw, &db)];
-    let update = |params, opt| {
-        WeightStep::with_update(g, &one, &loss, &correct, &lt, &ct, params, opt)
+    let update = |params, optimizer| {
+        let u = Update { params, optimizer };
+        WeightStep::new(g, &one, &loss, &correct, &lt, &ct, Some(u))
             .err()
             .expect("an error")
             .to_string()
@@ -353,11 +371,11 @@ mod with_update {
         let steps = 3;
         let mut opt = GpuOptimizer::with_planned_steps(g, config, &params, &grads, steps).unwrap();
         opt.plan(g, steps).unwrap();
-        let step = if fused {
-            WeightStep::with_update(g, &layers, &loss, &correct, &lt, &ct, &params, &opt).unwrap()
-        } else {
-            WeightStep::new(g, &layers, &loss, &correct, &lt, &ct).unwrap()
-        };
+        let update = fused.then_some(Update {
+            params: &params,
+            optimizer: &opt,
+        });
+        let step = WeightStep::new(g, &layers, &loss, &correct, &lt, &ct, update).unwrap();
         assert_eq!(step.updates(), fused);
         let mut encoder = g.encoder("weight step with update");
         {
@@ -392,7 +410,7 @@ mod with_update {
             let e = std::panic::catch_unwind(|| run(rows, widths, OptimizerConfig::adam(), true));
             assert!(
                 e.is_err(),
-                "with_update must refuse a device that cannot bind it"
+                "an Update must be refused on a device that cannot bind it"
             );
             return;
         }
