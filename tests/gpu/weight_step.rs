@@ -208,48 +208,21 @@ fn weight_step_shape_errors() {
         GpuTensor::<u32>::zeros(g, &[1]).unwrap(),
     );
     let layer = |h, dz, dw, db| WeightGradLayer { dz, h, dw, db };
-    let ok = WeightStep::new(
-        g,
-        &[layer(&x, &dz, &dw, &db)],
-        &loss,
-        &correct,
-        &lt,
-        &ct,
-        None,
-    );
+    let build = |layers: &[WeightGradLayer<'_>], update| {
+        WeightStep::new(g, layers, &loss, &correct, &lt, &ct, update)
+    };
+    let error = |layers: &[WeightGradLayer<'_>], update| {
+        build(layers, update).err().expect("an error").to_string()
+    };
+    let ok = build(&[layer(&x, &dz, &dw, &db)], None);
     assert!(ok.is_ok(), "{:?}", ok.err());
     let wrong = grads.view(0, &[4, 3]).unwrap();
-    let e = WeightStep::new(
-        g,
-        &[layer(&x, &dz, &wrong, &db)],
-        &loss,
-        &correct,
-        &lt,
-        &ct,
-        None,
-    )
-    .err()
-    .expect("an error")
-    .to_string();
+    let e = error(&[layer(&x, &dz, &wrong, &db)], None);
     assert!(e.contains("dw must have shape [3, 4]"), "{e}");
     let overlap = grads.view(10, &[3]).unwrap();
-    let e = WeightStep::new(
-        g,
-        &[layer(&x, &dz, &dw, &overlap)],
-        &loss,
-        &correct,
-        &lt,
-        &ct,
-        None,
-    )
-    .err()
-    .expect("an error")
-    .to_string();
+    let e = error(&[layer(&x, &dz, &dw, &overlap)], None);
     assert!(e.contains("overlap"), "{e}");
-    let e = WeightStep::new(g, &[], &loss, &correct, &lt, &ct, None)
-        .err()
-        .expect("an error")
-        .to_string();
+    let e = error(&[], None);
     assert!(e.contains("no layers"), "{e}");
     // With the update: gradients that leave an element of the optimizer
     // out, a v1 optimizer, or a `params` that is not the optimizer's are
@@ -261,13 +234,7 @@ fn weight_step_shape_errors() {
     let adam = OptimizerConfig::adam();
     let opt = GpuOptimizer::with_planned_steps(g, adam, &params, &grads16, 1).unwrap();
     let one = [layer(&x, &dz, &dw, &db)];
-    let update = |params, optimizer| {
-        let u = Update { params, optimizer };
-        WeightStep::new(g, &one, &loss, &correct, &lt, &ct, Some(u))
-            .err()
-            .expect("an error")
-            .to_string()
-    };
+    let update = |params, optimizer| error(&one, Some(Update { params, optimizer }));
     let e = update(&params, &opt);
     assert!(e.contains("cover 15 of the optimizer's 16"), "{e}");
     let unplanned = GpuOptimizer::new(g, adam, &params, &grads16).unwrap();
