@@ -228,6 +228,22 @@ pub(crate) fn update_key(rule: &Rule) -> PipelineKey {
     }
 }
 
+/// An update kernel's override constants as a kernel that applies the
+/// update itself takes them: the variant's, and `RULE`, the number
+/// `weight_step_update.wgsl` dispatches on. `None` for `advance`.
+pub(crate) fn fused_constants(key: PipelineKey) -> Option<Vec<(&'static str, f64)>> {
+    let rule = match key.entry {
+        "sgd" => 0.0,
+        "adagrad" => 1.0,
+        "rmsprop" => 2.0,
+        "adam" => 3.0,
+        _ => return None,
+    };
+    let mut constants = key.constants;
+    constants.push(("RULE", rule));
+    Some(constants)
+}
+
 /// Every pipeline this launcher can build (validated by `tests/cpu/shaders.rs`).
 pub fn specialisations() -> Vec<PipelineKey> {
     let mut keys: Vec<PipelineKey> = [
@@ -647,15 +663,7 @@ impl GpuOptimizer {
         else {
             return None;
         };
-        let key = update_key(&self.config.rule);
-        let rule = match key.entry {
-            "sgd" => 0.0,
-            "adagrad" => 1.0,
-            "rmsprop" => 2.0,
-            _ => 3.0,
-        };
-        let mut constants = key.constants;
-        constants.push(("RULE", rule));
+        let constants = fused_constants(update_key(&self.config.rule))?;
         let mut state = self.state.iter();
         let slot_buffers = self
             .config

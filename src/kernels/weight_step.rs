@@ -62,12 +62,6 @@ pub static WEIGHT_STEP_UPDATE: Shader = Shader {
     trusted: false,
 };
 
-/// Storage buffers [`WEIGHT_STEP_UPDATE`] binds in one stage: more than
-/// WebGPU's default 8, so the engine fuses the update only where the device
-/// offers them ([`WeightStep::fuses_update`]) and records the optimizer's
-/// own dispatch elsewhere.
-pub const UPDATE_STORAGE_BUFFERS: u32 = 12;
-
 /// Layers one dispatch covers.
 pub const MAX_LAYERS: usize = 7;
 /// Outputs a side of one workgroup's tile.
@@ -108,18 +102,13 @@ fn update_key(constants: Vec<(&'static str, f64)>) -> PipelineKey {
 /// the plain one, and one with each update rule `optim.wgsl` specialises.
 pub fn specialisations() -> Vec<PipelineKey> {
     let mut keys = vec![key()];
-    for k in super::optim::specialisations() {
-        let rule = match k.entry {
-            "sgd" => 0.0,
-            "adagrad" => 1.0,
-            "rmsprop" => 2.0,
-            "adam" => 3.0,
-            _ => continue, // advance: planned steps have none
-        };
-        let mut constants = k.constants;
-        constants.push(("RULE", rule));
-        keys.push(update_key(constants));
-    }
+    // Every update specialisation (planned steps have no `advance`).
+    keys.extend(
+        super::optim::specialisations()
+            .into_iter()
+            .filter_map(super::optim::fused_constants)
+            .map(update_key),
+    );
     keys
 }
 
@@ -301,17 +290,8 @@ impl WeightStep {
         let (pipeline, slots) = match update {
             None => (gpu.pipeline(&key())?, None),
             Some((params, u)) => {
-                if !Self::fuses_update(gpu) {
-                    return Err(Error::TooLarge {
-                        what: "the weight tiles with the update".into(),
-                        needed: format!("{UPDATE_STORAGE_BUFFERS} storage buffers in one stage"),
-                        limit: gpu
-                            .limits()
-                            .max_storage_buffers_per_shader_stage
-                            .to_string(),
-                        limit_name: "max_storage_buffers_per_shader_stage",
-                    });
-                }
+                // Past the device's storage buffers, Gpu::pipeline below
+                // refuses it as TooLarge naming the limit.
                 resources.push(u.uniform.as_entire_binding());
                 resources.push(wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                     buffer: u.slots,
@@ -336,10 +316,12 @@ impl WeightStep {
         })
     }
 
-    /// Whether `gpu` can bind what the weight tiles with the update bind
-    /// ([`UPDATE_STORAGE_BUFFERS`] storage buffers in one stage).
+    /// Whether `gpu` can bind what the weight tiles with the update bind:
+    /// [`WEIGHT_STEP_UPDATE`]'s 12 storage buffers in one stage, more than
+    /// WebGPU's default 8. Where it cannot, the engine records the
+    /// optimizer's own dispatch instead.
     pub fn fuses_update(gpu: &Gpu) -> bool {
-        gpu.limits().max_storage_buffers_per_shader_stage >= UPDATE_STORAGE_BUFFERS
+        gpu.limits().max_storage_buffers_per_shader_stage >= WEIGHT_STEP_UPDATE.storage_buffers()
     }
 
     /// Whether the optimizer's update is part of this dispatch.

@@ -945,15 +945,13 @@ const TRAIN_CASES: [&str; 3] = ["mlp", "linear.785", "linear.3073"];
 pub fn fusion_ratios(rows: &[Comparison]) -> Vec<(String, Option<f64>, f64, f64)> {
     let mut out = Vec::new();
     for f in rows.iter().filter(|c| c.family == "train_step") {
-        let base = TRAIN_CASES
+        // The case the row is a variant of: its name less the variant's suffix.
+        let base = TRAIN_VARIANTS
             .iter()
-            .filter(|case| f.name == **case || f.name.starts_with(&format!("{case}.")))
-            .max_by_key(|case| case.len());
+            .filter(|v| v.2) // fused variants only: the unfused is what they are set against
+            .find_map(|v| f.name.strip_suffix(v.0).filter(|b| TRAIN_CASES.contains(b)));
         let Some(base) = base else { continue };
         let want = format!("{base}.unfused");
-        if f.name == want {
-            continue;
-        }
         let Some(u) = rows
             .iter()
             .find(|c| c.family == "train_step" && c.name == want)

@@ -378,7 +378,7 @@ pub struct StepVsFloor {
     pub model: String,
     pub batch: usize,
     pub fused: bool,
-    /// Which step ([`step_name`]).
+    /// Which step ([`crate::train::step_name`]).
     pub program: String,
     pub parts: Vec<PartTime>,
     /// Dispatches one step makes.
@@ -398,18 +398,6 @@ impl StepVsFloor {
     /// The sum of the launches' medians.
     pub fn parts_s(&self) -> f64 {
         self.parts.iter().map(|p| p.time.seconds).sum()
-    }
-}
-
-/// A step's name in reports: `reference` (`None`), `layers` (the
-/// per-layer fused kernels), `rows` (the row block, the update in the
-/// weight tiles), `rows-apart` (the row block, the update its own dispatch).
-pub fn step_name(fused_step: Option<FusedStep>) -> &'static str {
-    match fused_step {
-        None => "reference",
-        Some(FusedStep::Layers) => "layers",
-        Some(FusedStep::Rows) => "rows",
-        Some(FusedStep::RowsUpdateApart) => "rows-apart",
     }
 }
 
@@ -491,7 +479,7 @@ pub fn step_vs_floor(
         model: model.name(),
         batch,
         fused,
-        program: step_name(fused_step).into(),
+        program: crate::train::step_name(fused_step).into(),
         parts: times,
         dispatches,
         step,

@@ -549,10 +549,10 @@ impl GpuEngine<'_> {
     #[cfg_attr(any(target_arch = "wasm32", not(feature = "lab")), allow(dead_code))]
     pub(crate) fn step_parts(&self, step: usize) -> Result<Vec<StepPart<'_>>> {
         let mut parts = self.sets.step_parts(step)?;
-        let optimizer = &self.optimizer;
         if self.sets.updates() {
             return Ok(parts); // the weight tiles update
         }
+        let optimizer = &self.optimizer;
         parts.push(StepPart {
             name: format!("update ({})", optimizer.config().name()),
             dispatches: optimizer.dispatches(),

@@ -528,9 +528,6 @@ impl GpuProgram {
             bytes,
         })
     }
-    /// Records step `step` of `gather` (unless the first product gathers
-    /// itself), the program and the accumulation of its loss and correct
-    /// count.
     /// Whether the program's weight tiles apply the optimizer's update.
     pub(crate) fn updates(&self) -> bool {
         self.launches
@@ -538,6 +535,9 @@ impl GpuProgram {
             .any(|l| matches!(l, Launch::Weights(w) if w.updates()))
     }
 
+    /// Records step `step` of `gather` (unless the first product gathers
+    /// itself), the program and the accumulation of its loss and correct
+    /// count.
     pub(crate) fn record(
         &self,
         pass: &mut wgpu::ComputePass<'_>,

@@ -34,7 +34,7 @@ pub use resume::{
     save_checkpoint,
 };
 #[cfg(not(target_arch = "wasm32"))]
-pub use step_choice::{choose_step, step_key, with_step};
+pub use step_choice::{choose_step, step_key, step_name, with_step};
 
 use crate::data::Dataset;
 use crate::error::{Error, Result, positive};

@@ -73,16 +73,32 @@ pub fn choose_step(
     with_step(config, chosen.as_deref().unwrap_or(fixed))
 }
 
-/// `config` running the step named `name` (one of [`TRAIN_STEPS`]).
+/// A step's name in reports and in the tuner's record: `reference`
+/// (`None`), `layers` (the per-layer fused kernels), `rows` (the row block,
+/// the update in the weight tiles), `rows-apart` (the row block, the update
+/// its own dispatch). [`with_step`] reads the first three back.
+pub fn step_name(fused_step: Option<FusedStep>) -> &'static str {
+    match fused_step {
+        None => "reference",
+        Some(FusedStep::Layers) => "layers",
+        Some(FusedStep::Rows) => "rows",
+        Some(FusedStep::RowsUpdateApart) => "rows-apart",
+    }
+}
+
+/// `config` running the step named `name` ([`step_name`]'s names; any
+/// other is the reference program).
 pub fn with_step(config: &TrainConfig, name: &str) -> TrainConfig {
-    let (fused, fused_step) = match name {
-        "rows" => (true, FusedStep::Rows),
-        "layers" => (true, FusedStep::Layers),
-        _ => (false, config.fused_step),
-    };
+    let step = [
+        FusedStep::Layers,
+        FusedStep::Rows,
+        FusedStep::RowsUpdateApart,
+    ]
+    .into_iter()
+    .find(|&s| step_name(Some(s)) == name);
     TrainConfig {
-        fused,
-        fused_step,
+        fused: step.is_some(),
+        fused_step: step.unwrap_or(config.fused_step),
         ..config.clone()
     }
 }

@@ -81,7 +81,7 @@ fn step_launches_are_timed_and_add_up_to_the_counted_dispatches() {
             Some(FusedStep::RowsUpdateApart),
             None,
         ] {
-            let id = format!("{} {}", model.name(), latency::step_name(step));
+            let id = format!("{} {}", model.name(), wgpu_train::train::step_name(step));
             let r = latency::step_vs_floor(
                 gpu(),
                 &plan(),

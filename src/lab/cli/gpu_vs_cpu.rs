@@ -208,23 +208,32 @@ fn latency(gpu: &Gpu, opts: &Options, chain: usize, json: bool) -> Result<bool> 
     };
     let mlp = crate::model::Mlp::mnist(crate::Activation::Sigmoid);
     let linear = crate::model::LinearSoftmax::new(3072, 10)?;
-    let cases: [(&dyn crate::model::Model, _, usize, [usize; 3]); 2] = [
-        (&mlp, crate::OptimizerConfig::adam(), 128, [1, 28, 28]),
-        (&linear, crate::OptimizerConfig::sgd(0.1), 256, [3, 32, 32]),
-    ];
     use crate::train::FusedStep;
-    for (model, optimizer, batch, shape) in cases {
-        // The row-block steps for the MLP, the one model with a row block.
-        let steps: &[Option<FusedStep>] = if model.name() == crate::model::Model::name(&mlp) {
-            &[
-                Some(FusedStep::Rows),
-                Some(FusedStep::RowsUpdateApart),
-                Some(FusedStep::Layers),
-                None,
-            ]
-        } else {
-            &[Some(FusedStep::Layers), None]
-        };
+    // The row-block steps for the MLP only, the one model with a row block.
+    let mlp_steps = [
+        Some(FusedStep::Rows),
+        Some(FusedStep::RowsUpdateApart),
+        Some(FusedStep::Layers),
+        None,
+    ];
+    let linear_steps = [Some(FusedStep::Layers), None];
+    let cases: [(&dyn crate::model::Model, _, usize, [usize; 3], &[_]); 2] = [
+        (
+            &mlp,
+            crate::OptimizerConfig::adam(),
+            128,
+            [1, 28, 28],
+            &mlp_steps,
+        ),
+        (
+            &linear,
+            crate::OptimizerConfig::sgd(0.1),
+            256,
+            [3, 32, 32],
+            &linear_steps,
+        ),
+    ];
+    for (model, optimizer, batch, shape, steps) in cases {
         for &fused_step in steps {
             let r: StepVsFloor = latency::step_vs_floor(
                 gpu, &plan, model, optimizer, batch, shape, fused_step, floor_s,
