@@ -10,19 +10,14 @@ each) and seconds until the first evaluation within --target (relative) of --opt
 the final loss and the test accuracy. The start is W = 0 (our runs start from 1e-4*randn; both start
 at loss ln 10 to 7 digits).
 """
-import argparse, gzip, json, os, struct, time
+import argparse, json, os, time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-def read_idx(path):
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    ndim = raw[3]
-    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+# The IDX reader of the MLP peer beside this file (same folder: on sys.path).
+from torch_peer import read_idx
 
 
 def main():
